@@ -1,0 +1,161 @@
+//! Runtime CPU feature detection: which instruction set the hand-written
+//! kernels run with on this machine.
+//!
+//! One binary serves every x86-64 and aarch64 machine: each kernel is compiled
+//! several times with different `target_feature`s and the widest one this CPU
+//! supports is picked at run time, once.
+
+use std::sync::OnceLock;
+
+/// Instruction-set level the hand-written kernels use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SimdLevel {
+    /// Plain Rust; whatever the compiler's baseline target gives (SSE2 on x86-64).
+    Portable,
+    /// aarch64 NEON with fused multiply-add (baseline on every aarch64 CPU).
+    Neon,
+    /// x86-64 AVX2 with FMA3 (Haswell and later, Zen).
+    Avx2Fma,
+    /// x86-64 AVX-512F (Skylake-SP and later, Zen 4).
+    Avx512,
+}
+
+impl SimdLevel {
+    /// The best level this CPU supports (detected once, then cached).
+    pub fn detect() -> SimdLevel {
+        static LEVEL: OnceLock<SimdLevel> = OnceLock::new();
+        *LEVEL.get_or_init(detect_uncached)
+    }
+
+    /// Short name used in backend strings and CSV rows.
+    pub fn name(self) -> &'static str {
+        match self {
+            SimdLevel::Portable => "portable",
+            SimdLevel::Neon => "neon",
+            SimdLevel::Avx2Fma => "avx2",
+            SimdLevel::Avx512 => "avx512",
+        }
+    }
+}
+
+/// Environment variable that caps the level (`portable`, `avx2`, `avx512`,
+/// `neon`): lets tests and comparisons run the narrower kernels on a wide CPU.
+pub const SIMD_ENV: &str = "ISSBENCH_SIMD";
+
+fn detect_uncached() -> SimdLevel {
+    let best = detect_cpu();
+    let cap = match std::env::var(SIMD_ENV).as_deref() {
+        Ok("portable") => SimdLevel::Portable,
+        Ok("neon") => SimdLevel::Neon,
+        Ok("avx2") => SimdLevel::Avx2Fma,
+        _ => SimdLevel::Avx512,
+    };
+    // Neon and the x86 levels are not comparable: a cap from the other
+    // architecture leaves the CPU's own level alone.
+    if cap == SimdLevel::Portable || (cap < best && (best == SimdLevel::Neon) == (cap == SimdLevel::Neon)) {
+        cap
+    } else {
+        best
+    }
+}
+
+fn detect_cpu() -> SimdLevel {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("fma") {
+            return SimdLevel::Avx512;
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            return SimdLevel::Avx2Fma;
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        return SimdLevel::Neon;
+    }
+    #[allow(unreachable_code)]
+    SimdLevel::Portable
+}
+
+/// Every SIMD feature this CPU reports that matters for these kernels,
+/// comma-separated (for CSV rows and reports).
+pub fn cpu_features() -> String {
+    let mut found: Vec<&str> = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    {
+        macro_rules! probe {
+            ($($f:tt),*) => {$(
+                if std::arch::is_x86_feature_detected!($f) { found.push($f); }
+            )*};
+        }
+        probe!(
+            "sse4.2",
+            "avx",
+            "avx2",
+            "fma",
+            "f16c",
+            "avx512f",
+            "avx512bw",
+            "avx512vl",
+            "avx512vnni",
+            "avx512bf16",
+            "avx512fp16"
+        );
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        macro_rules! probe {
+            ($($f:tt),*) => {$(
+                if std::arch::is_aarch64_feature_detected!($f) { found.push($f); }
+            )*};
+        }
+        probe!("neon", "fp16", "dotprod", "sve", "sve2", "bf16", "i8mm");
+    }
+    found.join(",")
+}
+
+/// Multiply-add that is fused when the instruction set has FMA.
+///
+/// `FUSED = false` must be used for code that may run without FMA: there
+/// `f32::mul_add` falls back to a slow library call.
+#[inline(always)]
+pub(crate) fn madd<const FUSED: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if FUSED { a.mul_add(b, c) } else { a * b + c }
+}
+
+/// Defines `fn $name(args) -> ret` that runs the `#[inline(always)]` kernel
+/// `$kernel::<FUSED>(args)` compiled for the detected SIMD level.
+///
+/// Each level gets its own wrapper carrying `target_feature`, and the kernel
+/// is called *directly* from it (never through a closure, which the compiler
+/// may leave un-inlined and therefore compiled for the baseline target), so
+/// the kernel is vectorised for that instruction set.
+macro_rules! multiversion {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident ($($arg:ident : $ty:ty),* $(,)?) $(-> $ret:ty)? => $kernel:ident) => {
+        $(#[$meta])*
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+            unsafe fn avx512($($arg: $ty),*) $(-> $ret)? {
+                $kernel::<true>($($arg),*)
+            }
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,fma")]
+            unsafe fn avx2($($arg: $ty),*) $(-> $ret)? {
+                $kernel::<true>($($arg),*)
+            }
+            match $crate::kernels::simd::SimdLevel::detect() {
+                // SAFETY: detect() confirmed the CPU supports these features.
+                #[cfg(target_arch = "x86_64")]
+                $crate::kernels::simd::SimdLevel::Avx512 => unsafe { avx512($($arg),*) },
+                // SAFETY: as above.
+                #[cfg(target_arch = "x86_64")]
+                $crate::kernels::simd::SimdLevel::Avx2Fma => unsafe { avx2($($arg),*) },
+                #[cfg(target_arch = "aarch64")]
+                $crate::kernels::simd::SimdLevel::Neon => $kernel::<true>($($arg),*),
+                _ => $kernel::<false>($($arg),*),
+            }
+        }
+    };
+}
+pub(crate) use multiversion;

@@ -1,0 +1,10 @@
+//! issbench: how much faster does an LSTM run after Intrinsic Sparse
+//! Structures pruning, on this machine?
+//!
+//! Data flow (see DESIGN.md): a [`model::Model`] (synthetic or loaded) is
+//! prepared by an [`exec::Executor`], timed by [`measure`], and reported.
+
+pub mod exec;
+pub mod kernels;
+pub mod measure;
+pub mod model;

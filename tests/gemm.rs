@@ -1,0 +1,240 @@
+//! Every GEMM path against the naive f64 product: odd shapes (1, primes,
+//! zero-sized), transposed and padded strides, accumulate or overwrite,
+//! on 1 and 2 threads.
+
+use issbench::kernels::gemm::SKINNY_MAX_ROWS;
+use issbench::kernels::{MatMut, MatRef, PackedMatrix, gemm, gemm_reference, packed_gemm};
+use issbench::model::synthetic::SplitMix64;
+
+/// How a matrix is laid out in memory.
+#[derive(Clone, Copy, Debug)]
+enum Layout {
+    RowMajor,
+    ColMajor,
+    /// Row-major with 3 unused elements after each row.
+    PaddedRows,
+    /// Column-major with every element two apart.
+    Strided,
+}
+
+const LAYOUTS: [Layout; 4] = [Layout::RowMajor, Layout::ColMajor, Layout::PaddedRows, Layout::Strided];
+
+fn strides(layout: Layout, rows: usize, cols: usize) -> (usize, usize, usize) {
+    // (row stride, column stride, elements needed)
+    let (rs, cs) = match layout {
+        Layout::RowMajor => (cols, 1),
+        Layout::ColMajor => (1, rows),
+        Layout::PaddedRows => (cols + 3, 1),
+        Layout::Strided => (2, 2 * rows),
+    };
+    let len = if rows == 0 || cols == 0 {
+        0
+    } else {
+        (rows - 1) * rs + (cols - 1) * cs + 1
+    };
+    (rs.max(1), cs.max(1), len)
+}
+
+fn random(len: usize, rng: &mut SplitMix64) -> Vec<f32> {
+    (0..len).map(|_| rng.uniform(-1.0, 1.0)).collect()
+}
+
+fn pools() -> Vec<rayon::ThreadPool> {
+    [1, 2]
+        .iter()
+        .map(|&n| rayon::ThreadPoolBuilder::new().num_threads(n).build().unwrap())
+        .collect()
+}
+
+/// Checks `C (+)= A·B` against the reference, elementwise, relative to the
+/// size of the terms (sum of |a||b|), which is what float rounding scales with.
+#[allow(clippy::too_many_arguments)]
+fn check(
+    name: &str,
+    m: usize,
+    k: usize,
+    n: usize,
+    la: Layout,
+    lb: Layout,
+    lc: Layout,
+    accumulate: bool,
+    run: &dyn Fn(MatRef, MatRef, &mut MatMut, bool),
+) {
+    let mut rng = SplitMix64::new((m * 1_000_003 + k * 1009 + n) as u64);
+    let (rsa, csa, na) = strides(la, m, k);
+    let (rsb, csb, nb) = strides(lb, k, n);
+    let (rsc, csc, nc) = strides(lc, m, n);
+    let a_data = random(na, &mut rng);
+    let b_data = random(nb, &mut rng);
+    let c0 = random(nc, &mut rng);
+    let a = MatRef::new(&a_data, m, k, rsa, csa);
+    let b = MatRef::new(&b_data, k, n, rsb, csb);
+    let mut want = c0.clone();
+    gemm_reference(a, b, &mut MatMut::new(&mut want, m, n, rsc, csc), accumulate);
+    let mut got = c0.clone();
+    run(a, b, &mut MatMut::new(&mut got, m, n, rsc, csc), accumulate);
+    for i in 0..m {
+        for j in 0..n {
+            let idx = i * rsc + j * csc;
+            let scale: f64 =
+                (0..k).map(|p| (a.at(i, p) * b.at(p, j)).abs() as f64).sum::<f64>() + if accumulate { c0[idx].abs() as f64 } else { 0.0 };
+            let err = (got[idx] as f64 - want[idx] as f64).abs();
+            assert!(
+                err <= 1e-5 * scale.max(1.0),
+                "{name}: {m}x{k}x{n} A {la:?} B {lb:?} C {lc:?} acc {accumulate}: C[{i},{j}] = {} want {} (err {err:e})",
+                got[idx],
+                want[idx]
+            );
+        }
+    }
+    // Elements between the view's elements (padding) must be untouched.
+    let touched: std::collections::HashSet<usize> = (0..m).flat_map(|i| (0..n).map(move |j| i * rsc + j * csc)).collect();
+    for (idx, (g, o)) in got.iter().zip(&c0).enumerate() {
+        if !touched.contains(&idx) {
+            assert_eq!(g, o, "{name}: padding element {idx} of C was written");
+        }
+    }
+}
+
+const SIZES: [usize; 9] = [0, 1, 2, 3, 4, 5, 13, 37, 67];
+
+#[test]
+fn gemm_matches_reference_on_odd_shapes_and_strides() {
+    for pool in pools() {
+        pool.install(|| {
+            for &m in &SIZES {
+                for &k in &[0usize, 1, 7, 37, 67] {
+                    for &n in &[1usize, 3, 31, 67] {
+                        for la in LAYOUTS {
+                            for lb in LAYOUTS {
+                                let lc = if (m + n) % 2 == 0 { Layout::RowMajor } else { Layout::PaddedRows };
+                                check("gemm", m, k, n, la, lb, lc, (m + k) % 2 == 0, &|a, b, c, acc| gemm(a, b, c, acc));
+                            }
+                        }
+                    }
+                }
+            }
+        });
+    }
+}
+
+#[test]
+fn gemm_parallel_blocks_on_large_shapes() {
+    // Big enough to be split over workers, with ragged edges.
+    for pool in pools() {
+        pool.install(|| {
+            for (m, k, n) in [
+                (1, 601, 1499),
+                (3, 257, 1031),
+                (4, 1009, 97),
+                (5, 211, 389),
+                (97, 101, 103),
+                (300, 64, 258),
+            ] {
+                for accumulate in [false, true] {
+                    check(
+                        "gemm",
+                        m,
+                        k,
+                        n,
+                        Layout::RowMajor,
+                        Layout::ColMajor,
+                        Layout::RowMajor,
+                        accumulate,
+                        &|a, b, c, acc| gemm(a, b, c, acc),
+                    );
+                    check(
+                        "gemm",
+                        m,
+                        k,
+                        n,
+                        Layout::PaddedRows,
+                        Layout::RowMajor,
+                        Layout::ColMajor,
+                        accumulate,
+                        &|a, b, c, acc| gemm(a, b, c, acc),
+                    );
+                }
+            }
+        });
+    }
+}
+
+#[test]
+fn skinny_paths_cover_every_row_count() {
+    for pool in pools() {
+        pool.install(|| {
+            for m in 1..=SKINNY_MAX_ROWS + 1 {
+                for (k, n) in [(1, 1), (15, 17), (16, 64), (33, 65), (250, 1500)] {
+                    // B column-contiguous (dot path) and row-contiguous (axpy path).
+                    check(
+                        "skinny dot",
+                        m,
+                        k,
+                        n,
+                        Layout::RowMajor,
+                        Layout::ColMajor,
+                        Layout::RowMajor,
+                        true,
+                        &|a, b, c, acc| gemm(a, b, c, acc),
+                    );
+                    check(
+                        "skinny axpy",
+                        m,
+                        k,
+                        n,
+                        Layout::Strided,
+                        Layout::RowMajor,
+                        Layout::PaddedRows,
+                        false,
+                        &|a, b, c, acc| gemm(a, b, c, acc),
+                    );
+                }
+            }
+        });
+    }
+}
+
+#[test]
+fn packed_gemm_matches_reference() {
+    for pool in pools() {
+        pool.install(|| {
+            for &m in &[0usize, 1, 2, 3, 4, 5, 7, 11, 12, 13, 25, 61] {
+                for &k in &[0usize, 1, 5, 255, 256, 257, 600] {
+                    for &n in &[1usize, 31, 32, 33, 97] {
+                        for lc in [Layout::RowMajor, Layout::ColMajor, Layout::PaddedRows] {
+                            for lb in [Layout::RowMajor, Layout::ColMajor] {
+                                check(
+                                    "packed",
+                                    m,
+                                    k,
+                                    n,
+                                    Layout::PaddedRows,
+                                    lb,
+                                    lc,
+                                    (m + n + k) % 2 == 1,
+                                    &|a, b, c, acc| packed_gemm(a, &PackedMatrix::pack(b), c, acc),
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        });
+    }
+}
+
+#[test]
+fn packed_transposed_equals_packing_the_transpose() {
+    let mut rng = SplitMix64::new(3);
+    let w = random(7 * 5, &mut rng);
+    let a = PackedMatrix::pack_transposed(&w, 7, 5);
+    let b = PackedMatrix::pack(MatRef::row_major(&w, 7, 5).t());
+    assert_eq!((a.k(), a.n()), (5, 7));
+    let x = random(2 * 5, &mut rng);
+    let (mut ca, mut cb) = (vec![0.0; 14], vec![0.0; 14]);
+    packed_gemm(MatRef::row_major(&x, 2, 5), &a, &mut MatMut::row_major(&mut ca, 2, 7), false);
+    packed_gemm(MatRef::row_major(&x, 2, 5), &b, &mut MatMut::row_major(&mut cb, 2, 7), false);
+    assert_eq!(ca, cb);
+    assert!(ca.iter().any(|&v| v != 0.0));
+}
