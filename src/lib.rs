@@ -5,6 +5,7 @@
 //! prepared by an [`exec::Executor`], timed by [`measure`], and reported.
 
 pub mod exec;
+pub mod hardware;
 pub mod kernels;
 pub mod measure;
 pub mod model;

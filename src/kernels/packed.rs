@@ -19,7 +19,9 @@ use super::simd::{SimdLevel, madd};
 /// Columns per panel: two AVX-512 vectors, four AVX2 vectors.
 pub const PANEL: usize = 32;
 /// Rows of `B` per cache block (a block of one panel is 32 KiB).
-const K_BLOCK: usize = 256;
+const K_BLOCK: usize = 128;
+/// How far ahead of the current panel row the kernels prefetch, in floats.
+const PREFETCH_AHEAD: usize = 16 * PANEL;
 /// Below this many multiply-adds a product runs on the calling thread.
 const PARALLEL_MIN_MACS: usize = 1 << 16;
 
@@ -98,10 +100,11 @@ pub fn packed_gemm(a: MatRef, b: &PackedMatrix, c: &mut MatMut, accumulate: bool
         c.rows(),
         c.cols()
     );
-    assert!(a.col_stride() == 1 || k <= 1, "packed_gemm: A rows must be contiguous");
     if m == 0 || n == 0 {
         return;
     }
+    let level = SimdLevel::detect();
+    let blocks = split_ranges(m, m.div_ceil(max_rows_per_block(level)), 1);
     let panels = n.div_ceil(PANEL);
     let workers = if m * n * k < PARALLEL_MIN_MACS {
         1
@@ -117,12 +120,40 @@ pub fn packed_gemm(a: MatRef, b: &PackedMatrix, c: &mut MatMut, accumulate: bool
         n,
         accumulate,
     };
-    let level = SimdLevel::detect();
-    let task = |range: &std::ops::Range<usize>| panels_task(a, b, range.clone(), level, out);
-    if ranges.len() == 1 {
-        task(&ranges[0]);
-    } else {
-        ranges.par_iter().for_each(task);
+    A_SCRATCH.with(|scratch| {
+        let mut packed_a = scratch.borrow_mut();
+        pack_a(a, &blocks, &mut packed_a);
+        let packed_a = &packed_a[..m * k];
+        let task = |range: &std::ops::Range<usize>| panels_task(packed_a, k, &blocks, b, range.clone(), level, out);
+        if ranges.len() == 1 {
+            task(&ranges[0]);
+        } else {
+            ranges.par_iter().for_each(task);
+        }
+    });
+}
+
+thread_local! {
+    /// Packed copy of `A`, reused between calls so steady-state products do
+    /// not allocate.
+    static A_SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Copies `A` (any strides) into `out` block by block: the block of rows
+/// `r0..r1` starts at `r0 * k` and is laid out `[k][r1 - r0]`, so the
+/// micro-kernel broadcasts from one sequential stream.
+fn pack_a(a: MatRef, blocks: &[std::ops::Range<usize>], out: &mut Vec<f32>) {
+    let k = a.cols();
+    if out.len() < a.rows() * k {
+        out.resize(a.rows() * k, 0.0);
+    }
+    for rows in blocks {
+        let dst = &mut out[rows.start * k..rows.end * k];
+        for (r, i) in rows.clone().enumerate() {
+            for p in 0..k {
+                dst[p * rows.len() + r] = a.at(i, p);
+            }
+        }
     }
 }
 
@@ -156,55 +187,71 @@ fn micro_kernel(level: SimdLevel, rows: usize) -> MicroKernel {
     }
 }
 
-/// One task: the panels in `range`, all rows of `A`.
-fn panels_task(a: MatRef, b: &PackedMatrix, range: std::ops::Range<usize>, level: SimdLevel, out: PanelOut) {
-    let (m, k) = (a.rows(), a.cols());
-    let blocks: Vec<(std::ops::Range<usize>, MicroKernel)> = split_ranges(m, m.div_ceil(max_rows_per_block(level)), 1)
-        .into_iter()
-        .map(|r| {
-            let kernel = micro_kernel(level, r.len());
-            (r, kernel)
-        })
-        .collect();
-    for p in range {
+/// One task: the panels in `range`, all rows of `A` (packed by [`pack_a`]
+/// into `row_blocks`).
+fn panels_task(
+    packed_a: &[f32],
+    k: usize,
+    row_blocks: &[std::ops::Range<usize>],
+    b: &PackedMatrix,
+    range: std::ops::Range<usize>,
+    level: SimdLevel,
+    out: PanelOut,
+) {
+    let kernels: Vec<MicroKernel> = row_blocks.iter().map(|r| micro_kernel(level, r.len())).collect();
+    // All row blocks of A over one panel slice of K_BLOCK steps.
+    let run_slice = |p: usize, k0: usize| {
         let panel = b.panel(p);
         let j0 = p * PANEL;
         let width = (out.n - j0).min(PANEL);
-        let mut k0 = 0;
-        loop {
-            let kb = (k - k0).min(K_BLOCK);
-            let load_c = out.accumulate || k0 > 0;
-            for (rows, kernel) in &blocks {
-                let tile = Tile {
-                    a,
-                    rows: rows.clone(),
-                    k0,
-                    kb,
-                    panel: &panel[k0 * PANEL..(k0 + kb) * PANEL],
-                    j0,
-                    width,
-                    load_c,
-                    out,
-                };
-                // SAFETY: the kernel was chosen for the detected SIMD level
-                // and for exactly this many rows; the tile lies inside A, B and C.
-                unsafe { kernel(&tile) };
+        let kb = (k - k0).min(K_BLOCK);
+        for (rows, kernel) in row_blocks.iter().zip(&kernels) {
+            let a_start = rows.start * k + k0 * rows.len();
+            let tile = Tile {
+                a: &packed_a[a_start..a_start + kb * rows.len()],
+                rows: rows.clone(),
+                kb,
+                panel: &panel[k0 * PANEL..(k0 + kb) * PANEL],
+                j0,
+                width,
+                load_c: out.accumulate || k0 > 0,
+                out,
+            };
+            // SAFETY: the kernel was chosen for the detected SIMD level
+            // and for exactly this many rows; the tile lies inside A, B and C.
+            unsafe { kernel(&tile) };
+        }
+    };
+    // At least one K block, even for k = 0 (so C is still written).
+    let k_starts = (0..k.max(1)).step_by(K_BLOCK);
+    if row_blocks.len() > 1 {
+        // Many rows: K blocks outermost, so the slice of A they cover stays
+        // in L2 while it sweeps every panel (each panel slice stays in L1
+        // while every row block passes over it).
+        for k0 in k_starts {
+            for p in range.clone() {
+                run_slice(p, k0);
             }
-            k0 += kb;
-            if k0 >= k {
-                break;
+        }
+    } else {
+        // One row block (small batch): stream each panel front to back, the
+        // order the prefetcher and the prefetch hints expect.
+        for p in range {
+            for k0 in k_starts.clone() {
+                run_slice(p, k0);
             }
         }
     }
 }
 
-/// One micro-kernel call: rows `rows` of `A`, `kb` steps of `k` from `k0`,
-/// one panel slice, written to columns `j0..j0+width` of `C`.
+/// One micro-kernel call: `kb` steps of `k` for the rows `rows` of `C`,
+/// columns `j0..j0+width`.
 struct Tile<'a> {
-    a: MatRef<'a>,
+    /// Packed `A` for these rows and steps: `[kb][rows.len()]`.
+    a: &'a [f32],
     rows: std::ops::Range<usize>,
-    k0: usize,
     kb: usize,
+    /// The panel rows for these steps: `[kb][PANEL]`.
     panel: &'a [f32],
     j0: usize,
     width: usize,
@@ -213,12 +260,6 @@ struct Tile<'a> {
 }
 
 impl Tile<'_> {
-    /// Pointer to `A[rows.start + r, k0]`.
-    fn a_row(&self, r: usize) -> *const f32 {
-        debug_assert!(self.rows.start + r < self.a.rows());
-        // SAFETY: in bounds of A's slice (row exists, k0 + kb <= k).
-        unsafe { self.a.data().as_ptr().add((self.rows.start + r) * self.a.row_stride() + self.k0) }
-    }
     /// Copies C's tile row `r` into `buf` (zeros past `width`).
     fn load_c_row(&self, r: usize, buf: &mut [f32; PANEL]) {
         *buf = [0.0; PANEL];
@@ -275,17 +316,23 @@ unsafe fn micro_avx512<const MR: usize>(t: &Tile) {
                 }
             }
         }
-        let a: [*const f32; MR] = std::array::from_fn(|r| t.a_row(r));
+        debug_assert_eq!(t.a.len(), t.kb * MR);
+        let mut ap = t.a.as_ptr();
         let mut bp = t.panel.as_ptr();
-        for p in 0..t.kb {
+        for _ in 0..t.kb {
+            // The panel is one contiguous stream: fetch 16 rows (2 KiB) ahead
+            // so the memory-bound small-batch case overlaps loads with FMAs.
+            _mm_prefetch::<_MM_HINT_T0>(bp.wrapping_add(PREFETCH_AHEAD) as *const i8);
+            _mm_prefetch::<_MM_HINT_T0>(bp.wrapping_add(PREFETCH_AHEAD + 16) as *const i8);
             let b0 = _mm512_loadu_ps(bp);
             let b1 = _mm512_loadu_ps(bp.add(16));
-            for r in 0..MR {
-                let x = _mm512_set1_ps(*a[r].add(p));
-                acc[r][0] = _mm512_fmadd_ps(x, b0, acc[r][0]);
-                acc[r][1] = _mm512_fmadd_ps(x, b1, acc[r][1]);
+            for (r, acc_r) in acc.iter_mut().enumerate() {
+                let x = _mm512_set1_ps(*ap.add(r));
+                acc_r[0] = _mm512_fmadd_ps(x, b0, acc_r[0]);
+                acc_r[1] = _mm512_fmadd_ps(x, b1, acc_r[1]);
             }
             bp = bp.add(PANEL);
+            ap = ap.add(MR);
         }
         for (r, acc_r) in acc.iter().enumerate() {
             if t.c_is_contiguous() {
@@ -324,22 +371,24 @@ unsafe fn micro_avx2<const MR: usize>(t: &Tile) {
                 }
             }
         }
-        let a: [*const f32; MR] = std::array::from_fn(|r| t.a_row(r));
+        debug_assert_eq!(t.a.len(), t.kb * MR);
+        let mut ap = t.a.as_ptr();
         let mut bp = t.panel.as_ptr();
-        for p in 0..t.kb {
+        for _ in 0..t.kb {
             let b = [
                 _mm256_loadu_ps(bp),
                 _mm256_loadu_ps(bp.add(8)),
                 _mm256_loadu_ps(bp.add(16)),
                 _mm256_loadu_ps(bp.add(24)),
             ];
-            for r in 0..MR {
-                let x = _mm256_set1_ps(*a[r].add(p));
-                for q in 0..4 {
-                    acc[r][q] = _mm256_fmadd_ps(x, b[q], acc[r][q]);
+            for (r, acc_r) in acc.iter_mut().enumerate() {
+                let x = _mm256_set1_ps(*ap.add(r));
+                for (v, bq) in acc_r.iter_mut().zip(&b) {
+                    *v = _mm256_fmadd_ps(x, *bq, *v);
                 }
             }
             bp = bp.add(PANEL);
+            ap = ap.add(MR);
         }
         for (r, acc_r) in acc.iter().enumerate() {
             let contiguous = t.c_is_contiguous();
@@ -372,11 +421,9 @@ fn micro_lanes<const MR: usize, const FUSED: bool>(t: &Tile) {
             t.load_c_row(r, acc_r);
         }
     }
-    // SAFETY: A's rows hold kb elements from k0 (Tile invariant).
-    let a: [&[f32]; MR] = std::array::from_fn(|r| unsafe { std::slice::from_raw_parts(t.a_row(r), t.kb) });
-    for (p, brow) in t.panel.chunks_exact(PANEL).enumerate() {
+    for (arow, brow) in t.a.chunks_exact(MR).zip(t.panel.chunks_exact(PANEL)) {
         for r in 0..MR {
-            let x = a[r][p];
+            let x = arow[r];
             for l in 0..PANEL {
                 acc[r][l] = madd::<FUSED>(x, brow[l], acc[r][l]);
             }

@@ -1,0 +1,141 @@
+//! What this machine can do at most: its memory read bandwidth and the peak
+//! FLOP rate of its FMA units. Kernel speeds are judged against these.
+
+use rayon::prelude::*;
+
+use crate::kernels::simd::{SimdLevel, multiversion};
+
+#[inline(always)]
+fn sum_kernel<const FUSED: bool>(v: &[f32]) -> f32 {
+    // Sixteen independent partial sums: enough to keep loads, not adds, the limit.
+    let mut acc = [0.0f32; 64];
+    let mut chunks = v.chunks_exact(64);
+    for c in &mut chunks {
+        for l in 0..64 {
+            acc[l] += c[l];
+        }
+    }
+    acc.iter().sum::<f32>() + chunks.remainder().iter().sum::<f32>()
+}
+
+multiversion! {
+    fn sum_slice(v: &[f32]) -> f32 => sum_kernel
+}
+
+/// Reads every element of `data` once, split over the rayon pool, and returns
+/// their sum (so the reads cannot be optimised away). Time it over a buffer
+/// much larger than the last-level cache to get the memory read bandwidth.
+pub fn read_pass(data: &[f32]) -> f32 {
+    let chunk = data.len().div_ceil(rayon::current_num_threads()).max(1 << 16);
+    data.par_chunks(chunk).map(sum_slice).sum()
+}
+
+/// Multiply-adds per thread in one [`fma_peak_pass`] of `iterations`.
+pub fn fma_pass_flops(iterations: usize) -> f64 {
+    // 12 vector accumulators x lanes x 2 flops per iteration.
+    let lanes = match SimdLevel::detect() {
+        SimdLevel::Avx512 => 16,
+        SimdLevel::Avx2Fma => 8,
+        SimdLevel::Neon => 4,
+        SimdLevel::Portable => 4,
+    };
+    (iterations * 12 * lanes * 2) as f64
+}
+
+/// Runs `iterations` rounds of 12 independent vector FMAs on every rayon
+/// worker (registers only: no memory traffic). Its rate is the machine's
+/// FMA peak; [`fma_pass_flops`] gives the flops per worker.
+pub fn fma_peak_pass(iterations: usize) -> f32 {
+    (0..rayon::current_num_threads())
+        .into_par_iter()
+        .map(|w| fma_loop(iterations, w as f32))
+        .sum()
+}
+
+fn fma_loop(iterations: usize, seed: f32) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        match SimdLevel::detect() {
+            // SAFETY: detect() confirmed the features.
+            SimdLevel::Avx512 => return unsafe { fma_avx512(iterations, seed) },
+            // SAFETY: as above.
+            SimdLevel::Avx2Fma => return unsafe { fma_avx2(iterations, seed) },
+            _ => {}
+        }
+    }
+    let mut acc = [seed; 48];
+    for _ in 0..iterations {
+        for a in acc.iter_mut() {
+            *a = *a * 0.999_999 + 1e-7;
+        }
+    }
+    acc.iter().sum()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn fma_avx512(iterations: usize, seed: f32) -> f32 {
+    use std::arch::x86_64::*;
+    let m = _mm512_set1_ps(0.999_999);
+    let c = _mm512_set1_ps(1e-7);
+    let mut acc = [_mm512_set1_ps(seed); 12];
+    for _ in 0..iterations {
+        for a in acc.iter_mut() {
+            *a = _mm512_fmadd_ps(*a, m, c);
+        }
+    }
+    acc.iter().map(|&a| _mm512_reduce_add_ps(a)).sum()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn fma_avx2(iterations: usize, seed: f32) -> f32 {
+    use std::arch::x86_64::*;
+    let m = _mm256_set1_ps(0.999_999);
+    let c = _mm256_set1_ps(1e-7);
+    let mut acc = [_mm256_set1_ps(seed); 12];
+    for _ in 0..iterations {
+        for a in acc.iter_mut() {
+            *a = _mm256_fmadd_ps(*a, m, c);
+        }
+    }
+    let mut out = [0.0f32; 8];
+    let mut total = 0.0;
+    for a in acc {
+        // SAFETY: out holds 8 floats.
+        unsafe { _mm256_storeu_ps(out.as_mut_ptr(), a) };
+        total += out.iter().sum::<f32>();
+    }
+    total
+}
+
+/// The CPU's model name (from /proc/cpuinfo on Linux), or "unknown".
+pub fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|v| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_pass_sums_every_element() {
+        let v: Vec<f32> = (0..200_001).map(|i| (i % 7) as f32).collect();
+        let want: f64 = v.iter().map(|&x| x as f64).sum();
+        assert_eq!(read_pass(&v) as f64, want);
+    }
+
+    #[test]
+    fn fma_pass_is_finite_and_counts_flops() {
+        assert!(fma_peak_pass(1000).is_finite());
+        assert!(fma_pass_flops(10) >= 10.0 * 12.0 * 4.0 * 2.0);
+    }
+}
