@@ -6,6 +6,7 @@
 
 pub mod exec;
 pub mod hardware;
+pub mod iss;
 pub mod kernels;
 pub mod measure;
 pub mod model;

@@ -8,10 +8,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 
 use issbench::exec::{Backend, Dense, Executor};
+use issbench::iss::{DEFAULT_THRESHOLD, DEFAULT_TOLERANCE, IssError, analyze, compact_with, verify_within};
 use issbench::kernels::simd::{SimdLevel, cpu_features};
 use issbench::measure::{Budget, Stats, time_runs};
-use issbench::model::Inputs;
 use issbench::model::synthetic::{BUILTIN, SynthSpec};
+use issbench::model::{Inputs, Model};
 
 #[derive(Parser)]
 #[command(
@@ -36,6 +37,8 @@ enum Command {
 enum Mode {
     /// The full-width model, zeros included.
     Dense,
+    /// The ISS-compacted model: analyzed, compacted, verified, then timed.
+    Iss,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -79,6 +82,14 @@ struct RunArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
     format: Format,
+    /// ISS: a component is removable when all its outgoing weights are at
+    /// most this in magnitude.
+    #[arg(long, default_value_t = DEFAULT_THRESHOLD)]
+    threshold: f32,
+    /// ISS: also shrink a last layer that feeds the model output directly
+    /// (no head); the outputs are then the kept units only.
+    #[arg(long)]
+    shrink_output: bool,
 }
 
 fn parse_backend(s: &str) -> Result<Backend, String> {
@@ -101,6 +112,47 @@ struct RunReport {
     stats: Stats,
     gflops: f64,
     cpu_features: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    iss: Option<IssSummary>,
+}
+
+/// What ISS compaction did, for `--mode iss`.
+#[derive(Serialize)]
+struct IssSummary {
+    threshold: f32,
+    full_hidden: String,
+    kept_hidden: String,
+    partly_zero: usize,
+    ideal_speedup: f64,
+    ideal_speedup_with_head: f64,
+    verify_max_abs: f64,
+    verify_max_rel: f64,
+}
+
+fn sizes(v: &[usize]) -> String {
+    v.iter().map(|h| h.to_string()).collect::<Vec<_>>().join("/")
+}
+
+/// Analyzes, compacts and verifies `full` (with its head, whatever
+/// `--layers-only` says: the head is what makes the last layer's units
+/// removable). Returns the compacted model and the summary.
+fn compact_model(full: &Model, args: &RunArgs) -> Result<(Model, IssSummary)> {
+    let report = analyze(full, args.threshold);
+    let compacted = compact_with(full, &report, args.shrink_output)?;
+    let inputs = Inputs::random(full, args.seq.min(8), args.batch.min(4), 7);
+    let pool = rayon::ThreadPoolBuilder::new().build().context("starting the thread pool")?;
+    let eq = pool.install(|| verify_within(full, &compacted, &inputs, DEFAULT_TOLERANCE))?;
+    let summary = IssSummary {
+        threshold: args.threshold,
+        full_hidden: sizes(&report.full_sizes()),
+        kept_hidden: sizes(&report.kept_sizes(args.shrink_output)),
+        partly_zero: report.layers().iter().map(|l| l.partly_zero.len()).sum(),
+        ideal_speedup: report.ideal_speedup(args.shrink_output),
+        ideal_speedup_with_head: report.ideal_speedup_with_head(args.shrink_output),
+        verify_max_abs: eq.max_abs,
+        verify_max_rel: eq.max_rel,
+    };
+    Ok((compacted.model, summary))
 }
 
 fn run(args: RunArgs) -> Result<()> {
@@ -120,14 +172,18 @@ fn run(args: RunArgs) -> Result<()> {
         );
     };
     let full = spec.build().with_context(|| format!("building {}", args.model))?;
-    let model = if args.layers_only { full.layers_only() } else { full };
+    let (model, iss, mode) = match args.mode {
+        Mode::Dense => (full, None, "dense"),
+        Mode::Iss => {
+            let (compacted, summary) = compact_model(&full, &args)?;
+            (compacted, Some(summary), "iss")
+        }
+    };
+    let model = if args.layers_only { model.layers_only() } else { model };
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
         .context("starting the thread pool")?;
-    let mode = match args.mode {
-        Mode::Dense => "dense",
-    };
     let mut exec = Dense::prepare(&model, args.backend, args.layers_only, mode);
     let inputs = Inputs::random(&model, args.seq, args.batch, 1);
     let budget = Budget {
@@ -146,11 +202,12 @@ fn run(args: RunArgs) -> Result<()> {
         batch: args.batch,
         seq: args.seq,
         threads,
-        hidden: model.hidden_sizes().iter().map(|h| h.to_string()).collect::<Vec<_>>().join("/"),
+        hidden: sizes(&model.hidden_sizes()),
         macs_per_step: macs,
         gflops: 2.0 * (macs * args.batch * args.seq) as f64 / stats.median_ns,
         stats,
         cpu_features: cpu_features(),
+        iss,
     };
     print_report(&report, args.format)
 }
@@ -191,6 +248,16 @@ fn print_report(r: &RunReport, format: Format) -> Result<()> {
                 r.stats.runs
             );
             println!("speed    {:.1} GFLOP/s at the median", r.gflops);
+            if let Some(iss) = &r.iss {
+                println!(
+                    "iss      kept {} of {} units (threshold {:e}, {} partly-zero units kept); ideal speedup {:.2}x LSTM layers, {:.2}x with head",
+                    iss.kept_hidden, iss.full_hidden, iss.threshold, iss.partly_zero, iss.ideal_speedup, iss.ideal_speedup_with_head
+                );
+                println!(
+                    "verify   compacted vs full outputs: max abs error {:.2e}, max relative error {:.2e}",
+                    iss.verify_max_abs, iss.verify_max_rel
+                );
+            }
         }
     }
     Ok(())
@@ -216,7 +283,9 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("issbench: {e:#}");
-            ExitCode::from(1)
+            // 2: the compacted model is not equivalent; 1: any other error.
+            let not_equivalent = matches!(e.downcast_ref::<IssError>(), Some(IssError::NotEquivalent { .. }));
+            ExitCode::from(if not_equivalent { 2 } else { 1 })
         }
     }
 }

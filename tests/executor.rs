@@ -12,6 +12,7 @@ fn spec(input: usize, layers: &[usize], vocab: Option<usize>, seed: u64) -> Mode
         layers: layers.to_vec(),
         vocab,
         seed,
+        kept: None,
     }
     .build()
     .unwrap()

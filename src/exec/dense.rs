@@ -5,20 +5,33 @@
 //! the recurrent product `H_{t-1} · W_hhᵀ` to its slice of `G` and applies
 //! the fused gate update. The `iss` mode runs this same executor on the
 //! compacted model.
+//!
+//! With the packed backend the gate rows are reordered at prepare time so
+//! that each 32-column panel holds the four gates of 8 hidden units
+//! (`i f g o` of units `8p..8p+8`). The recurrent product of a panel is then
+//! followed, on the same thread and while it is in cache, by the cell update
+//! of those 8 units: one fork-join per time step, not two.
 
 use rayon::prelude::*;
 
 use super::{Backend, ExecError, Executor, PreparedWeight};
 use crate::kernels::activations::lstm_cell_update;
-use crate::kernels::{MatMut, MatRef};
+use crate::kernels::matrix::SendPtr;
+use crate::kernels::{MatMut, MatRef, PANEL, PanelView, packed_gemm_then};
 use crate::model::{Inputs, Model, ModelError};
 
 /// Batch rows x hidden units below which the gate update stays on one thread.
-const PARALLEL_UPDATE_MIN: usize = 8192;
+const PARALLEL_UPDATE_MIN: usize = 2048;
+
+/// Hidden units whose four gates fill one packed panel.
+const UNITS_PER_PANEL: usize = PANEL / 4;
 
 struct Layer {
     input: usize,
     hidden: usize,
+    /// Gate rows interleaved per panel (packed backend): gate pre-activations
+    /// come as blocks `[i f g o]` of [`UNITS_PER_PANEL`] units each.
+    interleaved: bool,
     w_ih: PreparedWeight,
     w_hh: PreparedWeight,
     bias: Vec<f32>,
@@ -56,15 +69,25 @@ impl Dense {
     /// takes feature inputs. `mode` is the name reported in results
     /// (`dense`, or `iss` for a compacted model).
     pub fn prepare(model: &Model, backend: Backend, layers_only: bool, mode: &str) -> Dense {
+        let interleaved = backend == Backend::Packed;
         let layers = model
             .layers()
             .iter()
-            .map(|l| Layer {
-                input: l.input(),
-                hidden: l.hidden(),
-                w_ih: PreparedWeight::new(backend, l.w_ih(), 4 * l.hidden(), l.input()),
-                w_hh: PreparedWeight::new(backend, l.w_hh(), 4 * l.hidden(), l.hidden()),
-                bias: l.bias().to_vec(),
+            .map(|l| {
+                let (h, n_in) = (l.hidden(), l.input());
+                let order: Vec<usize> = if interleaved {
+                    interleaved_gate_rows(h)
+                } else {
+                    (0..4 * h).collect()
+                };
+                Layer {
+                    input: n_in,
+                    hidden: h,
+                    interleaved,
+                    w_ih: PreparedWeight::new(backend, &permute_rows(l.w_ih(), n_in, &order), 4 * h, n_in),
+                    w_hh: PreparedWeight::new(backend, &permute_rows(l.w_hh(), h, &order), 4 * h, h),
+                    bias: order.iter().map(|&r| l.bias()[r]).collect(),
+                }
             })
             .collect();
         let (embedding, head) = if layers_only {
@@ -138,6 +161,24 @@ impl Dense {
     }
 }
 
+/// Gate rows in panel order: for each block of [`UNITS_PER_PANEL`] units,
+/// their `i`, `f`, `g` and `o` rows (the last block may be narrower).
+fn interleaved_gate_rows(hidden: usize) -> Vec<usize> {
+    let mut order = Vec::with_capacity(4 * hidden);
+    for u0 in (0..hidden).step_by(UNITS_PER_PANEL) {
+        let units = u0..(u0 + UNITS_PER_PANEL).min(hidden);
+        for gate in 0..4 {
+            order.extend(units.clone().map(|u| gate * hidden + u));
+        }
+    }
+    order
+}
+
+/// Rows `order` of the row-major `w` (`cols` wide), in that order.
+fn permute_rows(w: &[f32], cols: usize, order: &[usize]) -> Vec<f32> {
+    order.iter().flat_map(|&r| &w[r * cols..(r + 1) * cols]).copied().collect()
+}
+
 /// Makes `v` at least `len` long (never shrinks, so steady-state calls do not allocate).
 fn grow(v: &mut Vec<f32>, len: usize) {
     if v.len() < len {
@@ -149,6 +190,42 @@ fn grow(v: &mut Vec<f32>, len: usize) {
 fn broadcast_rows(out: &mut [f32], bias: &[f32], rows: usize) {
     for row in out[..rows * bias.len()].chunks_exact_mut(bias.len()) {
         row.copy_from_slice(bias);
+    }
+}
+
+/// One time step with interleaved gates: `G += H_prev · W_hhᵀ` panel by
+/// panel, each panel followed by the cell update of its units.
+fn interleaved_step(layer: &Layer, h_prev: Option<MatRef>, g: &mut [f32], cell: &mut [f32], h_out: &mut [f32], batch: usize) {
+    let h = layer.hidden;
+    let cell_ptr = SendPtr(cell.as_mut_ptr());
+    let out_ptr = SendPtr(h_out.as_mut_ptr());
+    // Cell update of the units of panel `p` in batch row `b`.
+    let update = |p: usize, b: usize, gates: &[f32]| {
+        let u0 = p * UNITS_PER_PANEL;
+        let units = (h - u0).min(UNITS_PER_PANEL);
+        // SAFETY: units u0..u0+units of row b belong to panel p alone, and
+        // each panel is updated by exactly one task.
+        let (c, ho) = unsafe {
+            (
+                std::slice::from_raw_parts_mut(cell_ptr.get().add(b * h + u0), units),
+                std::slice::from_raw_parts_mut(out_ptr.get().add(b * h + u0), units),
+            )
+        };
+        lstm_cell_update(&gates[..4 * units], c, ho);
+    };
+    match (h_prev, layer.w_hh.packed()) {
+        (Some(h_prev), Some(w_hh)) => {
+            let epilogue = |p: usize, view: &PanelView| (0..batch).for_each(|b| update(p, b, view.row(b)));
+            packed_gemm_then(h_prev, w_hh, &mut MatMut::row_major(g, batch, 4 * h), true, &epilogue);
+        }
+        _ => {
+            // First step: no recurrent product (the initial state is zero).
+            for b in 0..batch {
+                for (p, gates) in g[b * 4 * h..(b + 1) * 4 * h].chunks(PANEL).enumerate() {
+                    update(p, b, gates);
+                }
+            }
+        }
     }
 }
 
@@ -195,21 +272,23 @@ impl Executor for Dense {
             for t in 0..seq {
                 let g = &mut gates[t * batch * 4 * h..(t + 1) * batch * 4 * h];
                 let (prev, cur) = y.split_at_mut(t * batch * h);
-                if t > 0 {
-                    let h_prev = &prev[(t - 1) * batch * h..];
-                    layer
-                        .w_hh
-                        .apply(MatRef::row_major(h_prev, batch, h), &mut MatMut::row_major(g, batch, 4 * h), true);
-                }
+                let h_prev = (t > 0).then(|| MatRef::row_major(&prev[(t - 1) * batch * h..], batch, h));
                 let h_out = &mut cur[..batch * h];
-                if batch > 1 && batch * h >= PARALLEL_UPDATE_MIN {
-                    g.par_chunks(4 * h)
-                        .zip(cell.par_chunks_mut(h))
-                        .zip(h_out.par_chunks_mut(h))
-                        .for_each(|((g, c), ho)| lstm_cell_update(g, c, ho));
+                if layer.interleaved {
+                    interleaved_step(layer, h_prev, g, cell, h_out, batch);
                 } else {
-                    for ((g, c), ho) in g.chunks(4 * h).zip(cell.chunks_mut(h)).zip(h_out.chunks_mut(h)) {
-                        lstm_cell_update(g, c, ho);
+                    if let Some(h_prev) = h_prev {
+                        layer.w_hh.apply(h_prev, &mut MatMut::row_major(g, batch, 4 * h), true);
+                    }
+                    if batch > 1 && batch * h >= PARALLEL_UPDATE_MIN {
+                        g.par_chunks(4 * h)
+                            .zip(cell.par_chunks_mut(h))
+                            .zip(h_out.par_chunks_mut(h))
+                            .for_each(|((g, c), ho)| lstm_cell_update(g, c, ho));
+                    } else {
+                        for ((g, c), ho) in g.chunks(4 * h).zip(cell.chunks_mut(h)).zip(h_out.chunks_mut(h)) {
+                            lstm_cell_update(g, c, ho);
+                        }
                     }
                 }
             }

@@ -50,6 +50,13 @@ impl PreparedWeight {
             Backend::Matrixmultiply => PreparedWeight::Plain { w: w.to_vec(), n, k },
         }
     }
+    /// The packed panels, when prepared for [`Backend::Packed`].
+    pub fn packed(&self) -> Option<&PackedMatrix> {
+        match self {
+            PreparedWeight::Packed(p) => Some(p),
+            PreparedWeight::Plain { .. } => None,
+        }
+    }
     /// `C = A · Wᵀ`, or `C += A · Wᵀ` with `accumulate`.
     pub fn apply(&self, a: MatRef, c: &mut MatMut, accumulate: bool) {
         match self {

@@ -8,5 +8,5 @@ pub mod simd;
 
 pub use gemm::{gemm, gemm_reference};
 pub use matrix::{MatMut, MatRef};
-pub use packed::{PackedMatrix, packed_gemm};
+pub use packed::{Epilogue, PANEL, PackedMatrix, PanelView, packed_gemm, packed_gemm_then};
 pub use simd::SimdLevel;

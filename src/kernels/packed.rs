@@ -13,7 +13,7 @@
 
 use rayon::prelude::*;
 
-use super::matrix::{MatMut, MatRef, SendPtr, split_ranges};
+use super::matrix::{MatMut, MatRef, SendPtr};
 use super::simd::{SimdLevel, madd};
 
 /// Columns per panel: two AVX-512 vectors, four AVX2 vectors.
@@ -92,6 +92,53 @@ fn max_rows_per_block(level: SimdLevel) -> usize {
 /// `C = A · B` or `C += A · B` with `B` packed. `A` must have contiguous rows
 /// (`col_stride == 1`); `C` may have any strides. Panics on shape mismatch.
 pub fn packed_gemm(a: MatRef, b: &PackedMatrix, c: &mut MatMut, accumulate: bool) {
+    run(a, b, c, accumulate, &|_, _| {});
+}
+
+/// The finished columns of one panel of `C`, handed to an epilogue.
+pub struct PanelView {
+    ptr: SendPtr,
+    rsc: usize,
+    rows: usize,
+    j0: usize,
+    width: usize,
+}
+
+impl PanelView {
+    /// Number of rows of `C`.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+    /// First column of `C` in this panel.
+    pub fn first_column(&self) -> usize {
+        self.j0
+    }
+    /// Row `i` of `C` restricted to this panel's columns.
+    pub fn row(&self, i: usize) -> &[f32] {
+        assert!(i < self.rows, "row {i} of {}", self.rows);
+        // SAFETY: the panel's columns of row i are inside C, final, and no
+        // other task writes them while the epilogue runs.
+        unsafe { std::slice::from_raw_parts(self.ptr.get().add(i * self.rsc + self.j0), self.width) }
+    }
+}
+
+/// An epilogue: called with the panel index and its finished columns.
+pub type Epilogue<'a> = &'a (dyn Fn(usize, &PanelView) + Sync);
+
+/// [`packed_gemm`], then `epilogue(p)` for each panel `p` as soon as columns
+/// `p * PANEL ..` of `C` are final, on the thread that computed them.
+///
+/// This fuses whatever consumes a panel's results (the LSTM cell update)
+/// into the same parallel region as the product, while the panel is still
+/// in cache: one fork-join per time step instead of two. Each panel's
+/// epilogue runs exactly once; different panels may run concurrently.
+/// `C` must have contiguous rows (`col_stride == 1`).
+pub fn packed_gemm_then(a: MatRef, b: &PackedMatrix, c: &mut MatMut, accumulate: bool, epilogue: Epilogue) {
+    assert!(c.col_stride() == 1 || c.cols() <= 1, "packed_gemm_then: C rows must be contiguous");
+    run(a, b, c, accumulate, epilogue);
+}
+
+fn run(a: MatRef, b: &PackedMatrix, c: &mut MatMut, accumulate: bool, epilogue: Epilogue) {
     let (m, k, n) = (a.rows(), a.cols(), b.n);
     assert_eq!(k, b.k, "packed_gemm: A is {m}x{k} but B has {} rows", b.k);
     assert!(
@@ -104,14 +151,16 @@ pub fn packed_gemm(a: MatRef, b: &PackedMatrix, c: &mut MatMut, accumulate: bool
         return;
     }
     let level = SimdLevel::detect();
-    let blocks = split_ranges(m, m.div_ceil(max_rows_per_block(level)), 1);
+    let row_blocks = RowBlocks {
+        rows: m,
+        count: m.div_ceil(max_rows_per_block(level)),
+    };
     let panels = n.div_ceil(PANEL);
     let workers = if m * n * k < PARALLEL_MIN_MACS {
         1
     } else {
-        rayon::current_num_threads()
+        rayon::current_num_threads().min(panels)
     };
-    let ranges = split_ranges(panels, workers, 1);
     let (c_ptr, rsc, csc) = c.raw();
     let out = PanelOut {
         ptr: SendPtr(c_ptr),
@@ -122,15 +171,41 @@ pub fn packed_gemm(a: MatRef, b: &PackedMatrix, c: &mut MatMut, accumulate: bool
     };
     A_SCRATCH.with(|scratch| {
         let mut packed_a = scratch.borrow_mut();
-        pack_a(a, &blocks, &mut packed_a);
-        let packed_a = &packed_a[..m * k];
-        let task = |range: &std::ops::Range<usize>| panels_task(packed_a, k, &blocks, b, range.clone(), level, out);
-        if ranges.len() == 1 {
-            task(&ranges[0]);
+        pack_a(a, row_blocks, &mut packed_a);
+        let job = Job {
+            packed_a: &packed_a[..m * k],
+            k,
+            row_blocks,
+            b,
+            level,
+            out,
+            epilogue,
+        };
+        // Task t takes an equal share of the panels (no allocation per call).
+        let task = |t: usize| job.run_panels(panels * t / workers..panels * (t + 1) / workers);
+        if workers == 1 {
+            task(0);
         } else {
-            ranges.par_iter().for_each(task);
+            (0..workers).into_par_iter().for_each(task);
         }
     });
+}
+
+/// `rows` rows of `A` cut into `count` nearly equal consecutive blocks, each
+/// small enough for one micro-kernel call.
+#[derive(Clone, Copy)]
+struct RowBlocks {
+    rows: usize,
+    count: usize,
+}
+
+impl RowBlocks {
+    fn block(self, i: usize) -> std::ops::Range<usize> {
+        self.rows * i / self.count..self.rows * (i + 1) / self.count
+    }
+    fn iter(self) -> impl Iterator<Item = std::ops::Range<usize>> + Clone {
+        (0..self.count).map(move |i| self.block(i))
+    }
 }
 
 thread_local! {
@@ -142,12 +217,12 @@ thread_local! {
 /// Copies `A` (any strides) into `out` block by block: the block of rows
 /// `r0..r1` starts at `r0 * k` and is laid out `[k][r1 - r0]`, so the
 /// micro-kernel broadcasts from one sequential stream.
-fn pack_a(a: MatRef, blocks: &[std::ops::Range<usize>], out: &mut Vec<f32>) {
+fn pack_a(a: MatRef, blocks: RowBlocks, out: &mut Vec<f32>) {
     let k = a.cols();
     if out.len() < a.rows() * k {
         out.resize(a.rows() * k, 0.0);
     }
-    for rows in blocks {
+    for rows in blocks.iter() {
         let dst = &mut out[rows.start * k..rows.end * k];
         for (r, i) in rows.clone().enumerate() {
             for p in 0..k {
@@ -187,33 +262,35 @@ fn micro_kernel(level: SimdLevel, rows: usize) -> MicroKernel {
     }
 }
 
-/// One task: the panels in `range`, all rows of `A` (packed by [`pack_a`]
-/// into `row_blocks`).
-fn panels_task(
-    packed_a: &[f32],
+/// Everything one product's tasks share.
+struct Job<'a> {
+    /// `A` packed by [`pack_a`].
+    packed_a: &'a [f32],
     k: usize,
-    row_blocks: &[std::ops::Range<usize>],
-    b: &PackedMatrix,
-    range: std::ops::Range<usize>,
+    row_blocks: RowBlocks,
+    b: &'a PackedMatrix,
     level: SimdLevel,
     out: PanelOut,
-) {
-    let kernels: Vec<MicroKernel> = row_blocks.iter().map(|r| micro_kernel(level, r.len())).collect();
-    // All row blocks of A over one panel slice of K_BLOCK steps.
-    let run_slice = |p: usize, k0: usize| {
-        let panel = b.panel(p);
+    epilogue: Epilogue<'a>,
+}
+
+impl Job<'_> {
+    /// All row blocks of `A` over one panel slice of `K_BLOCK` steps from `k0`.
+    fn run_slice(&self, p: usize, k0: usize) {
+        let (k, out) = (self.k, self.out);
+        let panel = self.b.panel(p);
         let j0 = p * PANEL;
-        let width = (out.n - j0).min(PANEL);
         let kb = (k - k0).min(K_BLOCK);
-        for (rows, kernel) in row_blocks.iter().zip(&kernels) {
+        for rows in self.row_blocks.iter() {
             let a_start = rows.start * k + k0 * rows.len();
+            let kernel = micro_kernel(self.level, rows.len());
             let tile = Tile {
-                a: &packed_a[a_start..a_start + kb * rows.len()],
-                rows: rows.clone(),
+                a: &self.packed_a[a_start..a_start + kb * rows.len()],
+                rows,
                 kb,
                 panel: &panel[k0 * PANEL..(k0 + kb) * PANEL],
                 j0,
-                width,
+                width: (out.n - j0).min(PANEL),
                 load_c: out.accumulate || k0 > 0,
                 out,
             };
@@ -221,24 +298,46 @@ fn panels_task(
             // and for exactly this many rows; the tile lies inside A, B and C.
             unsafe { kernel(&tile) };
         }
-    };
-    // At least one K block, even for k = 0 (so C is still written).
-    let k_starts = (0..k.max(1)).step_by(K_BLOCK);
-    if row_blocks.len() > 1 {
-        // Many rows: K blocks outermost, so the slice of A they cover stays
-        // in L2 while it sweeps every panel (each panel slice stays in L1
-        // while every row block passes over it).
-        for k0 in k_starts {
-            for p in range.clone() {
-                run_slice(p, k0);
+    }
+
+    /// Hands panel `p`'s finished columns to the epilogue.
+    fn finish(&self, p: usize) {
+        let j0 = p * PANEL;
+        let view = PanelView {
+            ptr: self.out.ptr,
+            rsc: self.out.rsc,
+            rows: self.row_blocks.rows,
+            j0,
+            width: (self.out.n - j0).min(PANEL),
+        };
+        (self.epilogue)(p, &view);
+    }
+
+    /// One task: the panels in `range`, all rows of `A`.
+    fn run_panels(&self, range: std::ops::Range<usize>) {
+        // At least one K block, even for k = 0 (so C is still written).
+        let k_starts = (0..self.k.max(1)).step_by(K_BLOCK);
+        if self.row_blocks.count > 1 {
+            // Many rows: K blocks outermost, so the slice of A they cover
+            // stays in L2 while it sweeps every panel (each panel slice stays
+            // in L1 while every row block passes over it).
+            let last_k0 = (self.k.max(1) - 1) / K_BLOCK * K_BLOCK;
+            for k0 in k_starts {
+                for p in range.clone() {
+                    self.run_slice(p, k0);
+                    if k0 == last_k0 {
+                        self.finish(p);
+                    }
+                }
             }
-        }
-    } else {
-        // One row block (small batch): stream each panel front to back, the
-        // order the prefetcher and the prefetch hints expect.
-        for p in range {
-            for k0 in k_starts.clone() {
-                run_slice(p, k0);
+        } else {
+            // One row block (small batch): stream each panel front to back,
+            // the order the prefetcher and the prefetch hints expect.
+            for p in range {
+                for k0 in k_starts.clone() {
+                    self.run_slice(p, k0);
+                }
+                self.finish(p);
             }
         }
     }

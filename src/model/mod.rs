@@ -7,9 +7,11 @@
 //! `[out, h_last]` with bias `[out]`. Every shape is checked on construction,
 //! so a `Model` that exists is consistent.
 
+mod plant;
 mod reference;
 pub mod synthetic;
 
+pub use plant::plant_components;
 pub use reference::{Inputs, reference_forward};
 
 use thiserror::Error;
@@ -43,6 +45,9 @@ pub enum ModelError {
     /// A model without any LSTM layer.
     #[error("a model needs at least one LSTM layer")]
     NoLayers,
+    /// A synthetic model spec that cannot be built.
+    #[error("model spec: {0}")]
+    Spec(String),
     /// Inputs that do not fit the model (wrong width, token out of range).
     #[error("inputs: {0}")]
     Inputs(String),

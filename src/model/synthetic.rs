@@ -4,7 +4,7 @@
 //! SplitMix64 stream, so the same spec and seed give the same model on every
 //! machine and every version of issbench.
 
-use super::{Embedding, Linear, LstmLayer, Model, ModelError};
+use super::{Embedding, Linear, LstmLayer, Model, ModelError, plant_components};
 
 /// SplitMix64: a tiny, fast, well-mixed generator whose output is fixed
 /// forever (unlike general-purpose RNG crates, whose streams may change).
@@ -52,6 +52,9 @@ pub struct SynthSpec {
     pub vocab: Option<usize>,
     /// Seed of the weight stream.
     pub seed: u64,
+    /// Kept hidden sizes per layer: the others are planted as zeroed ISS
+    /// components at random positions (biases stay nonzero). `None`: no ISS.
+    pub kept: Option<Vec<usize>>,
 }
 
 /// Built-in specs: `(name, description)`.
@@ -61,19 +64,26 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "the ISS paper's PTB language model: embedding 1500, LSTM 1500/1500, vocabulary 10000",
     ),
     (
+        "ptb-iss",
+        "ptb-large with the ISS paper's structure planted: 1500/1500 of which 373/315 units are nonzero",
+    ),
+    (
         "ptb-medium",
         "Zaremba et al.'s medium PTB model: embedding 650, LSTM 650/650, vocabulary 10000",
     ),
     ("tiny", "a small model for smoke tests: embedding 16, LSTM 24/20, vocabulary 50"),
+    ("tiny-iss", "tiny with ISS structure planted: 24/20 of which 9/7 units are nonzero"),
 ];
 
 impl SynthSpec {
     /// The built-in spec called `name`, if there is one.
     pub fn builtin(name: &str) -> Option<SynthSpec> {
-        let (input, layers, vocab) = match name {
-            "ptb-large" => (1500, vec![1500, 1500], Some(10_000)),
-            "ptb-medium" => (650, vec![650, 650], Some(10_000)),
-            "tiny" => (16, vec![24, 20], Some(50)),
+        let (input, layers, vocab, kept) = match name {
+            "ptb-large" => (1500, vec![1500, 1500], Some(10_000), None),
+            "ptb-iss" => (1500, vec![1500, 1500], Some(10_000), Some(vec![373, 315])),
+            "ptb-medium" => (650, vec![650, 650], Some(10_000), None),
+            "tiny" => (16, vec![24, 20], Some(50), None),
+            "tiny-iss" => (16, vec![24, 20], Some(50), Some(vec![9, 7])),
             _ => return None,
         };
         Some(SynthSpec {
@@ -82,6 +92,7 @@ impl SynthSpec {
             layers,
             vocab,
             seed: 0x155_BE7C,
+            kept,
         })
     }
 
@@ -109,7 +120,11 @@ impl SynthSpec {
             }
             None => None,
         };
-        Model::new(self.name.clone(), embedding, layers, head)
+        let model = Model::new(self.name.clone(), embedding, layers, head)?;
+        match &self.kept {
+            Some(kept) => plant_components(&model, kept, self.seed ^ 0x1550),
+            None => Ok(model),
+        }
     }
 }
 
@@ -138,7 +153,7 @@ mod tests {
 
     #[test]
     fn every_builtin_builds() {
-        for (name, _) in BUILTIN.iter().filter(|(n, _)| *n == "tiny") {
+        for (name, _) in BUILTIN.iter().filter(|(n, _)| n.starts_with("tiny")) {
             let m = SynthSpec::builtin(name).unwrap().build().unwrap();
             assert_eq!(m.name(), *name);
         }

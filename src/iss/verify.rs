@@ -1,0 +1,64 @@
+//! Proof by execution that a compacted model computes what the full one does.
+
+use serde::Serialize;
+
+use super::{Compacted, IssError};
+use crate::exec::{Backend, Dense, Executor};
+use crate::model::{Inputs, Model};
+
+/// How far the compacted model's outputs are from the full model's.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Equivalence {
+    /// Largest absolute difference of any output.
+    pub max_abs: f64,
+    /// `max_abs` relative to the largest full-model output magnitude.
+    pub max_rel: f64,
+}
+
+/// Runs both models over `inputs` (with the dense executor) and compares
+/// their outputs: logits with a head, else the last layer's hidden states
+/// (only the kept units when the compaction shrank the output layer).
+pub fn verify(full: &Model, compacted: &Compacted, inputs: &Inputs) -> Result<Equivalence, IssError> {
+    let want = Dense::prepare(full, Backend::Packed, false, "dense").run(inputs)?.to_vec();
+    let mut exec = Dense::prepare(&compacted.model, Backend::Packed, false, "iss");
+    let got = exec.run(inputs)?;
+    let width_full = full.output_size(false);
+    let columns: Vec<usize> = if full.head().is_none() && compacted.shrink_output {
+        compacted.kept.last().cloned().unwrap_or_default()
+    } else {
+        (0..width_full).collect()
+    };
+    let width_got = columns.len();
+    if got.len() * width_full != want.len() * width_got {
+        return Err(IssError::ReportMismatch(format!(
+            "output widths differ: full {width_full}, compacted {}",
+            compacted.model.output_size(false)
+        )));
+    }
+    let (mut max_abs, mut scale) = (0.0f64, 0.0f64);
+    for (w_row, g_row) in want.chunks_exact(width_full).zip(got.chunks_exact(width_got)) {
+        for (&c, &g) in columns.iter().zip(g_row) {
+            let w = w_row[c] as f64;
+            scale = scale.max(w.abs());
+            max_abs = max_abs.max((w - g as f64).abs());
+        }
+    }
+    Ok(Equivalence {
+        max_abs,
+        max_rel: if scale > 0.0 { max_abs / scale } else { max_abs },
+    })
+}
+
+/// [`verify`], failing with [`IssError::NotEquivalent`] above `tolerance`
+/// (relative).
+pub fn verify_within(full: &Model, compacted: &Compacted, inputs: &Inputs, tolerance: f64) -> Result<Equivalence, IssError> {
+    let e = verify(full, compacted, inputs)?;
+    if e.max_rel.is_nan() || e.max_rel > tolerance {
+        return Err(IssError::NotEquivalent {
+            max_abs: e.max_abs,
+            max_rel: e.max_rel,
+            tolerance,
+        });
+    }
+    Ok(e)
+}
