@@ -7,7 +7,7 @@
 //! Runtime's CPU LSTM on the same shapes (`tools/ort_lstm_baseline.py`).
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use issbench::exec::{Backend, Dense, Executor};
+use issbench::exec::{Backend, Executor, LstmExecutor};
 use issbench::iss::{DEFAULT_THRESHOLD, analyze, compact};
 use issbench::model::synthetic::SynthSpec;
 use issbench::model::{Inputs, Model};
@@ -23,7 +23,7 @@ fn bench_model(c: &mut Criterion, name: &str, mode: &str, model: &Model, backend
         .measurement_time(Duration::from_secs(4));
     for batch in [1, 10] {
         for &backend in backends {
-            let mut exec = Dense::prepare(model, backend, true, mode);
+            let mut exec = LstmExecutor::prepare(model, backend, true, mode);
             let inputs = Inputs::random(model, SEQ, batch, 1);
             group.throughput(Throughput::Elements((2 * model.lstm_macs_per_step() * batch * SEQ) as u64));
             let suffix = if backend == Backend::Packed { "" } else { "-mm" };

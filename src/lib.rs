@@ -10,3 +10,4 @@ pub mod iss;
 pub mod kernels;
 pub mod measure;
 pub mod model;
+pub mod prune;

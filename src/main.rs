@@ -7,12 +7,13 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 
-use issbench::exec::{Backend, Dense, Executor};
+use issbench::exec::{Backend, Executor, LstmExecutor};
 use issbench::iss::{DEFAULT_THRESHOLD, DEFAULT_TOLERANCE, IssError, analyze, compact_with, verify_within};
 use issbench::kernels::simd::{SimdLevel, cpu_features};
 use issbench::measure::{Budget, Stats, time_runs};
 use issbench::model::synthetic::{BUILTIN, SynthSpec};
 use issbench::model::{Inputs, Model};
+use issbench::prune::{Scope, lstm_nonzeros, magnitude, match_iss};
 
 #[derive(Parser)]
 #[command(
@@ -39,6 +40,9 @@ enum Mode {
     Dense,
     /// The ISS-compacted model: analyzed, compacted, verified, then timed.
     Iss,
+    /// Unstructured sparsity on the CSR kernel: the full model magnitude-pruned
+    /// to the ISS model's weight count (or to `--sparsity`).
+    Csr,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -86,6 +90,10 @@ struct RunArgs {
     /// most this in magnitude.
     #[arg(long, default_value_t = DEFAULT_THRESHOLD)]
     threshold: f32,
+    /// CSR: prune the LSTM weights to this fraction of zeros (global
+    /// magnitude pruning) instead of matching the ISS model's weight count.
+    #[arg(long)]
+    sparsity: Option<f64>,
     /// ISS: also shrink a last layer that feeds the model output directly
     /// (no head); the outputs are then the kept units only.
     #[arg(long)]
@@ -114,6 +122,59 @@ struct RunReport {
     cpu_features: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     iss: Option<IssSummary>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    csr: Option<CsrSummary>,
+}
+
+/// What pruning and conversion did, for `--mode csr`.
+#[derive(Serialize)]
+struct CsrSummary {
+    /// Fraction of LSTM weights that are zero.
+    sparsity: f64,
+    nonzero_weights: usize,
+    lstm_weights: usize,
+    /// CSR conversion (and head packing) time, apart from run time.
+    prepare_ms: f64,
+    verify_max_abs: f64,
+    verify_max_rel: f64,
+}
+
+/// Prunes `full` for the csr mode: to `--sparsity`, or to the weight count
+/// of its ISS compaction.
+fn prune_model(full: &Model, args: &RunArgs) -> Result<Model> {
+    Ok(match args.sparsity {
+        Some(s) => magnitude(full, s, Scope::Global)?,
+        None => match_iss(full, &analyze(full, args.threshold))?,
+    })
+}
+
+/// Runs `exec` and the dense packed executor on the same short inputs and
+/// compares their outputs (relative to the largest output).
+fn verify_against_dense(model: &Model, exec: &mut LstmExecutor, layers_only: bool, pool: &rayon::ThreadPool) -> Result<(f64, f64)> {
+    let inputs = Inputs::random(model, 4, 2, 7);
+    let (want, got) = pool.install(|| -> Result<_> {
+        let want = LstmExecutor::prepare(model, Backend::Packed, layers_only, "dense")
+            .run(&inputs)?
+            .to_vec();
+        Ok((want, exec.run(&inputs)?.to_vec()))
+    })?;
+    let scale = want.iter().fold(0.0f64, |m, &v| m.max(v.abs() as f64)).max(f64::MIN_POSITIVE);
+    let max_abs = want
+        .iter()
+        .zip(&got)
+        .map(|(&w, &g)| (w as f64 - g as f64).abs())
+        .fold(0.0, f64::max);
+    let max_rel = max_abs / scale;
+    // NaN fails too.
+    if max_rel.is_nan() || max_rel > DEFAULT_TOLERANCE {
+        return Err(IssError::NotEquivalent {
+            max_abs,
+            max_rel: max_abs / scale,
+            tolerance: DEFAULT_TOLERANCE,
+        }
+        .into());
+    }
+    Ok((max_abs, max_rel))
 }
 
 /// What ISS compaction did, for `--mode iss`.
@@ -172,19 +233,36 @@ fn run(args: RunArgs) -> Result<()> {
         );
     };
     let full = spec.build().with_context(|| format!("building {}", args.model))?;
-    let (model, iss, mode) = match args.mode {
-        Mode::Dense => (full, None, "dense"),
+    let (model, iss, mode, backend) = match args.mode {
+        Mode::Dense => (full, None, "dense", args.backend),
         Mode::Iss => {
             let (compacted, summary) = compact_model(&full, &args)?;
-            (compacted, Some(summary), "iss")
+            (compacted, Some(summary), "iss", args.backend)
         }
+        Mode::Csr => (prune_model(&full, &args)?, None, "csr", Backend::Csr),
     };
     let model = if args.layers_only { model.layers_only() } else { model };
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
         .context("starting the thread pool")?;
-    let mut exec = Dense::prepare(&model, args.backend, args.layers_only, mode);
+    let mut exec = LstmExecutor::prepare(&model, backend, args.layers_only, mode);
+    let csr = match args.mode {
+        Mode::Csr => {
+            let (verify_max_abs, verify_max_rel) = verify_against_dense(&model, &mut exec, args.layers_only, &pool)?;
+            let nonzero_weights = lstm_nonzeros(&model);
+            let lstm_weights: usize = model.layers().iter().map(|l| l.w_ih().len() + l.w_hh().len()).sum();
+            Some(CsrSummary {
+                sparsity: 1.0 - nonzero_weights as f64 / lstm_weights as f64,
+                nonzero_weights,
+                lstm_weights,
+                prepare_ms: exec.prepare_ns() as f64 / 1e6,
+                verify_max_abs,
+                verify_max_rel,
+            })
+        }
+        _ => None,
+    };
     let inputs = Inputs::random(&model, args.seq, args.batch, 1);
     let budget = Budget {
         time: Duration::from_secs_f64(args.time.max(0.0)),
@@ -193,7 +271,11 @@ fn run(args: RunArgs) -> Result<()> {
         ..Budget::default()
     };
     let stats = pool.install(|| time_runs(budget, || exec.run(&inputs).map(|_| ())))?;
-    let macs = model.macs_per_step(args.layers_only);
+    // Multiply-adds actually needed: the CSR mode skips the zeros.
+    let macs = match &csr {
+        Some(c) => model.macs_per_step(args.layers_only) - model.lstm_macs_per_step() + c.nonzero_weights,
+        None => model.macs_per_step(args.layers_only),
+    };
     let report = RunReport {
         model: model.name().to_string(),
         mode: exec.mode().to_string(),
@@ -208,6 +290,7 @@ fn run(args: RunArgs) -> Result<()> {
         stats,
         cpu_features: cpu_features(),
         iss,
+        csr,
     };
     print_report(&report, args.format)
 }
@@ -256,6 +339,16 @@ fn print_report(r: &RunReport, format: Format) -> Result<()> {
                 println!(
                     "verify   compacted vs full outputs: max abs error {:.2e}, max relative error {:.2e}",
                     iss.verify_max_abs, iss.verify_max_rel
+                );
+            }
+            if let Some(csr) = &r.csr {
+                println!(
+                    "csr      {} of {} LSTM weights nonzero (sparsity {:.4}); CSR conversion {:.1} ms (not timed)",
+                    csr.nonzero_weights, csr.lstm_weights, csr.sparsity, csr.prepare_ms
+                );
+                println!(
+                    "verify   CSR vs dense outputs: max abs error {:.2e}, max relative error {:.2e}",
+                    csr.verify_max_abs, csr.verify_max_rel
                 );
             }
         }

@@ -1,7 +1,7 @@
 //! Every executor and backend against the reference forward pass, to 1e-4
 //! relative, on 1 and 2 threads, with and without embedding and head.
 
-use issbench::exec::{Backend, Dense, Executor};
+use issbench::exec::{Backend, Executor, LstmExecutor};
 use issbench::model::synthetic::SynthSpec;
 use issbench::model::{Inputs, Model, reference_forward};
 
@@ -50,7 +50,7 @@ fn dense_matches_reference_forward() {
                 let inputs = Inputs::random(&model, seq, batch, 9);
                 let want = reference_forward(&model, &inputs).unwrap();
                 for backend in [Backend::Packed, Backend::Matrixmultiply] {
-                    let mut exec = Dense::prepare(&model, backend, false, "dense");
+                    let mut exec = LstmExecutor::prepare(&model, backend, false, "dense");
                     let what = format!(
                         "{:?} threads {threads} hidden {:?} seq {seq} batch {batch}",
                         backend,
@@ -74,7 +74,7 @@ fn layers_only_runs_the_lstm_stack_on_features() {
     let inputs = Inputs::random(&stack, 4, 3, 2);
     assert!(matches!(inputs, Inputs::Features { .. }));
     let want = reference_forward(&stack, &inputs).unwrap();
-    let mut exec = Dense::prepare(&model, Backend::Packed, true, "dense");
+    let mut exec = LstmExecutor::prepare(&model, Backend::Packed, true, "dense");
     assert_close(exec.run(&inputs).unwrap(), &want, "layers only");
     assert_eq!(want.len(), 4 * 3 * 9);
 }
@@ -82,7 +82,7 @@ fn layers_only_runs_the_lstm_stack_on_features() {
 #[test]
 fn buffers_adapt_to_a_different_shape() {
     let model = spec(6, &[10, 8], None, 7);
-    let mut exec = Dense::prepare(&model, Backend::Packed, false, "dense");
+    let mut exec = LstmExecutor::prepare(&model, Backend::Packed, false, "dense");
     for (seq, batch) in [(2, 3), (5, 1), (1, 7), (2, 3)] {
         let inputs = Inputs::random(&model, seq, batch, seq as u64);
         let want = reference_forward(&model, &inputs).unwrap();
@@ -93,7 +93,7 @@ fn buffers_adapt_to_a_different_shape() {
 #[test]
 fn mismatched_inputs_are_errors_not_panics() {
     let model = spec(6, &[10], Some(4), 7);
-    let mut exec = Dense::prepare(&model, Backend::Packed, false, "dense");
+    let mut exec = LstmExecutor::prepare(&model, Backend::Packed, false, "dense");
     let bad_token = Inputs::Tokens {
         seq: 1,
         batch: 2,

@@ -4,10 +4,10 @@
 //! Every mode (`dense`, `iss`, `csr`) implements [`Executor`], so the
 //! measurement code is the same for all of them.
 
-mod dense;
+mod lstm;
 mod weight;
 
-pub use dense::Dense;
+pub use lstm::LstmExecutor;
 pub use weight::{Backend, PreparedWeight};
 
 use thiserror::Error;
@@ -31,6 +31,9 @@ pub trait Executor {
     fn mode(&self) -> &str;
     /// Kernel backend, with the SIMD level it runs at (for CSV rows).
     fn backend(&self) -> String;
+    /// Nanoseconds spent preparing the weights (packing, CSR conversion):
+    /// reported apart from run time, as DeepBench does.
+    fn prepare_ns(&self) -> u64;
     /// Runs the model over `inputs` from zero initial state and returns the
     /// outputs `[seq, batch, width]` (logits with a head, else the last
     /// layer's hidden states). Buffers are reused between calls; they grow

@@ -1,6 +1,6 @@
 //! A weight matrix prepared for one kernel backend.
 
-use crate::kernels::{MatMut, MatRef, PackedMatrix, SimdLevel, gemm, packed_gemm};
+use crate::kernels::{CsrMatrix, MatMut, MatRef, PackedMatrix, SimdLevel, csr_matmul, gemm, packed_gemm};
 
 /// Which GEMM runs the products.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -12,6 +12,9 @@ pub enum Backend {
     /// `kernels::gemm`: rayon over `matrixmultiply::sgemm`, with the skinny
     /// path for 1–4 rows. The portable reference backend.
     Matrixmultiply,
+    /// Compressed sparse rows: only the nonzero weights are stored and
+    /// multiplied (unstructured sparsity, the `csr` mode).
+    Csr,
 }
 
 impl Backend {
@@ -20,13 +23,15 @@ impl Backend {
         match self {
             Backend::Packed => format!("packed-{}", SimdLevel::detect().name()),
             Backend::Matrixmultiply => "matrixmultiply".to_string(),
+            Backend::Csr => format!("csr-{}", SimdLevel::detect().name()),
         }
     }
-    /// Parses `packed` or `matrixmultiply` (also `mm`).
+    /// Parses `packed`, `matrixmultiply` (also `mm`) or `csr`.
     pub fn parse(s: &str) -> Option<Backend> {
         match s {
             "packed" => Some(Backend::Packed),
             "matrixmultiply" | "mm" => Some(Backend::Matrixmultiply),
+            "csr" => Some(Backend::Csr),
             _ => None,
         }
     }
@@ -40,6 +45,8 @@ pub enum PreparedWeight {
     Packed(PackedMatrix),
     /// `W` as it is; `Wᵀ` is a strided view of it.
     Plain { w: Vec<f32>, n: usize, k: usize },
+    /// The nonzeros of `W`.
+    Sparse(CsrMatrix),
 }
 
 impl PreparedWeight {
@@ -48,13 +55,14 @@ impl PreparedWeight {
         match backend {
             Backend::Packed => PreparedWeight::Packed(PackedMatrix::pack_transposed(w, n, k)),
             Backend::Matrixmultiply => PreparedWeight::Plain { w: w.to_vec(), n, k },
+            Backend::Csr => PreparedWeight::Sparse(CsrMatrix::from_dense(w, n, k, 0.0).expect("model widths fit u32")),
         }
     }
     /// The packed panels, when prepared for [`Backend::Packed`].
     pub fn packed(&self) -> Option<&PackedMatrix> {
         match self {
             PreparedWeight::Packed(p) => Some(p),
-            PreparedWeight::Plain { .. } => None,
+            _ => None,
         }
     }
     /// `C = A · Wᵀ`, or `C += A · Wᵀ` with `accumulate`.
@@ -62,6 +70,7 @@ impl PreparedWeight {
         match self {
             PreparedWeight::Packed(p) => packed_gemm(a, p, c, accumulate),
             PreparedWeight::Plain { w, n, k } => gemm(a, MatRef::row_major(w, *n, *k).t(), c, accumulate),
+            PreparedWeight::Sparse(s) => csr_matmul(a, s, c, accumulate),
         }
     }
 }

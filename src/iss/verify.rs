@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::{Compacted, IssError};
-use crate::exec::{Backend, Dense, Executor};
+use crate::exec::{Backend, Executor, LstmExecutor};
 use crate::model::{Inputs, Model};
 
 /// How far the compacted model's outputs are from the full model's.
@@ -19,8 +19,8 @@ pub struct Equivalence {
 /// their outputs: logits with a head, else the last layer's hidden states
 /// (only the kept units when the compaction shrank the output layer).
 pub fn verify(full: &Model, compacted: &Compacted, inputs: &Inputs) -> Result<Equivalence, IssError> {
-    let want = Dense::prepare(full, Backend::Packed, false, "dense").run(inputs)?.to_vec();
-    let mut exec = Dense::prepare(&compacted.model, Backend::Packed, false, "iss");
+    let want = LstmExecutor::prepare(full, Backend::Packed, false, "dense").run(inputs)?.to_vec();
+    let mut exec = LstmExecutor::prepare(&compacted.model, Backend::Packed, false, "iss");
     let got = exec.run(inputs)?;
     let width_full = full.output_size(false);
     let columns: Vec<usize> = if full.head().is_none() && compacted.shrink_output {

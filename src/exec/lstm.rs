@@ -1,10 +1,13 @@
-//! The dense executor: every weight as a dense matrix, zeros included.
+//! The LSTM executor behind every mode: the products run on the backend the
+//! executor was prepared for (dense packed panels, matrixmultiply, or CSR for
+//! unstructured sparsity); everything else is shared.
 //!
 //! Per layer, the input projection of all time steps is one large GEMM
 //! (`G = X · W_ihᵀ + bias` over `seq · batch` rows); each time step then adds
 //! the recurrent product `H_{t-1} · W_hhᵀ` to its slice of `G` and applies
-//! the fused gate update. The `iss` mode runs this same executor on the
-//! compacted model.
+//! the fused gate update. `dense` runs the full model on a dense backend,
+//! `iss` the compacted model on the same backend, `csr` the pruned full
+//! model on the CSR backend.
 //!
 //! With the packed backend the gate rows are reordered at prepare time so
 //! that each 32-column panel holds the four gates of 8 hidden units
@@ -44,8 +47,8 @@ struct Head {
     bias: Vec<f32>,
 }
 
-/// Dense LSTM executor (see the module documentation).
-pub struct Dense {
+/// The LSTM executor (see the module documentation).
+pub struct LstmExecutor {
     mode: String,
     backend: Backend,
     embedding: Option<(usize, usize, Vec<f32>)>,
@@ -61,14 +64,17 @@ pub struct Dense {
     cell: Vec<f32>,
     /// Head outputs `[seq * batch, out]`.
     logits: Vec<f32>,
+    /// Time spent preparing weights (packing, CSR conversion).
+    prepare_ns: u64,
 }
 
-impl Dense {
+impl LstmExecutor {
     /// Prepares `model` for `backend` (packs weights once). With
     /// `layers_only`, the embedding and head are dropped and the executor
     /// takes feature inputs. `mode` is the name reported in results
     /// (`dense`, or `iss` for a compacted model).
-    pub fn prepare(model: &Model, backend: Backend, layers_only: bool, mode: &str) -> Dense {
+    pub fn prepare(model: &Model, backend: Backend, layers_only: bool, mode: &str) -> LstmExecutor {
+        let started = std::time::Instant::now();
         let interleaved = backend == Backend::Packed;
         let layers = model
             .layers()
@@ -98,12 +104,18 @@ impl Dense {
                 model.head().map(|h| Head {
                     input: h.input(),
                     output: h.output(),
-                    weight: PreparedWeight::new(backend, h.weight(), h.output(), h.input()),
+                    // Pruning never touches the head: it stays dense.
+                    weight: PreparedWeight::new(
+                        if backend == Backend::Csr { Backend::Packed } else { backend },
+                        h.weight(),
+                        h.output(),
+                        h.input(),
+                    ),
                     bias: h.bias().to_vec(),
                 }),
             )
         };
-        Dense {
+        LstmExecutor {
             mode: mode.to_string(),
             backend,
             embedding,
@@ -114,6 +126,7 @@ impl Dense {
             ys: Vec::new(),
             cell: Vec::new(),
             logits: Vec::new(),
+            prepare_ns: started.elapsed().as_nanos() as u64,
         }
     }
 
@@ -229,13 +242,17 @@ fn interleaved_step(layer: &Layer, h_prev: Option<MatRef>, g: &mut [f32], cell: 
     }
 }
 
-impl Executor for Dense {
+impl Executor for LstmExecutor {
     fn mode(&self) -> &str {
         &self.mode
     }
 
     fn backend(&self) -> String {
         self.backend.describe()
+    }
+
+    fn prepare_ns(&self) -> u64 {
+        self.prepare_ns
     }
 
     fn run(&mut self, inputs: &Inputs) -> Result<&[f32], ExecError> {

@@ -1,0 +1,435 @@
+//! Compressed sparse row matrices and their product with a small dense batch,
+//! for the unstructured-sparsity (`csr`) mode.
+//!
+//! `Y (+)= X · Wᵀ` with `W` sparse (`rows x cols`, f32 values, u32 column
+//! indices) and `X` a batch of `batch` dense rows. `X` is first transposed
+//! into `[cols][batch]` (padded to the lane width) so that each nonzero
+//! `W[r, c]` is loaded once and multiplies the whole batch column `X[:, c]`
+//! in SIMD registers. Rows are split over rayon workers in ranges of equal
+//! nonzero count (not equal row count), and batch 1 takes a dot-product path.
+
+use rayon::prelude::*;
+use thiserror::Error;
+
+use super::matrix::{MatMut, MatRef, SendPtr};
+use super::simd::{madd, multiversion};
+
+/// Why a CSR matrix could not be built.
+#[derive(Debug, Error, PartialEq)]
+pub enum CsrError {
+    /// More columns than a u32 index can address.
+    #[error("{cols} columns exceed the u32 column index")]
+    TooManyColumns { cols: usize },
+}
+
+/// A sparse matrix in compressed sparse row form.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CsrMatrix {
+    rows: usize,
+    cols: usize,
+    /// `row_ptr[r]..row_ptr[r + 1]` indexes row `r`'s entries.
+    row_ptr: Vec<usize>,
+    col_idx: Vec<u32>,
+    values: Vec<f32>,
+}
+
+/// Below this many multiply-adds a product runs on the calling thread.
+const PARALLEL_MIN_MACS: usize = 1 << 15;
+
+impl CsrMatrix {
+    /// Keeps the entries of the row-major `rows x cols` matrix `w` whose
+    /// magnitude exceeds `threshold` (use 0.0 to keep every nonzero).
+    pub fn from_dense(w: &[f32], rows: usize, cols: usize, threshold: f32) -> Result<CsrMatrix, CsrError> {
+        if cols > u32::MAX as usize {
+            return Err(CsrError::TooManyColumns { cols });
+        }
+        assert_eq!(w.len(), rows * cols, "dense matrix is {} long, not {rows} x {cols}", w.len());
+        let mut row_ptr = Vec::with_capacity(rows + 1);
+        let mut col_idx = Vec::new();
+        let mut values = Vec::new();
+        row_ptr.push(0);
+        for row in w.chunks_exact(cols.max(1)).take(rows) {
+            for (c, &v) in row.iter().enumerate() {
+                if v.abs() > threshold {
+                    col_idx.push(c as u32);
+                    values.push(v);
+                }
+            }
+            row_ptr.push(values.len());
+        }
+        row_ptr.resize(rows + 1, values.len());
+        Ok(CsrMatrix {
+            rows,
+            cols,
+            row_ptr,
+            col_idx,
+            values,
+        })
+    }
+    /// Rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+    /// Columns.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+    /// Stored nonzeros.
+    pub fn nnz(&self) -> usize {
+        self.values.len()
+    }
+    /// Bytes of values, indices and row pointers.
+    pub fn bytes(&self) -> usize {
+        self.values.len() * 4 + self.col_idx.len() * 4 + self.row_ptr.len() * std::mem::size_of::<usize>()
+    }
+    /// The dense row-major form (for tests and verification).
+    pub fn to_dense(&self) -> Vec<f32> {
+        let mut w = vec![0.0; self.rows * self.cols];
+        for r in 0..self.rows {
+            for j in self.row_ptr[r]..self.row_ptr[r + 1] {
+                w[r * self.cols + self.col_idx[j] as usize] = self.values[j];
+            }
+        }
+        w
+    }
+    /// The `part`-th of `parts` row ranges holding about equal nonzeros.
+    fn balanced_rows(&self, part: usize, parts: usize) -> std::ops::Range<usize> {
+        let nnz = self.nnz();
+        let at = |i: usize| {
+            if i == parts {
+                self.rows
+            } else {
+                self.row_ptr.partition_point(|&p| p < nnz * i / parts).min(self.rows)
+            }
+        };
+        at(part)..at(part + 1)
+    }
+}
+
+/// Lanes of the batch processed together; the batch is padded to a multiple.
+fn lane_width(batch: usize) -> usize {
+    match batch {
+        0 | 1 => 1,
+        2..=4 => 4,
+        5..=8 => 8,
+        _ => 16,
+    }
+}
+
+thread_local! {
+    /// `Xᵀ` padded, reused between calls so steady-state products do not allocate.
+    static XT_SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// `Y = X · Wᵀ` (or `Y += X · Wᵀ` with `accumulate`): `X` is `batch x cols`
+/// (any strides), `Y` is `batch x rows` (any strides). Panics on shape mismatch.
+pub fn csr_matmul(x: MatRef, w: &CsrMatrix, y: &mut MatMut, accumulate: bool) {
+    let batch = x.rows();
+    assert_eq!(x.cols(), w.cols, "csr_matmul: X has {} columns, W has {}", x.cols(), w.cols);
+    assert!(
+        y.rows() == batch && y.cols() == w.rows,
+        "csr_matmul: Y is {}x{}, expected {batch}x{}",
+        y.rows(),
+        y.cols(),
+        w.rows
+    );
+    if batch == 0 || w.rows == 0 {
+        return;
+    }
+    let lanes = lane_width(batch);
+    let padded = batch.div_ceil(lanes) * lanes;
+    let (y_ptr, rsy, csy) = y.raw();
+    let out = SparseOut {
+        ptr: SendPtr(y_ptr),
+        rsy,
+        csy,
+        batch,
+        accumulate,
+    };
+    XT_SCRATCH.with(|scratch| {
+        let mut xt = scratch.borrow_mut();
+        if xt.len() < w.cols * padded {
+            xt.resize(w.cols * padded, 0.0);
+        }
+        for c in 0..w.cols {
+            let dst = &mut xt[c * padded..(c + 1) * padded];
+            for (b, d) in dst.iter_mut().enumerate() {
+                *d = if b < batch { x.at(b, c) } else { 0.0 };
+            }
+        }
+        let xt = &xt[..w.cols * padded];
+        let parts = if w.nnz() * batch < PARALLEL_MIN_MACS {
+            1
+        } else {
+            rayon::current_num_threads()
+        };
+        let task = |part: usize| spmm_rows(w, w.balanced_rows(part, parts), xt, padded, lanes, out);
+        if parts == 1 {
+            task(0);
+        } else {
+            (0..parts).into_par_iter().for_each(task);
+        }
+    });
+}
+
+/// Where results go.
+#[derive(Clone, Copy)]
+struct SparseOut {
+    ptr: SendPtr,
+    rsy: usize,
+    csy: usize,
+    batch: usize,
+    accumulate: bool,
+}
+
+/// One task: rows `rows` of `W` against the whole (transposed, padded) batch.
+fn spmm_rows(w: &CsrMatrix, rows: std::ops::Range<usize>, xt: &[f32], padded: usize, lanes: usize, out: SparseOut) {
+    #[cfg(target_arch = "x86_64")]
+    if lanes == 16 && super::simd::SimdLevel::detect() == super::simd::SimdLevel::Avx512 {
+        // SAFETY: AVX-512F is present (detected).
+        unsafe { avx512::spmm16(w, rows, xt, padded, out) };
+        return;
+    }
+    spmm_rows_auto(w, rows, xt, padded, lanes, out)
+}
+
+multiversion! {
+    fn spmm_rows_auto(w: &CsrMatrix, rows: std::ops::Range<usize>, xt: &[f32], padded: usize, lanes: usize, out: SparseOut) => spmm_kernel
+}
+
+/// The 16-lane SpMM written with AVX-512 intrinsics: the compiler's own
+/// vectorisation of the generic kernel picks gathers over the nonzeros,
+/// which is several times slower.
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::{CsrMatrix, SparseOut, store};
+    use std::arch::x86_64::*;
+
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn spmm16(w: &CsrMatrix, rows: std::ops::Range<usize>, xt: &[f32], padded: usize, out: SparseOut) {
+        let chunks = padded / 16;
+        let mut ch0 = 0;
+        while ch0 < chunks {
+            let left = chunks - ch0;
+            // SAFETY (all arms): the caller guarantees AVX-512F; pass reads
+            // stay inside xt (chunks ch0.. < padded / 16).
+            let width = unsafe {
+                match left {
+                    8.. => pass::<8, 1>(w, rows.clone(), xt, padded, ch0, out),
+                    4..=7 => pass::<4, 1>(w, rows.clone(), xt, padded, ch0, out),
+                    2..=3 => pass::<2, 2>(w, rows.clone(), xt, padded, ch0, out),
+                    _ => pass::<1, 4>(w, rows.clone(), xt, padded, ch0, out),
+                }
+            };
+            ch0 += width;
+        }
+    }
+
+    /// Batch chunks `ch0 .. ch0 + CH` (16 entries each); `U` nonzeros in
+    /// flight. Returns `CH`.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn pass<const CH: usize, const U: usize>(
+        w: &CsrMatrix,
+        rows: std::ops::Range<usize>,
+        xt: &[f32],
+        padded: usize,
+        ch0: usize,
+        out: SparseOut,
+    ) -> usize {
+        let base = xt.as_ptr();
+        for r in rows {
+            let span = w.row_ptr[r]..w.row_ptr[r + 1];
+            let (cols, vals) = (&w.col_idx[span.clone()], &w.values[span]);
+            let mut acc = [[_mm512_setzero_ps(); CH]; U];
+            let full = cols.len() / U * U;
+            let mut j = 0;
+            while j < full {
+                for (u, acc_u) in acc.iter_mut().enumerate() {
+                    let v = _mm512_set1_ps(vals[j + u]);
+                    // SAFETY: column < cols, chunk < padded / 16.
+                    let x = unsafe { base.add(cols[j + u] as usize * padded + ch0 * 16) };
+                    for (ch, a) in acc_u.iter_mut().enumerate() {
+                        *a = _mm512_fmadd_ps(v, unsafe { _mm512_loadu_ps(x.add(ch * 16)) }, *a);
+                    }
+                }
+                j += U;
+            }
+            for j in full..cols.len() {
+                let v = _mm512_set1_ps(vals[j]);
+                let x = unsafe { base.add(cols[j] as usize * padded + ch0 * 16) };
+                for (ch, a) in acc[0].iter_mut().enumerate() {
+                    *a = _mm512_fmadd_ps(v, unsafe { _mm512_loadu_ps(x.add(ch * 16)) }, *a);
+                }
+            }
+            let mut lanes = [0.0f32; 16];
+            for ch in 0..CH {
+                let mut sum = acc[0][ch];
+                for acc_u in acc.iter().skip(1) {
+                    sum = _mm512_add_ps(sum, acc_u[ch]);
+                }
+                unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), sum) };
+                for (l, &value) in lanes.iter().enumerate() {
+                    let b = (ch0 + ch) * 16 + l;
+                    if b < out.batch {
+                        store(out, b, r, value);
+                    }
+                }
+            }
+        }
+        CH
+    }
+}
+
+#[inline(always)]
+fn spmm_kernel<const FUSED: bool>(w: &CsrMatrix, rows: std::ops::Range<usize>, xt: &[f32], padded: usize, lanes: usize, out: SparseOut) {
+    match lanes {
+        1 => spmv_lanes::<FUSED>(w, rows, xt, out),
+        4 => spmm_lanes::<4, FUSED>(w, rows, xt, padded, out),
+        8 => spmm_lanes::<8, FUSED>(w, rows, xt, padded, out),
+        _ => spmm_lanes::<16, FUSED>(w, rows, xt, padded, out),
+    }
+}
+
+/// Writes `value` to `Y[b, r]` (adding to it with `accumulate`).
+#[inline(always)]
+fn store(out: SparseOut, b: usize, r: usize, value: f32) {
+    // SAFETY: b < batch and r < rows: inside Y; each task owns its rows.
+    unsafe {
+        let p = out.ptr.get().add(b * out.rsy + r * out.csy);
+        *p = if out.accumulate { *p + value } else { value };
+    }
+}
+
+/// Batch 1: a sparse dot product per row, four partial sums for latency.
+#[inline(always)]
+fn spmv_lanes<const FUSED: bool>(w: &CsrMatrix, rows: std::ops::Range<usize>, x: &[f32], out: SparseOut) {
+    for r in rows {
+        let span = w.row_ptr[r]..w.row_ptr[r + 1];
+        let (cols, vals) = (&w.col_idx[span.clone()], &w.values[span]);
+        let mut acc = [0.0f32; 4];
+        let mut chunks = cols.chunks_exact(4).zip(vals.chunks_exact(4));
+        for (c, v) in &mut chunks {
+            for l in 0..4 {
+                acc[l] = madd::<FUSED>(v[l], x[c[l] as usize], acc[l]);
+            }
+        }
+        let tail = cols.len() / 4 * 4;
+        for j in tail..cols.len() {
+            acc[0] = madd::<FUSED>(vals[j], x[cols[j] as usize], acc[0]);
+        }
+        store(out, 0, r, (acc[0] + acc[1]) + (acc[2] + acc[3]));
+    }
+}
+
+/// Batch > 1: each row of `W` against the batch in passes of up to
+/// `16 · L` batch entries. Within a pass every nonzero `W[r, c]` multiplies
+/// the contiguous slice `Xᵀ[c, b0..]` into `CH` vector accumulators; narrow
+/// passes keep `U` copies of the accumulators (`U` nonzeros in flight) so the
+/// multiply-add latency never serialises a row.
+#[inline(always)]
+fn spmm_lanes<const L: usize, const FUSED: bool>(w: &CsrMatrix, rows: std::ops::Range<usize>, xt: &[f32], padded: usize, out: SparseOut) {
+    let chunks = padded / L;
+    let mut b0 = 0;
+    while b0 < padded {
+        let left = chunks - b0 / L;
+        match left {
+            16.. => spmm_pass::<L, 16, 1, FUSED>(w, rows.clone(), xt, padded, b0, out),
+            8..=15 => spmm_pass::<L, 8, 1, FUSED>(w, rows.clone(), xt, padded, b0, out),
+            4..=7 => spmm_pass::<L, 4, 1, FUSED>(w, rows.clone(), xt, padded, b0, out),
+            2..=3 => spmm_pass::<L, 2, 2, FUSED>(w, rows.clone(), xt, padded, b0, out),
+            _ => spmm_pass::<L, 1, 4, FUSED>(w, rows.clone(), xt, padded, b0, out),
+        }
+        b0 += L * match left {
+            16.. => 16,
+            8..=15 => 8,
+            4..=7 => 4,
+            2..=3 => 2,
+            _ => 1,
+        };
+    }
+}
+
+/// One pass of [`spmm_lanes`] over batch entries `b0 .. b0 + CH · L`.
+// Lane loops index several arrays in step; iterators would hide that.
+#[allow(clippy::needless_range_loop)]
+#[inline(always)]
+fn spmm_pass<const L: usize, const CH: usize, const U: usize, const FUSED: bool>(
+    w: &CsrMatrix,
+    rows: std::ops::Range<usize>,
+    xt: &[f32],
+    padded: usize,
+    b0: usize,
+    out: SparseOut,
+) {
+    for r in rows {
+        let span = w.row_ptr[r]..w.row_ptr[r + 1];
+        let (cols, vals) = (&w.col_idx[span.clone()], &w.values[span]);
+        let mut acc = [[[0.0f32; L]; CH]; U];
+        let full = cols.len() / U * U;
+        for j in (0..full).step_by(U) {
+            for u in 0..U {
+                let (c, v) = (cols[j + u] as usize, vals[j + u]);
+                let x = &xt[c * padded + b0..c * padded + b0 + CH * L];
+                for ch in 0..CH {
+                    let xs: &[f32; L] = x[ch * L..(ch + 1) * L].try_into().unwrap();
+                    for l in 0..L {
+                        acc[u][ch][l] = madd::<FUSED>(v, xs[l], acc[u][ch][l]);
+                    }
+                }
+            }
+        }
+        for j in full..cols.len() {
+            let (c, v) = (cols[j] as usize, vals[j]);
+            let x = &xt[c * padded + b0..c * padded + b0 + CH * L];
+            for ch in 0..CH {
+                let xs: &[f32; L] = x[ch * L..(ch + 1) * L].try_into().unwrap();
+                for l in 0..L {
+                    acc[0][ch][l] = madd::<FUSED>(v, xs[l], acc[0][ch][l]);
+                }
+            }
+        }
+        for ch in 0..CH {
+            for l in 0..L {
+                let b = b0 + ch * L + l;
+                if b < out.batch {
+                    let sum = (0..U).map(|u| acc[u][ch][l]).fold(0.0, |s, a| s + a);
+                    store(out, b, r, sum);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_counts() {
+        let w = vec![0.0, 1.5, 0.0, -2.0, 0.0, 0.0, 0.0, 0.0, 3.0];
+        let m = CsrMatrix::from_dense(&w, 3, 3, 0.0).unwrap();
+        assert_eq!(
+            (m.nnz(), m.row_ptr.clone(), m.col_idx.clone()),
+            (3, vec![0, 1, 2, 3], vec![1, 0, 2])
+        );
+        assert_eq!(m.to_dense(), w);
+        let thresholded = CsrMatrix::from_dense(&w, 3, 3, 1.6).unwrap();
+        assert_eq!(thresholded.nnz(), 2);
+    }
+
+    #[test]
+    fn balanced_ranges_cover_all_rows() {
+        let mut w = vec![0.0; 10 * 4];
+        w[0..4].fill(1.0); // one dense row, the rest sparse
+        w[39] = 1.0;
+        let m = CsrMatrix::from_dense(&w, 10, 4, 0.0).unwrap();
+        for parts in 1..5 {
+            let ranges: Vec<_> = (0..parts).map(|p| m.balanced_rows(p, parts)).collect();
+            assert_eq!(ranges[0].start, 0);
+            assert_eq!(ranges[parts - 1].end, 10);
+            for pair in ranges.windows(2) {
+                assert_eq!(pair[0].end, pair[1].start);
+            }
+        }
+    }
+}
