@@ -146,29 +146,96 @@ pub fn csr_matmul(x: MatRef, w: &CsrMatrix, y: &mut MatMut, accumulate: bool) {
         batch,
         accumulate,
     };
+    // The batch is processed in groups of at most GROUP entries, each with
+    // its own `[cols][group]` copy of Xᵀ: random column accesses then stay
+    // inside one block of a few hundred pages (a block spanning the whole
+    // batch would miss the TLB on nearly every nonzero).
+    let group = padded.min(GROUP);
+    for g0 in (0..padded).step_by(group) {
+        let gw = group.min(padded - g0);
+        // SAFETY: row g0 is inside Y (g0 < batch since padding < one lane width).
+        let shifted = SparseOut {
+            ptr: SendPtr(unsafe { out.ptr.get().add(g0 * rsy) }),
+            batch: (batch - g0).min(gw),
+            ..out
+        };
+        group_product(x, w, g0, gw, lanes, shifted);
+    }
+}
+
+/// Batch entries per group of [`csr_matmul`] (a multiple of every lane width).
+const GROUP: usize = 128;
+
+/// The product for batch entries `g0 .. g0 + gw` (`out` already points at row `g0`).
+fn group_product(x: MatRef, w: &CsrMatrix, g0: usize, gw: usize, lanes: usize, out: SparseOut) {
+    let batch = x.rows();
     XT_SCRATCH.with(|scratch| {
         let mut xt = scratch.borrow_mut();
-        if xt.len() < w.cols * padded {
-            xt.resize(w.cols * padded, 0.0);
+        if xt.len() < w.cols * gw {
+            xt.resize(w.cols * gw, 0.0);
         }
-        for c in 0..w.cols {
-            let dst = &mut xt[c * padded..(c + 1) * padded];
-            for (b, d) in dst.iter_mut().enumerate() {
-                *d = if b < batch { x.at(b, c) } else { 0.0 };
+        // Xᵀ in 16 x 16 tiles: both sides stay within a few cache lines.
+        for c0 in (0..w.cols).step_by(16) {
+            for b0 in (0..gw).step_by(16) {
+                for c in c0..(c0 + 16).min(w.cols) {
+                    for b in b0..(b0 + 16).min(gw) {
+                        xt[c * gw + b] = if g0 + b < batch { x.at(g0 + b, c) } else { 0.0 };
+                    }
+                }
             }
         }
-        let xt = &xt[..w.cols * padded];
-        let parts = if w.nnz() * batch < PARALLEL_MIN_MACS {
+        let xt = &xt[..w.cols * gw];
+        #[cfg(target_arch = "x86_64")]
+        if out.batch > TRANSPOSED_OUTPUT_MIN_BATCH && super::simd::SimdLevel::detect() == super::simd::SimdLevel::Avx512 {
+            return transposed_product(w, xt, gw, out);
+        }
+        let parts = if w.nnz() * out.batch < PARALLEL_MIN_MACS {
             1
         } else {
             rayon::current_num_threads()
         };
-        let task = |part: usize| spmm_rows(w, w.balanced_rows(part, parts), xt, padded, lanes, out);
+        let task = |part: usize| spmm_rows(w, w.balanced_rows(part, parts), xt, gw, lanes, out);
         if parts == 1 {
             task(0);
         } else {
             (0..parts).into_par_iter().for_each(task);
         }
+    });
+}
+
+/// Above this batch the product is written to a row-major `Yᵀ` scratch with
+/// vector stores and transposed at the end: scattering one value to each of
+/// hundreds of rows of `Y` per matrix row would miss the TLB on every store.
+const TRANSPOSED_OUTPUT_MIN_BATCH: usize = 16;
+
+thread_local! {
+    /// `Yᵀ` padded, reused between calls.
+    static YT_SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Large-batch path: `Yᵀ = W · Xᵀ` into scratch, then `Y (+)= (Yᵀ)ᵀ` in tiles.
+#[cfg(target_arch = "x86_64")]
+fn transposed_product(w: &CsrMatrix, xt: &[f32], padded: usize, out: SparseOut) {
+    YT_SCRATCH.with(|scratch| {
+        let mut yt = scratch.borrow_mut();
+        if yt.len() < w.rows * padded {
+            yt.resize(w.rows * padded, 0.0);
+        }
+        let yt_ptr = SendPtr(yt.as_mut_ptr());
+        let parts = rayon::current_num_threads();
+        (0..parts).into_par_iter().for_each(|part| {
+            // SAFETY: AVX-512F detected by the caller; each part writes its own rows of yt.
+            unsafe { avx512::spmm16_transposed(w, w.balanced_rows(part, parts), xt, padded, yt_ptr) };
+        });
+        let yt = &yt[..w.rows * padded];
+        (0..w.rows.div_ceil(16)).into_par_iter().for_each(|block| {
+            let rows = block * 16..((block + 1) * 16).min(w.rows);
+            for b in 0..out.batch {
+                for r in rows.clone() {
+                    store(out, b, r, yt[r * padded + b]);
+                }
+            }
+        });
     });
 }
 
@@ -202,11 +269,32 @@ multiversion! {
 /// which is several times slower.
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{CsrMatrix, SparseOut, store};
+    use super::{CsrMatrix, SendPtr, SparseOut, store};
     use std::arch::x86_64::*;
+
+    /// Like [`spmm16`], but writes row `r` of `Yᵀ` (padded) with vector
+    /// stores to `yt + r * padded`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn spmm16_transposed(w: &CsrMatrix, rows: std::ops::Range<usize>, xt: &[f32], padded: usize, yt: SendPtr) {
+        let out = SparseOut {
+            ptr: yt,
+            rsy: 0,
+            csy: 0,
+            batch: 0,
+            accumulate: false,
+        };
+        // SAFETY: forwarded from the caller.
+        unsafe { run(w, rows, xt, padded, out, Some(yt)) }
+    }
 
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn spmm16(w: &CsrMatrix, rows: std::ops::Range<usize>, xt: &[f32], padded: usize, out: SparseOut) {
+        // SAFETY: forwarded from the caller.
+        unsafe { run(w, rows, xt, padded, out, None) }
+    }
+
+    #[target_feature(enable = "avx512f")]
+    unsafe fn run(w: &CsrMatrix, rows: std::ops::Range<usize>, xt: &[f32], padded: usize, out: SparseOut, yt: Option<SendPtr>) {
         let chunks = padded / 16;
         let mut ch0 = 0;
         while ch0 < chunks {
@@ -215,10 +303,10 @@ mod avx512 {
             // stay inside xt (chunks ch0.. < padded / 16).
             let width = unsafe {
                 match left {
-                    8.. => pass::<8, 1>(w, rows.clone(), xt, padded, ch0, out),
-                    4..=7 => pass::<4, 1>(w, rows.clone(), xt, padded, ch0, out),
-                    2..=3 => pass::<2, 2>(w, rows.clone(), xt, padded, ch0, out),
-                    _ => pass::<1, 4>(w, rows.clone(), xt, padded, ch0, out),
+                    8.. => pass::<8, 1>(w, rows.clone(), xt, padded, ch0, out, yt),
+                    4..=7 => pass::<4, 1>(w, rows.clone(), xt, padded, ch0, out, yt),
+                    2..=3 => pass::<2, 2>(w, rows.clone(), xt, padded, ch0, out, yt),
+                    _ => pass::<1, 4>(w, rows.clone(), xt, padded, ch0, out, yt),
                 }
             };
             ch0 += width;
@@ -235,6 +323,7 @@ mod avx512 {
         padded: usize,
         ch0: usize,
         out: SparseOut,
+        yt: Option<SendPtr>,
     ) -> usize {
         let base = xt.as_ptr();
         for r in rows {
@@ -266,6 +355,11 @@ mod avx512 {
                 let mut sum = acc[0][ch];
                 for acc_u in acc.iter().skip(1) {
                     sum = _mm512_add_ps(sum, acc_u[ch]);
+                }
+                if let Some(yt) = yt {
+                    // SAFETY: row r of Yᵀ holds `padded` entries; this task owns row r.
+                    unsafe { _mm512_storeu_ps(yt.get().add(r * padded + (ch0 + ch) * 16), sum) };
+                    continue;
                 }
                 unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), sum) };
                 for (l, &value) in lanes.iter().enumerate() {
