@@ -17,8 +17,8 @@ use super::simd::{madd, multiversion};
 /// Why a CSR matrix could not be built.
 #[derive(Debug, Error, PartialEq)]
 pub enum CsrError {
-    /// More columns than a u32 index can address.
-    #[error("{cols} columns exceed the u32 column index")]
+    /// More columns than a 31-bit index (what SIMD gathers take) can address.
+    #[error("{cols} columns exceed the 31-bit column index")]
     TooManyColumns { cols: usize },
 }
 
@@ -40,7 +40,7 @@ impl CsrMatrix {
     /// Keeps the entries of the row-major `rows x cols` matrix `w` whose
     /// magnitude exceeds `threshold` (use 0.0 to keep every nonzero).
     pub fn from_dense(w: &[f32], rows: usize, cols: usize, threshold: f32) -> Result<CsrMatrix, CsrError> {
-        if cols > u32::MAX as usize {
+        if cols > i32::MAX as usize {
             return Err(CsrError::TooManyColumns { cols });
         }
         assert_eq!(w.len(), rows * cols, "dense matrix is {} long, not {rows} x {cols}", w.len());
@@ -252,10 +252,17 @@ struct SparseOut {
 /// One task: rows `rows` of `W` against the whole (transposed, padded) batch.
 fn spmm_rows(w: &CsrMatrix, rows: std::ops::Range<usize>, xt: &[f32], padded: usize, lanes: usize, out: SparseOut) {
     #[cfg(target_arch = "x86_64")]
-    if lanes == 16 && super::simd::SimdLevel::detect() == super::simd::SimdLevel::Avx512 {
-        // SAFETY: AVX-512F is present (detected).
-        unsafe { avx512::spmm16(w, rows, xt, padded, out) };
-        return;
+    if super::simd::SimdLevel::detect() == super::simd::SimdLevel::Avx512 {
+        if lanes == 16 {
+            // SAFETY: AVX-512F is present (detected).
+            unsafe { avx512::spmm16(w, rows, xt, padded, out) };
+            return;
+        }
+        if lanes == 1 {
+            // SAFETY: as above; column indices fit i32 (checked at construction).
+            unsafe { avx512::spmv(w, rows, xt, out) };
+            return;
+        }
     }
     spmm_rows_auto(w, rows, xt, padded, lanes, out)
 }
@@ -285,6 +292,40 @@ mod avx512 {
         };
         // SAFETY: forwarded from the caller.
         unsafe { run(w, rows, xt, padded, out, Some(yt)) }
+    }
+
+    /// Batch 1: sixteen nonzeros per step, `x` gathered by column index.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn spmv(w: &CsrMatrix, rows: std::ops::Range<usize>, x: &[f32], out: SparseOut) {
+        let (cols, vals, base) = (w.col_idx.as_ptr(), w.values.as_ptr(), x.as_ptr());
+        for r in rows {
+            let (mut j, end) = (w.row_ptr[r], w.row_ptr[r + 1]);
+            let (mut acc0, mut acc1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+            // SAFETY (all loads): j..end indexes this row's entries; every
+            // column index is < cols = x.len() and fits i32.
+            unsafe {
+                while j + 32 <= end {
+                    let i0 = _mm512_loadu_si512(cols.add(j) as *const _);
+                    let i1 = _mm512_loadu_si512(cols.add(j + 16) as *const _);
+                    acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(vals.add(j)), _mm512_i32gather_ps::<4>(i0, base as *const _), acc0);
+                    acc1 = _mm512_fmadd_ps(
+                        _mm512_loadu_ps(vals.add(j + 16)),
+                        _mm512_i32gather_ps::<4>(i1, base as *const _),
+                        acc1,
+                    );
+                    j += 32;
+                }
+                while j < end {
+                    let mask: __mmask16 = if end - j >= 16 { 0xFFFF } else { (1u16 << (end - j)) - 1 };
+                    let idx = _mm512_maskz_loadu_epi32(mask, cols.add(j) as *const _);
+                    let v = _mm512_maskz_loadu_ps(mask, vals.add(j));
+                    let xs = _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), mask, idx, base as *const _);
+                    acc0 = _mm512_fmadd_ps(v, xs, acc0);
+                    j += 16;
+                }
+            }
+            store(out, 0, r, _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)));
+        }
     }
 
     #[target_feature(enable = "avx512f")]
