@@ -4,6 +4,7 @@
 //! Data flow (see DESIGN.md): a [`model::Model`] (synthetic or loaded) is
 //! prepared by an [`exec::Executor`], timed by [`measure`], and reported.
 
+pub mod checkpoint;
 pub mod deepbench;
 pub mod exec;
 pub mod hardware;

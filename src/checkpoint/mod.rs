@@ -1,0 +1,287 @@
+//! Checkpoint loaders: read a file that TensorFlow, PyTorch, Keras, NumPy or
+//! safetensors wrote, and turn it into the canonical [`Model`].
+//!
+//! Reading is two steps kept apart: a *format* reader (one module each:
+//! [`tf`], [`torch`], [`npz`], [`safetensors`]) turns bytes into named
+//! [`RawTensor`]s, and the *layout* ([`layout`], the one place that knows
+//! naming conventions) maps names, gate orders and transposes to the
+//! canonical model. Every length a file claims is checked against the bytes
+//! actually present before anything is allocated, so a corrupt header gives
+//! an error, never a panic or a huge allocation.
+
+pub mod layout;
+pub mod npz;
+mod pickle;
+pub mod safetensors;
+pub mod tensor;
+pub mod tf;
+pub mod torch;
+mod write;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+use crate::model::{Model, ModelError};
+pub use layout::{Layout, TensorUse};
+pub use tensor::{DType, RawTensor};
+pub use write::{save_safetensors, torch_names};
+
+/// What is wrong with a checkpoint, without the file name (see
+/// [`CheckpointError`], which adds it).
+#[derive(Debug, Error)]
+pub enum ErrorKind {
+    /// The operating system could not read the file.
+    #[error("cannot read: {0}")]
+    Io(#[from] std::io::Error),
+    /// Neither the extension nor the first bytes say what the file is.
+    #[error("not a checkpoint issbench can read ({0})")]
+    UnknownFormat(String),
+    /// A magic number or signature is wrong.
+    #[error("wrong magic: {0}")]
+    BadMagic(String),
+    /// The file ends before a structure it declares.
+    #[error("truncated: {0}")]
+    Truncated(String),
+    /// A length or count is larger than what the file can hold.
+    #[error("{what} claims {claimed} bytes but only {available} are available")]
+    TooLarge { what: String, claimed: u128, available: u64 },
+    /// A stored checksum does not match the bytes.
+    #[error("checksum mismatch ({what}): stored {stored:#010x}, computed {computed:#010x}")]
+    Checksum { what: String, stored: u32, computed: u32 },
+    /// Structurally invalid content.
+    #[error("corrupt: {0}")]
+    Corrupt(String),
+    /// Valid content that issbench does not handle (and says why).
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+    /// An element type that cannot be a weight.
+    #[error("{0}")]
+    DType(String),
+    /// A shape that does not fit the role or the bytes.
+    #[error("bad shape: {0}")]
+    Shape(String),
+    /// A tensor the layout needs is not in the file.
+    #[error("missing tensor: {0}")]
+    Missing(String),
+    /// The tensor names match no known naming scheme (or several).
+    #[error("naming: {0}")]
+    Layout(String),
+    /// A pickle uses something a state dict never needs.
+    #[error("pickle: {0}")]
+    Pickle(String),
+    /// The tensors do not form a valid model.
+    #[error("{0}")]
+    Model(Box<ModelError>),
+}
+
+impl From<ModelError> for ErrorKind {
+    fn from(e: ModelError) -> Self {
+        ErrorKind::Model(Box::new(e))
+    }
+}
+
+/// A checkpoint that could not be read: the file, the tensor when one is to
+/// blame, and what is wrong. Displays as one line.
+#[derive(Debug, Error)]
+pub struct CheckpointError {
+    /// The file (or checkpoint prefix) being read.
+    pub file: PathBuf,
+    /// The tensor involved, if any.
+    pub tensor: Option<String>,
+    /// What is wrong.
+    pub kind: ErrorKind,
+}
+
+impl fmt::Display for CheckpointError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: ", self.file.display())?;
+        if let Some(t) = &self.tensor {
+            write!(f, "tensor '{t}': ")?;
+        }
+        write!(f, "{}", self.kind)
+    }
+}
+
+impl CheckpointError {
+    /// An error about the file as a whole.
+    pub fn new(file: &Path, kind: impl Into<ErrorKind>) -> Self {
+        CheckpointError {
+            file: file.to_path_buf(),
+            tensor: None,
+            kind: kind.into(),
+        }
+    }
+    /// An error about one tensor of the file.
+    pub fn tensor(file: &Path, tensor: &str, kind: impl Into<ErrorKind>) -> Self {
+        CheckpointError {
+            file: file.to_path_buf(),
+            tensor: Some(tensor.to_string()),
+            kind: kind.into(),
+        }
+    }
+}
+
+/// File formats issbench reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Format {
+    /// TensorFlow V2 checkpoint bundle (`.index` + `.data-*` shards).
+    TfCheckpoint,
+    /// `torch.save` zip archive (`.pt`, `.pth`).
+    TorchZip,
+    /// safetensors.
+    Safetensors,
+    /// NumPy `.npz` archive.
+    Npz,
+    /// A single NumPy `.npy` array.
+    Npy,
+}
+
+impl Format {
+    /// The name used on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::TfCheckpoint => "tf-checkpoint",
+            Format::TorchZip => "torch-zip",
+            Format::Safetensors => "safetensors",
+            Format::Npz => "npz",
+            Format::Npy => "npy",
+        }
+    }
+    /// Parses [`Format::name`].
+    pub fn parse(s: &str) -> Option<Format> {
+        [
+            Format::TfCheckpoint,
+            Format::TorchZip,
+            Format::Safetensors,
+            Format::Npz,
+            Format::Npy,
+        ]
+        .into_iter()
+        .find(|f| f.name() == s)
+    }
+}
+
+/// Overrides for [`load`]; the defaults detect everything.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Read the file as this format instead of detecting it.
+    pub format: Option<Format>,
+    /// Map names with this layout instead of detecting it.
+    pub layout: Option<Layout>,
+    /// TensorFlow `BasicLSTMCell` forget bias, added to the f gate's bias
+    /// (the checkpoint does not store it). Default 0.0, as the ISS code
+    /// trains; TensorFlow's own default is 1.0.
+    pub forget_bias: Option<f32>,
+}
+
+/// A loaded checkpoint: the model and how it was read.
+#[derive(Debug, Clone)]
+pub struct Checkpoint {
+    /// The canonical model (named after the file).
+    pub model: Model,
+    /// The format that was read.
+    pub format: Format,
+    /// The naming scheme that was applied.
+    pub layout: Layout,
+    /// The forget bias folded into the f gate (TensorFlow layouts only).
+    pub forget_bias: Option<f32>,
+    /// Every tensor in the file and the role it played (or `ignored`).
+    pub tensors: Vec<TensorUse>,
+    /// Conversions and other things the user should know.
+    pub notes: Vec<String>,
+}
+
+/// Tells the format of `path` from what it is (folder, `.index`, prefix)
+/// and from its first bytes.
+pub fn detect_format(path: &Path) -> Result<Format, CheckpointError> {
+    if path.is_dir() || path.extension().is_some_and(|e| e == "index") || (!path.exists() && tf::index_path(path).is_file()) {
+        return Ok(Format::TfCheckpoint);
+    }
+    let mut head = [0u8; 16];
+    let n = read_head(path, &mut head).map_err(|e| CheckpointError::new(path, e))?;
+    let head = &head[..n];
+    if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
+        return npz::zip_kind(path);
+    }
+    if head.starts_with(b"\x93NUMPY") {
+        return Ok(Format::Npy);
+    }
+    if head.len() >= 9 && head[8] == b'{' {
+        return Ok(Format::Safetensors);
+    }
+    if head.first() == Some(&0x80) {
+        return Err(CheckpointError::new(
+            path,
+            ErrorKind::Unsupported(
+                "a bare pickle (torch.save before PyTorch 1.6, or pickle.dump); re-save it with a current torch.save".into(),
+            ),
+        ));
+    }
+    Err(CheckpointError::new(
+        path,
+        ErrorKind::UnknownFormat("expected a TensorFlow checkpoint, .pt/.pth zip, .safetensors, .npz or .npy".into()),
+    ))
+}
+
+fn read_head(path: &Path, buf: &mut [u8]) -> std::io::Result<usize> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// Reads every tensor of `path` as stored, in the file's order.
+pub fn read_tensors(path: &Path, format: Format) -> Result<Vec<RawTensor>, CheckpointError> {
+    match format {
+        Format::TfCheckpoint => tf::read(path),
+        Format::TorchZip => torch::read(path),
+        Format::Safetensors => safetensors::read(path),
+        Format::Npz => npz::read_npz(path),
+        Format::Npy => npz::read_npy(path),
+    }
+}
+
+/// Loads the model in `path`: detects (or takes) the format and layout,
+/// reads the tensors, maps them to the canonical layout and validates the
+/// model.
+pub fn load(path: &Path, options: &LoadOptions) -> Result<Checkpoint, CheckpointError> {
+    let format = match options.format {
+        Some(f) => f,
+        None => detect_format(path)?,
+    };
+    let tensors = read_tensors(path, format)?;
+    let layout = match options.layout {
+        Some(l) => l,
+        None => Layout::detect(&tensors).map_err(|e| CheckpointError::new(path, e))?,
+    };
+    let name = model_name(path);
+    let built = layout::build(&name, &tensors, layout, options.forget_bias).map_err(|(tensor, kind)| CheckpointError {
+        file: path.to_path_buf(),
+        tensor,
+        kind,
+    })?;
+    Ok(Checkpoint {
+        model: built.model,
+        format,
+        layout,
+        forget_bias: built.forget_bias,
+        tensors: built.uses,
+        notes: built.notes,
+    })
+}
+
+/// The file stem, or the folder name for a TensorFlow checkpoint folder.
+fn model_name(path: &Path) -> String {
+    let stem = if path.is_dir() { path.file_name() } else { path.file_stem() };
+    stem.map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "checkpoint".into())
+}

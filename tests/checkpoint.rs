@@ -1,0 +1,196 @@
+//! Loaders against checkpoints written by the real frameworks
+//! (tests/fixtures, written by tools/make_fixtures.py): canonical weights
+//! bit-for-bit, outputs against the framework's own to 1e-5, the planted ISS
+//! components found, and the same model in four formats read identically.
+
+use std::path::{Path, PathBuf};
+
+use issbench::checkpoint::{Format, Layout, LoadOptions, RawTensor, load, npz, read_tensors};
+use issbench::iss::{DEFAULT_THRESHOLD, analyze};
+use issbench::model::{Inputs, Model, reference_forward};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+fn sidecar(name: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(fixture(&format!("{name}.json"))).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn tensor<'a>(tensors: &'a [RawTensor], name: &str) -> &'a RawTensor {
+    tensors
+        .iter()
+        .find(|t| t.name == name)
+        .unwrap_or_else(|| panic!("{name} not in file"))
+}
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+/// Loads fixture `name` with the forget bias its sidecar records.
+fn load_fixture(name: &str) -> issbench::checkpoint::Checkpoint {
+    let side = sidecar(name);
+    let options = LoadOptions {
+        forget_bias: side["forget_bias"].as_f64().map(|f| f as f32),
+        ..LoadOptions::default()
+    };
+    load(&fixture(name), &options).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn assert_canonical(name: &str, model: &Model) {
+    let canonical = npz::read_npz(&fixture(&format!("{name}.canonical.npz"))).unwrap();
+    let f32s = |n: &str| tensor(&canonical, n).to_f32().unwrap().0;
+    for (k, layer) in model.layers().iter().enumerate() {
+        assert_eq!(
+            bits(layer.w_ih()),
+            bits(&f32s(&format!("layers.{k}.w_ih"))),
+            "{name} layer {k} w_ih"
+        );
+        assert_eq!(
+            bits(layer.w_hh()),
+            bits(&f32s(&format!("layers.{k}.w_hh"))),
+            "{name} layer {k} w_hh"
+        );
+        assert_eq!(
+            bits(layer.bias()),
+            bits(&f32s(&format!("layers.{k}.bias"))),
+            "{name} layer {k} bias"
+        );
+    }
+    let has = |n: &str| canonical.iter().any(|t| t.name == n);
+    assert_eq!(model.layers().len(), canonical.iter().filter(|t| t.name.ends_with(".w_ih")).count());
+    assert_eq!(model.embedding().is_some(), has("embedding"), "{name} embedding");
+    if let Some(e) = model.embedding() {
+        assert_eq!(bits(e.table()), bits(&f32s("embedding")));
+    }
+    assert_eq!(model.head().is_some(), has("head.weight"), "{name} head");
+    if let Some(h) = model.head() {
+        assert_eq!(bits(h.weight()), bits(&f32s("head.weight")));
+        assert_eq!(bits(h.bias()), bits(&f32s("head.bias")));
+    }
+}
+
+/// The framework's input and output for the fixture.
+fn framework_io(name: &str, model: &Model) -> (Inputs, Vec<f32>) {
+    let io = npz::read_npz(&fixture(&format!("{name}.io.npz"))).unwrap();
+    let input = tensor(&io, "input");
+    let output = tensor(&io, "output").to_f32().unwrap().0;
+    let (seq, batch) = (input.shape[0], input.shape[1]);
+    let inputs = match model.embedding() {
+        Some(_) => Inputs::Tokens {
+            seq,
+            batch,
+            ids: input.to_i64().unwrap().into_iter().map(|t| t as u32).collect(),
+        },
+        None => Inputs::Features {
+            seq,
+            batch,
+            width: input.shape[2],
+            values: input.to_f32().unwrap().0,
+        },
+    };
+    (inputs, output)
+}
+
+const ALL: &[(&str, Format, Layout)] = &[
+    ("tf_weights_biases", Format::TfCheckpoint, Layout::TfBasicLstm),
+    ("tf_kernel_bias", Format::TfCheckpoint, Layout::TfBasicLstm),
+    ("torch_lstm.pt", Format::TorchZip, Layout::Pytorch),
+    ("torch_lstm.safetensors", Format::Safetensors, Layout::Pytorch),
+    ("torch_plain_lstm.pth", Format::TorchZip, Layout::Pytorch),
+    ("keras_lstm.npz", Format::Npz, Layout::Keras),
+    ("keras_lstm.safetensors", Format::Safetensors, Layout::Keras),
+    ("same_tf", Format::TfCheckpoint, Layout::TfBasicLstm),
+    ("same_torch.pt", Format::TorchZip, Layout::Pytorch),
+    ("same.safetensors", Format::Safetensors, Layout::Pytorch),
+    ("same.npz", Format::Npz, Layout::Keras),
+];
+
+#[test]
+fn every_fixture_loads_to_its_canonical_weights_bit_for_bit() {
+    for &(name, format, layout) in ALL {
+        let ck = load_fixture(name);
+        assert_eq!((ck.format, ck.layout), (format, layout), "{name}");
+        assert_canonical(name, &ck.model);
+    }
+}
+
+#[test]
+fn forward_pass_matches_the_framework_output() {
+    for &(name, ..) in ALL {
+        let ck = load_fixture(name);
+        let (inputs, want) = framework_io(name, &ck.model);
+        let got = reference_forward(&ck.model, &inputs).unwrap();
+        assert_eq!(got.len(), want.len(), "{name}");
+        let err = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(err < 1e-5, "{name}: max abs error {err}");
+    }
+}
+
+#[test]
+fn planted_iss_components_are_found() {
+    for &(name, ..) in ALL {
+        let ck = load_fixture(name);
+        let report = analyze(&ck.model, DEFAULT_THRESHOLD);
+        let side = sidecar(name);
+        for (k, layer) in report.layers().iter().enumerate() {
+            let want: Vec<usize> = side["iss"][k]["removable"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap() as usize)
+                .collect();
+            let fully: Vec<usize> = side["iss"][k]["fully_zero"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap() as usize)
+                .collect();
+            // A last layer without a head is removable only with
+            // `shrink_output`; the analysis still lists its zero units.
+            assert_eq!(layer.removable, want, "{name} layer {k}");
+            assert_eq!(layer.fully_zero, fully, "{name} layer {k}");
+            let kept = side["iss"][k]["compact_hidden"].as_u64().unwrap() as usize;
+            assert_eq!(layer.kept_units(true).len(), kept, "{name} layer {k}");
+        }
+    }
+}
+
+#[test]
+fn the_same_model_in_four_formats_loads_identically() {
+    let models: Vec<Model> = ["same_tf", "same_torch.pt", "same.safetensors", "same.npz"]
+        .iter()
+        .map(|n| load_fixture(n).model)
+        .collect();
+    for m in &models[1..] {
+        assert_eq!(m.layers(), models[0].layers());
+        assert_eq!(m.embedding(), models[0].embedding());
+        assert_eq!(m.head(), models[0].head());
+    }
+}
+
+#[test]
+fn ignored_tensors_are_reported_and_tf_scalars_are_read() {
+    let ck = load_fixture("tf_weights_biases");
+    let ignored: Vec<&str> = ck.tensors.iter().filter(|t| t.role == "ignored").map(|t| t.name.as_str()).collect();
+    assert_eq!(ignored, vec!["Model/Variable", "global_step"]);
+    let raw = read_tensors(&fixture("tf_weights_biases"), Format::TfCheckpoint).unwrap();
+    assert_eq!(tensor(&raw, "global_step").to_i64().unwrap(), vec![2600]);
+    assert_eq!(ck.forget_bias, Some(0.0));
+}
+
+#[test]
+fn a_checkpoint_is_found_from_its_folder_index_or_prefix() {
+    let dir = fixture("tf_kernel_bias");
+    let a = load_fixture("tf_kernel_bias").model;
+    let options = LoadOptions {
+        forget_bias: Some(1.0),
+        ..LoadOptions::default()
+    };
+    for path in [dir.join("model.ckpt-3900.index"), dir.join("model.ckpt-3900")] {
+        let b = load(&path, &options).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(a.layers(), b.model.layers(), "{}", path.display());
+    }
+}
