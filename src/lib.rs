@@ -8,6 +8,7 @@ pub mod checkpoint;
 pub mod deepbench;
 pub mod exec;
 pub mod hardware;
+pub mod inspect;
 pub mod iss;
 pub mod kernels;
 pub mod measure;

@@ -1,5 +1,7 @@
 //! The `issbench` command line: parse, call the library, print.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -7,11 +9,13 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 
+use issbench::checkpoint::{Format as FileFormat, Layout, LoadOptions, load, open_model, save_safetensors};
 use issbench::exec::{Backend, Executor, LstmExecutor};
+use issbench::inspect::{Inspection, inspect};
 use issbench::iss::{DEFAULT_THRESHOLD, DEFAULT_TOLERANCE, IssError, analyze, compact_with, verify_within};
 use issbench::kernels::simd::{SimdLevel, cpu_features};
 use issbench::measure::{Budget, Stats, time_runs};
-use issbench::model::synthetic::{BUILTIN, SynthSpec};
+use issbench::model::synthetic::BUILTIN;
 use issbench::model::{Inputs, Model};
 use issbench::prune::{Scope, lstm_nonzeros, magnitude, match_iss};
 
@@ -30,6 +34,10 @@ struct Cli {
 enum Command {
     /// Time one configuration of one model.
     Run(RunArgs),
+    /// Read a checkpoint and report its tensors and what ISS compaction would keep.
+    Inspect(InspectArgs),
+    /// Compact a checkpoint, verify it, and write the reduced model as safetensors.
+    Compact(CompactArgs),
     /// List the built-in models.
     Models,
 }
@@ -52,10 +60,88 @@ enum Format {
     Json,
 }
 
+/// How to read a checkpoint (everything is detected by default).
+#[derive(Parser)]
+struct LoadArgs {
+    /// File format: tf-checkpoint, torch-zip, safetensors, npz or npy.
+    #[arg(long, value_parser = parse_file_format)]
+    file_format: Option<FileFormat>,
+    /// Naming scheme: tf-basic-lstm, pytorch or keras.
+    #[arg(long, value_parser = parse_layout)]
+    layout: Option<Layout>,
+    /// TensorFlow BasicLSTMCell forget bias, folded into the f gate (not stored
+    /// in TF checkpoints). Default 0.0 as in the ISS code; TensorFlow's default is 1.0.
+    #[arg(long)]
+    forget_bias: Option<f32>,
+}
+
+impl LoadArgs {
+    fn options(&self) -> LoadOptions {
+        LoadOptions {
+            format: self.file_format,
+            layout: self.layout,
+            forget_bias: self.forget_bias,
+        }
+    }
+}
+
+fn parse_file_format(s: &str) -> Result<FileFormat, String> {
+    FileFormat::parse(s).ok_or_else(|| format!("unknown format '{s}' (tf-checkpoint, torch-zip, safetensors, npz, npy)"))
+}
+
+fn parse_layout(s: &str) -> Result<Layout, String> {
+    Layout::parse(s).ok_or_else(|| format!("unknown layout '{s}' (tf-basic-lstm, pytorch, keras)"))
+}
+
+#[derive(Parser)]
+struct InspectArgs {
+    /// Checkpoint: a file, a TensorFlow checkpoint folder, .index file or prefix.
+    path: PathBuf,
+    #[command(flatten)]
+    load: LoadArgs,
+    /// A component is removable when all its outgoing weights are at most this in magnitude.
+    #[arg(long, default_value_t = DEFAULT_THRESHOLD)]
+    threshold: f32,
+    /// Also shrink a last layer that feeds the model output directly (no head).
+    #[arg(long)]
+    shrink_output: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    format: InspectFormat,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum InspectFormat {
+    Table,
+    Json,
+}
+
+#[derive(Parser)]
+struct CompactArgs {
+    /// Checkpoint to compact.
+    path: PathBuf,
+    /// Where to write the compacted model (safetensors, PyTorch names).
+    #[arg(short, long)]
+    output: PathBuf,
+    #[command(flatten)]
+    load: LoadArgs,
+    /// A component is removable when all its outgoing weights are at most this in magnitude.
+    #[arg(long, default_value_t = DEFAULT_THRESHOLD)]
+    threshold: f32,
+    /// Also shrink a last layer that feeds the model output directly (no head).
+    #[arg(long)]
+    shrink_output: bool,
+    /// Largest accepted relative output error of the compacted model.
+    #[arg(long, default_value_t = DEFAULT_TOLERANCE)]
+    tolerance: f64,
+}
+
 #[derive(Parser)]
 struct RunArgs {
-    /// A built-in model name (see `issbench models`).
+    /// A built-in model name (see `issbench models`) or a checkpoint path.
     model: String,
+    #[command(flatten)]
+    load: LoadArgs,
     /// What to run.
     #[arg(long, value_enum, default_value = "dense")]
     mode: Mode,
@@ -226,13 +312,7 @@ fn run(args: RunArgs) -> Result<()> {
     if threads == 0 {
         bail!("--threads must be at least 1");
     }
-    let Some(spec) = SynthSpec::builtin(&args.model) else {
-        bail!(
-            "{}: not a built-in model (run `issbench models`); loading checkpoint files is not supported yet",
-            args.model
-        );
-    };
-    let full = spec.build().with_context(|| format!("building {}", args.model))?;
+    let full = open_model(&args.model, &args.load.options())?;
     let (model, iss, mode, backend) = match args.mode {
         Mode::Dense => (full, None, "dense", args.backend),
         Mode::Iss => {
@@ -356,10 +436,103 @@ fn print_report(r: &RunReport, format: Format) -> Result<()> {
     Ok(())
 }
 
+fn inspect_cmd(args: InspectArgs) -> Result<()> {
+    let ck = load(&args.path, &args.load.options())?;
+    let report = inspect(&ck, args.threshold, args.shrink_output);
+    match args.format {
+        InspectFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        InspectFormat::Table => print_inspection(&args.path, &report),
+    }
+    Ok(())
+}
+
+fn print_inspection(path: &std::path::Path, r: &Inspection) {
+    println!("file     {}", path.display());
+    println!("format   {}  layout {}", r.format, r.layout);
+    if let Some(fb) = r.forget_bias {
+        println!("forget   bias {fb} folded into the f gate");
+    }
+    println!("\ntensors");
+    let width = r.tensors.iter().map(|t| t.name.len()).max().unwrap_or(0);
+    for t in &r.tensors {
+        println!("  {:width$}  {:>14}  {:4}  {}", t.name, format!("{:?}", t.shape), t.dtype, t.role);
+    }
+    if let Some([vocab, dim]) = r.embedding {
+        println!("\nembedding {vocab} x {dim}");
+    }
+    println!(
+        "\n{:>5} {:>6} {:>6} {:>6} {:>9} {:>10} {:>11}  consumer / removed units (threshold {:e})",
+        "layer", "input", "hidden", "kept", "removable", "fully-zero", "partly-zero", r.threshold
+    );
+    for l in &r.layers {
+        println!(
+            "{:>5} {:>6} {:>6} {:>6} {:>9} {:>10} {:>11}  {} / {:?}",
+            l.layer, l.input, l.hidden, l.kept, l.removable, l.fully_zero, l.partly_zero, l.consumer, l.removed
+        );
+    }
+    if let Some([out, input]) = r.head {
+        println!("head     {input} -> {out}");
+    }
+    println!(
+        "\nweights  {} -> {}   mult-adds per step {} -> {}",
+        r.params_full, r.params_kept, r.macs_full, r.macs_kept
+    );
+    println!(
+        "ideal    speedup {:.2}x (LSTM layers), {:.2}x with head",
+        r.ideal_speedup, r.ideal_speedup_with_head
+    );
+    for n in &r.notes {
+        println!("note     {n}");
+    }
+}
+
+fn compact_cmd(args: CompactArgs) -> Result<()> {
+    let ck = load(&args.path, &args.load.options())?;
+    let report = analyze(&ck.model, args.threshold);
+    let compacted = compact_with(&ck.model, &report, args.shrink_output)?;
+    let inputs = Inputs::random(&ck.model, 8, 4, 7);
+    let eq = issbench::iss::verify(&ck.model, &compacted, &inputs)?;
+    println!(
+        "compacted {}: hidden {} -> {}; weights {} -> {}; ideal speedup {:.2}x",
+        args.path.display(),
+        sizes(&report.full_sizes()),
+        sizes(&report.kept_sizes(args.shrink_output)),
+        report.cost_full().params_with_head,
+        report.cost_kept(args.shrink_output).params_with_head,
+        report.ideal_speedup(args.shrink_output)
+    );
+    println!(
+        "verify   compacted vs full on random inputs (seq 8, batch 4): max abs error {:.3e}, max relative error {:.3e} (tolerance {:e})",
+        eq.max_abs, eq.max_rel, args.tolerance
+    );
+    if eq.max_rel.is_nan() || eq.max_rel > args.tolerance {
+        return Err(IssError::NotEquivalent {
+            max_abs: eq.max_abs,
+            max_rel: eq.max_rel,
+            tolerance: args.tolerance,
+        }
+        .into());
+    }
+    let metadata = HashMap::from([
+        ("format".to_string(), "pt".to_string()),
+        ("issbench_version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
+        ("source".to_string(), args.path.display().to_string()),
+        ("full_hidden".to_string(), sizes(&report.full_sizes())),
+        ("kept_hidden".to_string(), sizes(&report.kept_sizes(args.shrink_output))),
+        ("threshold".to_string(), args.threshold.to_string()),
+        ("kept_units".to_string(), serde_json::to_string(&compacted.kept)?),
+    ]);
+    save_safetensors(&compacted.model, &args.output, metadata)?;
+    println!("wrote    {}", args.output.display());
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run(args),
+        Command::Inspect(args) => inspect_cmd(args),
+        Command::Compact(args) => compact_cmd(args),
         Command::Models => {
             for (name, about) in BUILTIN {
                 println!("{name:12} {about}");

@@ -194,3 +194,53 @@ fn a_checkpoint_is_found_from_its_folder_index_or_prefix() {
         assert_eq!(a.layers(), b.model.layers(), "{}", path.display());
     }
 }
+
+fn issbench(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_issbench"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn inspect_gives_the_same_report_for_the_same_model_in_four_formats() {
+    let reports: Vec<serde_json::Value> = ["same_tf", "same_torch.pt", "same.safetensors", "same.npz"]
+        .iter()
+        .map(|n| {
+            let out = issbench(&["inspect", fixture(n).to_str().unwrap(), "--format", "json"]);
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            let mut v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            let obj = v.as_object_mut().unwrap();
+            for key in ["format", "layout", "tensors", "notes", "forget_bias"] {
+                assert!(obj.remove(key).is_some(), "{key} missing from the JSON");
+            }
+            v
+        })
+        .collect();
+    assert_eq!(reports[0]["layers"][0]["removed"], serde_json::json!([2, 5, 9]));
+    assert_eq!(reports[0]["layers"][1]["kept"], 10);
+    for r in &reports[1..] {
+        assert_eq!(r, &reports[0]);
+    }
+}
+
+#[test]
+fn compact_writes_a_checkpoint_that_loads_back_as_the_compacted_model() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, per_layer) in [("same_torch.pt", false), ("torch_lstm.pt", true)] {
+        let out_path = dir.path().join(format!("{name}.safetensors"));
+        let out = issbench(&["compact", fixture(name).to_str().unwrap(), "-o", out_path.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        assert!(stdout.contains("max abs error 0.000e0"), "{stdout}");
+        let full = load_fixture(name).model;
+        let compacted = issbench::iss::compact(&full, &analyze(&full, DEFAULT_THRESHOLD)).unwrap().model;
+        let back = load(&out_path, &LoadOptions::default()).unwrap();
+        assert_eq!(back.model.layers(), compacted.layers(), "{name}");
+        assert_eq!(back.model.head(), compacted.head());
+        assert_eq!(back.model.embedding(), compacted.embedding());
+        let names: Vec<&str> = back.tensors.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names.contains(&"lstm1.weight_ih_l0"), per_layer, "{names:?}");
+        assert_eq!(names.contains(&"weight_ih_l1"), !per_layer, "{names:?}");
+    }
+}

@@ -285,3 +285,19 @@ fn model_name(path: &Path) -> String {
     stem.map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "checkpoint".into())
 }
+
+/// The model a command line names: a checkpoint path (loaded with
+/// `options`), or else a built-in synthetic model (`issbench models`).
+pub fn open_model(name_or_path: &str, options: &LoadOptions) -> Result<Model, CheckpointError> {
+    let path = Path::new(name_or_path);
+    if path.exists() || tf::index_path(path).is_file() {
+        return load(path, options).map(|ck| ck.model);
+    }
+    match crate::model::synthetic::SynthSpec::builtin(name_or_path) {
+        Some(spec) => spec.build().map_err(|e| CheckpointError::new(path, e)),
+        None => Err(CheckpointError::new(
+            path,
+            ErrorKind::Missing("no such file, and not a built-in model (see `issbench models`)".into()),
+        )),
+    }
+}

@@ -122,6 +122,20 @@ fn materialize(name: &str, t: &TensorRef, storage: &[u8]) -> Result<RawTensor, E
     }
     let shape: Vec<usize> = t.shape.iter().map(|&d| d as usize).collect();
     let numel = numel.expect("checked") as usize;
+    if numel == 0 {
+        return RawTensor::new(name.to_string(), shape, dtype, Vec::new());
+    }
+    // The usual case: a contiguous row-major view, one copy.
+    let mut expected = 1u64;
+    let contiguous = t.shape.iter().zip(&t.stride).rev().all(|(&d, &s)| {
+        let ok = d <= 1 || s == expected;
+        expected = expected.saturating_mul(d);
+        ok
+    });
+    if contiguous {
+        let start = t.offset as usize * item;
+        return RawTensor::new(name.to_string(), shape, dtype, storage[start..start + numel * item].to_vec());
+    }
     let mut data = Vec::with_capacity(numel * item);
     let mut index = vec![0u64; shape.len()];
     for _ in 0..numel {

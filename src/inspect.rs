@@ -1,0 +1,116 @@
+//! What `issbench inspect` reports about a checkpoint: how it was read, the
+//! role of every tensor, and per layer what ISS compaction would keep, with
+//! weights and multiply-adds before and after.
+
+use serde::Serialize;
+
+use crate::checkpoint::{Checkpoint, TensorUse};
+use crate::iss::{Consumer, analyze};
+
+/// One LSTM layer's ISS summary.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LayerSummary {
+    /// Layer index, input side first.
+    pub layer: usize,
+    /// Input width.
+    pub input: usize,
+    /// Hidden units in the file.
+    pub hidden: usize,
+    /// Hidden units after compaction.
+    pub kept: usize,
+    /// Units compaction removes (sorted).
+    pub removed: Vec<usize>,
+    /// Units whose outgoing weights are all zero (removable).
+    pub removable: usize,
+    /// Removable units whose incoming weights are zero too (whole ISS components).
+    pub fully_zero: usize,
+    /// Units kept although one of their weight groups is zero.
+    pub partly_zero: usize,
+    /// What reads the layer's output: `next layer`, `head` or `output`.
+    pub consumer: &'static str,
+}
+
+/// The whole report; the JSON form of `issbench inspect`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Inspection {
+    /// File format that was read.
+    pub format: &'static str,
+    /// Naming scheme that was applied.
+    pub layout: &'static str,
+    /// TensorFlow forget bias folded into the f gate, if the layout has one.
+    pub forget_bias: Option<f32>,
+    /// ISS threshold on |w|.
+    pub threshold: f32,
+    /// Whether a last layer without a head may shrink.
+    pub shrink_output: bool,
+    /// Embedding `[vocab, dim]`, if any.
+    pub embedding: Option<[usize; 2]>,
+    /// Output projection `[out, in]`, if any.
+    pub head: Option<[usize; 2]>,
+    /// Per-layer summaries.
+    pub layers: Vec<LayerSummary>,
+    /// Weights and biases of the LSTM layers and head, before compaction.
+    pub params_full: usize,
+    /// The same after compaction.
+    pub params_kept: usize,
+    /// Multiply-adds per time step and sequence (LSTM layers and head), before.
+    pub macs_full: usize,
+    /// The same after compaction.
+    pub macs_kept: usize,
+    /// Ratio of LSTM-layer multiply-adds, full / kept.
+    pub ideal_speedup: f64,
+    /// The same with the head included.
+    pub ideal_speedup_with_head: f64,
+    /// Every tensor in the file and its role.
+    pub tensors: Vec<TensorUse>,
+    /// Conversions and assumptions made while loading.
+    pub notes: Vec<String>,
+}
+
+/// Analyzes a loaded checkpoint.
+pub fn inspect(ck: &Checkpoint, threshold: f32, shrink_output: bool) -> Inspection {
+    let model = &ck.model;
+    let report = analyze(model, threshold);
+    let layers = report
+        .layers()
+        .iter()
+        .enumerate()
+        .map(|(k, l)| {
+            let kept = l.kept_units(shrink_output);
+            LayerSummary {
+                layer: k,
+                input: l.input,
+                hidden: l.hidden,
+                kept: kept.len(),
+                removed: (0..l.hidden).filter(|u| kept.binary_search(u).is_err()).collect(),
+                removable: l.removable.len(),
+                fully_zero: l.fully_zero.len(),
+                partly_zero: l.partly_zero.len(),
+                consumer: match l.consumer {
+                    Consumer::NextLayer => "next layer",
+                    Consumer::Head => "head",
+                    Consumer::Output => "output",
+                },
+            }
+        })
+        .collect();
+    let (full, kept) = (report.cost_full(), report.cost_kept(shrink_output));
+    Inspection {
+        format: ck.format.name(),
+        layout: ck.layout.name(),
+        forget_bias: ck.forget_bias,
+        threshold,
+        shrink_output,
+        embedding: model.embedding().map(|e| [e.vocab(), e.dim()]),
+        head: model.head().map(|h| [h.output(), h.input()]),
+        layers,
+        params_full: full.params_with_head,
+        params_kept: kept.params_with_head,
+        macs_full: full.macs_with_head,
+        macs_kept: kept.macs_with_head,
+        ideal_speedup: report.ideal_speedup(shrink_output),
+        ideal_speedup_with_head: report.ideal_speedup_with_head(shrink_output),
+        tensors: ck.tensors.clone(),
+        notes: ck.notes.clone(),
+    }
+}
