@@ -14,3 +14,4 @@ pub mod kernels;
 pub mod measure;
 pub mod model;
 pub mod prune;
+pub mod report;

@@ -26,7 +26,7 @@ use thiserror::Error;
 use crate::model::{Model, ModelError};
 pub use layout::{Layout, TensorUse};
 pub use tensor::{DType, RawTensor};
-pub use write::{save_safetensors, torch_names};
+pub use write::{save_safetensors, torch_names, write_atomically};
 
 /// What is wrong with a checkpoint, without the file name (see
 /// [`CheckpointError`], which adds it).

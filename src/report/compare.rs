@@ -1,0 +1,1 @@
+//! Target comparison (placeholder being written).
