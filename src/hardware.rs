@@ -122,6 +122,57 @@ pub fn cpu_model() -> String {
         .unwrap_or_else(|| "unknown".to_string())
 }
 
+/// The host name (from the kernel), or "unknown".
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .or_else(|| std::env::var("COMPUTERNAME").ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+/// What the machine can do at most with the current rayon pool: FMA peak
+/// and memory read bandwidth, measured (best of a few passes).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Limits {
+    /// Peak FMA rate, GFLOP/s.
+    pub peak_gflops: f64,
+    /// Read bandwidth over a buffer far larger than the caches, GB/s (1e9 bytes).
+    pub bandwidth_gbs: f64,
+}
+
+/// Measures [`Limits`] on the current rayon pool (about half a second; the
+/// bandwidth buffer is 256 MiB).
+pub fn measure_limits() -> Limits {
+    use std::time::Instant;
+    let iterations = 2_000_000;
+    let flops = fma_pass_flops(iterations) * rayon::current_num_threads() as f64;
+    let best = |mut f: Box<dyn FnMut() -> f32>| {
+        (0..3)
+            .map(|_| {
+                let t = Instant::now();
+                std::hint::black_box(f());
+                t.elapsed().as_secs_f64()
+            })
+            .fold(f64::INFINITY, f64::min)
+    };
+    let peak_gflops = flops / best(Box::new(|| fma_peak_pass(iterations))) / 1e9;
+    let buffer = vec![1.0f32; 64 << 20];
+    let bandwidth_gbs = (buffer.len() * 4) as f64 / best(Box::new(|| read_pass(&buffer))) / 1e9;
+    Limits {
+        peak_gflops,
+        bandwidth_gbs,
+    }
+}
+
+/// The source revision this binary was built from (`git describe`-like, from
+/// build.rs), or "unknown" outside a git checkout.
+pub fn git_revision() -> &'static str {
+    option_env!("ISSBENCH_GIT_REV").unwrap_or("unknown")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

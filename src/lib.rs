@@ -15,3 +15,4 @@ pub mod measure;
 pub mod model;
 pub mod prune;
 pub mod report;
+pub mod sweep;

@@ -3,6 +3,8 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -12,12 +14,14 @@ use serde::Serialize;
 use issbench::checkpoint::{Format as FileFormat, Layout, LoadOptions, load, open_model, save_safetensors};
 use issbench::exec::{Backend, Executor, LstmExecutor};
 use issbench::inspect::{Inspection, inspect};
-use issbench::iss::{DEFAULT_THRESHOLD, DEFAULT_TOLERANCE, IssError, analyze, compact_with, verify_within};
+use issbench::iss::{DEFAULT_THRESHOLD, DEFAULT_TOLERANCE, IssError, against_dense, analyze, compact_with, verify_within};
 use issbench::kernels::simd::{SimdLevel, cpu_features};
 use issbench::measure::{Budget, Stats, time_runs};
 use issbench::model::synthetic::BUILTIN;
 use issbench::model::{Inputs, Model};
 use issbench::prune::{Scope, lstm_nonzeros, magnitude, match_iss};
+use issbench::report::read_rows;
+use issbench::sweep::{PRESETS, SweepOptions, SweepSpec, run_sweep};
 
 #[derive(Parser)]
 #[command(
@@ -38,6 +42,8 @@ enum Command {
     Inspect(InspectArgs),
     /// Compact a checkpoint, verify it, and write the reduced model as safetensors.
     Compact(CompactArgs),
+    /// Measure a grid of points (a preset or a TOML spec) into a CSV, and draw the charts.
+    Sweep(SweepArgs),
     /// List the built-in models.
     Models,
 }
@@ -134,6 +140,28 @@ struct CompactArgs {
     /// Largest accepted relative output error of the compacted model.
     #[arg(long, default_value_t = DEFAULT_TOLERANCE)]
     tolerance: f64,
+}
+
+#[derive(Parser)]
+struct SweepArgs {
+    /// Built-in preset: quick, ptb, deepbench or full (see `issbench models`).
+    #[arg(long, default_value = "quick", conflicts_with = "config")]
+    preset: String,
+    /// A TOML sweep spec instead of a preset (see README).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Folder for NAME.csv and the charts.
+    #[arg(long, default_value = "results/latest")]
+    out: PathBuf,
+    /// Skip points already in NAME.csv (same host, model, mode, batch, seq, threads, head).
+    #[arg(long)]
+    resume: bool,
+    /// Override the spec's timed-run budget per point, milliseconds.
+    #[arg(long)]
+    budget_ms: Option<u64>,
+    /// Do not draw charts after the sweep.
+    #[arg(long)]
+    no_charts: bool,
 }
 
 #[derive(Parser)]
@@ -235,32 +263,20 @@ fn prune_model(full: &Model, args: &RunArgs) -> Result<Model> {
 }
 
 /// Runs `exec` and the dense packed executor on the same short inputs and
-/// compares their outputs (relative to the largest output).
+/// fails unless their outputs agree within the tolerance.
 fn verify_against_dense(model: &Model, exec: &mut LstmExecutor, layers_only: bool, pool: &rayon::ThreadPool) -> Result<(f64, f64)> {
     let inputs = Inputs::random(model, 4, 2, 7);
-    let (want, got) = pool.install(|| -> Result<_> {
-        let want = LstmExecutor::prepare(model, Backend::Packed, layers_only, "dense")
-            .run(&inputs)?
-            .to_vec();
-        Ok((want, exec.run(&inputs)?.to_vec()))
-    })?;
-    let scale = want.iter().fold(0.0f64, |m, &v| m.max(v.abs() as f64)).max(f64::MIN_POSITIVE);
-    let max_abs = want
-        .iter()
-        .zip(&got)
-        .map(|(&w, &g)| (w as f64 - g as f64).abs())
-        .fold(0.0, f64::max);
-    let max_rel = max_abs / scale;
+    let eq = pool.install(|| against_dense(model, exec, layers_only, &inputs))?;
     // NaN fails too.
-    if max_rel.is_nan() || max_rel > DEFAULT_TOLERANCE {
+    if eq.max_rel.is_nan() || eq.max_rel > DEFAULT_TOLERANCE {
         return Err(IssError::NotEquivalent {
-            max_abs,
-            max_rel: max_abs / scale,
+            max_abs: eq.max_abs,
+            max_rel: eq.max_rel,
             tolerance: DEFAULT_TOLERANCE,
         }
         .into());
     }
-    Ok((max_abs, max_rel))
+    Ok((eq.max_abs, eq.max_rel))
 }
 
 /// What ISS compaction did, for `--mode iss`.
@@ -527,14 +543,103 @@ fn compact_cmd(args: CompactArgs) -> Result<()> {
     Ok(())
 }
 
+fn sweep_cmd(args: SweepArgs) -> Result<()> {
+    let mut spec = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
+            SweepSpec::from_toml(&path.display().to_string(), &text)?
+        }
+        None => SweepSpec::preset(&args.preset)?,
+    };
+    if let Some(ms) = args.budget_ms {
+        spec.budget_ms = ms;
+    }
+    let csv = args.out.join(format!("{}.csv", spec.name));
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        ctrlc::set_handler(move || {
+            if stop.swap(true, Ordering::SeqCst) {
+                eprintln!("\nissbench: interrupted again; exiting now (the CSV holds every finished point)");
+                std::process::exit(130);
+            }
+            eprintln!("\nissbench: stopping after the point in progress (Ctrl-C again to quit now)");
+        })
+        .context("installing the Ctrl-C handler")?;
+    }
+    let points = spec.points().len();
+    println!(
+        "sweep {}: {points} points, {} ms per point, writing {}",
+        spec.name,
+        spec.budget_ms,
+        csv.display()
+    );
+    let bar = indicatif::ProgressBar::new(points as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} ETA {eta}  {msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    let progress = bar.clone();
+    let options = SweepOptions {
+        csv: csv.clone(),
+        resume: args.resume,
+        stop,
+        on_row: Box::new(move |i, _, row| {
+            progress.set_position(i as u64);
+            let speedup = row.speedup_vs_dense.map(|s| format!(", {s:.2}x vs dense")).unwrap_or_default();
+            let msg = if row.ok() {
+                format!(
+                    "{} {} b{} t{}: {:.3} ms{speedup}",
+                    row.model,
+                    row.mode,
+                    row.batch,
+                    row.threads,
+                    row.median_ms()
+                )
+            } else {
+                format!("{} {} b{}: {}", row.model, row.mode, row.batch, row.status)
+            };
+            if progress.is_hidden() {
+                println!("[{i}/{points}] {msg}");
+            }
+            progress.set_message(msg);
+        }),
+    };
+    let summary = run_sweep(&spec, options)?;
+    bar.finish();
+    println!(
+        "{} measured, {} failed, {} already in the file{}",
+        summary.measured,
+        summary.failed,
+        summary.skipped,
+        if summary.interrupted {
+            "; interrupted: run again with --resume to finish"
+        } else {
+            ""
+        }
+    );
+    if !args.no_charts {
+        let rows = read_rows(std::slice::from_ref(&csv))?;
+        let files: Vec<PathBuf> = Vec::new(); // CHARTS-PENDING charts::draw_all(&rows, &args.out)?;
+        println!("charts: {} files in {} ({} rows)", files.len(), args.out.display(), rows.len());
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run(args),
         Command::Inspect(args) => inspect_cmd(args),
         Command::Compact(args) => compact_cmd(args),
+        Command::Sweep(args) => sweep_cmd(args),
         Command::Models => {
             for (name, about) in BUILTIN {
+                println!("{name:12} {about}");
+            }
+            println!("\nsweep presets (issbench sweep --preset NAME):");
+            for (name, about) in PRESETS {
                 println!("{name:12} {about}");
             }
             println!(

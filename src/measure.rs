@@ -43,6 +43,46 @@ pub struct Stats {
     pub mean_ns: f64,
     /// Number of timed runs.
     pub runs: usize,
+    /// 95% bootstrap confidence interval of the median: low end.
+    pub ci_low_ns: f64,
+    /// The same, high end.
+    pub ci_high_ns: f64,
+}
+
+fn median_of_sorted(sorted: &[f64]) -> f64 {
+    let n = sorted.len();
+    if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    }
+}
+
+/// Resamples drawn for the bootstrap interval.
+const BOOTSTRAP_RESAMPLES: usize = 1000;
+
+/// The 2.5% and 97.5% quantiles of the medians of `BOOTSTRAP_RESAMPLES`
+/// resamples (with replacement) of `sorted`. Deterministic: the resampling
+/// stream has a fixed seed, so the same samples give the same interval.
+fn bootstrap_median_ci(sorted: &[f64]) -> (f64, f64) {
+    let n = sorted.len();
+    if n < 2 {
+        return (sorted[0], sorted[0]);
+    }
+    let mut rng = crate::model::synthetic::SplitMix64::new(0xB007);
+    let mut resample = vec![0.0; n];
+    let mut medians: Vec<f64> = (0..BOOTSTRAP_RESAMPLES)
+        .map(|_| {
+            for v in resample.iter_mut() {
+                *v = sorted[rng.below(n as u64) as usize];
+            }
+            resample.sort_by(f64::total_cmp);
+            median_of_sorted(&resample)
+        })
+        .collect();
+    medians.sort_by(f64::total_cmp);
+    let at = |q: f64| medians[((q * (BOOTSTRAP_RESAMPLES - 1) as f64).round() as usize).min(BOOTSTRAP_RESAMPLES - 1)];
+    (at(0.025), at(0.975))
 }
 
 impl Stats {
@@ -52,17 +92,15 @@ impl Stats {
         let mut sorted = samples.to_vec();
         sorted.sort_by(f64::total_cmp);
         let n = sorted.len();
-        let median = if n % 2 == 1 {
-            sorted[n / 2]
-        } else {
-            (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
-        };
+        let (ci_low_ns, ci_high_ns) = bootstrap_median_ci(&sorted);
         Stats {
-            median_ns: median,
+            median_ns: median_of_sorted(&sorted),
             min_ns: sorted[0],
             max_ns: sorted[n - 1],
             mean_ns: sorted.iter().sum::<f64>() / n as f64,
             runs: n,
+            ci_low_ns,
+            ci_high_ns,
         }
     }
 }
@@ -91,6 +129,20 @@ mod tests {
         let s = Stats::from_samples(&[5.0, 1.0, 3.0, 100.0]);
         assert_eq!((s.median_ns, s.min_ns, s.max_ns, s.mean_ns, s.runs), (4.0, 1.0, 100.0, 27.25, 4));
         assert_eq!(Stats::from_samples(&[2.0, 9.0, 4.0]).median_ns, 4.0);
+    }
+
+    #[test]
+    fn bootstrap_interval_brackets_the_median() {
+        let samples: Vec<f64> = (0..101).map(|i| 100.0 + (i * 37 % 101) as f64).collect();
+        let s = Stats::from_samples(&samples);
+        assert_eq!(s.median_ns, 150.0);
+        assert!(s.ci_low_ns < 150.0 && s.ci_high_ns > 150.0, "{s:?}");
+        // The median of 101 uniform values has a standard error of about 7.
+        assert!(s.ci_low_ns > 130.0 && s.ci_high_ns < 170.0, "{s:?}");
+        let one = Stats::from_samples(&[5.0]);
+        assert_eq!((one.ci_low_ns, one.ci_high_ns), (5.0, 5.0));
+        let same = Stats::from_samples(&[3.0; 9]);
+        assert_eq!((same.ci_low_ns, same.ci_high_ns), (3.0, 3.0));
     }
 
     #[test]

@@ -18,7 +18,7 @@ mod verify;
 
 pub use analyze::{Consumer, IssReport, LayerReport, analyze};
 pub use compact::{Compacted, compact, compact_with};
-pub use verify::{Equivalence, verify, verify_within};
+pub use verify::{Equivalence, against_dense, compare_outputs, verify, verify_within};
 
 use thiserror::Error;
 

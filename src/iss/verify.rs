@@ -62,3 +62,29 @@ pub fn verify_within(full: &Model, compacted: &Compacted, inputs: &Inputs, toler
     }
     Ok(e)
 }
+
+/// Largest absolute difference between two output buffers of the same
+/// shape, and that difference relative to the largest `|want|`.
+pub fn compare_outputs(want: &[f32], got: &[f32]) -> Equivalence {
+    let scale = want.iter().fold(0.0f64, |m, &v| m.max(v.abs() as f64));
+    let max_abs = if want.len() == got.len() {
+        want.iter().zip(got).map(|(&w, &g)| (w as f64 - g as f64).abs()).fold(0.0, f64::max)
+    } else {
+        f64::INFINITY
+    };
+    Equivalence {
+        max_abs,
+        max_rel: if scale > 0.0 { max_abs / scale } else { max_abs },
+    }
+}
+
+/// Runs `exec` (prepared from `model`, such as a CSR executor) and the dense
+/// packed executor of the same `model` over `inputs`, and compares their
+/// outputs: proof that a kernel computes what the dense one does.
+pub fn against_dense(model: &Model, exec: &mut dyn Executor, layers_only: bool, inputs: &Inputs) -> Result<Equivalence, IssError> {
+    let want = LstmExecutor::prepare(model, Backend::Packed, layers_only, "dense")
+        .run(inputs)?
+        .to_vec();
+    let got = exec.run(inputs)?;
+    Ok(compare_outputs(&want, got))
+}

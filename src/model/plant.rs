@@ -6,8 +6,9 @@ use super::{Linear, LstmLayer, Model, ModelError, synthetic::SplitMix64};
 /// Returns `model` with `hidden - kept[l]` units of each layer `l` zeroed as
 /// ISS training zeroes them: incoming rows, recurrent column and consumer
 /// column all exactly 0, biases untouched (nonzero). Units are chosen at
-/// random positions from `seed`. The last layer's units are only planted
-/// when the model has a head (otherwise they are the output).
+/// random positions from `seed`. Without a head the last layer has no
+/// consumer column: its planted units are then removable only when the
+/// caller accepts outputs of the kept units (`shrink_output`).
 pub fn plant_components(model: &Model, kept: &[usize], seed: u64) -> Result<Model, ModelError> {
     let layers = model.layers();
     if kept.len() != layers.len() {
@@ -23,11 +24,6 @@ pub fn plant_components(model: &Model, kept: &[usize], seed: u64) -> Result<Mode
             return Err(ModelError::Spec(format!("layer {l}: cannot keep {} of {h} units", kept[l])));
         }
         let is_last = l + 1 == layers.len();
-        if is_last && head_w.is_none() && kept[l] != h {
-            return Err(ModelError::Spec(format!(
-                "layer {l} feeds the model output; its units cannot be planted without a head"
-            )));
-        }
         for k in choose(h, h - kept[l], &mut rng) {
             for g in 0..4 {
                 w_ih[l][(g * h + k) * n_in..(g * h + k + 1) * n_in].fill(0.0);
@@ -36,12 +32,8 @@ pub fn plant_components(model: &Model, kept: &[usize], seed: u64) -> Result<Mode
             for row in w_hh[l].chunks_exact_mut(h) {
                 row[k] = 0.0;
             }
-            let consumer = if is_last {
-                head_w.as_mut().expect("checked above")
-            } else {
-                &mut w_ih[l + 1]
-            };
-            for row in consumer.chunks_exact_mut(h) {
+            let consumer = if is_last { head_w.as_mut() } else { Some(&mut w_ih[l + 1]) };
+            for row in consumer.into_iter().flat_map(|c| c.chunks_exact_mut(h)) {
                 row[k] = 0.0;
             }
         }

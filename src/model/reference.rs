@@ -27,22 +27,25 @@ impl Inputs {
     /// Random inputs that fit `model`: token ids when it has an embedding,
     /// features uniform in [-1, 1] otherwise. Deterministic in `seed`.
     pub fn random(model: &Model, seq: usize, batch: usize, seed: u64) -> Inputs {
+        Inputs::random_for(model.embedding().map(|e| e.vocab()), model.input_size(), seq, batch, seed)
+    }
+
+    /// Random inputs for a model with an embedding of `vocab` tokens, or
+    /// (without) a first layer of `width` inputs; what [`Inputs::random`] draws.
+    pub fn random_for(vocab: Option<usize>, width: usize, seq: usize, batch: usize, seed: u64) -> Inputs {
         let mut rng = SplitMix64::new(seed);
-        match model.embedding() {
-            Some(e) => Inputs::Tokens {
+        match vocab {
+            Some(vocab) => Inputs::Tokens {
                 seq,
                 batch,
-                ids: (0..seq * batch).map(|_| rng.below(e.vocab() as u64) as u32).collect(),
+                ids: (0..seq * batch).map(|_| rng.below(vocab as u64) as u32).collect(),
             },
-            None => {
-                let width = model.input_size();
-                Inputs::Features {
-                    seq,
-                    batch,
-                    width,
-                    values: (0..seq * batch * width).map(|_| rng.uniform(-1.0, 1.0)).collect(),
-                }
-            }
+            None => Inputs::Features {
+                seq,
+                batch,
+                width,
+                values: (0..seq * batch * width).map(|_| rng.uniform(-1.0, 1.0)).collect(),
+            },
         }
     }
     /// Time steps.

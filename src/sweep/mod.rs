@@ -1,0 +1,9 @@
+//! Sweeps: the cross product of models, hidden sizes, kept fractions, modes,
+//! batch sizes, sequence lengths and thread counts, measured point by point
+//! into one CSV ([`crate::report::Row`]).
+
+mod runner;
+mod spec;
+
+pub use runner::{RowCallback, SweepError, SweepOptions, SweepSummary, run_sweep};
+pub use spec::{Grid, Mode, PRESETS, Point, Source, SpecError, SweepSpec};

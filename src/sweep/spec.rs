@@ -1,0 +1,422 @@
+//! Sweep specifications: what to measure, as a TOML file or a built-in
+//! preset. A spec is a list of grids; each grid is the cross product of its
+//! models, hidden sizes, kept fractions, modes, batch sizes, sequence
+//! lengths, thread counts and head settings.
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// A spec that cannot be used.
+#[derive(Debug, Error)]
+pub enum SpecError {
+    /// The TOML does not parse or has unknown keys.
+    #[error("{file}: {message}")]
+    Parse { file: String, message: String },
+    /// A value out of range, or an empty grid.
+    #[error("sweep spec {name}: {message}")]
+    Invalid { name: String, message: String },
+    /// No preset of that name.
+    #[error("no preset '{0}' (quick, ptb, deepbench, full)")]
+    UnknownPreset(String),
+}
+
+/// What a point runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// The full-width model, zeros included.
+    Dense,
+    /// The ISS-compacted model.
+    Iss,
+    /// Magnitude-pruned to the ISS weight count, on the CSR kernel.
+    Csr,
+}
+
+impl Mode {
+    /// The name in CSV rows.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Dense => "dense",
+            Mode::Iss => "iss",
+            Mode::Csr => "csr",
+        }
+    }
+}
+
+/// One grid of a sweep.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Grid {
+    /// Built-in model names or checkpoint paths (each measured as it is).
+    #[serde(default)]
+    pub models: Vec<String>,
+    /// Synthetic models: one per hidden size, `layers` LSTM layers of that
+    /// width with input width equal to it.
+    #[serde(default)]
+    pub hidden: Vec<usize>,
+    /// Layers of each synthetic model.
+    #[serde(default = "default_layers")]
+    pub layers: usize,
+    /// Kept fractions of hidden units for synthetic models (zeroed ISS
+    /// components planted in the rest); 1.0 means no ISS zeros.
+    #[serde(default = "default_kept")]
+    pub kept: Vec<f64>,
+    /// Modes to run.
+    pub modes: Vec<Mode>,
+    /// Batch sizes.
+    pub batch: Vec<usize>,
+    /// Sequence lengths.
+    pub seq: Vec<usize>,
+    /// Thread counts; 0 means all logical cores.
+    #[serde(default = "default_threads")]
+    pub threads: Vec<usize>,
+    /// With (true) or without (false) embedding and head; built-in and
+    /// checkpoint models only (synthetic ones have neither).
+    #[serde(default = "default_head")]
+    pub head: Vec<bool>,
+}
+
+fn default_layers() -> usize {
+    2
+}
+fn default_kept() -> Vec<f64> {
+    vec![1.0]
+}
+fn default_threads() -> Vec<usize> {
+    vec![0]
+}
+fn default_head() -> Vec<bool> {
+    vec![false]
+}
+
+/// A whole sweep.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepSpec {
+    /// Name written in every row's `preset` column.
+    pub name: String,
+    /// Timed-run budget per point, milliseconds (after warm-up).
+    #[serde(default = "default_budget")]
+    pub budget_ms: u64,
+    /// Fewest timed runs per point.
+    #[serde(default = "default_min_runs")]
+    pub min_runs: usize,
+    /// Most timed runs per point.
+    #[serde(default = "default_max_runs")]
+    pub max_runs: usize,
+    /// Kernel backend for dense and iss (`packed` or `matrixmultiply`).
+    #[serde(default = "default_backend")]
+    pub backend: String,
+    /// The grids, measured in order.
+    #[serde(rename = "grid")]
+    pub grids: Vec<Grid>,
+}
+
+fn default_budget() -> u64 {
+    300
+}
+fn default_min_runs() -> usize {
+    3
+}
+fn default_max_runs() -> usize {
+    100
+}
+fn default_backend() -> String {
+    "packed".into()
+}
+
+/// Names of the built-in presets.
+pub const PRESETS: &[(&str, &str)] = &[
+    (
+        "quick",
+        "hidden 256/512/1024 (2 layers), kept 1.0/0.5/0.25/0.1, dense/iss/csr, batch 1 and 10, seq 30, all threads (about 2 minutes on 2 cores)",
+    ),
+    (
+        "ptb",
+        "the paper's PTB model, 1500/1500 vs ISS 373/315, with and without the softmax head, batch 1/10/64, seq 30 and 35, 1 and all threads",
+    ),
+    (
+        "deepbench",
+        "DeepBench's inference LSTM set (1 layer): hidden 512/1024/2048 at batch 1/2/4 and 25 steps, 1536 at 50 steps, 256 at 150 steps; dense, and ISS kept 0.5 and 0.25 with the matching CSR",
+    ),
+    (
+        "full",
+        "every hidden size from 64 to 2048 in steps of 32, dense, batch 1 and 10, seq 30: latency hysteresis",
+    ),
+];
+
+fn grid(hidden: Vec<usize>, layers: usize, kept: Vec<f64>, modes: Vec<Mode>, batch: Vec<usize>, seq: Vec<usize>) -> Grid {
+    Grid {
+        models: vec![],
+        hidden,
+        layers,
+        kept,
+        modes,
+        batch,
+        seq,
+        threads: vec![0],
+        head: vec![false],
+    }
+}
+
+impl SweepSpec {
+    /// The built-in preset called `name`.
+    pub fn preset(name: &str) -> Result<SweepSpec, SpecError> {
+        use Mode::*;
+        let all = vec![Dense, Iss, Csr];
+        let (grids, budget_ms) = match name {
+            "quick" => (
+                vec![grid(vec![256, 512, 1024], 2, vec![1.0, 0.5, 0.25, 0.1], all, vec![1, 10], vec![30])],
+                250,
+            ),
+            "ptb" => (
+                vec![Grid {
+                    models: vec!["ptb-iss".into()],
+                    threads: vec![1, 0],
+                    head: vec![false, true],
+                    ..grid(vec![], 2, vec![1.0], all, vec![1, 10, 64], vec![30, 35])
+                }],
+                1000,
+            ),
+            "deepbench" => {
+                let kept = vec![1.0, 0.5, 0.25];
+                (
+                    vec![
+                        grid(vec![512, 1024, 2048], 1, kept.clone(), all.clone(), vec![1, 2, 4], vec![25]),
+                        grid(vec![1536], 1, kept.clone(), all.clone(), vec![1, 2, 4], vec![50]),
+                        grid(vec![256], 1, kept, all, vec![1, 2, 4], vec![150]),
+                    ],
+                    300,
+                )
+            }
+            "full" => (
+                vec![grid(
+                    (64..=2048).step_by(32).collect(),
+                    2,
+                    vec![1.0],
+                    vec![Dense],
+                    vec![1, 10],
+                    vec![30],
+                )],
+                150,
+            ),
+            other => return Err(SpecError::UnknownPreset(other.to_string())),
+        };
+        let spec = SweepSpec {
+            name: name.to_string(),
+            budget_ms,
+            min_runs: default_min_runs(),
+            max_runs: default_max_runs(),
+            backend: default_backend(),
+            grids,
+        };
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    /// Parses a TOML spec (`file` names it in errors) and validates it.
+    pub fn from_toml(file: &str, text: &str) -> Result<SweepSpec, SpecError> {
+        let spec: SweepSpec = toml::from_str(text).map_err(|e| SpecError::Parse {
+            file: file.to_string(),
+            message: e.to_string().trim().replace('\n', " "),
+        })?;
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    /// Checks ranges: every list non-empty, sizes positive, fractions in (0, 1].
+    pub fn validate(&self) -> Result<(), SpecError> {
+        let bad = |message: String| SpecError::Invalid {
+            name: self.name.clone(),
+            message,
+        };
+        if self.grids.is_empty() {
+            return Err(bad("no [[grid]]".into()));
+        }
+        if self.min_runs == 0 || self.max_runs < self.min_runs {
+            return Err(bad(format!("min_runs {} and max_runs {}", self.min_runs, self.max_runs)));
+        }
+        if crate::exec::Backend::parse(&self.backend).is_none() {
+            return Err(bad(format!("backend '{}' (packed or matrixmultiply)", self.backend)));
+        }
+        for (i, g) in self.grids.iter().enumerate() {
+            let at = |m: &str| bad(format!("grid {}: {m}", i + 1));
+            if g.models.is_empty() && g.hidden.is_empty() {
+                return Err(at("needs models or hidden sizes"));
+            }
+            for (list, what) in [(&g.batch, "batch"), (&g.seq, "seq")] {
+                if list.is_empty() || list.contains(&0) {
+                    return Err(at(&format!("{what} must list sizes of at least 1")));
+                }
+            }
+            if g.modes.is_empty() || g.threads.is_empty() || g.head.is_empty() || g.kept.is_empty() {
+                return Err(at("modes, threads, head and kept must not be empty"));
+            }
+            if g.hidden.contains(&0) || (!g.hidden.is_empty() && g.layers == 0) {
+                return Err(at("hidden sizes and layers must be at least 1"));
+            }
+            if g.hidden.iter().any(|&h| h > 16384)
+                || g.layers > 16
+                || g.batch.iter().any(|&b| b > 4096)
+                || g.seq.iter().any(|&s| s > 100_000)
+            {
+                return Err(at(
+                    "sizes beyond what a sweep point can hold (hidden <= 16384, layers <= 16, batch <= 4096, seq <= 100000)",
+                ));
+            }
+            if g.kept.iter().any(|&k| !(k > 0.0 && k <= 1.0)) {
+                return Err(at("kept fractions must be in (0, 1]"));
+            }
+            if !g.hidden.is_empty() && g.head.contains(&true) {
+                return Err(at("synthetic models have no head: use head = [false]"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every point of the sweep, in measurement order: per model instance,
+    /// dense first, so that iss and csr rows can carry the dense speedup.
+    pub fn points(&self) -> Vec<Point> {
+        let mut out = Vec::new();
+        for g in &self.grids {
+            let mut instances: Vec<(Source, f64)> = g.models.iter().map(|m| (Source::Named(m.clone()), 1.0)).collect();
+            for &h in &g.hidden {
+                let mut kept = g.kept.clone();
+                kept.sort_by(|a, b| b.total_cmp(a));
+                kept.dedup();
+                for k in kept {
+                    instances.push((
+                        Source::Synthetic {
+                            hidden: h,
+                            layers: g.layers,
+                        },
+                        k,
+                    ));
+                }
+            }
+            for (source, kept_fraction) in instances {
+                let synthetic = matches!(source, Source::Synthetic { .. });
+                for &head in &g.head {
+                    for &threads in &g.threads {
+                        for &batch in &g.batch {
+                            for &seq in &g.seq {
+                                for &mode in &g.modes {
+                                    // Synthetic: dense is timed once per size (kept 1.0, or the
+                                    // largest kept fraction); iss and csr only where there are zeros.
+                                    let largest = g.kept.iter().copied().fold(0.0, f64::max);
+                                    let skip = synthetic
+                                        && match mode {
+                                            Mode::Dense => kept_fraction != largest,
+                                            _ => kept_fraction >= 1.0,
+                                        };
+                                    if !skip {
+                                        out.push(Point {
+                                            source: source.clone(),
+                                            kept_fraction,
+                                            mode,
+                                            batch,
+                                            seq,
+                                            threads,
+                                            head,
+                                        });
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Where a point's model comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    /// A built-in name or a checkpoint path.
+    Named(String),
+    /// A synthetic stack of `layers` LSTM layers of width `hidden`.
+    Synthetic { hidden: usize, layers: usize },
+}
+
+/// One measurement of a sweep.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point {
+    pub source: Source,
+    /// Kept fraction planted in a synthetic model (1.0 for named models).
+    pub kept_fraction: f64,
+    pub mode: Mode,
+    pub batch: usize,
+    pub seq: usize,
+    /// 0 = all logical cores.
+    pub threads: usize,
+    pub head: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_parse_and_count() {
+        let quick = SweepSpec::preset("quick").unwrap();
+        // Per hidden size and batch: 1 dense + 3 kept fractions x (iss, csr).
+        assert_eq!(quick.points().len(), 3 * 2 * 7);
+        let ptb = SweepSpec::preset("ptb").unwrap();
+        assert_eq!(ptb.points().len(), 3 * 3 * 2 * 2 * 2);
+        let deep = SweepSpec::preset("deepbench").unwrap();
+        // 5 sizes x 3 batches x (dense + 2 x (iss, csr)).
+        assert_eq!(deep.points().len(), 5 * 3 * 5);
+        assert_eq!(SweepSpec::preset("full").unwrap().points().len(), 63 * 2);
+        assert!(matches!(SweepSpec::preset("nope"), Err(SpecError::UnknownPreset(_))));
+        for (name, _) in PRESETS {
+            SweepSpec::preset(name).unwrap();
+        }
+    }
+
+    #[test]
+    fn toml_specs_parse_with_defaults_and_reject_mistakes() {
+        let spec = SweepSpec::from_toml(
+            "mine.toml",
+            r#"
+name = "mine"
+budget_ms = 50
+[[grid]]
+hidden = [64, 96]
+kept = [1.0, 0.5]
+modes = ["dense", "iss"]
+batch = [1]
+seq = [5]
+"#,
+        )
+        .unwrap();
+        assert_eq!((spec.min_runs, spec.backend.as_str(), spec.grids[0].layers), (3, "packed", 2));
+        let points = spec.points();
+        assert_eq!(points.len(), 2 * 2);
+        assert_eq!(points[0].mode, Mode::Dense);
+        assert_eq!(points[1].kept_fraction, 0.5);
+
+        let typo = SweepSpec::from_toml(
+            "t.toml",
+            "name = \"x\"\n[[grid]]\nhiden = [1]\nmodes=[\"dense\"]\nbatch=[1]\nseq=[1]\n",
+        );
+        let e = typo.unwrap_err().to_string();
+        assert!(e.starts_with("t.toml:") && e.contains("hiden"), "{e}");
+        let zero = SweepSpec::from_toml(
+            "z.toml",
+            "name = \"z\"\n[[grid]]\nhidden = [8]\nmodes=[\"dense\"]\nbatch=[0]\nseq=[1]\n",
+        );
+        assert!(matches!(zero, Err(SpecError::Invalid { .. })));
+        let kept = SweepSpec::from_toml(
+            "k.toml",
+            "name = \"k\"\n[[grid]]\nhidden = [8]\nkept=[1.5]\nmodes=[\"iss\"]\nbatch=[1]\nseq=[1]\n",
+        );
+        assert!(matches!(kept, Err(SpecError::Invalid { .. })));
+        let mode = SweepSpec::from_toml(
+            "m.toml",
+            "name = \"m\"\n[[grid]]\nhidden = [8]\nmodes=[\"fast\"]\nbatch=[1]\nseq=[1]\n",
+        );
+        assert!(matches!(mode, Err(SpecError::Parse { .. })));
+    }
+}

@@ -1,0 +1,175 @@
+//! Sweeps end to end on tiny grids: rows for every point, dense speedups,
+//! verification errors, resume without duplicates, failed points recorded,
+//! files from two hosts concatenated.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use issbench::report::{Row, read_rows};
+use issbench::sweep::{SweepOptions, SweepSpec, run_sweep};
+
+fn tiny_spec(extra_models: &str) -> SweepSpec {
+    SweepSpec::from_toml(
+        "tiny.toml",
+        &format!(
+            r#"
+name = "tiny"
+budget_ms = 1
+min_runs = 2
+max_runs = 3
+[[grid]]
+hidden = [16, 24]
+kept = [1.0, 0.5]
+modes = ["dense", "iss", "csr"]
+batch = [1, 3]
+seq = [4]
+threads = [1, 2]
+{extra_models}
+"#
+        ),
+    )
+    .unwrap()
+}
+
+fn options(csv: &Path, resume: bool, stop: Arc<AtomicBool>) -> SweepOptions {
+    SweepOptions {
+        csv: csv.to_path_buf(),
+        resume,
+        stop,
+        on_row: Box::new(|_, _, _| {}),
+    }
+}
+
+#[test]
+fn a_sweep_writes_one_verified_row_per_point() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("tiny.csv");
+    let spec = tiny_spec("");
+    let points = spec.points().len();
+    // Per size, batch, threads: dense at kept 1.0, iss and csr at kept 0.5.
+    assert_eq!(points, 2 * 2 * 2 * 3);
+    let summary = run_sweep(&spec, options(&csv, false, Arc::new(AtomicBool::new(false)))).unwrap();
+    assert_eq!((summary.measured, summary.failed, summary.skipped), (points, 0, 0));
+    let rows = read_rows(&[csv]).unwrap();
+    assert_eq!(rows.len(), points);
+    for r in &rows {
+        assert!(r.ok(), "{r:?}");
+        assert!(
+            r.median_ns > 0.0 && r.ci_low_ns <= r.median_ns && r.median_ns <= r.ci_high_ns,
+            "{r:?}"
+        );
+        assert!(r.min_ns <= r.median_ns && r.median_ns <= r.max_ns);
+        match r.mode.as_str() {
+            "dense" => {
+                assert_eq!((r.sparsity, r.verify_max_rel), (0.0, None));
+                assert_eq!(r.speedup_vs_dense.map(|s| s == 1.0), Some(true));
+            }
+            "iss" => {
+                let h: usize = r.hidden_full.split('/').next().unwrap().parse().unwrap();
+                assert_eq!(r.hidden_kept, format!("{}/{}", h / 2, h / 2));
+                assert!(r.verify_max_rel.unwrap() <= 1e-4);
+                assert!(r.speedup_vs_dense.is_some());
+                // Half the units of both layers; the first layer's input stays full:
+                // 2 * 4h * 2h / (4(h/2)(h + h/2) + 4(h/2)h) = 3.2.
+                assert!((r.ideal_speedup - 3.2).abs() < 1e-9, "{}", r.ideal_speedup);
+            }
+            "csr" => {
+                assert!(r.verify_max_rel.unwrap() <= 1e-4);
+                // As many nonzeros as the ISS model keeps: 1 - 1/3.2.
+                assert!((r.sparsity - 0.6875).abs() < 1e-3, "{}", r.sparsity);
+                assert!(r.backend.starts_with("csr"));
+            }
+            other => panic!("mode {other}"),
+        }
+    }
+}
+
+#[test]
+fn resume_after_an_interrupted_sweep_completes_it_without_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("tiny.csv");
+    let spec = tiny_spec("");
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut opts = options(&csv, false, stop.clone());
+    let flag = stop.clone();
+    opts.on_row = Box::new(move |i, _, _| {
+        if i == 5 {
+            flag.store(true, Ordering::SeqCst);
+        }
+    });
+    let first = run_sweep(&spec, opts).unwrap();
+    assert!(first.interrupted);
+    assert_eq!(first.measured, 5);
+    // A point cut short mid-write leaves a partial line; the appender drops it.
+    let mut bytes = std::fs::read(&csv).unwrap();
+    bytes.extend_from_slice(b"0.1.0,abc,2026");
+    std::fs::write(&csv, bytes).unwrap();
+
+    let second = run_sweep(&spec, options(&csv, true, Arc::new(AtomicBool::new(false)))).unwrap();
+    assert_eq!((second.skipped, second.measured), (5, spec.points().len() - 5));
+    let rows = read_rows(&[csv]).unwrap();
+    assert_eq!(rows.len(), spec.points().len());
+    let mut keys: Vec<String> = rows.iter().map(Row::key).collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), rows.len(), "duplicated points");
+    // The iss rows measured after the resume still found their dense medians.
+    assert!(rows.iter().filter(|r| r.mode != "dense").all(|r| r.speedup_vs_dense.is_some()));
+}
+
+#[test]
+fn a_bad_checkpoint_fails_its_points_and_the_sweep_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("broken.safetensors");
+    std::fs::write(&bad, b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all}").unwrap();
+    let csv = dir.path().join("tiny.csv");
+    let spec = SweepSpec::from_toml(
+        "t.toml",
+        &format!(
+            "name = \"t\"\nbudget_ms = 1\nmin_runs = 1\nmax_runs = 2\n[[grid]]\nmodels = [{:?}, \"tiny-iss\"]\nmodes = [\"dense\", \"iss\"]\nbatch = [2]\nseq = [3]\nhead = [false, true]\n",
+            bad.display().to_string()
+        ),
+    )
+    .unwrap();
+    let summary = run_sweep(&spec, options(&csv, false, Arc::new(AtomicBool::new(false)))).unwrap();
+    assert_eq!((summary.failed, summary.measured), (4, 4));
+    let rows = read_rows(&[csv]).unwrap();
+    let failed: Vec<&Row> = rows.iter().filter(|r| !r.ok()).collect();
+    assert!(
+        failed
+            .iter()
+            .all(|r| r.model == "broken.safetensors" && r.status.contains("broken.safetensors")),
+        "{failed:?}"
+    );
+    let iss_head = rows.iter().find(|r| r.model == "tiny-iss" && r.mode == "iss" && r.head).unwrap();
+    assert_eq!((iss_head.hidden_full.as_str(), iss_head.hidden_kept.as_str()), ("24/20", "9/7"));
+}
+
+#[test]
+fn csv_files_from_two_hosts_concatenate_and_keep_their_targets() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("a.csv");
+    let spec = SweepSpec::from_toml(
+        "t.toml",
+        "name = \"t\"\nbudget_ms = 1\nmin_runs = 1\nmax_runs = 1\n[[grid]]\nhidden = [8]\nkept = [1.0, 0.5]\nmodes = [\"dense\", \"iss\"]\nbatch = [1]\nseq = [2]\n",
+    )
+    .unwrap();
+    run_sweep(&spec, options(&csv, false, Arc::new(AtomicBool::new(false)))).unwrap();
+    let mut rows = read_rows(std::slice::from_ref(&csv)).unwrap();
+    // The same file as if measured on another host.
+    let other = dir.path().join("b.csv");
+    let mut w = csv::Writer::from_path(&other).unwrap();
+    for r in &mut rows {
+        r.host = "other-host".into();
+        r.median_ns *= 2.0;
+        w.serialize(&*r).unwrap();
+    }
+    w.flush().unwrap();
+    let both = read_rows(&[csv, other]).unwrap();
+    assert_eq!(both.len(), 4);
+    let targets: std::collections::BTreeSet<String> = both.iter().map(Row::target_key).collect();
+    assert_eq!(targets.len(), 2);
+    let points: std::collections::BTreeSet<String> = both.iter().map(Row::point_key).collect();
+    assert_eq!(points.len(), 2);
+}
