@@ -1,60 +1,113 @@
-//! Whole forward passes of the LSTM stack (layers only, 30 steps, all
-//! threads): `lstm/<model>/<mode>/b<batch>`.
+//! Whole forward passes under criterion, over the same points as
+//! `issbench sweep --preset quick` and `--preset ptb` (LSTM layers, seq 30,
+//! all threads; the ptb points also with the head):
+//! `lstm/ptb/{dense,iss,csr}/b{1,10,64}[/head]` and
+//! `lstm/quick/h{H}-k{K}/{mode}/b{B}`.
 //!
-//! `ptb-iss/dense` is the full 1500/1500 model with its zeros, `ptb-iss/iss`
-//! the compacted 373/315 model; their ratio is the measured ISS speedup
-//! (ideal 9.83x). `-mm` marks the matrixmultiply backend. The peer is ONNX
-//! Runtime's CPU LSTM on the same shapes (`tools/ort_lstm_baseline.py`).
+//! After criterion finishes, its estimates are exported into issbench's CSV
+//! schema with the charts, under `target/criterion-export` (or the folder in
+//! `ISSBENCH_EXPORT_DIR`), so `cargo bench` users get the sweep's report.
+//! Models are built, compacted, pruned and verified by the sweep's own
+//! [`Session`], so the bench measures exactly what the sweep measures.
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use issbench::exec::{Backend, Executor, LstmExecutor};
-use issbench::iss::{DEFAULT_THRESHOLD, analyze, compact};
-use issbench::model::synthetic::SynthSpec;
-use issbench::model::{Inputs, Model};
-use std::time::Duration;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
-const SEQ: usize = 30;
+use criterion::Criterion;
+use issbench::exec::Executor;
+use issbench::report::criterion::rows_from_criterion;
+use issbench::report::{CsvAppender, ReportError, Row, charts};
+use issbench::sweep::{Point, Session, Source, SweepSpec};
 
-fn bench_model(c: &mut Criterion, name: &str, mode: &str, model: &Model, backends: &[Backend]) {
-    let mut group = c.benchmark_group("lstm");
-    group
-        .sample_size(10)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(4));
-    for batch in [1, 10] {
-        for &backend in backends {
-            let mut exec = LstmExecutor::prepare(model, backend, true, mode);
-            let inputs = Inputs::random(model, SEQ, batch, 1);
-            group.throughput(Throughput::Elements((2 * model.lstm_macs_per_step() * batch * SEQ) as u64));
-            let suffix = if backend == Backend::Packed { "" } else { "-mm" };
-            group.bench_function(format!("{name}/{mode}{suffix}/b{batch}"), |b| {
-                b.iter(|| exec.run(&inputs).expect("inputs fit").len())
-            });
-        }
+/// The bench id of a point: `ptb/iss/b10`, `quick/h1024-k0.25/csr/b1`.
+fn bench_id(preset: &str, point: &Point) -> String {
+    let mut id = match &point.source {
+        Source::Named(_) => format!("{preset}/{}/b{}", point.mode.name(), point.batch),
+        Source::Synthetic { hidden, .. } => format!("{preset}/h{hidden}-k{}/{}/b{}", point.kept_fraction, point.mode.name(), point.batch),
+    };
+    if point.head {
+        id.push_str("/head");
     }
-    group.finish();
+    id
 }
 
-fn bench_lstm(c: &mut Criterion) {
-    let full = SynthSpec::builtin("ptb-iss").expect("built-in").build().expect("valid spec");
-    let compacted = compact(&full, &analyze(&full, DEFAULT_THRESHOLD))
-        .expect("planted components are removable")
-        .model;
-    bench_model(
-        c,
-        "ptb-iss",
-        "dense",
-        &full.layers_only(),
-        &[Backend::Packed, Backend::Matrixmultiply],
-    );
-    bench_model(
-        c,
-        "ptb-iss",
-        "iss",
-        &compacted.layers_only(),
-        &[Backend::Packed, Backend::Matrixmultiply],
-    );
+/// The points benched: the quick preset, and the ptb preset at seq 30 on all threads.
+fn points(preset: &str) -> (SweepSpec, Vec<Point>) {
+    let spec = SweepSpec::preset(preset).expect("built-in preset");
+    let points = spec.points().into_iter().filter(|p| p.seq == 30 && p.threads == 0).collect();
+    (spec, points)
 }
 
-criterion_group!(benches, bench_lstm);
-criterion_main!(benches);
+fn main() {
+    let mut criterion = Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .configure_from_args();
+    let mut templates: Vec<(String, Row)> = Vec::new();
+    for preset in ["ptb", "quick"] {
+        let (spec, points) = points(preset);
+        let mut session = Session::new(&spec);
+        let mut group = criterion.benchmark_group("lstm");
+        for point in &points {
+            let id = bench_id(preset, point);
+            let mut prepared = match session.prepare(point).expect("thread pool") {
+                Ok(p) => p,
+                Err(failed) => {
+                    eprintln!("lstm/{id}: {}", failed.status);
+                    continue;
+                }
+            };
+            let pool = session.pool(session.threads(point)).expect("thread pool");
+            group.bench_function(&id, |b| {
+                b.iter_custom(|iters| {
+                    pool.install(|| {
+                        let t = Instant::now();
+                        for _ in 0..iters {
+                            prepared.exec.run(&prepared.inputs).expect("inputs fit");
+                        }
+                        t.elapsed()
+                    })
+                })
+            });
+            templates.push((format!("lstm/{id}"), prepared.row.clone()));
+            session.give_back(prepared);
+        }
+        group.finish();
+    }
+    criterion.final_summary();
+    export(&templates);
+}
+
+/// Writes criterion's estimates as issbench rows and charts.
+fn export(templates: &[(String, Row)]) {
+    let criterion_dir = std::env::var_os("CRITERION_HOME").map_or_else(|| PathBuf::from("target/criterion"), PathBuf::from);
+    let out = std::env::var_os("ISSBENCH_EXPORT_DIR").map_or_else(|| PathBuf::from("target/criterion-export"), PathBuf::from);
+    let rows = match rows_from_criterion(&criterion_dir, templates) {
+        Ok(rows) if !rows.is_empty() => rows,
+        Ok(_) => return eprintln!("criterion export: no estimates under {}", criterion_dir.display()),
+        Err(e) => return eprintln!("criterion export: {e}"),
+    };
+    // Written whole to a temporary file, then renamed over the last export.
+    let csv_path = out.join("criterion.csv");
+    let tmp = out.join(".criterion.csv.tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let written = CsvAppender::open(&tmp).and_then(|mut csv| rows.iter().try_for_each(|r| csv.append(r)));
+    if let Err(e) = written.and_then(|_| {
+        std::fs::rename(&tmp, &csv_path).map_err(|source| ReportError::Io {
+            path: csv_path.clone(),
+            source,
+        })
+    }) {
+        return eprintln!("criterion export: {e}");
+    }
+    match charts::draw_all(&rows, &out) {
+        Ok(files) => eprintln!(
+            "criterion export: {} rows in {}, {} chart files",
+            rows.len(),
+            csv_path.display(),
+            files.len()
+        ),
+        Err(e) => eprintln!("criterion export: charts: {e}"),
+    }
+}

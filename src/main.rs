@@ -20,7 +20,7 @@ use issbench::measure::{Budget, Stats, time_runs};
 use issbench::model::synthetic::BUILTIN;
 use issbench::model::{Inputs, Model};
 use issbench::prune::{Scope, lstm_nonzeros, magnitude, match_iss};
-use issbench::report::read_rows;
+use issbench::report::{charts, compare, read_rows};
 use issbench::sweep::{PRESETS, SweepOptions, SweepSpec, run_sweep};
 
 #[derive(Parser)]
@@ -44,6 +44,10 @@ enum Command {
     Compact(CompactArgs),
     /// Measure a grid of points (a preset or a TOML spec) into a CSV, and draw the charts.
     Sweep(SweepArgs),
+    /// Redraw every chart from result CSVs alone.
+    Report(ReportArgs),
+    /// Set hardware targets (host / CPU / threads / backend) side by side for the points they share.
+    Compare(ReportArgs),
     /// List the built-in models.
     Models,
 }
@@ -140,6 +144,16 @@ struct CompactArgs {
     /// Largest accepted relative output error of the compacted model.
     #[arg(long, default_value_t = DEFAULT_TOLERANCE)]
     tolerance: f64,
+}
+
+#[derive(Parser)]
+struct ReportArgs {
+    /// Result CSVs (files from several machines may be mixed).
+    #[arg(required = true)]
+    csv: Vec<PathBuf>,
+    /// Folder for the charts (and compare.md).
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(Parser)]
@@ -621,9 +635,32 @@ fn sweep_cmd(args: SweepArgs) -> Result<()> {
     );
     if !args.no_charts {
         let rows = read_rows(std::slice::from_ref(&csv))?;
-        let files: Vec<PathBuf> = Vec::new(); // CHARTS-PENDING charts::draw_all(&rows, &args.out)?;
-        println!("charts: {} files in {} ({} rows)", files.len(), args.out.display(), rows.len());
+        let files = charts::draw_all(&rows, &args.out)?;
+        println!("charts: {} files in {}", files.len(), args.out.display());
     }
+    Ok(())
+}
+
+fn report_cmd(args: ReportArgs) -> Result<()> {
+    let rows = read_rows(&args.csv)?;
+    let files = charts::draw_all(&rows, &args.out)?;
+    println!("{} rows; {} chart files in {}", rows.len(), files.len(), args.out.display());
+    for f in files {
+        println!("  {}", f.display());
+    }
+    Ok(())
+}
+
+fn compare_cmd(args: ReportArgs) -> Result<()> {
+    let rows = read_rows(&args.csv)?;
+    let c = compare::compare(&rows, &args.out)?;
+    print!("{}", c.markdown);
+    println!(
+        "\n{} targets, {} shared points; files in {}",
+        c.targets.len(),
+        c.shared_points,
+        args.out.display()
+    );
     Ok(())
 }
 
@@ -634,6 +671,8 @@ fn main() -> ExitCode {
         Command::Inspect(args) => inspect_cmd(args),
         Command::Compact(args) => compact_cmd(args),
         Command::Sweep(args) => sweep_cmd(args),
+        Command::Report(args) => report_cmd(args),
+        Command::Compare(args) => compare_cmd(args),
         Command::Models => {
             for (name, about) in BUILTIN {
                 println!("{name:12} {about}");

@@ -6,6 +6,7 @@
 
 pub mod charts;
 pub mod compare;
+pub mod criterion;
 mod csv_io;
 
 pub use csv_io::{CsvAppender, ReportError, read_rows, write_atomically};
@@ -34,7 +35,8 @@ pub struct Row {
     pub threads: usize,
     /// Kernel backend (`packed`, `matrixmultiply`, `csr`, `onnxruntime X.Y`).
     pub backend: String,
-    /// Sweep preset or config name (`run` for single runs, `criterion` for benches).
+    /// Sweep preset or config name (the criterion export keeps the preset of
+    /// the points it benched).
     pub preset: String,
     /// Model: built-in or synthetic spec name, or checkpoint file name.
     pub model: String,
@@ -122,5 +124,52 @@ impl Row {
     /// Median in milliseconds.
     pub fn median_ms(&self) -> f64 {
         self.median_ns / 1e6
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::Row;
+
+    /// A complete row with plausible values, for tests to adjust.
+    pub(crate) fn row() -> Row {
+        Row {
+            suite_version: "0.1.0".into(),
+            git_rev: "abc".into(),
+            timestamp: "2026-11-29T07:00:00Z".into(),
+            host: "test-host".into(),
+            cpu_model: "Test CPU".into(),
+            simd: "avx512".into(),
+            logical_cores: 2,
+            threads: 2,
+            backend: "packed-avx512".into(),
+            preset: "quick".into(),
+            model: "lstm2x256-k1".into(),
+            input: 256,
+            layers: 2,
+            hidden_full: "256/256".into(),
+            hidden_kept: "256/256".into(),
+            kept_fraction: 1.0,
+            sparsity: 0.0,
+            mode: "dense".into(),
+            batch: 1,
+            seq: 30,
+            head: false,
+            nonzero_weights: 1_048_576,
+            macs_per_step: 1_048_576,
+            median_ns: 1e6,
+            min_ns: 0.9e6,
+            max_ns: 1.2e6,
+            ci_low_ns: 0.95e6,
+            ci_high_ns: 1.05e6,
+            runs: 10,
+            gflops: 62.9,
+            speedup_vs_dense: Some(1.0),
+            ideal_speedup: 1.0,
+            verify_max_rel: None,
+            peak_gflops: 340.0,
+            bandwidth_gbs: 22.0,
+            status: "ok".into(),
+        }
     }
 }

@@ -5,5 +5,5 @@
 mod runner;
 mod spec;
 
-pub use runner::{RowCallback, SweepError, SweepOptions, SweepSummary, run_sweep};
+pub use runner::{Prepared, RowCallback, Session, SweepError, SweepOptions, SweepSummary, complete_row, dense_key, run_sweep};
 pub use spec::{Grid, Mode, PRESETS, Point, Source, SpecError, SweepSpec};

@@ -17,7 +17,7 @@ use crate::exec::{Backend, Executor, LstmExecutor};
 use crate::hardware::{Limits, cpu_model, git_revision, host_name, measure_limits};
 use crate::iss::{DEFAULT_THRESHOLD, DEFAULT_TOLERANCE, against_dense, analyze, compact_with, verify};
 use crate::kernels::simd::{SimdLevel, cpu_features};
-use crate::measure::{Budget, time_runs};
+use crate::measure::{Budget, Stats, time_runs};
 use crate::model::synthetic::SynthSpec;
 use crate::model::{Inputs, Model};
 use crate::prune::{lstm_nonzeros, match_iss};
@@ -112,7 +112,8 @@ struct Instance {
     pruned: Option<Model>,
     /// Verification error per (mode, head).
     verified: HashMap<(Mode, bool), f64>,
-    executors: HashMap<(Mode, bool), (LstmExecutor, Facts)>,
+    /// Prepared executors and their facts; `None` while lent to a [`Prepared`].
+    executors: HashMap<(Mode, bool), (Option<LstmExecutor>, Facts)>,
 }
 
 /// What a prepared executor's model does per step, kept so that the model
@@ -239,30 +240,31 @@ impl Instance {
         Ok(Some(eq.max_rel))
     }
 
-    /// The prepared executor for `mode` and `head`, and its model's facts.
-    fn executor(&mut self, mode: Mode, head: bool, backend: Backend) -> Result<(&mut LstmExecutor, Facts), String> {
-        if !self.executors.contains_key(&(mode, head)) {
-            let model = self.model(mode)?;
-            let facts = Facts {
-                nonzero: if mode == Mode::Csr {
-                    lstm_nonzeros(model)
-                } else {
-                    lstm_weights(model)
-                },
-                head_weights: if head { model.head().map_or(0, |h| h.weight().len()) } else { 0 },
-                macs: match mode {
-                    Mode::Csr => model.macs_per_step(!head) - model.lstm_macs_per_step() + lstm_nonzeros(model),
-                    _ => model.macs_per_step(!head),
-                },
-                vocab: if head { model.embedding().map(|e| e.vocab()) } else { None },
-                width: model.input_size(),
-            };
-            let backend = if mode == Mode::Csr { Backend::Csr } else { backend };
-            let exec = LstmExecutor::prepare(model, backend, !head, mode.name());
-            self.executors.insert((mode, head), (exec, facts));
+    /// The prepared executor for `mode` and `head` (taken out of the
+    /// cache, or prepared now), and its model's facts.
+    fn executor(&mut self, mode: Mode, head: bool, backend: Backend) -> Result<(LstmExecutor, Facts), String> {
+        if let Some((slot @ Some(_), facts)) = self.executors.get_mut(&(mode, head)) {
+            return Ok((slot.take().expect("matched Some"), *facts));
         }
-        let (exec, facts) = self.executors.get_mut(&(mode, head)).expect("just inserted");
-        Ok((exec, *facts))
+        let model = self.model(mode)?;
+        let facts = Facts {
+            nonzero: if mode == Mode::Csr {
+                lstm_nonzeros(model)
+            } else {
+                lstm_weights(model)
+            },
+            head_weights: if head { model.head().map_or(0, |h| h.weight().len()) } else { 0 },
+            macs: match mode {
+                Mode::Csr => model.macs_per_step(!head) - model.lstm_macs_per_step() + lstm_nonzeros(model),
+                _ => model.macs_per_step(!head),
+            },
+            vocab: if head { model.embedding().map(|e| e.vocab()) } else { None },
+            width: model.input_size(),
+        };
+        let backend = if mode == Mode::Csr { Backend::Csr } else { backend };
+        let exec = LstmExecutor::prepare(model, backend, !head, mode.name());
+        self.executors.insert((mode, head), (None, facts));
+        Ok((exec, facts))
     }
 }
 
@@ -278,15 +280,172 @@ fn row_resume_key(r: &Row) -> String {
     )
 }
 
-/// The dense median a speedup refers to: same machine, model family, shape, batch, seq, threads, head.
-fn dense_key(host: &str, hidden_full: &str, input: usize, batch: usize, seq: usize, threads: usize, head: bool) -> String {
-    format!("{host}|{input}|{hidden_full}|b{batch}|s{seq}|t{threads}|{head}")
+/// The dense point a row's speedup refers to: same machine, shape, batch,
+/// seq, threads and head (any kept fraction: dense time does not depend on
+/// where the zeros are).
+pub fn dense_key(r: &Row) -> String {
+    format!(
+        "{}|{}|{}|b{}|s{}|t{}|{}",
+        r.host, r.input, r.hidden_full, r.batch, r.seq, r.threads, r.head
+    )
+}
+
+/// A point ready to time: its executor (weights prepared), inputs, thread
+/// count, and its row with everything but the timing filled in.
+pub struct Prepared {
+    /// The prepared executor; time `exec.run(&inputs)`.
+    pub exec: LstmExecutor,
+    /// The point's inputs (`seq` x `batch`).
+    pub inputs: Inputs,
+    /// The row to complete with [`complete_row`].
+    pub row: Row,
+    cache_key: (Mode, bool),
+}
+
+/// Fills the timing columns of `template` from `stats`, and the speedup from
+/// the dense median of the same point when known.
+pub fn complete_row(template: &Row, stats: &Stats, dense_median_ns: Option<f64>) -> Row {
+    let dense = if template.mode == "dense" {
+        Some(stats.median_ns)
+    } else {
+        dense_median_ns
+    };
+    Row {
+        median_ns: stats.median_ns,
+        min_ns: stats.min_ns,
+        max_ns: stats.max_ns,
+        ci_low_ns: stats.ci_low_ns,
+        ci_high_ns: stats.ci_high_ns,
+        runs: stats.runs,
+        gflops: 2.0 * (template.macs_per_step * template.batch * template.seq) as f64 / stats.median_ns,
+        speedup_vs_dense: dense.map(|d| d / stats.median_ns),
+        timestamp: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        ..template.clone()
+    }
+}
+
+/// Builds and verifies the models of a sweep's points: one instance (full,
+/// compacted, pruned model, executors) at a time, reused by consecutive
+/// points. The sweep runner and the criterion bench share it, so both
+/// measure exactly the same thing.
+pub struct Session {
+    machine: Machine,
+    preset: String,
+    backend: Backend,
+    current: Option<((Source, f64), Result<Instance, String>)>,
+}
+
+impl Session {
+    /// A session for `spec` on this machine.
+    pub fn new(spec: &SweepSpec) -> Session {
+        Session {
+            machine: Machine::new(),
+            preset: spec.name.clone(),
+            backend: Backend::parse(&spec.backend).unwrap_or_default(),
+            current: None,
+        }
+    }
+
+    /// Host name recorded in rows.
+    pub fn host(&self) -> &str {
+        &self.machine.host
+    }
+
+    /// Threads a point uses (0 means all logical cores).
+    pub fn threads(&self, point: &Point) -> usize {
+        self.machine.threads(point.threads)
+    }
+
+    /// The rayon pool of `threads` workers (started, and the machine's
+    /// limits measured on it, on first use).
+    pub fn pool(&mut self, threads: usize) -> Result<&rayon::ThreadPool, SweepError> {
+        Ok(self.machine.pool(threads)?.0)
+    }
+
+    /// The model name a point's rows carry.
+    pub fn model_name(point: &Point) -> String {
+        source_name(&point.source, point.kept_fraction)
+    }
+
+    /// Builds (or reuses) the point's models, verifies its mode against
+    /// dense once, and prepares its executor. A point that cannot run comes
+    /// back as its failed row.
+    pub fn prepare(&mut self, point: &Point) -> Result<Result<Prepared, Row>, SweepError> {
+        let threads = self.threads(point);
+        let (_, limits) = self.machine.pool(threads)?;
+        let ctx = Context {
+            host: self.machine.host.clone(),
+            cpu: self.machine.cpu.clone(),
+            simd: self.machine.simd.clone(),
+            cores: self.machine.cores,
+            threads,
+            limits,
+            preset: self.preset.clone(),
+        };
+        let id = (point.source.clone(), point.kept_fraction);
+        if self.current.as_ref().is_none_or(|(current, _)| *current != id) {
+            // Free the previous instance before building the next one.
+            drop(self.current.take());
+            self.current = Some((id.clone(), build_instance(&point.source, point.kept_fraction)));
+        }
+        let name = Self::model_name(point);
+        let inst = match &mut self.current.as_mut().expect("just set").1 {
+            Ok(inst) => inst,
+            Err(e) => return Ok(Err(failed_row(&ctx, &name, point, e))),
+        };
+        let pool = &self.machine.pools[&threads];
+        let backend = self.backend;
+        Ok(pool
+            .install(|| prepare_in(inst, point, backend, &ctx))
+            .map_err(|e| failed_row(&ctx, &name, point, &e)))
+    }
+
+    /// Returns a point's executor to the cache for the next point of the same model.
+    pub fn give_back(&mut self, prepared: Prepared) {
+        if let Some((_, Ok(inst))) = &mut self.current
+            && let Some(slot) = inst.executors.get_mut(&prepared.cache_key)
+        {
+            slot.0 = Some(prepared.exec);
+        }
+    }
+}
+
+/// Verifies and prepares one point of `inst` (inside its thread pool).
+fn prepare_in(inst: &mut Instance, point: &Point, backend: Backend, ctx: &Context) -> Result<Prepared, String> {
+    let verify_max_rel = inst.verify(point.mode, point.head)?;
+    let full = &inst.full;
+    let dense_macs = full.macs_per_step(!point.head);
+    let full_weights = lstm_weights(full);
+    let hidden_full = sizes(&full.hidden_sizes());
+    let hidden_kept = sizes(&inst.kept_sizes);
+    let kept_fraction = inst.kept_sizes.iter().sum::<usize>() as f64 / full.hidden_sizes().iter().sum::<usize>() as f64;
+    let (input, layers) = (full.input_size(), full.layers().len());
+    let (exec, facts) = inst.executor(point.mode, point.head, backend)?;
+    let inputs = Inputs::random_for(facts.vocab, facts.width, point.seq, point.batch, 1);
+    let row = Row {
+        input,
+        layers,
+        hidden_full,
+        hidden_kept,
+        kept_fraction,
+        sparsity: 1.0 - facts.nonzero as f64 / full_weights as f64,
+        nonzero_weights: facts.nonzero + facts.head_weights,
+        macs_per_step: facts.macs,
+        ideal_speedup: dense_macs as f64 / facts.macs as f64,
+        verify_max_rel,
+        ..base_row(ctx, &inst.name, point, exec.backend())
+    };
+    Ok(Prepared {
+        exec,
+        inputs,
+        row,
+        cache_key: (point.mode, point.head),
+    })
 }
 
 /// Runs every point of `spec`, appending rows to `options.csv`.
 pub fn run_sweep(spec: &SweepSpec, mut options: SweepOptions) -> Result<SweepSummary, SweepError> {
-    let backend = Backend::parse(&spec.backend).unwrap_or_default();
-    let mut machine = Machine::new();
+    let mut session = Session::new(spec);
     let mut done: HashSet<String> = HashSet::new();
     let mut dense_medians: HashMap<String, f64> = HashMap::new();
     // Opening first cuts a partial last line left by an interrupted run.
@@ -294,10 +453,7 @@ pub fn run_sweep(spec: &SweepSpec, mut options: SweepOptions) -> Result<SweepSum
     if std::fs::metadata(&options.csv).is_ok_and(|m| m.len() > 0) {
         for r in read_rows(std::slice::from_ref(&options.csv))? {
             if r.mode == "dense" && r.ok() {
-                dense_medians.insert(
-                    dense_key(&r.host, &r.hidden_full, r.input, r.batch, r.seq, r.threads, r.head),
-                    r.median_ns,
-                );
+                dense_medians.insert(dense_key(&r), r.median_ns);
             }
             if options.resume {
                 done.insert(row_resume_key(&r));
@@ -307,7 +463,6 @@ pub fn run_sweep(spec: &SweepSpec, mut options: SweepOptions) -> Result<SweepSum
     let points = spec.points();
     let total = points.len();
     let mut summary = SweepSummary::default();
-    let mut current: Option<((Source, f64), Result<Instance, String>)> = None;
     let budget = Budget {
         warmup_runs: 1,
         time: Duration::from_millis(spec.budget_ms),
@@ -319,29 +474,41 @@ pub fn run_sweep(spec: &SweepSpec, mut options: SweepOptions) -> Result<SweepSum
             summary.interrupted = true;
             break;
         }
-        let threads = machine.threads(point.threads);
-        let name = source_name(&point.source, point.kept_fraction);
-        let key = resume_key(&machine.host, &name, point.mode, point.batch, point.seq, threads, point.head);
+        let threads = session.threads(point);
+        let key = resume_key(
+            session.host(),
+            &Session::model_name(point),
+            point.mode,
+            point.batch,
+            point.seq,
+            threads,
+            point.head,
+        );
         if done.contains(&key) {
             summary.skipped += 1;
             continue;
         }
-        let instance_id = (point.source.clone(), point.kept_fraction);
-        if current.as_ref().is_none_or(|(id, _)| *id != instance_id) {
-            // Free the previous instance before building the next one.
-            drop(current.take());
-            current = Some((instance_id.clone(), build_instance(&point.source, point.kept_fraction)));
-        }
-        let instance = &mut current.as_mut().expect("just set").1;
-        let (_, limits) = machine.pool(threads)?;
-        let ctx = machine_info(&machine, threads, limits, spec);
-        let pool = &machine.pools[&threads];
-        let row = match instance {
-            Ok(inst) => measure_point(inst, point, backend, budget, pool, &mut dense_medians, &ctx),
-            Err(e) => failed_row(&ctx, &name, point, e),
+        let row = match session.prepare(point)? {
+            Err(failed) => failed,
+            Ok(mut prepared) => {
+                let pool = session.pool(threads)?;
+                let (exec, inputs) = (&mut prepared.exec, &prepared.inputs);
+                let row = match pool.install(|| time_runs(budget, || exec.run(inputs).map(|_| ()))) {
+                    Ok(stats) => complete_row(&prepared.row, &stats, dense_medians.get(&dense_key(&prepared.row)).copied()),
+                    Err(e) => Row {
+                        status: format!("failed: {e}"),
+                        ..prepared.row.clone()
+                    },
+                };
+                session.give_back(prepared);
+                row
+            }
         };
         if row.ok() {
             summary.measured += 1;
+            if row.mode == "dense" {
+                dense_medians.insert(dense_key(&row), row.median_ns);
+            }
         } else {
             summary.failed += 1;
         }
@@ -352,7 +519,7 @@ pub fn run_sweep(spec: &SweepSpec, mut options: SweepOptions) -> Result<SweepSum
     Ok(summary)
 }
 
-/// The row fields that describe the machine and the run, filled once per point.
+/// The row fields that describe the machine and the run.
 struct Context {
     host: String,
     cpu: String,
@@ -361,18 +528,6 @@ struct Context {
     threads: usize,
     limits: Limits,
     preset: String,
-}
-
-fn machine_info(m: &Machine, threads: usize, limits: Limits, spec: &SweepSpec) -> Context {
-    Context {
-        host: m.host.clone(),
-        cpu: m.cpu.clone(),
-        simd: m.simd.clone(),
-        cores: m.cores,
-        threads,
-        limits,
-        preset: spec.name.clone(),
-    }
 }
 
 fn base_row(ctx: &Context, model: &str, point: &Point, backend: String) -> Row {
@@ -420,65 +575,5 @@ fn failed_row(ctx: &Context, model: &str, point: &Point, reason: &str) -> Row {
     Row {
         status: format!("failed: {}", reason.replace(['\n', '\r'], " ")),
         ..base_row(ctx, model, point, String::new())
-    }
-}
-
-/// Verifies (once per instance) and times one point.
-fn measure_point(
-    inst: &mut Instance,
-    point: &Point,
-    backend: Backend,
-    budget: Budget,
-    pool: &rayon::ThreadPool,
-    dense_medians: &mut HashMap<String, f64>,
-    ctx: &Context,
-) -> Row {
-    let name = inst.name.clone();
-    let fail = |e: String| failed_row(ctx, &name, point, &e);
-    let verify_max_rel = match pool.install(|| inst.verify(point.mode, point.head)) {
-        Ok(v) => v,
-        Err(e) => return fail(e),
-    };
-    let full = &inst.full;
-    let dense_macs = full.macs_per_step(!point.head);
-    let full_weights = lstm_weights(full);
-    let hidden_full = sizes(&full.hidden_sizes());
-    let hidden_kept = sizes(&inst.kept_sizes);
-    let kept_fraction = inst.kept_sizes.iter().sum::<usize>() as f64 / full.hidden_sizes().iter().sum::<usize>() as f64;
-    let (input, layers) = (full.input_size(), full.layers().len());
-    let (exec, facts) = match inst.executor(point.mode, point.head, backend) {
-        Ok(x) => x,
-        Err(e) => return fail(e),
-    };
-    let inputs = Inputs::random_for(facts.vocab, facts.width, point.seq, point.batch, 1);
-    let stats = match pool.install(|| time_runs(budget, || exec.run(&inputs).map(|_| ()))) {
-        Ok(s) => s,
-        Err(e) => return fail(e.to_string()),
-    };
-    let dkey = dense_key(&ctx.host, &hidden_full, input, point.batch, point.seq, ctx.threads, point.head);
-    if point.mode == Mode::Dense {
-        dense_medians.insert(dkey.clone(), stats.median_ns);
-    }
-    let macs = facts.macs;
-    Row {
-        input,
-        layers,
-        hidden_full,
-        hidden_kept,
-        kept_fraction,
-        sparsity: 1.0 - facts.nonzero as f64 / full_weights as f64,
-        nonzero_weights: facts.nonzero + facts.head_weights,
-        macs_per_step: macs,
-        median_ns: stats.median_ns,
-        min_ns: stats.min_ns,
-        max_ns: stats.max_ns,
-        ci_low_ns: stats.ci_low_ns,
-        ci_high_ns: stats.ci_high_ns,
-        runs: stats.runs,
-        gflops: 2.0 * (macs * point.batch * point.seq) as f64 / stats.median_ns,
-        speedup_vs_dense: dense_medians.get(&dkey).map(|d| d / stats.median_ns),
-        ideal_speedup: dense_macs as f64 / macs as f64,
-        verify_max_rel,
-        ..base_row(ctx, &name, point, exec.backend())
     }
 }
