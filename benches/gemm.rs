@@ -109,5 +109,15 @@ fn bench_machine(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_gemm, bench_machine);
+/// Criterion with the font its plots need (plotters has no system fonts here).
+fn config() -> Criterion {
+    issbench::report::charts::register_font();
+    Criterion::default()
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = bench_gemm, bench_machine
+}
 criterion_main!(benches);

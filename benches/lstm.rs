@@ -39,6 +39,7 @@ fn points(preset: &str) -> (SweepSpec, Vec<Point>) {
 }
 
 fn main() {
+    charts::register_font();
     let mut criterion = Criterion::default()
         .sample_size(10)
         .warm_up_time(Duration::from_millis(500))

@@ -95,5 +95,15 @@ fn bench_sparse(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_sparse);
+/// Criterion with the font its plots need (plotters has no system fonts here).
+fn config() -> Criterion {
+    issbench::report::charts::register_font();
+    Criterion::default()
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = bench_sparse
+}
 criterion_main!(benches);

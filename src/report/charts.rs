@@ -27,8 +27,10 @@ pub(crate) const SIZE: (u32, u32) = (1280, 800);
 
 static FONT: Once = Once::new();
 
-/// Makes the embedded font the `sans-serif` family of the bitmap backend.
-fn register_font() {
+/// Makes the embedded font the `sans-serif` family of plotters' bitmap
+/// backend. Benches call it before criterion draws its own plots: plotters is
+/// built without system fonts, so criterion's plots need it too.
+pub fn register_font() {
     FONT.call_once(|| {
         let bytes: &'static [u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
         // Only fails on a corrupt font, which the tests would show.
@@ -826,4 +828,107 @@ mod tests {
         }];
         assert!(draw_all(&failed, dir.path()).unwrap().is_empty());
     }
+
+    // SCRATCH-BEGIN (delete)
+    pub(crate) fn realistic(host: &str, scale: f64, ts: &str) -> Vec<Row> {
+        let mut rows = Vec::new();
+        let base = Row {
+            host: host.into(),
+            timestamp: ts.into(),
+            ..row()
+        };
+        for h in [256usize, 512, 1024] {
+            for batch in [1usize, 10] {
+                let dense_ms = scale * (h * h) as f64 * batch as f64 / 4e5 * if batch == 10 { 0.3 } else { 1.0 };
+                let macs = 8 * h * h * 2;
+                rows.push(Row {
+                    preset: "quick".into(),
+                    model: format!("lstm2x{h}-k1"),
+                    hidden_full: format!("{h}/{h}"),
+                    hidden_kept: format!("{h}/{h}"),
+                    batch,
+                    median_ns: dense_ms * 1e6,
+                    nonzero_weights: macs,
+                    macs_per_step: macs,
+                    gflops: 2.0 * macs as f64 * batch as f64 * 30.0 / (dense_ms * 1e6),
+                    ..base.clone()
+                });
+                for k in [0.5, 0.25, 0.1] {
+                    let kh = (h as f64 * k) as usize;
+                    for (mode, gain) in [("iss", 0.7 / (k * k)), ("csr", 0.4 / k)] {
+                        let ms = dense_ms / gain;
+                        let nz = 8 * kh * kh * 2;
+                        rows.push(Row {
+                            preset: "quick".into(),
+                            model: format!("lstm2x{h}-k{k}"),
+                            hidden_full: format!("{h}/{h}"),
+                            hidden_kept: format!("{kh}/{kh}"),
+                            kept_fraction: k,
+                            mode: mode.into(),
+                            batch,
+                            median_ns: ms * 1e6,
+                            speedup_vs_dense: Some(gain),
+                            ideal_speedup: 1.0 / (k * k),
+                            nonzero_weights: nz,
+                            macs_per_step: nz,
+                            gflops: 2.0 * nz as f64 * batch as f64 * 30.0 / (ms * 1e6),
+                            ..base.clone()
+                        });
+                    }
+                }
+            }
+        }
+        for head in [false, true] {
+            for batch in [1usize, 10, 64] {
+                for threads in [1usize, 2] {
+                    for (mode, ms) in [("dense", 140.0), ("iss", 15.0), ("csr", 95.0)] {
+                        let ms = ms * scale * (batch as f64).sqrt() * if threads == 1 { 1.8 } else { 1.0 } * if head { 1.4 } else { 1.0 };
+                        rows.push(Row {
+                            model: "ptb-iss".into(),
+                            preset: "ptb".into(),
+                            hidden_full: "1500/1500".into(),
+                            hidden_kept: "373/315".into(),
+                            kept_fraction: 0.229,
+                            mode: mode.into(),
+                            batch,
+                            threads,
+                            head,
+                            median_ns: ms * 1e6,
+                            speedup_vs_dense: Some(140.0 / ms),
+                            ideal_speedup: 9.0,
+                            ..base.clone()
+                        });
+                    }
+                }
+            }
+        }
+        for h in (64..=2048).step_by(32) {
+            for batch in [1usize, 10] {
+                let ms = scale * (h * h) as f64 / 4e5 * (1.0 + batch as f64 * 0.2) * if h % 256 == 32 { 1.3 } else { 1.0 };
+                rows.push(Row {
+                    preset: "full".into(),
+                    model: format!("lstm2x{h}-k1"),
+                    hidden_full: format!("{h}/{h}"),
+                    batch,
+                    median_ns: ms * 1e6,
+                    ..base.clone()
+                });
+            }
+        }
+        rows
+    }
+
+    #[test]
+    #[ignore]
+    fn scratch_visual() {
+        let dir = std::path::Path::new("/tmp/chart-check");
+        let _ = std::fs::remove_dir_all(dir);
+        let files = draw_all(&realistic("h2", 1.0, "2026-11-29T07:00:00Z"), dir).unwrap();
+        eprintln!("{files:?}");
+        let mut both = realistic("h2", 1.0, "2026-11-29T07:00:00Z");
+        both.extend(realistic("big-server-01", 0.4, "2026-11-30T07:00:00Z"));
+        let c = crate::report::compare::compare(&both, dir).unwrap();
+        eprintln!("{:?} {}", c.files, c.shared_points);
+    }
+    // SCRATCH-END
 }

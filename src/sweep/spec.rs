@@ -167,7 +167,7 @@ impl SweepSpec {
         let (grids, budget_ms) = match name {
             "quick" => (
                 vec![grid(vec![256, 512, 1024], 2, vec![1.0, 0.5, 0.25, 0.1], all, vec![1, 10], vec![30])],
-                250,
+                500,
             ),
             "ptb" => (
                 vec![Grid {
