@@ -173,3 +173,39 @@ fn csv_files_from_two_hosts_concatenate_and_keep_their_targets() {
     let points: std::collections::BTreeSet<String> = both.iter().map(Row::point_key).collect();
     assert_eq!(points.len(), 2);
 }
+
+#[test]
+fn report_redraws_the_sweeps_charts_from_the_csv_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("r.toml"),
+        "name = \"r\"\nbudget_ms = 1\nmin_runs = 1\nmax_runs = 2\n[[grid]]\nhidden = [16, 32]\nkept = [1.0, 0.5]\nmodes = [\"dense\", \"iss\", \"csr\"]\nbatch = [2]\nseq = [3]\n",
+    )
+    .unwrap();
+    let bin = env!("CARGO_BIN_EXE_issbench");
+    let swept = dir.path().join("swept");
+    let out = std::process::Command::new(bin)
+        .args(["sweep", "--config"])
+        .arg(dir.path().join("r.toml"))
+        .arg("--out")
+        .arg(&swept)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let redrawn = dir.path().join("redrawn");
+    let out = std::process::Command::new(bin)
+        .arg("report")
+        .arg(swept.join("r.csv"))
+        .arg("--out")
+        .arg(&redrawn)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for stem in ["speedup_vs_sparsity_b2", "time_vs_hidden_b2", "roofline"] {
+        let a = std::fs::read_to_string(swept.join(format!("{stem}.svg"))).unwrap();
+        let b = std::fs::read_to_string(redrawn.join(format!("{stem}.svg"))).unwrap();
+        assert_eq!(a, b, "{stem}: the redrawn chart differs");
+        assert!(a.contains("h16 iss") || stem != "speedup_vs_sparsity_b2");
+        assert!(redrawn.join(format!("{stem}.png")).is_file());
+    }
+}
