@@ -7,6 +7,7 @@
 pub mod checkpoint;
 pub mod deepbench;
 pub mod exec;
+pub mod fuzz;
 pub mod hardware;
 pub mod inspect;
 pub mod iss;

@@ -321,3 +321,99 @@ fn the_cli_prints_one_line_and_exits_1() {
     assert!(err.contains("junk.pt") && err.contains("bare pickle"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// One more malformed file per row: (name, bytes, expected error kind).
+#[test]
+fn a_corpus_of_malformed_small_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let st = |header: &str, data: usize| {
+        let mut b = (header.len() as u64).to_le_bytes().to_vec();
+        b.extend_from_slice(header.as_bytes());
+        b.extend(std::iter::repeat_n(0u8, data));
+        b
+    };
+    let npy = |header: &str, data: usize| {
+        let mut h = header.to_string();
+        while !(10 + h.len() + 1).is_multiple_of(64) {
+            h.push(' ');
+        }
+        h.push('\n');
+        let mut b = b"\x93NUMPY\x01\x00".to_vec();
+        b.extend((h.len() as u16).to_le_bytes());
+        b.extend(h.as_bytes());
+        b.extend(std::iter::repeat_n(0u8, data));
+        b
+    };
+    let w = r#"{"weight_ih_l0":{"dtype":"F32","shape":[8,3],"data_offsets":[0,96]}}"#;
+    type Check = fn(&ErrorKind) -> bool;
+    let corrupt: Check = |k| matches!(k, ErrorKind::Corrupt(_));
+    let cases: Vec<(&str, Vec<u8>, Check)> = vec![
+        ("empty.safetensors", vec![], |k| matches!(k, ErrorKind::UnknownFormat(_))),
+        ("eight.safetensors", 5u64.to_le_bytes().to_vec(), |k| {
+            matches!(k, ErrorKind::UnknownFormat(_))
+        }),
+        (
+            "hdr-beyond-file.safetensors",
+            {
+                let mut b = st(w, 96);
+                b[..8].copy_from_slice(&(1u64 << 40).to_le_bytes());
+                b
+            },
+            |k| matches!(k, ErrorKind::UnknownFormat(_) | ErrorKind::Corrupt(_)),
+        ),
+        ("not-json.safetensors", st("{nope", 0), corrupt),
+        ("short-data.safetensors", st(w, 50), corrupt),
+        (
+            "offsets-mismatch.safetensors",
+            st(r#"{"weight_ih_l0":{"dtype":"F32","shape":[8,3],"data_offsets":[0,90]}}"#, 90),
+            corrupt,
+        ),
+        (
+            "negative-shape.safetensors",
+            st(r#"{"weight_ih_l0":{"dtype":"F32","shape":[-8,3],"data_offsets":[0,96]}}"#, 96),
+            corrupt,
+        ),
+        (
+            "fp8-weights.safetensors",
+            st(
+                r#"{"weight_hh_l0":{"dtype":"F8_E4M3","shape":[8,2],"data_offsets":[0,16]},"weight_ih_l0":{"dtype":"F8_E4M3","shape":[8,3],"data_offsets":[16,40]}}"#,
+                40,
+            ),
+            |k| matches!(k, ErrorKind::DType(_)),
+        ),
+        (
+            "bad-version.npy",
+            {
+                let mut b = npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", 8);
+                b[6] = 9;
+                b
+            },
+            |k| matches!(k, ErrorKind::Unsupported(_)),
+        ),
+        ("not-a-dict.npy", npy("[1, 2, 3]", 8), corrupt),
+        (
+            "complex.npy",
+            npy("{'descr': '<c8', 'fortran_order': False, 'shape': (2,), }", 16),
+            |k| matches!(k, ErrorKind::DType(_)),
+        ),
+        (
+            "short.npy",
+            npy("{'descr': '<f4', 'fortran_order': False, 'shape': (4, 4), }", 8),
+            |k| matches!(k, ErrorKind::TooLarge { .. }),
+        ),
+        (
+            "overflow.npy",
+            npy("{'descr': '<f8', 'fortran_order': False, 'shape': (4294967296, 4294967296), }", 8),
+            |k| matches!(k, ErrorKind::Shape(_) | ErrorKind::TooLarge { .. }),
+        ),
+        ("magic-only.npy", b"\x93NUMPY".to_vec(), |k| matches!(k, ErrorKind::Truncated(_))),
+        ("legacy.pt", b"\x80\x02}q\x00.".to_vec(), |k| matches!(k, ErrorKind::Unsupported(_))),
+    ];
+    assert!(cases.len() >= 15);
+    for (name, bytes, check) in cases {
+        let p = dir.path().join(name);
+        std::fs::write(&p, &bytes).unwrap();
+        let e = load_err(&p);
+        assert!(check(&e.kind), "{name}: {e}");
+    }
+}

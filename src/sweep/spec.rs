@@ -125,6 +125,10 @@ fn default_backend() -> String {
     "packed".into()
 }
 
+/// Most points one grid may have (a typo in a list should not plan a
+/// sweep of years, nor allocate its points).
+pub const MAX_POINTS: usize = 100_000;
+
 /// Names of the built-in presets.
 pub const PRESETS: &[(&str, &str)] = &[
     (
@@ -266,6 +270,20 @@ impl SweepSpec {
             }
             if g.kept.iter().any(|&k| !(k > 0.0 && k <= 1.0)) {
                 return Err(at("kept fractions must be in (0, 1]"));
+            }
+            let points = [
+                g.models.len() + g.hidden.len() * g.kept.len(),
+                g.modes.len(),
+                g.batch.len(),
+                g.seq.len(),
+                g.threads.len(),
+                g.head.len(),
+            ]
+            .iter()
+            .try_fold(1usize, |n, &k| n.checked_mul(k))
+            .filter(|&n| n <= MAX_POINTS);
+            if points.is_none() {
+                return Err(at(&format!("more than {MAX_POINTS} points; split the sweep")));
             }
             if !g.hidden.is_empty() && g.head.contains(&true) {
                 return Err(at("synthetic models have no head: use head = [false]"));
