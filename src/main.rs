@@ -665,7 +665,16 @@ fn compare_cmd(args: ReportArgs) -> Result<()> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Usage errors exit 1 like every other user error (clap's own code, 2,
+    // means "not equivalent" here); --help and --version exit 0.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 1 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
     let result = match cli.command {
         Command::Run(args) => run(args),
         Command::Inspect(args) => inspect_cmd(args),

@@ -417,3 +417,41 @@ fn a_corpus_of_malformed_small_files() {
         assert!(check(&e.kind), "{name}: {e}");
     }
 }
+
+#[test]
+fn exit_codes_are_0_1_and_2_as_documented() {
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_issbench"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    assert_eq!(run(&["--help"]).status.code(), Some(0));
+    let bad_arg = run(&["run", "tiny", "--batch", "many"]);
+    assert_eq!(bad_arg.status.code(), Some(1), "a usage error is a user error");
+    let missing = run(&["run", "/no/such/checkpoint.pt"]);
+    assert_eq!(missing.status.code(), Some(1));
+    let err = String::from_utf8(missing.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("issbench: /no/such/checkpoint.pt: ") && !err.contains("backtrace"),
+        "{err}"
+    );
+    let ok = run(&[
+        "run",
+        "tiny-iss",
+        "--mode",
+        "iss",
+        "--time",
+        "0",
+        "--min-runs",
+        "1",
+        "--max-runs",
+        "1",
+        "--batch",
+        "1",
+        "--seq",
+        "2",
+    ]);
+    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
+}
