@@ -14,6 +14,8 @@ pub mod iss;
 pub mod kernels;
 pub mod measure;
 pub mod model;
+pub mod onnx;
+pub mod peer;
 pub mod prune;
 pub mod report;
 pub mod sweep;

@@ -19,6 +19,7 @@ use issbench::kernels::simd::{SimdLevel, cpu_features};
 use issbench::measure::{Budget, Stats, time_runs};
 use issbench::model::synthetic::BUILTIN;
 use issbench::model::{Inputs, Model};
+use issbench::peer::OrtPeer;
 use issbench::prune::{Scope, lstm_nonzeros, magnitude, match_iss};
 use issbench::report::{charts, compare, read_rows};
 use issbench::sweep::{PRESETS, SweepOptions, SweepSpec, run_sweep};
@@ -46,6 +47,8 @@ enum Command {
     Sweep(SweepArgs),
     /// Redraw every chart from result CSVs alone.
     Report(ReportArgs),
+    /// Write a model (full or ISS-compacted) as an ONNX graph of LSTM ops, for ONNX Runtime.
+    ExportOnnx(ExportArgs),
     /// Set hardware targets (host / CPU / threads / backend) side by side for the points they share.
     Compare(ReportArgs),
     /// List the built-in models.
@@ -176,6 +179,27 @@ struct SweepArgs {
     /// Do not draw charts after the sweep.
     #[arg(long)]
     no_charts: bool,
+    /// Also time each dense and iss point on a peer: `ort` (ONNX Runtime
+    /// through tools/peer_ort.py and ISSBENCH_PYTHON).
+    #[arg(long, value_parser = ["ort"])]
+    peer: Option<String>,
+}
+
+#[derive(Parser)]
+struct ExportArgs {
+    /// A built-in model name or a checkpoint path.
+    model: String,
+    /// Where to write the ONNX model.
+    #[arg(short, long)]
+    output: PathBuf,
+    #[command(flatten)]
+    load: LoadArgs,
+    /// Export the ISS-compacted model instead of the full one.
+    #[arg(long)]
+    compact: bool,
+    /// LSTM layers only (features in, hidden states out), no embedding or head.
+    #[arg(long)]
+    layers_only: bool,
 }
 
 #[derive(Parser)]
@@ -595,7 +619,21 @@ fn sweep_cmd(args: SweepArgs) -> Result<()> {
             .progress_chars("=> "),
     );
     let progress = bar.clone();
+    let peer = match args.peer.as_deref() {
+        Some(_) => match OrtPeer::find() {
+            Ok(p) => {
+                println!("peer: onnxruntime {} (rows ort-dense, ort-iss)", p.version);
+                Some(p)
+            }
+            Err(why) => {
+                println!("peer: ONNX Runtime not available, sweeping without it: {why}");
+                None
+            }
+        },
+        None => None,
+    };
     let options = SweepOptions {
+        peer,
         csv: csv.clone(),
         resume: args.resume,
         stop,
@@ -641,6 +679,25 @@ fn sweep_cmd(args: SweepArgs) -> Result<()> {
     Ok(())
 }
 
+fn export_cmd(args: ExportArgs) -> Result<()> {
+    let full = open_model(&args.model, &args.load.options())?;
+    let model = if args.compact {
+        compact_with(&full, &analyze(&full, DEFAULT_THRESHOLD), full.head().is_none())?.model
+    } else {
+        full
+    };
+    let bytes = issbench::onnx::export(&model, args.layers_only);
+    issbench::checkpoint::write_atomically(&args.output, &bytes).with_context(|| format!("{}: cannot write", args.output.display()))?;
+    println!(
+        "wrote {} ({} bytes): hidden {}{}",
+        args.output.display(),
+        bytes.len(),
+        sizes(&model.hidden_sizes()),
+        if args.layers_only { ", LSTM layers only" } else { "" }
+    );
+    Ok(())
+}
+
 fn report_cmd(args: ReportArgs) -> Result<()> {
     let rows = read_rows(&args.csv)?;
     let files = charts::draw_all(&rows, &args.out)?;
@@ -681,6 +738,7 @@ fn main() -> ExitCode {
         Command::Compact(args) => compact_cmd(args),
         Command::Sweep(args) => sweep_cmd(args),
         Command::Report(args) => report_cmd(args),
+        Command::ExportOnnx(args) => export_cmd(args),
         Command::Compare(args) => compare_cmd(args),
         Command::Models => {
             for (name, about) in BUILTIN {

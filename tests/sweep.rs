@@ -38,6 +38,7 @@ fn options(csv: &Path, resume: bool, stop: Arc<AtomicBool>) -> SweepOptions {
         resume,
         stop,
         on_row: Box::new(|_, _, _| {}),
+        peer: None,
     }
 }
 

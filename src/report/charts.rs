@@ -88,6 +88,9 @@ pub(crate) fn mode_colour(mode: &str, other: usize) -> RGBColor {
         "dense" => RGBColor(64, 64, 64),
         "iss" => colour(0),
         "csr" => colour(1),
+        // The peer's modes: lighter shades of the mode they mirror.
+        "ort-dense" => RGBColor(165, 165, 165),
+        "ort-iss" => RGBColor(140, 190, 225),
         _ => colour(2 + other),
     }
 }
@@ -1015,7 +1018,29 @@ fn time_vs_hidden(rows: &[&Row], batch: usize) -> Option<Chart> {
 }
 
 fn ptb_table(rows: &[&Row]) -> Option<Chart> {
-    let ptb: Vec<&Row> = rows.iter().copied().filter(|r| r.model.starts_with("ptb")).collect();
+    ptb_bars(rows, &["dense", "iss", "csr"], "dense / ISS / CSR")
+}
+
+/// issbench against ONNX Runtime on the PTB shapes, when peer rows exist.
+fn ptb_vs_ort(rows: &[&Row]) -> Option<Chart> {
+    let peer: Vec<&Row> = rows.iter().copied().filter(|r| r.mode.starts_with("ort-")).collect();
+    let configs: BTreeSet<(bool, usize, usize)> = peer.iter().map(|r| (r.head, r.batch, r.threads)).collect();
+    let sel: Vec<&Row> = rows
+        .iter()
+        .copied()
+        .filter(|r| configs.contains(&(r.head, r.batch, r.threads)))
+        .collect();
+    ptb_bars(&sel, &["dense", "ort-dense", "iss", "ort-iss"], "issbench vs ONNX Runtime")
+}
+
+/// Grouped bars of the PTB rows' median times for `modes`, one group per
+/// batch, threads and head setting (and host, when several).
+fn ptb_bars(rows: &[&Row], modes: &[&str], what: &str) -> Option<Chart> {
+    let ptb: Vec<&Row> = rows
+        .iter()
+        .copied()
+        .filter(|r| r.model.starts_with("ptb") && modes.contains(&r.mode.as_str()))
+        .collect();
     let seq = ptb.iter().map(|r| r.seq).min()?;
     let sel: Vec<&Row> = ptb.into_iter().filter(|r| r.seq == seq).collect();
     let several = sel.iter().map(|r| &r.host).collect::<BTreeSet<_>>().len() > 1;
@@ -1023,9 +1048,7 @@ fn ptb_table(rows: &[&Row]) -> Option<Chart> {
         .iter()
         .map(|r| (r.head, r.batch, r.threads, if several { r.host.as_str() } else { "" }))
         .collect();
-    let mut modes: Vec<&str> = vec!["dense", "iss", "csr"];
-    let others: BTreeSet<&str> = sel.iter().map(|r| r.mode.as_str()).filter(|m| !modes.contains(m)).collect();
-    modes.extend(others);
+    let modes: Vec<&str> = modes.iter().copied().filter(|m| sel.iter().any(|r| r.mode == *m)).collect();
     let groups = configs
         .iter()
         .map(|&(head, b, t, host)| {
@@ -1054,14 +1077,10 @@ fn ptb_table(rows: &[&Row]) -> Option<Chart> {
         .map(|r| format!(" {} vs ISS {}", r.hidden_full, r.hidden_kept))
         .unwrap_or_default();
     Some(Chart::Bars(BarChart {
-        title: format!("PTB LSTM{sizes}, seq {seq}: dense / ISS / CSR — {}", provenance(&sel)),
+        title: format!("PTB LSTM{sizes}, seq {seq}: {what} — {}", provenance(&sel)),
         y: Axis::log("median time per forward pass (ms, log scale)"),
         groups,
-        bars: modes
-            .iter()
-            .enumerate()
-            .map(|(i, m)| (m.to_string(), mode_colour(m, i.saturating_sub(3))))
-            .collect(),
+        bars: modes.iter().enumerate().map(|(i, m)| (m.to_string(), mode_colour(m, i))).collect(),
         values,
         value_label,
         x_label: "configuration: batch (b), threads (t), +head: with embedding and softmax head".into(),
@@ -1183,6 +1202,9 @@ pub fn draw_all(rows: &[Row], out_dir: &Path) -> Result<Vec<PathBuf>, ReportErro
     if let Some(c) = ptb_table(&ok) {
         charts.push(("ptb_table".into(), c));
     }
+    if let Some(c) = ptb_vs_ort(&ok) {
+        charts.push(("ptb_vs_ort".into(), c));
+    }
     if let Some(c) = latency_fine_hidden(&ok) {
         charts.push(("latency_fine_hidden".into(), c));
     }
@@ -1231,7 +1253,13 @@ mod tests {
                 }
             }
         }
-        for (mode, ms) in [("dense", 140.0), ("iss", 15.0), ("csr", 95.0)] {
+        for (mode, ms) in [
+            ("dense", 140.0),
+            ("iss", 15.0),
+            ("csr", 95.0),
+            ("ort-dense", 160.0),
+            ("ort-iss", 13.0),
+        ] {
             rows.push(Row {
                 model: "ptb-iss".into(),
                 preset: "ptb".into(),
@@ -1269,6 +1297,7 @@ mod tests {
             "time_vs_hidden_b1",
             "time_vs_hidden_b10",
             "ptb_table",
+            "ptb_vs_ort",
             "latency_fine_hidden",
             "roofline",
         ] {
@@ -1286,7 +1315,7 @@ mod tests {
         for name in ["h256 iss", "h256 csr", "h512 ideal", "test-host"] {
             assert!(speedup.contains(name), "{name}");
         }
-        assert_eq!(files.len(), 14, "{files:?}");
+        assert_eq!(files.len(), 16, "{files:?}");
         for name in [
             "dense",
             "iss kept 0.25",
@@ -1302,6 +1331,8 @@ mod tests {
         assert!(svg("latency_fine_hidden").contains("dense b1"));
         assert!(svg("ptb_table").contains("373/315"));
         assert!(svg("roofline").contains("roof test-host 2t"));
+        assert!(svg("ptb_vs_ort").contains("ort-iss") && !svg("ptb_vs_ort").contains(">csr<"));
+        assert!(!svg("ptb_table").contains("ort-dense"));
         assert!(!svg("roofline").contains("broken"), "failed rows are skipped");
         // No leftover temporary files.
         let names: Vec<String> = std::fs::read_dir(dir.path())

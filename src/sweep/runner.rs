@@ -48,6 +48,8 @@ pub struct SweepOptions {
     pub stop: Arc<AtomicBool>,
     /// Called after each point with its index, the total and the row (progress display).
     pub on_row: RowCallback,
+    /// Also time each dense and iss point on ONNX Runtime (rows `ort-dense`, `ort-iss`).
+    pub peer: Option<crate::peer::OrtPeer>,
 }
 
 /// What a sweep did.
@@ -400,6 +402,18 @@ impl Session {
             .map_err(|e| failed_row(&ctx, &name, point, &e)))
     }
 
+    /// The ONNX graph of what `point` runs (its mode's model, with or
+    /// without head), for the peer.
+    pub fn export_onnx(&mut self, point: &Point) -> Result<Vec<u8>, String> {
+        match &mut self.current {
+            Some((_, Ok(inst))) => {
+                let model = inst.model(point.mode)?;
+                Ok(crate::onnx::export(model, !point.head))
+            }
+            _ => Err("no model instance".into()),
+        }
+    }
+
     /// Returns a point's executor to the cache for the next point of the same model.
     pub fn give_back(&mut self, prepared: Prepared) {
         if let Some((_, Ok(inst))) = &mut self.current
@@ -515,8 +529,79 @@ pub fn run_sweep(spec: &SweepSpec, mut options: SweepOptions) -> Result<SweepSum
         csv.append(&row)?;
         done.insert(key);
         (options.on_row)(index + 1, total, &row);
+        if let Some(peer) = &options.peer
+            && row.ok()
+            && point.mode != Mode::Csr
+        {
+            let peer_row = peer_row(
+                &mut session,
+                peer,
+                point,
+                &row,
+                spec,
+                &options.csv,
+                dense_medians.get(&dense_key(&row)).copied(),
+            );
+            csv.append(&peer_row)?;
+            (options.on_row)(index + 1, total, &peer_row);
+        }
     }
     Ok(summary)
+}
+
+/// Times `point` on ONNX Runtime: exports its model next to the CSV, runs
+/// the peer with the same batch, seq, threads and budget, and makes its row
+/// (mode `ort-dense` / `ort-iss`, speedup against issbench's dense median).
+fn peer_row(
+    session: &mut Session,
+    peer: &crate::peer::OrtPeer,
+    point: &Point,
+    row: &Row,
+    spec: &SweepSpec,
+    csv: &std::path::Path,
+    dense_median: Option<f64>,
+) -> Row {
+    let template = Row {
+        mode: format!("ort-{}", row.mode),
+        backend: peer.backend(),
+        ..row.clone()
+    };
+    let onnx = csv.with_file_name(format!(".peer-{}.onnx", std::process::id()));
+    let result = session
+        .export_onnx(point)
+        .and_then(|bytes| std::fs::write(&onnx, bytes).map_err(|e| format!("{}: {e}", onnx.display())))
+        .and_then(|_| {
+            let vocab = if point.head { row_vocab(session).unwrap_or(1) } else { 1 };
+            let shape = crate::peer::PeerPoint {
+                batch: point.batch,
+                seq: point.seq,
+                threads: row.threads,
+                vocab,
+            };
+            let budget = Budget {
+                warmup_runs: 1,
+                time: Duration::from_millis(spec.budget_ms),
+                min_runs: spec.min_runs,
+                max_runs: spec.max_runs,
+            };
+            peer.time(&onnx, &shape, &budget)
+        });
+    let _ = std::fs::remove_file(&onnx);
+    match result {
+        Ok(stats) => complete_row(&template, &stats, dense_median),
+        Err(e) => Row {
+            status: format!("failed: onnxruntime: {}", e.replace(['\n', '\r'], " ")),
+            ..template
+        },
+    }
+}
+
+/// The embedding size of the point's model, so the peer draws valid tokens.
+fn row_vocab(session: &mut Session) -> Option<usize> {
+    match &mut session.current {
+        Some((_, Ok(inst))) => inst.full.embedding().map(|e| e.vocab()),
+        _ => None,
+    }
 }
 
 /// The row fields that describe the machine and the run.

@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+"""ONNX Runtime peer for issbench: runs a model that `issbench export-onnx`
+wrote, on the CPU execution provider.
+
+Install (one line, a virtual environment outside the repository):
+    python3 -m venv ~/.venvs/ort && ~/.venvs/ort/bin/pip install onnxruntime numpy
+
+issbench calls it with ISSBENCH_PYTHON pointing at that interpreter:
+    peer_ort.py version
+        prints the onnxruntime version ("1.32.0").
+    peer_ort.py check MODEL.onnx INPUT.npy EXPECTED.npy [TOL]
+        runs MODEL on INPUT ([seq, batch] int64 tokens or [seq, batch, in]
+        float32 features) and compares with EXPECTED ([seq, batch, out]);
+        prints the max abs and relative error; exits 1 above TOL (1e-4).
+    peer_ort.py time MODEL.onnx --batch B --seq S --threads T
+                     [--budget-ms MS --min-runs N --max-runs N --vocab V]
+        times MODEL with intra_op_num_threads = T (inter_op 1), the same
+        protocol as issbench (1 warm-up run, then runs until the budget,
+        at least min and at most max runs) and prints one JSON object:
+        median_ns, min_ns, max_ns, ci_low_ns, ci_high_ns (95% bootstrap of
+        the median, 1000 resamples), runs, version.
+"""
+
+import argparse
+import json
+import sys
+import time
+
+import numpy as np
+import onnxruntime as ort
+
+
+def session(path, threads):
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+
+
+def feed(sess, x):
+    return {sess.get_inputs()[0].name: x}
+
+
+def check(args):
+    sess = session(args.model, 1)
+    x = np.load(args.input)
+    want = np.load(args.expected)
+    got = sess.run(None, feed(sess, x))[0]
+    if got.shape != want.shape:
+        print(f"shape {got.shape} != expected {want.shape}")
+        return 1
+    err = float(np.max(np.abs(got.astype(np.float64) - want)))
+    rel = err / max(float(np.max(np.abs(want))), 1e-30)
+    print(json.dumps({"max_abs": err, "max_rel": rel}))
+    return 0 if rel <= args.tol else 1
+
+
+def bootstrap_ci(samples, resamples=1000):
+    rng = np.random.default_rng(0xB007)
+    s = np.asarray(samples)
+    idx = rng.integers(0, len(s), size=(resamples, len(s)))
+    medians = np.sort(np.median(s[idx], axis=1))
+    return float(medians[round(0.025 * (resamples - 1))]), float(medians[round(0.975 * (resamples - 1))])
+
+
+def timing(args):
+    sess = session(args.model, args.threads)
+    inp = sess.get_inputs()[0]
+    rng = np.random.default_rng(1)
+    if inp.type == "tensor(int64)":
+        x = rng.integers(0, args.vocab, size=(args.seq, args.batch), dtype=np.int64)
+    else:
+        width = inp.shape[2]
+        x = rng.uniform(-1, 1, size=(args.seq, args.batch, width)).astype(np.float32)
+    f = feed(sess, x)
+    sess.run(None, f)
+    samples = []
+    start = time.perf_counter()
+    while len(samples) < args.max_runs and (len(samples) < args.min_runs or time.perf_counter() - start < args.budget_ms / 1e3):
+        t = time.perf_counter_ns()
+        sess.run(None, f)
+        samples.append(time.perf_counter_ns() - t)
+    lo, hi = bootstrap_ci(samples)
+    print(json.dumps({
+        "median_ns": float(np.median(samples)),
+        "min_ns": float(min(samples)),
+        "max_ns": float(max(samples)),
+        "ci_low_ns": lo,
+        "ci_high_ns": hi,
+        "runs": len(samples),
+        "version": ort.__version__,
+    }))
+    return 0
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("version")
+    c = sub.add_parser("check")
+    c.add_argument("model")
+    c.add_argument("input")
+    c.add_argument("expected")
+    c.add_argument("tol", nargs="?", type=float, default=1e-4)
+    t = sub.add_parser("time")
+    t.add_argument("model")
+    t.add_argument("--batch", type=int, required=True)
+    t.add_argument("--seq", type=int, required=True)
+    t.add_argument("--threads", type=int, required=True)
+    t.add_argument("--budget-ms", type=float, default=500)
+    t.add_argument("--min-runs", type=int, default=3)
+    t.add_argument("--max-runs", type=int, default=100)
+    t.add_argument("--vocab", type=int, default=1)
+    args = p.parse_args()
+    if args.cmd == "version":
+        print(ort.__version__)
+        return 0
+    return check(args) if args.cmd == "check" else timing(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
