@@ -431,6 +431,13 @@ seq = [5]
             "name = \"k\"\n[[grid]]\nhidden = [8]\nkept=[1.5]\nmodes=[\"iss\"]\nbatch=[1]\nseq=[1]\n",
         );
         assert!(matches!(kept, Err(SpecError::Invalid { .. })));
+        // A typo-sized grid of 10^8 points is refused before its points are listed.
+        let ten: String = format!("[{}]", (1..=10).map(|i| i.to_string()).collect::<Vec<_>>().join(", "));
+        let huge = format!(
+            "name = \"h\"\n[[grid]]\nhidden = {ten}\nkept = [1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1]\nmodes=[\"dense\", \"iss\"]\nbatch={ten}\nseq={ten}\nthreads={ten}\n"
+        );
+        let e = SweepSpec::from_toml("h.toml", &huge).unwrap_err().to_string();
+        assert!(e.contains("more than 100000 points"), "{e}");
         let mode = SweepSpec::from_toml(
             "m.toml",
             "name = \"m\"\n[[grid]]\nhidden = [8]\nmodes=[\"fast\"]\nbatch=[1]\nseq=[1]\n",
