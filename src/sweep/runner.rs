@@ -15,7 +15,7 @@ use super::spec::{Mode, Point, Source, SweepSpec};
 use crate::checkpoint::{LoadOptions, open_model};
 use crate::exec::{Backend, Executor, LstmExecutor};
 use crate::hardware::{Limits, cpu_model, git_revision, host_name, measure_limits};
-use crate::iss::{DEFAULT_THRESHOLD, DEFAULT_TOLERANCE, against_dense, analyze, compact_with, verify};
+use crate::iss::{Compacted, DEFAULT_THRESHOLD, DEFAULT_TOLERANCE, IssReport, against_dense, analyze, compact_with, verify};
 use crate::kernels::simd::{SimdLevel, cpu_features};
 use crate::measure::{Budget, Stats, time_runs};
 use crate::model::synthetic::SynthSpec;
@@ -109,8 +109,10 @@ struct Instance {
     name: String,
     /// The full model, with embedding and head when it has them.
     full: Model,
+    /// The ISS analysis of `full`, made once.
+    report: IssReport,
     kept_sizes: Vec<usize>,
-    compacted: Option<Model>,
+    compacted: Option<Compacted>,
     pruned: Option<Model>,
     /// Verification error per (mode, head).
     verified: HashMap<(Mode, bool), f64>,
@@ -162,10 +164,12 @@ fn build_instance(source: &Source, kept_fraction: f64) -> Result<Instance, Strin
         }
     };
     let shrink = full.head().is_none();
-    let kept_sizes = analyze(&full, DEFAULT_THRESHOLD).kept_sizes(shrink);
+    let report = analyze(&full, DEFAULT_THRESHOLD);
+    let kept_sizes = report.kept_sizes(shrink);
     Ok(Instance {
         name,
         full,
+        report,
         kept_sizes,
         compacted: None,
         pruned: None,
@@ -183,22 +187,23 @@ fn lstm_weights(m: &Model) -> usize {
 }
 
 impl Instance {
+    /// The ISS compaction of `full` (a last layer without head shrinks too), built on first use.
+    fn compacted(&mut self) -> Result<&Compacted, String> {
+        if self.compacted.is_none() {
+            let shrink = self.full.head().is_none();
+            self.compacted = Some(compact_with(&self.full, &self.report, shrink).map_err(|e| e.to_string())?);
+        }
+        Ok(self.compacted.as_ref().expect("just built"))
+    }
+
     /// The model `mode` runs (full, compacted or pruned), built on first use.
     fn model(&mut self, mode: Mode) -> Result<&Model, String> {
-        let shrink = self.full.head().is_none();
         match mode {
             Mode::Dense => Ok(&self.full),
-            Mode::Iss => {
-                if self.compacted.is_none() {
-                    let report = analyze(&self.full, DEFAULT_THRESHOLD);
-                    self.compacted = Some(compact_with(&self.full, &report, shrink).map_err(|e| e.to_string())?.model);
-                }
-                Ok(self.compacted.as_ref().expect("just built"))
-            }
+            Mode::Iss => Ok(&self.compacted()?.model),
             Mode::Csr => {
                 if self.pruned.is_none() {
-                    let report = analyze(&self.full, DEFAULT_THRESHOLD);
-                    self.pruned = Some(match_iss(&self.full, &report).map_err(|e| e.to_string())?);
+                    self.pruned = Some(match_iss(&self.full, &self.report).map_err(|e| e.to_string())?);
                 }
                 Ok(self.pruned.as_ref().expect("just built"))
             }
@@ -215,20 +220,19 @@ impl Instance {
         if let Some(&e) = self.verified.get(&(mode, head)) {
             return Ok(Some(e));
         }
-        let shrink = self.full.head().is_none();
         let eq = match mode {
             Mode::Iss => {
-                let report = analyze(&self.full, DEFAULT_THRESHOLD);
-                let compacted = compact_with(&self.full, &report, shrink).map_err(|e| e.to_string())?;
                 let inputs = Inputs::random(&self.full, 4, 2, 7);
-                verify(&self.full, &compacted, &inputs).map_err(|e| e.to_string())?
+                self.compacted()?;
+                let compacted = self.compacted.as_ref().expect("just built");
+                verify(&self.full, compacted, &inputs).map_err(|e| e.to_string())?
             }
             _ => {
-                let pruned = self.model(Mode::Csr)?.clone();
-                let pruned = if head { pruned } else { pruned.layers_only() };
-                let mut exec = LstmExecutor::prepare(&pruned, Backend::Csr, !head, "csr");
-                let inputs = Inputs::random(&pruned, 4, 2, 7);
-                against_dense(&pruned, &mut exec, !head, &inputs).map_err(|e| e.to_string())?
+                let pruned = self.model(Mode::Csr)?;
+                let mut exec = LstmExecutor::prepare(pruned, Backend::Csr, !head, "csr");
+                let vocab = if head { pruned.embedding().map(|e| e.vocab()) } else { None };
+                let inputs = Inputs::random_for(vocab, pruned.input_size(), 4, 2, 7);
+                against_dense(pruned, &mut exec, !head, &inputs).map_err(|e| e.to_string())?
             }
         };
         if eq.max_rel.is_nan() || eq.max_rel > DEFAULT_TOLERANCE {
