@@ -18,7 +18,7 @@ use issbench::iss::{DEFAULT_THRESHOLD, DEFAULT_TOLERANCE, IssError, against_dens
 use issbench::kernels::simd::{SimdLevel, cpu_features};
 use issbench::measure::{Budget, Stats, time_runs};
 use issbench::model::synthetic::BUILTIN;
-use issbench::model::{Inputs, Model};
+use issbench::model::{Inputs, Model, sizes_label};
 use issbench::peer::OrtPeer;
 use issbench::prune::{Scope, lstm_nonzeros, magnitude, match_iss};
 use issbench::report::{charts, compare, read_rows};
@@ -330,10 +330,6 @@ struct IssSummary {
     verify_max_rel: f64,
 }
 
-fn sizes(v: &[usize]) -> String {
-    v.iter().map(|h| h.to_string()).collect::<Vec<_>>().join("/")
-}
-
 /// Analyzes, compacts and verifies `full` (with its head, whatever
 /// `--layers-only` says: the head is what makes the last layer's units
 /// removable). Returns the compacted model and the summary.
@@ -345,8 +341,8 @@ fn compact_model(full: &Model, args: &RunArgs) -> Result<(Model, IssSummary)> {
     let eq = pool.install(|| verify_within(full, &compacted, &inputs, DEFAULT_TOLERANCE))?;
     let summary = IssSummary {
         threshold: args.threshold,
-        full_hidden: sizes(&report.full_sizes()),
-        kept_hidden: sizes(&report.kept_sizes(args.shrink_output)),
+        full_hidden: sizes_label(&report.full_sizes()),
+        kept_hidden: sizes_label(&report.kept_sizes(args.shrink_output)),
         partly_zero: report.layers().iter().map(|l| l.partly_zero.len()).sum(),
         ideal_speedup: report.ideal_speedup(args.shrink_output),
         ideal_speedup_with_head: report.ideal_speedup_with_head(args.shrink_output),
@@ -385,7 +381,7 @@ fn run(args: RunArgs) -> Result<()> {
         Mode::Csr => {
             let (verify_max_abs, verify_max_rel) = verify_against_dense(&model, &mut exec, args.layers_only, &pool)?;
             let nonzero_weights = lstm_nonzeros(&model);
-            let lstm_weights: usize = model.layers().iter().map(|l| l.w_ih().len() + l.w_hh().len()).sum();
+            let lstm_weights = model.lstm_weights();
             Some(CsrSummary {
                 sparsity: 1.0 - nonzero_weights as f64 / lstm_weights as f64,
                 nonzero_weights,
@@ -418,7 +414,7 @@ fn run(args: RunArgs) -> Result<()> {
         batch: args.batch,
         seq: args.seq,
         threads,
-        hidden: sizes(&model.hidden_sizes()),
+        hidden: sizes_label(&model.hidden_sizes()),
         macs_per_step: macs,
         gflops: 2.0 * (macs * args.batch * args.seq) as f64 / stats.median_ns,
         stats,
@@ -549,8 +545,8 @@ fn compact_cmd(args: CompactArgs) -> Result<()> {
     println!(
         "compacted {}: hidden {} -> {}; weights {} -> {}; ideal speedup {:.2}x",
         args.path.display(),
-        sizes(&report.full_sizes()),
-        sizes(&report.kept_sizes(args.shrink_output)),
+        sizes_label(&report.full_sizes()),
+        sizes_label(&report.kept_sizes(args.shrink_output)),
         report.cost_full().params_with_head,
         report.cost_kept(args.shrink_output).params_with_head,
         report.ideal_speedup(args.shrink_output)
@@ -571,8 +567,8 @@ fn compact_cmd(args: CompactArgs) -> Result<()> {
         ("format".to_string(), "pt".to_string()),
         ("issbench_version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
         ("source".to_string(), args.path.display().to_string()),
-        ("full_hidden".to_string(), sizes(&report.full_sizes())),
-        ("kept_hidden".to_string(), sizes(&report.kept_sizes(args.shrink_output))),
+        ("full_hidden".to_string(), sizes_label(&report.full_sizes())),
+        ("kept_hidden".to_string(), sizes_label(&report.kept_sizes(args.shrink_output))),
         ("threshold".to_string(), args.threshold.to_string()),
         ("kept_units".to_string(), serde_json::to_string(&compacted.kept)?),
     ]);
@@ -692,7 +688,7 @@ fn export_cmd(args: ExportArgs) -> Result<()> {
         "wrote {} ({} bytes): hidden {}{}",
         args.output.display(),
         bytes.len(),
-        sizes(&model.hidden_sizes()),
+        sizes_label(&model.hidden_sizes()),
         if args.layers_only { ", LSTM layers only" } else { "" }
     );
     Ok(())

@@ -53,6 +53,11 @@ pub enum ModelError {
     Inputs(String),
 }
 
+/// Hidden sizes as `1500/1500`, the form results and reports use.
+pub fn sizes_label(sizes: &[usize]) -> String {
+    sizes.iter().map(|h| h.to_string()).collect::<Vec<_>>().join("/")
+}
+
 /// Checks that `values` holds `rows * cols` finite numbers.
 fn check_matrix(tensor: &str, values: &[f32], rows: usize, cols: usize) -> Result<(), ModelError> {
     let shape = format!("[{rows}, {cols}]");
@@ -311,6 +316,11 @@ impl Model {
             layers: self.layers.clone(),
             head: None,
         }
+    }
+    /// Weights of the LSTM layers (`w_ih` and `w_hh`, no biases): what
+    /// pruning and ISS compaction count.
+    pub fn lstm_weights(&self) -> usize {
+        self.layers.iter().map(|l| l.w_ih.len() + l.w_hh.len()).sum()
     }
     /// Weights and biases of the LSTM layers.
     pub fn lstm_params(&self) -> usize {

@@ -19,7 +19,7 @@ use crate::iss::{Compacted, DEFAULT_THRESHOLD, DEFAULT_TOLERANCE, IssReport, aga
 use crate::kernels::simd::{SimdLevel, cpu_features};
 use crate::measure::{Budget, Stats, time_runs};
 use crate::model::synthetic::SynthSpec;
-use crate::model::{Inputs, Model};
+use crate::model::{Inputs, Model, sizes_label};
 use crate::prune::{lstm_nonzeros, match_iss};
 use crate::report::{CsvAppender, ReportError, Row, read_rows};
 
@@ -178,14 +178,6 @@ fn build_instance(source: &Source, kept_fraction: f64) -> Result<Instance, Strin
     })
 }
 
-fn sizes(v: &[usize]) -> String {
-    v.iter().map(|h| h.to_string()).collect::<Vec<_>>().join("/")
-}
-
-fn lstm_weights(m: &Model) -> usize {
-    m.layers().iter().map(|l| l.w_ih().len() + l.w_hh().len()).sum()
-}
-
 impl Instance {
     /// The ISS compaction of `full` (a last layer without head shrinks too), built on first use.
     fn compacted(&mut self) -> Result<&Compacted, String> {
@@ -257,7 +249,7 @@ impl Instance {
             nonzero: if mode == Mode::Csr {
                 lstm_nonzeros(model)
             } else {
-                lstm_weights(model)
+                model.lstm_weights()
             },
             head_weights: if head { model.head().map_or(0, |h| h.weight().len()) } else { 0 },
             macs: match mode {
@@ -433,9 +425,9 @@ fn prepare_in(inst: &mut Instance, point: &Point, backend: Backend, ctx: &Contex
     let verify_max_rel = inst.verify(point.mode, point.head)?;
     let full = &inst.full;
     let dense_macs = full.macs_per_step(!point.head);
-    let full_weights = lstm_weights(full);
-    let hidden_full = sizes(&full.hidden_sizes());
-    let hidden_kept = sizes(&inst.kept_sizes);
+    let full_weights = full.lstm_weights();
+    let hidden_full = sizes_label(&full.hidden_sizes());
+    let hidden_kept = sizes_label(&inst.kept_sizes);
     let kept_fraction = inst.kept_sizes.iter().sum::<usize>() as f64 / full.hidden_sizes().iter().sum::<usize>() as f64;
     let (input, layers) = (full.input_size(), full.layers().len());
     let (exec, facts) = inst.executor(point.mode, point.head, backend)?;
