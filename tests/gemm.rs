@@ -3,7 +3,8 @@
 //! on 1 and 2 threads.
 
 use issbench::kernels::gemm::SKINNY_MAX_ROWS;
-use issbench::kernels::{MatMut, MatRef, PackedMatrix, gemm, gemm_reference, packed_gemm};
+use issbench::kernels::team::run_team;
+use issbench::kernels::{MatMut, MatRef, PANEL, PackedMatrix, SharedOutput, gemm, gemm_reference, packed_gemm, packed_gemm_panels};
 use issbench::model::synthetic::SplitMix64;
 
 /// How a matrix is laid out in memory.
@@ -204,21 +205,33 @@ fn packed_gemm_matches_reference() {
                     for &n in &[1usize, 31, 32, 33, 97] {
                         for lc in [Layout::RowMajor, Layout::ColMajor, Layout::PaddedRows] {
                             for lb in [Layout::RowMajor, Layout::ColMajor] {
-                                check(
-                                    "packed",
-                                    m,
-                                    k,
-                                    n,
-                                    Layout::PaddedRows,
-                                    lb,
-                                    lc,
-                                    (m + n + k) % 2 == 1,
-                                    &|a, b, c, acc| packed_gemm(a, &PackedMatrix::pack(b), c, acc),
-                                );
+                                // A with contiguous rows (the fast packing) or strided.
+                                let la = if (m + k + n) % 3 == 0 {
+                                    Layout::ColMajor
+                                } else {
+                                    Layout::PaddedRows
+                                };
+                                check("packed", m, k, n, la, lb, lc, (m + n + k) % 2 == 1, &|a, b, c, acc| {
+                                    packed_gemm(a, &PackedMatrix::pack(b), c, acc)
+                                });
                             }
                         }
                     }
                 }
+            }
+            // An A too large to stay in L2: the K-block-outer, chunked order.
+            for (m, k, n) in [(250usize, 601usize, 97usize), (307, 450, 1500)] {
+                check(
+                    "packed, large A",
+                    m,
+                    k,
+                    n,
+                    Layout::RowMajor,
+                    Layout::ColMajor,
+                    Layout::RowMajor,
+                    true,
+                    &|a, b, c, acc| packed_gemm(a, &PackedMatrix::pack(b), c, acc),
+                );
             }
         });
     }
@@ -237,4 +250,30 @@ fn packed_transposed_equals_packing_the_transpose() {
     packed_gemm(MatRef::row_major(&x, 2, 5), &b, &mut MatMut::row_major(&mut cb, 2, 7), false);
     assert_eq!(ca, cb);
     assert!(ca.iter().any(|&v| v != 0.0));
+}
+
+#[test]
+fn packed_panels_split_over_a_team_equal_one_product() {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+    for (m, k, n) in [(1usize, 5usize, 1usize), (3, 37, 33), (13, 300, 200), (250, 601, 97)] {
+        let mut rng = SplitMix64::new((m * 31 + k * 7 + n) as u64);
+        let (a, w, c0) = (random(m * k, &mut rng), random(n * k, &mut rng), random(m * n, &mut rng));
+        let b = PackedMatrix::pack_transposed(&w, n, k);
+        let a = MatRef::row_major(&a, m, k);
+        let mut want = c0.clone();
+        packed_gemm(a, &b, &mut MatMut::row_major(&mut want, m, n), true);
+        let mut got = c0.clone();
+        let panels = n.div_ceil(PANEL);
+        let shared = SharedOutput::new(&mut got, m, n);
+        pool.install(|| {
+            run_team(3, &|w, barrier| {
+                let mine = panels * w / 3..panels * (w + 1) / 3;
+                // SAFETY: the workers' panel ranges are disjoint.
+                unsafe { packed_gemm_panels(a, &b, shared, true, mine) };
+                barrier.wait();
+            })
+        });
+        // Each panel is computed the same way however the panels are shared out.
+        assert_eq!(got, want, "{m}x{k}x{n}");
+    }
 }

@@ -11,23 +11,32 @@
 //!
 //! With the packed backend the gate rows are reordered at prepare time so
 //! that each 32-column panel holds the four gates of 8 hidden units
-//! (`i f g o` of units `8p..8p+8`). The recurrent product of a panel is then
-//! followed, on the same thread and while it is in cache, by the cell update
-//! of those 8 units: one fork-join per time step, not two.
+//! (`i f g o` of units `8p..8p+8`). The recurrence runs on a team of
+//! persistent workers, each owning the same panels (hidden units) at every
+//! step: it computes its panels' recurrent product, then the cell update of
+//! its units while their gates are in its cache, then meets the others at a
+//! barrier. No fork-join per step, and each worker's share of `W_hh` stays
+//! in its own core's cache.
 
 use rayon::prelude::*;
 
 use super::{Backend, ExecError, Executor, PreparedWeight};
-use crate::kernels::activations::lstm_cell_update;
+use crate::kernels::activations::{BLOCK_UNITS, lstm_cell_update, lstm_cell_update_blocks};
 use crate::kernels::matrix::SendPtr;
-use crate::kernels::{MatMut, MatRef, PANEL, PanelView, packed_gemm_then};
+use crate::kernels::team::run_team;
+use crate::kernels::{MatMut, MatRef, PANEL, SharedOutput, packed_gemm_panels};
 use crate::model::{Inputs, Model, ModelError};
 
 /// Batch rows x hidden units below which the gate update stays on one thread.
 const PARALLEL_UPDATE_MIN: usize = 2048;
 
+/// Multiply-adds per recurrent step below which the recurrence runs on one
+/// thread (a barrier per step would cost more than it saves).
+const PARALLEL_RECURRENCE_MIN_MACS: usize = 1 << 16;
+
 /// Hidden units whose four gates fill one packed panel.
 const UNITS_PER_PANEL: usize = PANEL / 4;
+const _: () = assert!(UNITS_PER_PANEL == BLOCK_UNITS, "a panel is one block of the blocked cell update");
 
 struct Layer {
     input: usize,
@@ -206,40 +215,63 @@ fn broadcast_rows(out: &mut [f32], bias: &[f32], rows: usize) {
     }
 }
 
-/// One time step with interleaved gates: `G += H_prev · W_hhᵀ` panel by
-/// panel, each panel followed by the cell update of its units.
-fn interleaved_step(layer: &Layer, h_prev: Option<MatRef>, g: &mut [f32], cell: &mut [f32], h_out: &mut [f32], batch: usize) {
+/// The recurrence of one layer with interleaved gates, on a team of
+/// persistent workers (`kernels::team`): worker `w` owns a fixed range of
+/// panels, i.e. of hidden units, for every step. Per step it adds
+/// `H_{t-1} · W_hhᵀ` to its panels of `G_t`, runs the cell update of its
+/// units while those gates are still in its cache, and a barrier then
+/// publishes `H_t` to all workers.
+///
+/// `gates` holds `G` for all `seq * batch` rows (input projection and bias
+/// already added); `y` receives `H` for all steps.
+fn interleaved_recurrence(layer: &Layer, gates: &mut [f32], y: &mut [f32], cell: &mut [f32], seq: usize, batch: usize) {
     let h = layer.hidden;
-    let cell_ptr = SendPtr(cell.as_mut_ptr());
-    let out_ptr = SendPtr(h_out.as_mut_ptr());
-    // Cell update of the units of panel `p` in batch row `b`.
-    let update = |p: usize, b: usize, gates: &[f32]| {
-        let u0 = p * UNITS_PER_PANEL;
-        let units = (h - u0).min(UNITS_PER_PANEL);
-        // SAFETY: units u0..u0+units of row b belong to panel p alone, and
-        // each panel is updated by exactly one task.
-        let (c, ho) = unsafe {
-            (
-                std::slice::from_raw_parts_mut(cell_ptr.get().add(b * h + u0), units),
-                std::slice::from_raw_parts_mut(out_ptr.get().add(b * h + u0), units),
-            )
-        };
-        lstm_cell_update(&gates[..4 * units], c, ho);
+    let w_hh = layer.w_hh.packed().expect("interleaved layers are packed");
+    let panels = (4 * h).div_ceil(PANEL);
+    let workers = if batch * h * 4 * h < PARALLEL_RECURRENCE_MIN_MACS {
+        1
+    } else {
+        rayon::current_num_threads().min(panels)
     };
-    match (h_prev, layer.w_hh.packed()) {
-        (Some(h_prev), Some(w_hh)) => {
-            let epilogue = |p: usize, view: &PanelView| (0..batch).for_each(|b| update(p, b, view.row(b)));
-            packed_gemm_then(h_prev, w_hh, &mut MatMut::row_major(g, batch, 4 * h), true, &epilogue);
-        }
-        _ => {
-            // First step: no recurrent product (the initial state is zero).
-            for b in 0..batch {
-                for (p, gates) in g[b * 4 * h..(b + 1) * 4 * h].chunks(PANEL).enumerate() {
-                    update(p, b, gates);
+    assert!(gates.len() >= seq * batch * 4 * h && y.len() >= seq * batch * h && cell.len() >= batch * h);
+    let g_all = SharedOutput::new(gates, seq * batch, 4 * h);
+    let (g_ptr, cell_ptr, y_ptr) = (g_all.ptr(), SendPtr(cell.as_mut_ptr()), SendPtr(y.as_mut_ptr()));
+    run_team(workers, &|w, barrier| {
+        let mine = panels * w / workers..panels * (w + 1) / workers;
+        let units = mine.start * UNITS_PER_PANEL..(mine.end * UNITS_PER_PANEL).min(h);
+        for t in 0..seq {
+            if t > 0 {
+                // SAFETY: rows t-1 of y were finished before the last barrier
+                // and nobody writes them during step t.
+                let h_prev = unsafe { std::slice::from_raw_parts(y_ptr.get().add((t - 1) * batch * h), batch * h) };
+                // SAFETY: this worker alone touches the columns of its panels.
+                unsafe {
+                    packed_gemm_panels(
+                        MatRef::row_major(h_prev, batch, h),
+                        w_hh,
+                        g_all.rows(t * batch..(t + 1) * batch),
+                        true,
+                        mine.clone(),
+                    );
                 }
             }
+            for b in 0..batch {
+                let row = t * batch + b;
+                // SAFETY: the gates, cell and hidden values of `units` in
+                // this row belong to this worker alone (its panels), and the
+                // offsets lie inside the buffers (asserted above).
+                let (g, c, ho) = unsafe {
+                    (
+                        std::slice::from_raw_parts(g_ptr.get().add(row * 4 * h + 4 * units.start), 4 * units.len()),
+                        std::slice::from_raw_parts_mut(cell_ptr.get().add(b * h + units.start), units.len()),
+                        std::slice::from_raw_parts_mut(y_ptr.get().add(row * h + units.start), units.len()),
+                    )
+                };
+                lstm_cell_update_blocks(g, c, ho);
+            }
+            barrier.wait();
         }
-    }
+    });
 }
 
 impl Executor for LstmExecutor {
@@ -286,26 +318,26 @@ impl Executor for LstmExecutor {
 
             let cell = &mut self.cell[..batch * h];
             cell.fill(0.0);
+            if layer.interleaved {
+                interleaved_recurrence(layer, gates, y, cell, seq, batch);
+                continue;
+            }
             for t in 0..seq {
                 let g = &mut gates[t * batch * 4 * h..(t + 1) * batch * 4 * h];
                 let (prev, cur) = y.split_at_mut(t * batch * h);
                 let h_prev = (t > 0).then(|| MatRef::row_major(&prev[(t - 1) * batch * h..], batch, h));
                 let h_out = &mut cur[..batch * h];
-                if layer.interleaved {
-                    interleaved_step(layer, h_prev, g, cell, h_out, batch);
+                if let Some(h_prev) = h_prev {
+                    layer.w_hh.apply(h_prev, &mut MatMut::row_major(g, batch, 4 * h), true);
+                }
+                if batch > 1 && batch * h >= PARALLEL_UPDATE_MIN {
+                    g.par_chunks(4 * h)
+                        .zip(cell.par_chunks_mut(h))
+                        .zip(h_out.par_chunks_mut(h))
+                        .for_each(|((g, c), ho)| lstm_cell_update(g, c, ho));
                 } else {
-                    if let Some(h_prev) = h_prev {
-                        layer.w_hh.apply(h_prev, &mut MatMut::row_major(g, batch, 4 * h), true);
-                    }
-                    if batch > 1 && batch * h >= PARALLEL_UPDATE_MIN {
-                        g.par_chunks(4 * h)
-                            .zip(cell.par_chunks_mut(h))
-                            .zip(h_out.par_chunks_mut(h))
-                            .for_each(|((g, c), ho)| lstm_cell_update(g, c, ho));
-                    } else {
-                        for ((g, c), ho) in g.chunks(4 * h).zip(cell.chunks_mut(h)).zip(h_out.chunks_mut(h)) {
-                            lstm_cell_update(g, c, ho);
-                        }
+                    for ((g, c), ho) in g.chunks(4 * h).zip(cell.chunks_mut(h)).zip(h_out.chunks_mut(h)) {
+                        lstm_cell_update(g, c, ho);
                     }
                 }
             }

@@ -19,7 +19,12 @@ fn exp_lane<const FUSED: bool>(x: f32) -> f32 {
     // 1.5 * 2^23: adding and subtracting it rounds to the nearest integer.
     const ROUND: f32 = 12_582_912.0;
     let x = x.clamp(-87.3, 88.3);
-    let n = (x * LOG2E + ROUND) - ROUND;
+    // n = round(x / ln 2), both as a float and (from the low mantissa bits
+    // of the rounding sum) as an integer: a float-to-int `as` cast would be
+    // scalarised for its saturation and NaN rules.
+    let rounded = x * LOG2E + ROUND;
+    let n = rounded - ROUND;
+    let n_int = rounded.to_bits().wrapping_sub(ROUND.to_bits()) as i32;
     let r = madd::<FUSED>(-n, LN2_LO, madd::<FUSED>(-n, LN2_HI, x));
     let mut p = 1.987_569_1e-4f32;
     p = madd::<FUSED>(p, r, 1.398_199_9e-3);
@@ -28,7 +33,7 @@ fn exp_lane<const FUSED: bool>(x: f32) -> f32 {
     p = madd::<FUSED>(p, r, 1.666_666_5e-1);
     p = madd::<FUSED>(p, r, 0.5);
     let e = madd::<FUSED>(p, r * r, r) + 1.0;
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    let scale = f32::from_bits(((n_int + 127) as u32) << 23);
     e * scale
 }
 
@@ -37,8 +42,10 @@ fn sigmoid_lane<const FUSED: bool>(x: f32) -> f32 {
     1.0 / (1.0 + exp_lane::<FUSED>(-x))
 }
 
+/// `tanh(x)` as a fraction `(numerator, denominator)`, so that callers can
+/// merge its division with others.
 #[inline(always)]
-fn tanh_lane<const FUSED: bool>(x: f32) -> f32 {
+fn tanh_fraction<const FUSED: bool>(x: f32) -> (f32, f32) {
     let ax = x.abs();
     // Near zero, 1 - e^(-2|x|) cancels: use the odd Taylor series instead
     // (its first omitted term is below 4e-13 at |x| = 0.0625).
@@ -48,8 +55,17 @@ fn tanh_lane<const FUSED: bool>(x: f32) -> f32 {
     s = madd::<FUSED>(s, x2, -1.0 / 3.0);
     let small = madd::<FUSED>(s * x2, x, x);
     let t = exp_lane::<FUSED>(-2.0 * ax);
-    let large = ((1.0 - t) / (1.0 + t)).copysign(x);
-    if ax < 0.0625 { small } else { large }
+    if ax < 0.0625 {
+        (small, 1.0)
+    } else {
+        ((1.0 - t).copysign(x), 1.0 + t)
+    }
+}
+
+#[inline(always)]
+fn tanh_lane<const FUSED: bool>(x: f32) -> f32 {
+    let (numerator, denominator) = tanh_fraction::<FUSED>(x);
+    numerator / denominator
 }
 
 #[inline(always)]
@@ -93,14 +109,96 @@ multiversion! {
     fn cell_update(gates: &[f32], c: &mut [f32], h: &mut [f32]) => cell_update_kernel
 }
 
+/// Hidden units per gate block in [`lstm_cell_update_blocks`]' layout.
+pub const BLOCK_UNITS: usize = 8;
+
+/// The LSTM cell update for gates laid out in blocks, as the packed
+/// executor's panels produce them: for each [`BLOCK_UNITS`] units, their
+/// `i`, `f`, `g` and `o` pre-activations one after the other (a last,
+/// narrower block of `u` units has `u` of each). `c` and `h` hold the units
+/// in order. Two blocks share a group of vector lanes, so the 8-unit blocks
+/// still fill 16-lane vectors.
+pub fn lstm_cell_update_blocks(gates: &[f32], c: &mut [f32], h: &mut [f32]) {
+    assert_eq!(gates.len(), 4 * c.len(), "gates must be 4 x units");
+    assert_eq!(h.len(), c.len(), "h must be as long as c");
+    cell_update_blocks(gates, c, h);
+}
+
+multiversion! {
+    fn cell_update_blocks(gates: &[f32], c: &mut [f32], h: &mut [f32]) => cell_update_blocks_kernel
+}
+
+#[inline(always)]
+fn cell_update_blocks_kernel<const FUSED: bool>(gates: &[f32], c: &mut [f32], h: &mut [f32]) {
+    const _: () = assert!(LANES.is_multiple_of(BLOCK_UNITS));
+    let units = c.len();
+    for u0 in (0..units).step_by(LANES) {
+        let n = (units - u0).min(LANES);
+        // Gather the gates of this group's blocks into lanes.
+        let mut lanes = [[0.0f32; LANES]; 4];
+        for b0 in (0..n).step_by(BLOCK_UNITS) {
+            let width = (n - b0).min(BLOCK_UNITS);
+            let block = &gates[4 * (u0 + b0)..4 * (u0 + b0 + width)];
+            for (gate, lane) in lanes.iter_mut().enumerate() {
+                if width == BLOCK_UNITS {
+                    let src: &[f32; BLOCK_UNITS] = block[gate * BLOCK_UNITS..(gate + 1) * BLOCK_UNITS].try_into().unwrap();
+                    let dst: &mut [f32; BLOCK_UNITS] = (&mut lane[b0..b0 + BLOCK_UNITS]).try_into().unwrap();
+                    *dst = *src;
+                } else {
+                    lane[b0..b0 + width].copy_from_slice(&block[gate * width..(gate + 1) * width]);
+                }
+            }
+        }
+        let [i, f, g, o] = lanes;
+        if n == LANES {
+            let cs: &mut [f32; LANES] = (&mut c[u0..u0 + LANES]).try_into().unwrap();
+            let hs: &mut [f32; LANES] = (&mut h[u0..u0 + LANES]).try_into().unwrap();
+            for l in 0..LANES {
+                cell_step::<FUSED>(i[l], f[l], g[l], o[l], &mut cs[l], &mut hs[l]);
+            }
+        } else {
+            let (mut cs, mut hs) = ([0.0f32; LANES], [0.0f32; LANES]);
+            cs[..n].copy_from_slice(&c[u0..u0 + n]);
+            for l in 0..LANES {
+                cell_step::<FUSED>(i[l], f[l], g[l], o[l], &mut cs[l], &mut hs[l]);
+            }
+            c[u0..u0 + n].copy_from_slice(&cs[..n]);
+            h[u0..u0 + n].copy_from_slice(&hs[..n]);
+        }
+    }
+}
+
+/// Largest `-x` a gate's sigmoid evaluates `e^-x` at: `σ(x)` is below
+/// 4.3e-18 there (an error far under any rounding of the cell state), while
+/// products of two such terms in [`cell_step`] stay far from overflow.
+const GATE_EXP_MAX: f32 = 40.0;
+
+/// `e^-x` for a gate's sigmoid, with `-x` capped at [`GATE_EXP_MAX`] (a NaN
+/// passes through).
+#[inline(always)]
+fn gate_exp<const FUSED: bool>(x: f32) -> f32 {
+    exp_lane::<FUSED>(if -x > GATE_EXP_MAX { GATE_EXP_MAX } else { -x })
+}
+
+/// One unit's update: `c = σ(f)·c + σ(i)·tanh(g)`, `h = σ(o)·tanh(c)`.
+///
+/// Division is the slowest vector operation (one per 16 cycles or so);
+/// written directly this takes five. Here every sigmoid is `1 / (1 + e)`
+/// and every tanh a fraction, and the fractions of each line are put over
+/// one denominator: two divisions per unit.
 #[inline(always)]
 fn cell_step<const FUSED: bool>(gi: f32, gf: f32, gg: f32, go: f32, c: &mut f32, h: &mut f32) {
-    let i = sigmoid_lane::<FUSED>(gi);
-    let f = sigmoid_lane::<FUSED>(gf);
-    let g = tanh_lane::<FUSED>(gg);
-    let o = sigmoid_lane::<FUSED>(go);
-    *c = madd::<FUSED>(f, *c, i * g);
-    *h = o * tanh_lane::<FUSED>(*c);
+    let (di, df, d_o) = (
+        1.0 + gate_exp::<FUSED>(gi),
+        1.0 + gate_exp::<FUSED>(gf),
+        1.0 + gate_exp::<FUSED>(go),
+    );
+    let (ng, dg) = tanh_fraction::<FUSED>(gg);
+    // c/df + ng/(di·dg) over the common denominator df·di·dg.
+    let di_dg = di * dg;
+    *c = madd::<FUSED>(*c, di_dg, ng * df) / (df * di_dg);
+    let (nc, dc) = tanh_fraction::<FUSED>(*c);
+    *h = nc / (d_o * dc);
 }
 
 #[inline(always)]
@@ -119,8 +217,22 @@ fn cell_update_kernel<const FUSED: bool>(gates: &[f32], c: &mut [f32], h: &mut [
             cell_step::<FUSED>(i[l], f[l], g[l], o[l], &mut cs[l], &mut hs[l]);
         }
     }
-    for j in full..hidden {
-        cell_step::<FUSED>(gi[j], gf[j], gg[j], go[j], &mut c[j], &mut h[j]);
+    // The tail (all of a packed panel's 8 units) runs padded to a full group
+    // of lanes, so it is vectorised too.
+    let tail = hidden - full;
+    if tail > 0 {
+        let pad = |src: &[f32]| {
+            let mut lanes = [0.0f32; LANES];
+            lanes[..tail].copy_from_slice(&src[full..]);
+            lanes
+        };
+        let (i, f, g, o) = (pad(gi), pad(gf), pad(gg), pad(go));
+        let (mut cs, mut hs) = (pad(c), [0.0f32; LANES]);
+        for l in 0..LANES {
+            cell_step::<FUSED>(i[l], f[l], g[l], o[l], &mut cs[l], &mut hs[l]);
+        }
+        c[full..].copy_from_slice(&cs[..tail]);
+        h[full..].copy_from_slice(&hs[..tail]);
     }
 }
 
@@ -165,6 +277,83 @@ mod tests {
         }
         assert!(worst_abs < 3e-7, "max abs error {worst_abs:e}");
         assert!(worst_rel < 2e-6, "max rel error {worst_rel:e}");
+    }
+
+    #[test]
+    fn blocked_cell_update_matches_the_plain_one() {
+        for units in [0usize, 1, 7, 8, 9, 16, 17, 24, 31, 45] {
+            let plain_gates: Vec<f32> = (0..4 * units).map(|i| ((i * 53 % 97) as f32 - 48.0) / 9.0).collect();
+            // The same gates in blocks: [i f g o] per block of 8 units.
+            let mut blocked = Vec::new();
+            for b0 in (0..units).step_by(BLOCK_UNITS) {
+                let width = (units - b0).min(BLOCK_UNITS);
+                for gate in 0..4 {
+                    blocked.extend_from_slice(&plain_gates[gate * units + b0..gate * units + b0 + width]);
+                }
+            }
+            let c0: Vec<f32> = (0..units).map(|j| (j as f32 - 5.0) / 3.0).collect();
+            let (mut c_plain, mut h_plain) = (c0.clone(), vec![0.0; units]);
+            lstm_cell_update(&plain_gates, &mut c_plain, &mut h_plain);
+            let (mut c_blocked, mut h_blocked) = (c0.clone(), vec![f32::NAN; units]);
+            lstm_cell_update_blocks(&blocked, &mut c_blocked, &mut h_blocked);
+            assert_eq!(c_plain, c_blocked, "c for {units} units");
+            assert_eq!(h_plain, h_blocked, "h for {units} units");
+        }
+    }
+
+    #[test]
+    fn cell_update_is_accurate_at_saturation_and_keeps_nan() {
+        let extremes = [-100.0f32, -30.0, -20.5, -1.0, 0.0, 1e-3, 0.5, 20.5, 30.0, 100.0];
+        let cells = [-1000.0f32, -5.0, 0.0, 0.3, 5.0, 1000.0];
+        let sig = |x: f32| 1.0 / (1.0 + (-(x as f64)).exp());
+        let mut gates = Vec::new();
+        let mut c0 = Vec::new();
+        for &i in &extremes {
+            for &f in &extremes {
+                for &g in &[-100.0f32, -0.01, 0.0, 0.05, 2.0, 100.0] {
+                    for &c in &cells {
+                        gates.push([i, f, g, extremes[(c0.len() * 7) % extremes.len()]]);
+                        c0.push(c);
+                    }
+                }
+            }
+        }
+        let n = c0.len();
+        let mut plain = vec![0.0f32; 4 * n];
+        for (u, g) in gates.iter().enumerate() {
+            for gate in 0..4 {
+                plain[gate * n + u] = g[gate];
+            }
+        }
+        let (mut c, mut h) = (c0.clone(), vec![0.0f32; n]);
+        lstm_cell_update(&plain, &mut c, &mut h);
+        for u in 0..n {
+            let [gi, gf, gg, go] = gates[u];
+            let want_c = sig(gf) * c0[u] as f64 + sig(gi) * (gg as f64).tanh();
+            let want_h = sig(go) * want_c.tanh();
+            let scale = want_c.abs().max(1.0);
+            assert!(
+                (c[u] as f64 - want_c).abs() < 1e-6 * scale,
+                "c for gates {:?}, c0 {}: {} vs {want_c}",
+                gates[u],
+                c0[u],
+                c[u]
+            );
+            assert!(
+                (h[u] as f64 - want_h).abs() < 1e-6,
+                "h for gates {:?}, c0 {}: {} vs {want_h}",
+                gates[u],
+                c0[u],
+                h[u]
+            );
+        }
+        for gate in 0..4 {
+            let mut g = [0.5f32; 4];
+            g[gate] = f32::NAN;
+            let (mut c, mut h) = ([0.5f32], [0.0f32]);
+            lstm_cell_update(&g, &mut c, &mut h);
+            assert!(h[0].is_nan(), "a NaN in gate {gate} must reach h");
+        }
     }
 
     #[test]

@@ -98,7 +98,10 @@ impl<'a> MatRef<'a> {
     }
     /// Row `i` as a contiguous slice, when columns are adjacent in memory.
     pub fn row(&self, i: usize) -> Option<&'a [f32]> {
-        (self.col_stride == 1 || self.cols <= 1).then(|| &self.data[i * self.row_stride..i * self.row_stride + self.cols])
+        if self.cols == 0 {
+            return Some(&[]);
+        }
+        (self.col_stride == 1 || self.cols == 1).then(|| &self.data[i * self.row_stride..i * self.row_stride + self.cols])
     }
 }
 

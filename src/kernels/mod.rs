@@ -1,4 +1,5 @@
-//! Numeric kernels: matrix views, GEMM (general and pre-packed), activations.
+//! Numeric kernels: matrix views, GEMM (general and pre-packed), activations,
+//! and the persistent worker team the recurrences run on.
 
 pub mod activations;
 pub mod csr;
@@ -6,9 +7,10 @@ pub mod gemm;
 pub mod matrix;
 pub mod packed;
 pub mod simd;
+pub mod team;
 
 pub use csr::{CsrMatrix, csr_matmul};
 pub use gemm::{gemm, gemm_reference};
 pub use matrix::{MatMut, MatRef};
-pub use packed::{Epilogue, PANEL, PackedMatrix, PanelView, packed_gemm, packed_gemm_then};
+pub use packed::{PANEL, PackedMatrix, SharedOutput, packed_gemm, packed_gemm_panels};
 pub use simd::SimdLevel;

@@ -22,6 +22,26 @@ pub const PANEL: usize = 32;
 const K_BLOCK: usize = 128;
 /// How far ahead of the current panel row the kernels prefetch, in floats.
 const PREFETCH_AHEAD: usize = 16 * PANEL;
+/// Floats in one 64-byte cache line.
+const FLOATS_PER_LINE: usize = 16;
+
+/// Hints the CPU to bring the line holding `x` into L2 (a no-op where there
+/// is no such hint).
+#[inline(always)]
+fn prefetch_l2(x: &f32) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch never faults and `x` is a valid reference.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(x as *const f32 as *const i8)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = x;
+}
+
+/// Largest packed `A` that stays in L2 while every panel streams past it.
+const A_RESIDENT_BYTES: usize = 512 * 1024;
+/// Bytes of `C` one task updates per pass over a K block (a part of L2).
+const C_CHUNK_BYTES: usize = 512 * 1024;
 /// Below this many multiply-adds a product runs on the calling thread.
 const PARALLEL_MIN_MACS: usize = 1 << 16;
 
@@ -92,95 +112,95 @@ fn max_rows_per_block(level: SimdLevel) -> usize {
 /// `C = A · B` or `C += A · B` with `B` packed. `A` must have contiguous rows
 /// (`col_stride == 1`); `C` may have any strides. Panics on shape mismatch.
 pub fn packed_gemm(a: MatRef, b: &PackedMatrix, c: &mut MatMut, accumulate: bool) {
-    run(a, b, c, accumulate, &|_, _| {});
+    run(a, b, c, accumulate);
 }
 
-/// The finished columns of one panel of `C`, handed to an epilogue.
-pub struct PanelView {
+/// A row-major `C` shared by workers that each compute their own panels
+/// (see [`packed_gemm_panels`]).
+#[derive(Clone, Copy)]
+pub struct SharedOutput<'a> {
     ptr: SendPtr,
-    rsc: usize,
     rows: usize,
-    j0: usize,
-    width: usize,
+    cols: usize,
+    _borrow: std::marker::PhantomData<&'a mut [f32]>,
 }
 
-impl PanelView {
-    /// Number of rows of `C`.
-    pub fn rows(&self) -> usize {
-        self.rows
+impl<'a> SharedOutput<'a> {
+    /// Shares `c`, a row-major `rows x cols` matrix.
+    pub fn new(c: &'a mut [f32], rows: usize, cols: usize) -> SharedOutput<'a> {
+        assert!(c.len() >= rows * cols, "SharedOutput: {} values for {rows}x{cols}", c.len());
+        SharedOutput {
+            ptr: SendPtr(c.as_mut_ptr()),
+            rows,
+            cols,
+            _borrow: std::marker::PhantomData,
+        }
     }
-    /// First column of `C` in this panel.
-    pub fn first_column(&self) -> usize {
-        self.j0
+    /// The first element, for callers that share out other parts of the
+    /// matrix themselves.
+    pub(crate) fn ptr(&self) -> SendPtr {
+        self.ptr
     }
-    /// Row `i` of `C` restricted to this panel's columns.
-    pub fn row(&self, i: usize) -> &[f32] {
-        assert!(i < self.rows, "row {i} of {}", self.rows);
-        // SAFETY: the panel's columns of row i are inside C, final, and no
-        // other task writes them while the epilogue runs.
-        unsafe { std::slice::from_raw_parts(self.ptr.get().add(i * self.rsc + self.j0), self.width) }
+    /// Rows `range` of the same matrix.
+    pub fn rows(self, range: std::ops::Range<usize>) -> SharedOutput<'a> {
+        assert!(
+            range.start <= range.end && range.end <= self.rows,
+            "rows {range:?} of {}",
+            self.rows
+        );
+        SharedOutput {
+            // SAFETY: the offset stays inside the shared matrix (checked above).
+            ptr: SendPtr(unsafe { self.ptr.get().add(range.start * self.cols) }),
+            rows: range.len(),
+            ..self
+        }
     }
 }
 
-/// An epilogue: called with the panel index and its finished columns.
-pub type Epilogue<'a> = &'a (dyn Fn(usize, &PanelView) + Sync);
-
-/// [`packed_gemm`], then `epilogue(p)` for each panel `p` as soon as columns
-/// `p * PANEL ..` of `C` are final, on the thread that computed them.
+/// `C (+)= A · B` for the panels `panels` of `B` only (columns
+/// `panels.start * PANEL .. panels.end * PANEL` of `C`), on the calling thread.
 ///
-/// This fuses whatever consumes a panel's results (the LSTM cell update)
-/// into the same parallel region as the product, while the panel is still
-/// in cache: one fork-join per time step instead of two. Each panel's
-/// epilogue runs exactly once; different panels may run concurrently.
-/// `C` must have contiguous rows (`col_stride == 1`).
-pub fn packed_gemm_then(a: MatRef, b: &PackedMatrix, c: &mut MatMut, accumulate: bool, epilogue: Epilogue) {
-    assert!(c.col_stride() == 1 || c.cols() <= 1, "packed_gemm_then: C rows must be contiguous");
-    run(a, b, c, accumulate, epilogue);
+/// This is the per-worker piece of a product split over a team of workers
+/// (`kernels::team`): each worker keeps the same panels, so its share of `B`
+/// stays in its core's cache from one call to the next.
+///
+/// # Safety
+/// While this runs, no other thread may read or write the columns of `c`
+/// that belong to `panels`.
+pub unsafe fn packed_gemm_panels(a: MatRef, b: &PackedMatrix, c: SharedOutput, accumulate: bool, panels: std::ops::Range<usize>) {
+    let out = PanelOut {
+        ptr: c.ptr,
+        rsc: c.cols,
+        csc: 1,
+        n: c.cols,
+        accumulate,
+    };
+    assert!(panels.end <= c.cols.div_ceil(PANEL), "panels {panels:?} of a {}-column C", c.cols);
+    with_job(a, b, c.rows, out, |job| job.run_panels(panels));
 }
 
-fn run(a: MatRef, b: &PackedMatrix, c: &mut MatMut, accumulate: bool, epilogue: Epilogue) {
+fn run(a: MatRef, b: &PackedMatrix, c: &mut MatMut, accumulate: bool) {
     let (m, k, n) = (a.rows(), a.cols(), b.n);
-    assert_eq!(k, b.k, "packed_gemm: A is {m}x{k} but B has {} rows", b.k);
-    assert!(
-        c.rows() == m && c.cols() == n,
-        "packed_gemm: C is {}x{}, expected {m}x{n}",
-        c.rows(),
-        c.cols()
-    );
     if m == 0 || n == 0 {
+        check_shapes(a, b, c.rows(), c.cols());
         return;
     }
-    let level = SimdLevel::detect();
-    let row_blocks = RowBlocks {
-        rows: m,
-        count: m.div_ceil(max_rows_per_block(level)),
-    };
     let panels = n.div_ceil(PANEL);
     let workers = if m * n * k < PARALLEL_MIN_MACS {
         1
     } else {
         rayon::current_num_threads().min(panels)
     };
+    let (rows, cols) = (c.rows(), c.cols());
     let (c_ptr, rsc, csc) = c.raw();
     let out = PanelOut {
         ptr: SendPtr(c_ptr),
         rsc,
         csc,
-        n,
+        n: cols,
         accumulate,
     };
-    A_SCRATCH.with(|scratch| {
-        let mut packed_a = scratch.borrow_mut();
-        pack_a(a, row_blocks, &mut packed_a);
-        let job = Job {
-            packed_a: &packed_a[..m * k],
-            k,
-            row_blocks,
-            b,
-            level,
-            out,
-            epilogue,
-        };
+    with_job(a, b, rows, out, |job| {
         // Task t takes an equal share of the panels (no allocation per call).
         let task = |t: usize| job.run_panels(panels * t / workers..panels * (t + 1) / workers);
         if workers == 1 {
@@ -188,6 +208,39 @@ fn run(a: MatRef, b: &PackedMatrix, c: &mut MatMut, accumulate: bool, epilogue: 
         } else {
             (0..workers).into_par_iter().for_each(task);
         }
+    });
+}
+
+fn check_shapes(a: MatRef, b: &PackedMatrix, c_rows: usize, c_cols: usize) {
+    let (m, k, n) = (a.rows(), a.cols(), b.n);
+    assert_eq!(k, b.k, "packed_gemm: A is {m}x{k} but B has {} rows", b.k);
+    assert!(c_rows == m && c_cols == n, "packed_gemm: C is {c_rows}x{c_cols}, expected {m}x{n}");
+}
+
+/// Packs `A` into this thread's scratch and hands `f` the product's [`Job`].
+fn with_job(a: MatRef, b: &PackedMatrix, c_rows: usize, out: PanelOut, f: impl FnOnce(&Job)) {
+    check_shapes(a, b, c_rows, out.n);
+    let (m, k) = (a.rows(), a.cols());
+    if m == 0 || out.n == 0 {
+        return;
+    }
+    let level = SimdLevel::detect();
+    let row_blocks = RowBlocks {
+        rows: m,
+        count: m.div_ceil(max_rows_per_block(level)),
+    };
+    A_SCRATCH.with(|scratch| {
+        let mut packed_a = scratch.borrow_mut();
+        pack_a(a, row_blocks, &mut packed_a);
+        f(&Job {
+            packed_a: &packed_a[..m * k],
+            k,
+            row_blocks,
+            k_block: if row_blocks.count > 1 { K_BLOCK } else { k.max(1) },
+            b,
+            level,
+            out,
+        });
     });
 }
 
@@ -222,11 +275,25 @@ fn pack_a(a: MatRef, blocks: RowBlocks, out: &mut Vec<f32>) {
     if out.len() < a.rows() * k {
         out.resize(a.rows() * k, 0.0);
     }
+    if k == 0 {
+        return;
+    }
     for rows in blocks.iter() {
         let dst = &mut out[rows.start * k..rows.end * k];
+        let width = rows.len();
         for (r, i) in rows.clone().enumerate() {
-            for p in 0..k {
-                dst[p * rows.len() + r] = a.at(i, p);
+            match a.row(i) {
+                // Contiguous rows (the common case): no index arithmetic per element.
+                Some(src) => {
+                    for (d, &v) in dst[r..].iter_mut().step_by(width).zip(src) {
+                        *d = v;
+                    }
+                }
+                None => {
+                    for p in 0..k {
+                        dst[p * width + r] = a.at(i, p);
+                    }
+                }
             }
         }
     }
@@ -254,7 +321,23 @@ fn micro_kernel(level: SimdLevel, rows: usize) -> MicroKernel {
     }
     match level {
         #[cfg(target_arch = "x86_64")]
-        SimdLevel::Avx512 => pick!(micro_avx512, 1 2 3 4 5 6 7 8 9 10 11 12),
+        SimdLevel::Avx512 => match rows {
+            // Few rows have too few accumulators to cover the FMA latency:
+            // they run extra chains over alternate `k` steps.
+            1 => micro_avx512::<1, 4> as MicroKernel,
+            2 => micro_avx512::<2, 2>,
+            3 => micro_avx512::<3, 2>,
+            4 => micro_avx512::<4, 1>,
+            5 => micro_avx512::<5, 1>,
+            6 => micro_avx512::<6, 1>,
+            7 => micro_avx512::<7, 1>,
+            8 => micro_avx512::<8, 1>,
+            9 => micro_avx512::<9, 1>,
+            10 => micro_avx512::<10, 1>,
+            11 => micro_avx512::<11, 1>,
+            12 => micro_avx512::<12, 1>,
+            _ => unreachable!("row block of {rows}"),
+        },
         #[cfg(target_arch = "x86_64")]
         SimdLevel::Avx2Fma => pick!(micro_avx2, 1 2 3),
         SimdLevel::Neon => pick!(micro_fused, 1 2 3),
@@ -268,20 +351,41 @@ struct Job<'a> {
     packed_a: &'a [f32],
     k: usize,
     row_blocks: RowBlocks,
+    /// Steps of `k` per micro-kernel call: [`K_BLOCK`], so several row
+    /// blocks reuse a panel slice from L1; all of `k` for a single row block
+    /// (nothing to reuse, and each call reloads and stores its `C` tile).
+    k_block: usize,
     b: &'a PackedMatrix,
     level: SimdLevel,
     out: PanelOut,
-    epilogue: Epilogue<'a>,
 }
 
 impl Job<'_> {
-    /// All row blocks of `A` over one panel slice of `K_BLOCK` steps from `k0`.
-    fn run_slice(&self, p: usize, k0: usize) {
+    /// The rows of panel `p` for the `k_block` steps from `k0`.
+    fn slice(&self, p: usize, k0: usize) -> &[f32] {
+        let kb = (self.k - k0).min(self.k_block);
+        &self.b.panel(p)[k0 * PANEL..(k0 + kb) * PANEL]
+    }
+
+    /// All row blocks of `A` over one panel slice of `k_block` steps from
+    /// `k0`. With several row blocks the slice is read from L1 again by
+    /// each; meanwhile each block prefetches its share of the `next` slice
+    /// into L2, so the next slice's first block does not wait on memory.
+    fn run_slice(&self, p: usize, k0: usize, next: Option<(usize, usize)>) {
         let (k, out) = (self.k, self.out);
         let panel = self.b.panel(p);
         let j0 = p * PANEL;
-        let kb = (k - k0).min(K_BLOCK);
-        for rows in self.row_blocks.iter() {
+        let kb = (k - k0).min(self.k_block);
+        let next = match next {
+            Some((np, nk0)) if self.row_blocks.count > 1 => self.slice(np, nk0),
+            _ => &[],
+        };
+        for (i, rows) in self.row_blocks.iter().enumerate() {
+            let count = self.row_blocks.count;
+            let lines = next.len() / FLOATS_PER_LINE;
+            for line in lines * i / count..lines * (i + 1) / count {
+                prefetch_l2(&next[line * FLOATS_PER_LINE]);
+            }
             let a_start = rows.start * k + k0 * rows.len();
             let kernel = micro_kernel(self.level, rows.len());
             let tile = Tile {
@@ -300,45 +404,45 @@ impl Job<'_> {
         }
     }
 
-    /// Hands panel `p`'s finished columns to the epilogue.
-    fn finish(&self, p: usize) {
-        let j0 = p * PANEL;
-        let view = PanelView {
-            ptr: self.out.ptr,
-            rsc: self.out.rsc,
-            rows: self.row_blocks.rows,
-            j0,
-            width: (self.out.n - j0).min(PANEL),
-        };
-        (self.epilogue)(p, &view);
-    }
-
     /// One task: the panels in `range`, all rows of `A`.
     fn run_panels(&self, range: std::ops::Range<usize>) {
         // At least one K block, even for k = 0 (so C is still written).
-        let k_starts = (0..self.k.max(1)).step_by(K_BLOCK);
-        if self.row_blocks.count > 1 {
-            // Many rows: K blocks outermost, so the slice of A they cover
-            // stays in L2 while it sweeps every panel (each panel slice stays
-            // in L1 while every row block passes over it).
-            let last_k0 = (self.k.max(1) - 1) / K_BLOCK * K_BLOCK;
-            for k0 in k_starts {
-                for p in range.clone() {
-                    self.run_slice(p, k0);
-                    if k0 == last_k0 {
-                        self.finish(p);
+        let k_starts = (0..self.k.max(1)).step_by(self.k_block);
+        let a_bytes = std::mem::size_of_val(self.packed_a);
+        // Each slice runs once the next one is known, so it can prefetch it.
+        let mut pending: Option<(usize, usize)> = None;
+        let mut visit = |slice: (usize, usize)| {
+            if let Some((p, k0)) = pending.replace(slice) {
+                self.run_slice(p, k0, Some(slice));
+            }
+        };
+        if a_bytes > A_RESIDENT_BYTES {
+            // A large A: K blocks outermost, so the slice of A they cover
+            // stays in L2 while it sweeps the panels (each panel slice stays
+            // in L1 while every row block passes over it). Panels go in
+            // chunks whose share of C fits in L2 beside that slice of A, so
+            // C is not re-read from memory for every K block.
+            let chunk = (C_CHUNK_BYTES / (self.row_blocks.rows * PANEL * 4)).max(1);
+            for first in range.clone().step_by(chunk) {
+                let chunk = first..(first + chunk).min(range.end);
+                for k0 in k_starts.clone() {
+                    for p in chunk.clone() {
+                        visit((p, k0));
                     }
                 }
             }
         } else {
-            // One row block (small batch): stream each panel front to back,
-            // the order the prefetcher and the prefetch hints expect.
+            // A small A (batch 1–10, or a short sequence): it stays in L2,
+            // and each panel streams front to back from memory, the order
+            // the prefetchers and the prefetch hints expect.
             for p in range {
                 for k0 in k_starts.clone() {
-                    self.run_slice(p, k0);
+                    visit((p, k0));
                 }
-                self.finish(p);
             }
+        }
+        if let Some((p, k0)) = pending {
+            self.run_slice(p, k0, None);
         }
     }
 }
@@ -392,20 +496,22 @@ impl Tile<'_> {
     }
 }
 
-/// AVX-512 micro-kernel: `MR` rows x 32 columns in `2 * MR` zmm accumulators;
-/// each `k` step loads one panel row (two vectors) and broadcasts `MR`
-/// elements of `A`.
+/// AVX-512 micro-kernel: `MR` rows x 32 columns in `2 * MR` zmm accumulators
+/// per chain; each `k` step loads one panel row (two vectors) and broadcasts
+/// `MR` elements of `A`. With `CHAINS > 1`, consecutive `k` steps go to
+/// independent accumulator sets (summed at the end), so a block of 1–3 rows
+/// still keeps both FMA units busy instead of waiting on one dependency chain.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn micro_avx512<const MR: usize>(t: &Tile) {
+unsafe fn micro_avx512<const MR: usize, const CHAINS: usize>(t: &Tile) {
     // SAFETY: the caller guarantees the CPU features and that the tile
-    // lies inside A, the panel and C (see `panels_task`).
+    // lies inside A, the panel and C (see `Job::run_slice`).
     unsafe {
         use std::arch::x86_64::*;
-        let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+        let mut acc = [[[_mm512_setzero_ps(); 2]; MR]; CHAINS];
         let mut buf = [0.0f32; PANEL];
         if t.load_c {
-            for (r, acc_r) in acc.iter_mut().enumerate() {
+            for (r, acc_r) in acc[0].iter_mut().enumerate() {
                 if t.c_is_contiguous() {
                     let c = t.c_row(r);
                     *acc_r = [_mm512_loadu_ps(c), _mm512_loadu_ps(c.add(16))];
@@ -418,22 +524,41 @@ unsafe fn micro_avx512<const MR: usize>(t: &Tile) {
         debug_assert_eq!(t.a.len(), t.kb * MR);
         let mut ap = t.a.as_ptr();
         let mut bp = t.panel.as_ptr();
-        for _ in 0..t.kb {
-            // The panel is one contiguous stream: fetch 16 rows (2 KiB) ahead
-            // so the memory-bound small-batch case overlaps loads with FMAs.
-            _mm_prefetch::<_MM_HINT_T0>(bp.wrapping_add(PREFETCH_AHEAD) as *const i8);
-            _mm_prefetch::<_MM_HINT_T0>(bp.wrapping_add(PREFETCH_AHEAD + 16) as *const i8);
-            let b0 = _mm512_loadu_ps(bp);
-            let b1 = _mm512_loadu_ps(bp.add(16));
-            for (r, acc_r) in acc.iter_mut().enumerate() {
-                let x = _mm512_set1_ps(*ap.add(r));
-                acc_r[0] = _mm512_fmadd_ps(x, b0, acc_r[0]);
-                acc_r[1] = _mm512_fmadd_ps(x, b1, acc_r[1]);
-            }
-            bp = bp.add(PANEL);
-            ap = ap.add(MR);
+        // One `k` step into accumulator set `$chain` (a macro, not a closure:
+        // a closure would not inherit this function's target features).
+        macro_rules! step {
+            ($chain:expr) => {
+                // The panel is one contiguous stream: fetch 16 rows (2 KiB)
+                // ahead so the memory-bound small-batch case overlaps loads
+                // with FMAs.
+                _mm_prefetch::<_MM_HINT_T0>(bp.wrapping_add(PREFETCH_AHEAD) as *const i8);
+                _mm_prefetch::<_MM_HINT_T0>(bp.wrapping_add(PREFETCH_AHEAD + 16) as *const i8);
+                let b0 = _mm512_loadu_ps(bp);
+                let b1 = _mm512_loadu_ps(bp.add(16));
+                for (r, acc_r) in $chain.iter_mut().enumerate() {
+                    let x = _mm512_set1_ps(*ap.add(r));
+                    acc_r[0] = _mm512_fmadd_ps(x, b0, acc_r[0]);
+                    acc_r[1] = _mm512_fmadd_ps(x, b1, acc_r[1]);
+                }
+                bp = bp.add(PANEL);
+                ap = ap.add(MR);
+            };
         }
-        for (r, acc_r) in acc.iter().enumerate() {
+        for _ in 0..t.kb / CHAINS {
+            for chain in acc.iter_mut() {
+                step!(chain);
+            }
+        }
+        for _ in 0..t.kb % CHAINS {
+            step!(acc[0]);
+        }
+        let (first, others) = acc.split_at_mut(1);
+        for chain in others.iter() {
+            for (sum, part) in first[0].iter_mut().flatten().zip(chain.iter().flatten()) {
+                *sum = _mm512_add_ps(*sum, *part);
+            }
+        }
+        for (r, acc_r) in first[0].iter().enumerate() {
             if t.c_is_contiguous() {
                 let c = t.c_row(r);
                 _mm512_storeu_ps(c, acc_r[0]);
@@ -452,7 +577,7 @@ unsafe fn micro_avx512<const MR: usize>(t: &Tile) {
 #[target_feature(enable = "avx2,fma")]
 unsafe fn micro_avx2<const MR: usize>(t: &Tile) {
     // SAFETY: the caller guarantees the CPU features and that the tile
-    // lies inside A, the panel and C (see `panels_task`).
+    // lies inside A, the panel and C (see `Job::run_slice`).
     unsafe {
         use std::arch::x86_64::*;
         let mut acc = [[_mm256_setzero_ps(); 4]; MR];
