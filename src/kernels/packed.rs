@@ -22,21 +22,6 @@ pub const PANEL: usize = 32;
 const K_BLOCK: usize = 128;
 /// How far ahead of the current panel row the kernels prefetch, in floats.
 const PREFETCH_AHEAD: usize = 16 * PANEL;
-/// Floats in one 64-byte cache line.
-const FLOATS_PER_LINE: usize = 16;
-
-/// Hints the CPU to bring the line holding `x` into L2 (a no-op where there
-/// is no such hint).
-#[inline(always)]
-fn prefetch_l2(x: &f32) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch never faults and `x` is a valid reference.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(x as *const f32 as *const i8)
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = x;
-}
 
 /// Largest packed `A` that stays in L2 while every panel streams past it.
 const A_RESIDENT_BYTES: usize = 512 * 1024;
@@ -444,31 +429,14 @@ struct Job<'a> {
 }
 
 impl Job<'_> {
-    /// The rows of panel `p` for the `k_block` steps from `k0`.
-    fn slice(&self, p: usize, k0: usize) -> &[f32] {
-        let kb = (self.k - k0).min(self.k_block);
-        &self.b.panel(p)[k0 * PANEL..(k0 + kb) * PANEL]
-    }
-
     /// All row blocks of `A` over one panel slice of `k_block` steps from
-    /// `k0`. With several row blocks the slice is read from L1 again by
-    /// each; meanwhile each block prefetches its share of the `next` slice
-    /// into L2, so the next slice's first block does not wait on memory.
-    fn run_slice(&self, p: usize, k0: usize, next: Option<(usize, usize)>) {
+    /// `k0` (with several row blocks, the slice is read from L1 again by each).
+    fn run_slice(&self, p: usize, k0: usize) {
         let (k, out) = (self.k, self.out);
         let panel = self.b.panel(p);
         let j0 = p * PANEL;
         let kb = (k - k0).min(self.k_block);
-        let next = match next {
-            Some((np, nk0)) if self.row_blocks.count > 1 => self.slice(np, nk0),
-            _ => &[],
-        };
-        for (i, rows) in self.row_blocks.iter().enumerate() {
-            let count = self.row_blocks.count;
-            let lines = next.len() / FLOATS_PER_LINE;
-            for line in lines * i / count..lines * (i + 1) / count {
-                prefetch_l2(&next[line * FLOATS_PER_LINE]);
-            }
+        for rows in self.row_blocks.iter() {
             let a_start = rows.start * k + k0 * rows.len();
             let kernel = micro_kernel(self.level, rows.len());
             let tile = Tile {
@@ -492,13 +460,6 @@ impl Job<'_> {
         // At least one K block, even for k = 0 (so C is still written).
         let k_starts = (0..self.k.max(1)).step_by(self.k_block);
         let a_bytes = std::mem::size_of_val(self.packed_a);
-        // Each slice runs once the next one is known, so it can prefetch it.
-        let mut pending: Option<(usize, usize)> = None;
-        let mut visit = |slice: (usize, usize)| {
-            if let Some((p, k0)) = pending.replace(slice) {
-                self.run_slice(p, k0, Some(slice));
-            }
-        };
         if a_bytes > A_RESIDENT_BYTES {
             // A large A: K blocks outermost, so the slice of A they cover
             // stays in L2 while it sweeps the panels (each panel slice stays
@@ -510,7 +471,7 @@ impl Job<'_> {
                 let chunk = first..(first + chunk).min(range.end);
                 for k0 in k_starts.clone() {
                     for p in chunk.clone() {
-                        visit((p, k0));
+                        self.run_slice(p, k0);
                     }
                 }
             }
@@ -520,12 +481,9 @@ impl Job<'_> {
             // the prefetchers and the prefetch hints expect.
             for p in range {
                 for k0 in k_starts.clone() {
-                    visit((p, k0));
+                    self.run_slice(p, k0);
                 }
             }
-        }
-        if let Some((p, k0)) = pending {
-            self.run_slice(p, k0, None);
         }
     }
 }
