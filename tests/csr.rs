@@ -54,13 +54,18 @@ fn csr_matches_the_naive_product_on_odd_shapes() {
     for threads in [1, 2] {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
         pool.install(|| {
-            for batch in [1, 2, 3, 5, 8, 9, 13, 16, 17, 31, 37, 300] {
+            for batch in [1, 2, 3, 5, 8, 9, 13, 16, 17, 31, 37, 80, 300] {
                 for (rows, cols) in [(1, 1), (1, 7), (7, 1), (13, 17), (64, 37), (257, 129)] {
                     for density in [0.0, 0.05, 0.5, 1.0] {
                         check(batch, rows, cols, density, false, batch % 2 == 0);
                     }
                     check(batch, rows, cols, 0.3, true, batch % 2 == 1);
                 }
+            }
+            // Several row and column blocks of the large-batch path, with
+            // rows that skip whole column blocks.
+            for density in [0.01, 0.1] {
+                check(70, 600, 401, density, true, true);
             }
         });
     }

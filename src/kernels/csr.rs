@@ -7,6 +7,8 @@
 //! `W[r, c]` is loaded once and multiplies the whole batch column `X[:, c]`
 //! in SIMD registers. Rows are split over rayon workers in ranges of equal
 //! nonzero count (not equal row count), and batch 1 takes a dot-product path.
+//! Large batches (AVX-512) go 64 entries at a time with the columns of `W`
+//! in blocks, so the rows of `Xᵀ` a block touches stay in L1.
 
 use rayon::prelude::*;
 use thiserror::Error;
@@ -164,7 +166,7 @@ pub fn csr_matmul(x: MatRef, w: &CsrMatrix, y: &mut MatMut, accumulate: bool) {
 }
 
 /// Batch entries per group of [`csr_matmul`] (a multiple of every lane width).
-const GROUP: usize = 128;
+const GROUP: usize = 64;
 
 /// The product for batch entries `g0 .. g0 + gw` (`out` already points at row `g0`).
 fn group_product(x: MatRef, w: &CsrMatrix, g0: usize, gw: usize, lanes: usize, out: SparseOut) {
@@ -225,7 +227,7 @@ fn transposed_product(w: &CsrMatrix, xt: &[f32], padded: usize, out: SparseOut) 
         let parts = rayon::current_num_threads();
         (0..parts).into_par_iter().for_each(|part| {
             // SAFETY: AVX-512F detected by the caller; each part writes its own rows of yt.
-            unsafe { avx512::spmm16_transposed(w, w.balanced_rows(part, parts), xt, padded, yt_ptr) };
+            unsafe { avx512::spmm_k_blocked(w, w.balanced_rows(part, parts), xt, padded, yt_ptr) };
         });
         let yt = &yt[..w.rows * padded];
         (0..w.rows.div_ceil(16)).into_par_iter().for_each(|block| {
@@ -279,19 +281,113 @@ mod avx512 {
     use super::{CsrMatrix, SendPtr, SparseOut, store};
     use std::arch::x86_64::*;
 
-    /// Like [`spmm16`], but writes row `r` of `Yᵀ` (padded) with vector
-    /// stores to `yt + r * padded`.
+    /// Columns of `W` (rows of `Xᵀ`) per block of [`spmm_k_blocked`]: the
+    /// block's `K_BLOCK x 64` slice of `Xᵀ` is 32 KiB, inside L1.
+    const K_BLOCK: usize = 128;
+    /// Rows of `W` per block of [`spmm_k_blocked`]: their nonzeros (and
+    /// their rows of `Yᵀ`) stay in L2 while every column block passes.
+    const ROW_BLOCK: usize = 256;
+
+    thread_local! {
+        /// Per-row positions of [`spmm_k_blocked`], reused between calls.
+        static CURSORS: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+
+    /// Large batch: rows `rows` of `Yᵀ = W · Xᵀ` (padded, row `r` at
+    /// `yt + r * padded`), 64 batch entries at a time, with the columns of
+    /// `W` taken in blocks of [`K_BLOCK`]. Each nonzero multiplies a 256-byte
+    /// piece of an `Xᵀ` row; blocking `k` keeps those pieces in L1 across
+    /// all rows, where a whole `Xᵀ` (megabytes) would be read from L2 for
+    /// every nonzero. A cursor per row remembers where its next block starts.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn spmm16_transposed(w: &CsrMatrix, rows: std::ops::Range<usize>, xt: &[f32], padded: usize, yt: SendPtr) {
-        let out = SparseOut {
-            ptr: yt,
-            rsy: 0,
-            csy: 0,
-            batch: 0,
-            accumulate: false,
-        };
-        // SAFETY: forwarded from the caller.
-        unsafe { run(w, rows, xt, padded, out, Some(yt)) }
+    pub(super) unsafe fn spmm_k_blocked(w: &CsrMatrix, rows: std::ops::Range<usize>, xt: &[f32], padded: usize, yt: SendPtr) {
+        CURSORS.with(|cursors| {
+            let mut cursors = cursors.borrow_mut();
+            cursors.resize(ROW_BLOCK, 0);
+            let chunks = padded / 16;
+            let mut ch0 = 0;
+            while ch0 < chunks {
+                // SAFETY (all arms): forwarded from the caller; chunks ch0.. < padded / 16.
+                ch0 += unsafe {
+                    match chunks - ch0 {
+                        4.. => k_blocked_pass::<4>(w, rows.clone(), xt, padded, ch0, yt, &mut cursors),
+                        3 => k_blocked_pass::<3>(w, rows.clone(), xt, padded, ch0, yt, &mut cursors),
+                        2 => k_blocked_pass::<2>(w, rows.clone(), xt, padded, ch0, yt, &mut cursors),
+                        _ => k_blocked_pass::<1>(w, rows.clone(), xt, padded, ch0, yt, &mut cursors),
+                    }
+                };
+            }
+        });
+    }
+
+    /// Batch chunks `ch0 .. ch0 + CH` of [`spmm_k_blocked`]; returns `CH`.
+    /// Two nonzeros are in flight (two accumulator sets), so even `CH = 1..4`
+    /// keeps enough independent FMAs to cover their latency.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn k_blocked_pass<const CH: usize>(
+        w: &CsrMatrix,
+        rows: std::ops::Range<usize>,
+        xt: &[f32],
+        padded: usize,
+        ch0: usize,
+        yt: SendPtr,
+        cursors: &mut [usize],
+    ) -> usize {
+        let base = xt.as_ptr();
+        // SAFETY (every pointer below): row r of Yᵀ holds `padded` entries
+        // and belongs to this task; every column index is < cols, and
+        // chunks ch0..ch0+CH lie inside the padded width.
+        let y_row = |r: usize| unsafe { yt.get().add(r * padded + ch0 * 16) };
+        let (cols, vals) = (w.col_idx.as_slice(), w.values.as_slice());
+        for block in (rows.start..rows.end).step_by(ROW_BLOCK) {
+            let block = block..(block + ROW_BLOCK).min(rows.end);
+            let cursors = &mut cursors[..block.len()];
+            for (cursor, r) in cursors.iter_mut().zip(block.clone()) {
+                *cursor = w.row_ptr[r];
+                for ch in 0..CH {
+                    unsafe { _mm512_storeu_ps(y_row(r).add(ch * 16), _mm512_setzero_ps()) };
+                }
+            }
+            for k_end in (K_BLOCK..w.cols + K_BLOCK).step_by(K_BLOCK) {
+                let k_end = k_end.min(w.cols) as u32;
+                for (cursor, r) in cursors.iter_mut().zip(block.clone()) {
+                    let end = w.row_ptr[r + 1];
+                    let mut j = *cursor;
+                    if j == end || cols[j] >= k_end {
+                        continue;
+                    }
+                    let y = y_row(r);
+                    let mut acc0 = [_mm512_setzero_ps(); CH];
+                    let mut acc1 = [_mm512_setzero_ps(); CH];
+                    for (ch, a) in acc0.iter_mut().enumerate() {
+                        *a = unsafe { _mm512_loadu_ps(y.add(ch * 16)) };
+                    }
+                    while j + 1 < end && cols[j + 1] < k_end {
+                        let (v0, v1) = (_mm512_set1_ps(vals[j]), _mm512_set1_ps(vals[j + 1]));
+                        let x0 = unsafe { base.add(cols[j] as usize * padded + ch0 * 16) };
+                        let x1 = unsafe { base.add(cols[j + 1] as usize * padded + ch0 * 16) };
+                        for ch in 0..CH {
+                            acc0[ch] = _mm512_fmadd_ps(v0, unsafe { _mm512_loadu_ps(x0.add(ch * 16)) }, acc0[ch]);
+                            acc1[ch] = _mm512_fmadd_ps(v1, unsafe { _mm512_loadu_ps(x1.add(ch * 16)) }, acc1[ch]);
+                        }
+                        j += 2;
+                    }
+                    if j < end && cols[j] < k_end {
+                        let v = _mm512_set1_ps(vals[j]);
+                        let x = unsafe { base.add(cols[j] as usize * padded + ch0 * 16) };
+                        for (ch, a) in acc0.iter_mut().enumerate() {
+                            *a = _mm512_fmadd_ps(v, unsafe { _mm512_loadu_ps(x.add(ch * 16)) }, *a);
+                        }
+                        j += 1;
+                    }
+                    for ch in 0..CH {
+                        unsafe { _mm512_storeu_ps(y.add(ch * 16), _mm512_add_ps(acc0[ch], acc1[ch])) };
+                    }
+                    *cursor = j;
+                }
+            }
+        }
+        CH
     }
 
     /// Batch 1: sixteen nonzeros per step, `x` gathered by column index.
@@ -331,11 +427,11 @@ mod avx512 {
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn spmm16(w: &CsrMatrix, rows: std::ops::Range<usize>, xt: &[f32], padded: usize, out: SparseOut) {
         // SAFETY: forwarded from the caller.
-        unsafe { run(w, rows, xt, padded, out, None) }
+        unsafe { run(w, rows, xt, padded, out) }
     }
 
     #[target_feature(enable = "avx512f")]
-    unsafe fn run(w: &CsrMatrix, rows: std::ops::Range<usize>, xt: &[f32], padded: usize, out: SparseOut, yt: Option<SendPtr>) {
+    unsafe fn run(w: &CsrMatrix, rows: std::ops::Range<usize>, xt: &[f32], padded: usize, out: SparseOut) {
         let chunks = padded / 16;
         let mut ch0 = 0;
         while ch0 < chunks {
@@ -344,10 +440,10 @@ mod avx512 {
             // stay inside xt (chunks ch0.. < padded / 16).
             let width = unsafe {
                 match left {
-                    8.. => pass::<8, 1>(w, rows.clone(), xt, padded, ch0, out, yt),
-                    4..=7 => pass::<4, 1>(w, rows.clone(), xt, padded, ch0, out, yt),
-                    2..=3 => pass::<2, 2>(w, rows.clone(), xt, padded, ch0, out, yt),
-                    _ => pass::<1, 4>(w, rows.clone(), xt, padded, ch0, out, yt),
+                    8.. => pass::<8, 1>(w, rows.clone(), xt, padded, ch0, out),
+                    4..=7 => pass::<4, 1>(w, rows.clone(), xt, padded, ch0, out),
+                    2..=3 => pass::<2, 2>(w, rows.clone(), xt, padded, ch0, out),
+                    _ => pass::<1, 4>(w, rows.clone(), xt, padded, ch0, out),
                 }
             };
             ch0 += width;
@@ -364,7 +460,6 @@ mod avx512 {
         padded: usize,
         ch0: usize,
         out: SparseOut,
-        yt: Option<SendPtr>,
     ) -> usize {
         let base = xt.as_ptr();
         for r in rows {
@@ -396,11 +491,6 @@ mod avx512 {
                 let mut sum = acc[0][ch];
                 for acc_u in acc.iter().skip(1) {
                     sum = _mm512_add_ps(sum, acc_u[ch]);
-                }
-                if let Some(yt) = yt {
-                    // SAFETY: row r of Yᵀ holds `padded` entries; this task owns row r.
-                    unsafe { _mm512_storeu_ps(yt.get().add(r * padded + (ch0 + ch) * 16), sum) };
-                    continue;
                 }
                 unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), sum) };
                 for (l, &value) in lanes.iter().enumerate() {
