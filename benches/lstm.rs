@@ -24,6 +24,7 @@ fn bench_id(preset: &str, point: &Point) -> String {
     let mut id = match &point.source {
         Source::Named(_) => format!("{preset}/{}/b{}", point.mode.name(), point.batch),
         Source::Synthetic { hidden, .. } => format!("{preset}/h{hidden}-k{}/{}/b{}", point.kept_fraction, point.mode.name(), point.batch),
+        Source::Gemm(g) => format!("{preset}/m{}_k{}_s{}/{}/n{}", g.m, g.k, g.sparsity, point.mode.name(), point.batch),
     };
     if point.head {
         id.push_str("/head");

@@ -161,7 +161,7 @@ struct ReportArgs {
 
 #[derive(Parser)]
 struct SweepArgs {
-    /// Built-in preset: quick, ptb, deepbench or full (see `issbench models`).
+    /// Built-in preset: quick, ptb, deepbench, deepbench-sparse or full (see `issbench models`).
     #[arg(long, default_value = "quick", conflicts_with = "config")]
     preset: String,
     /// A TOML sweep spec instead of a preset (see README).

@@ -87,6 +87,38 @@ fn a_sweep_writes_one_verified_row_per_point() {
 }
 
 #[test]
+fn a_sparse_gemm_grid_writes_verified_dense_and_csr_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("g.csv");
+    let spec = SweepSpec::from_toml(
+        "g.toml",
+        "name = \"g\"\nbudget_ms = 1\nmin_runs = 1\nmax_runs = 2\n[[grid]]\ngemm = [{ m = 37, k = 50, sparsity = 0.9 }, { m = 16, k = 7, sparsity = 0.0 }]\nmodes = [\"dense\", \"csr\"]\nbatch = [1, 20]\nseq = [1]\n",
+    )
+    .unwrap();
+    let summary = run_sweep(&spec, options(&csv, false, Arc::new(AtomicBool::new(false)))).unwrap();
+    assert_eq!((summary.measured, summary.failed), (8, 0));
+    let rows = read_rows(&[csv]).unwrap();
+    for r in &rows {
+        assert!(r.ok(), "{r:?}");
+        assert_eq!((r.layers, r.seq), (0, 1));
+        let (m, k): (usize, usize) = if r.model.starts_with("m37") { (37, 50) } else { (16, 7) };
+        assert_eq!((r.hidden_full.clone(), r.input), (m.to_string(), k));
+        match r.mode.as_str() {
+            "dense" => assert_eq!((r.macs_per_step, r.verify_max_rel), (m * k, None)),
+            "csr" => {
+                // DeepBench's layout: the same nonzero count in every row.
+                let per_row = if m == 37 { 5 } else { 7 };
+                assert_eq!(r.macs_per_step, m * per_row, "{r:?}");
+                assert!(r.verify_max_rel.unwrap() <= 1e-4);
+                assert!(r.speedup_vs_dense.is_some());
+                assert!((r.ideal_speedup - (k as f64 / per_row as f64)).abs() < 1e-9);
+            }
+            other => panic!("mode {other}"),
+        }
+    }
+}
+
+#[test]
 fn resume_after_an_interrupted_sweep_completes_it_without_duplicates() {
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("tiny.csv");

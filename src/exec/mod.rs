@@ -4,9 +4,11 @@
 //! Every mode (`dense`, `iss`, `csr`) implements [`Executor`], so the
 //! measurement code is the same for all of them.
 
+mod gemm;
 mod lstm;
 mod weight;
 
+pub use gemm::GemmExecutor;
 pub use lstm::LstmExecutor;
 pub use weight::{Backend, PreparedWeight};
 

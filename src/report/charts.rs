@@ -1189,7 +1189,9 @@ pub fn draw_all(rows: &[Row], out_dir: &Path) -> Result<Vec<PathBuf>, ReportErro
             newest.insert(key, r);
         }
     }
-    let ok: Vec<&Row> = newest.into_values().collect();
+    // Sparse GEMM problems (`layers` 0) are not LSTMs: every chart here is
+    // about LSTMs, so they stay in the CSV and `compare` only.
+    let ok: Vec<&Row> = newest.into_values().filter(|r| r.layers > 0).collect();
     let mut charts: Vec<(String, Chart)> = Vec::new();
     for b in batches(&ok) {
         if let Some(c) = speedup_vs_sparsity(&ok, b) {

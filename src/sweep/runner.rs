@@ -11,11 +11,13 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-use super::spec::{Mode, Point, Source, SweepSpec};
+use super::spec::{GemmShape, Mode, Point, Source, SweepSpec};
 use crate::checkpoint::{LoadOptions, open_model};
-use crate::exec::{Backend, Executor, LstmExecutor};
+use crate::exec::{Backend, ExecError, Executor, GemmExecutor, LstmExecutor};
 use crate::hardware::{Limits, cpu_model, git_revision, host_name, measure_limits};
-use crate::iss::{Compacted, DEFAULT_THRESHOLD, DEFAULT_TOLERANCE, IssReport, against_dense, analyze, compact_with, verify};
+use crate::iss::{
+    Compacted, DEFAULT_THRESHOLD, DEFAULT_TOLERANCE, IssReport, against_dense, analyze, compact_with, compare_outputs, verify,
+};
 use crate::kernels::simd::{SimdLevel, cpu_features};
 use crate::measure::{Budget, Stats, time_runs};
 use crate::model::synthetic::SynthSpec;
@@ -142,6 +144,7 @@ fn source_name(source: &Source, kept_fraction: f64) -> String {
             .file_name()
             .map_or_else(|| n.clone(), |f| f.to_string_lossy().into_owned()),
         Source::Synthetic { hidden, layers } => format!("lstm{layers}x{hidden}-k{kept_fraction}"),
+        Source::Gemm(g) => format!("m{}_k{}_s{}", g.m, g.k, g.sparsity),
     }
 }
 
@@ -162,6 +165,7 @@ fn build_instance(source: &Source, kept_fraction: f64) -> Result<Instance, Strin
             .build()
             .map_err(|e| e.to_string())?
         }
+        Source::Gemm(_) => return Err(format!("{name} is a GEMM problem, not an LSTM")),
     };
     let shrink = full.head().is_none();
     let report = analyze(&full, DEFAULT_THRESHOLD);
@@ -292,12 +296,110 @@ pub fn dense_key(r: &Row) -> String {
 /// count, and its row with everything but the timing filled in.
 pub struct Prepared {
     /// The prepared executor; time `exec.run(&inputs)`.
-    pub exec: LstmExecutor,
+    pub exec: PointExecutor,
     /// The point's inputs (`seq` x `batch`).
     pub inputs: Inputs,
     /// The row to complete with [`complete_row`].
     pub row: Row,
     cache_key: (Mode, bool),
+}
+
+/// What a point runs: an LSTM, or one sparse GEMM problem.
+pub enum PointExecutor {
+    /// Every LSTM point (dense, iss, csr).
+    Lstm(LstmExecutor),
+    /// A `[[grid]] gemm` point.
+    Gemm(GemmExecutor),
+}
+
+impl Executor for PointExecutor {
+    fn mode(&self) -> &str {
+        match self {
+            PointExecutor::Lstm(e) => e.mode(),
+            PointExecutor::Gemm(e) => e.mode(),
+        }
+    }
+    fn backend(&self) -> String {
+        match self {
+            PointExecutor::Lstm(e) => e.backend(),
+            PointExecutor::Gemm(e) => e.backend(),
+        }
+    }
+    fn prepare_ns(&self) -> u64 {
+        match self {
+            PointExecutor::Lstm(e) => e.prepare_ns(),
+            PointExecutor::Gemm(e) => e.prepare_ns(),
+        }
+    }
+    fn run(&mut self, inputs: &Inputs) -> Result<&[f32], ExecError> {
+        match self {
+            PointExecutor::Lstm(e) => e.run(inputs),
+            PointExecutor::Gemm(e) => e.run(inputs),
+        }
+    }
+}
+
+/// A sparse GEMM problem's matrix and its prepared executors, built once
+/// for all of its points.
+struct GemmInstance {
+    shape: GemmShape,
+    w: Vec<f32>,
+    nonzeros: usize,
+    /// Max relative error of csr against the dense kernel, once measured.
+    verified: Option<f64>,
+    /// Prepared executors by mode; absent while lent to a [`Prepared`].
+    executors: HashMap<Mode, GemmExecutor>,
+}
+
+impl GemmInstance {
+    fn build(shape: GemmShape) -> GemmInstance {
+        let problem = crate::deepbench::SparseProblem {
+            m: shape.m,
+            k: shape.k,
+            n: 1,
+            sparsity: shape.sparsity,
+        };
+        let w = problem.weights(7);
+        let nonzeros = w.iter().filter(|&&v| v != 0.0).count();
+        GemmInstance {
+            shape,
+            w,
+            nonzeros,
+            verified: None,
+            executors: HashMap::new(),
+        }
+    }
+
+    fn executor(&mut self, mode: Mode, backend: Backend) -> GemmExecutor {
+        let (m, k) = (self.shape.m, self.shape.k);
+        self.executors.remove(&mode).unwrap_or_else(|| {
+            let backend = if mode == Mode::Csr { Backend::Csr } else { backend };
+            GemmExecutor::prepare(&self.w, m, k, backend, mode.name())
+        })
+    }
+
+    /// csr against the dense kernel on the same matrix, once.
+    fn verify(&mut self, mode: Mode, backend: Backend) -> Result<Option<f64>, String> {
+        if mode == Mode::Dense {
+            return Ok(None);
+        }
+        if self.verified.is_none() {
+            let inputs = Inputs::random_for(None, self.shape.k, 1, 3, 7);
+            let mut dense = GemmExecutor::prepare(&self.w, self.shape.m, self.shape.k, backend, "dense");
+            let mut csr = self.executor(Mode::Csr, backend);
+            let want = dense.run(&inputs).map_err(|e| e.to_string())?.to_vec();
+            let eq = compare_outputs(&want, csr.run(&inputs).map_err(|e| e.to_string())?);
+            self.executors.insert(Mode::Csr, csr);
+            if eq.max_rel.is_nan() || eq.max_rel > DEFAULT_TOLERANCE {
+                return Err(format!(
+                    "csr not equivalent to dense: max relative error {:e} (tolerance {DEFAULT_TOLERANCE:e})",
+                    eq.max_rel
+                ));
+            }
+            self.verified = Some(eq.max_rel);
+        }
+        Ok(self.verified)
+    }
 }
 
 /// Fills the timing columns of `template` from `stats`, and the speedup from
@@ -331,6 +433,7 @@ pub struct Session {
     preset: String,
     backend: Backend,
     current: Option<((Source, f64), Result<Instance, String>)>,
+    gemm: Option<GemmInstance>,
 }
 
 impl Session {
@@ -341,6 +444,7 @@ impl Session {
             preset: spec.name.clone(),
             backend: Backend::parse(&spec.backend).unwrap_or_default(),
             current: None,
+            gemm: None,
         }
     }
 
@@ -380,6 +484,19 @@ impl Session {
             limits,
             preset: self.preset.clone(),
         };
+        if let Source::Gemm(shape) = point.source {
+            let pool = &self.machine.pools[&threads];
+            let backend = self.backend;
+            if self.gemm.as_ref().is_none_or(|g| g.shape != shape) {
+                // Free the previous matrix (and any LSTM instance) first.
+                (self.gemm, self.current) = (None, None);
+                self.gemm = Some(GemmInstance::build(shape));
+            }
+            let inst = self.gemm.as_mut().expect("just set");
+            return Ok(pool
+                .install(|| prepare_gemm(inst, point, backend, &ctx))
+                .map_err(|e| failed_row(&ctx, &Self::model_name(point), point, &e)));
+        }
         let id = (point.source.clone(), point.kept_fraction);
         if self.current.as_ref().is_none_or(|(current, _)| *current != id) {
             // Free the previous instance before building the next one.
@@ -412,10 +529,19 @@ impl Session {
 
     /// Returns a point's executor to the cache for the next point of the same model.
     pub fn give_back(&mut self, prepared: Prepared) {
-        if let Some((_, Ok(inst))) = &mut self.current
-            && let Some(slot) = inst.executors.get_mut(&prepared.cache_key)
-        {
-            slot.0 = Some(prepared.exec);
+        match prepared.exec {
+            PointExecutor::Lstm(exec) => {
+                if let Some((_, Ok(inst))) = &mut self.current
+                    && let Some(slot) = inst.executors.get_mut(&prepared.cache_key)
+                {
+                    slot.0 = Some(exec);
+                }
+            }
+            PointExecutor::Gemm(exec) => {
+                if let Some(inst) = &mut self.gemm {
+                    inst.executors.insert(prepared.cache_key.0, exec);
+                }
+            }
         }
     }
 }
@@ -446,8 +572,33 @@ fn prepare_in(inst: &mut Instance, point: &Point, backend: Backend, ctx: &Contex
         ..base_row(ctx, &inst.name, point, exec.backend())
     };
     Ok(Prepared {
-        exec,
+        exec: PointExecutor::Lstm(exec),
         inputs,
+        row,
+        cache_key: (point.mode, point.head),
+    })
+}
+
+/// Verifies and prepares one sparse GEMM point (inside its thread pool):
+/// `n` = the point's batch, at seq 1.
+fn prepare_gemm(inst: &mut GemmInstance, point: &Point, backend: Backend, ctx: &Context) -> Result<Prepared, String> {
+    let verify_max_rel = inst.verify(point.mode, backend)?;
+    let GemmShape { m, k, .. } = inst.shape;
+    let exec = inst.executor(point.mode, backend);
+    let multiplied = if point.mode == Mode::Csr { inst.nonzeros } else { m * k };
+    let row = Row {
+        input: k,
+        hidden_full: m.to_string(),
+        sparsity: 1.0 - multiplied as f64 / (m * k) as f64,
+        nonzero_weights: multiplied,
+        macs_per_step: multiplied,
+        ideal_speedup: (m * k) as f64 / multiplied.max(1) as f64,
+        verify_max_rel,
+        ..base_row(ctx, &Session::model_name(point), point, exec.backend())
+    };
+    Ok(Prepared {
+        exec: PointExecutor::Gemm(exec),
+        inputs: Inputs::random_for(None, k, point.seq, point.batch, 1),
         row,
         cache_key: (point.mode, point.head),
     })
@@ -528,6 +679,7 @@ pub fn run_sweep(spec: &SweepSpec, mut options: SweepOptions) -> Result<SweepSum
         if let Some(peer) = &options.peer
             && row.ok()
             && point.mode != Mode::Csr
+            && !matches!(point.source, Source::Gemm(_))
         {
             let peer_row = peer_row(
                 &mut session,

@@ -16,7 +16,7 @@ pub enum SpecError {
     #[error("sweep spec {name}: {message}")]
     Invalid { name: String, message: String },
     /// No preset of that name.
-    #[error("no preset '{0}' (quick, ptb, deepbench, full)")]
+    #[error("no preset '{0}' (quick, ptb, deepbench, deepbench-sparse, full)")]
     UnknownPreset(String),
 }
 
@@ -74,6 +74,24 @@ pub struct Grid {
     /// checkpoint models only (synthetic ones have neither).
     #[serde(default = "default_head")]
     pub head: Vec<bool>,
+    /// Sparse GEMM problems instead of LSTMs (DeepBench's sparse benchmark):
+    /// `W` of `m x k` with `sparsity` of it zero (the same nonzero count in
+    /// every row, at random columns), times `batch` columns of input; modes
+    /// `dense` (the packed kernel, zeros included) and `csr`; `seq = [1]`.
+    #[serde(default)]
+    pub gemm: Vec<GemmShape>,
+}
+
+/// One sparse GEMM problem's matrix (its `n` is the grid's batch).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GemmShape {
+    /// Rows of `W` (outputs).
+    pub m: usize,
+    /// Columns of `W` (inputs).
+    pub k: usize,
+    /// Fraction of `W` that is zero, in [0, 1).
+    pub sparsity: f64,
 }
 
 fn default_layers() -> usize {
@@ -144,6 +162,10 @@ pub const PRESETS: &[(&str, &str)] = &[
         "DeepBench's inference LSTM set (1 layer): hidden 512/1024/2048 at batch 1/2/4 and 25 steps, 1536 at 50 steps, 256 at 150 steps; dense, and ISS kept 0.5 and 0.25 with the matching CSR",
     ),
     (
+        "deepbench-sparse",
+        "DeepBench's inference sparse GEMM problems: 7680x2560 and 10752x3584 at sparsity 0.90 and 0.95, n = 1, 2, 4, 1500; csr against the dense kernel, 1 and all threads",
+    ),
+    (
         "full",
         "every hidden size from 64 to 2048 in steps of 32, dense, batch 1 and 10, seq 30: latency hysteresis",
     ),
@@ -160,6 +182,7 @@ fn grid(hidden: Vec<usize>, layers: usize, kept: Vec<f64>, modes: Vec<Mode>, bat
         seq,
         threads: vec![0],
         head: vec![false],
+        gemm: vec![],
     }
 }
 
@@ -190,6 +213,25 @@ impl SweepSpec {
                         grid(vec![1536], 1, kept.clone(), all.clone(), vec![1, 2, 4], vec![50]),
                         grid(vec![256], 1, kept, all, vec![1, 2, 4], vec![150]),
                     ],
+                    300,
+                )
+            }
+            "deepbench-sparse" => {
+                let gemm = crate::deepbench::inference_problems()
+                    .into_iter()
+                    .filter(|p| p.n == 1)
+                    .map(|p| GemmShape {
+                        m: p.m,
+                        k: p.k,
+                        sparsity: p.sparsity,
+                    })
+                    .collect();
+                (
+                    vec![Grid {
+                        gemm,
+                        threads: vec![1, 0],
+                        ..grid(vec![], 1, vec![1.0], vec![Dense, Csr], vec![1, 2, 4, 1500], vec![1])
+                    }],
                     300,
                 )
             }
@@ -245,8 +287,22 @@ impl SweepSpec {
         }
         for (i, g) in self.grids.iter().enumerate() {
             let at = |m: &str| bad(format!("grid {}: {m}", i + 1));
-            if g.models.is_empty() && g.hidden.is_empty() {
-                return Err(at("needs models or hidden sizes"));
+            if g.models.is_empty() && g.hidden.is_empty() && g.gemm.is_empty() {
+                return Err(at("needs models, hidden sizes or gemm problems"));
+            }
+            if !g.gemm.is_empty() {
+                if !g.models.is_empty() || !g.hidden.is_empty() {
+                    return Err(at("gemm problems go in a grid of their own (no models or hidden sizes)"));
+                }
+                if g.modes.contains(&Mode::Iss) || g.seq != [1] || g.head != [false] {
+                    return Err(at("gemm problems run modes dense and csr, with seq = [1] and head = [false]"));
+                }
+                if g.gemm
+                    .iter()
+                    .any(|s| s.m == 0 || s.k == 0 || s.m > 65536 || s.k > 65536 || !(0.0..1.0).contains(&s.sparsity))
+                {
+                    return Err(at("gemm problems need 1 <= m, k <= 65536 and sparsity in [0, 1)"));
+                }
             }
             for (list, what) in [(&g.batch, "batch"), (&g.seq, "seq")] {
                 if list.is_empty() || list.contains(&0) {
@@ -272,7 +328,7 @@ impl SweepSpec {
                 return Err(at("kept fractions must be in (0, 1]"));
             }
             let points = [
-                g.models.len() + g.hidden.len() * g.kept.len(),
+                g.models.len() + g.hidden.len() * g.kept.len() + g.gemm.len(),
                 g.modes.len(),
                 g.batch.len(),
                 g.seq.len(),
@@ -298,6 +354,7 @@ impl SweepSpec {
         let mut out = Vec::new();
         for g in &self.grids {
             let mut instances: Vec<(Source, f64)> = g.models.iter().map(|m| (Source::Named(m.clone()), 1.0)).collect();
+            instances.extend(g.gemm.iter().map(|&shape| (Source::Gemm(shape), 1.0)));
             for &h in &g.hidden {
                 let mut kept = g.kept.clone();
                 kept.sort_by(|a, b| b.total_cmp(a));
@@ -356,6 +413,8 @@ pub enum Source {
     Named(String),
     /// A synthetic stack of `layers` LSTM layers of width `hidden`.
     Synthetic { hidden: usize, layers: usize },
+    /// A sparse GEMM problem (no LSTM).
+    Gemm(GemmShape),
 }
 
 /// One measurement of a sweep.
@@ -377,6 +436,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn gemm_grids_take_only_dense_and_csr_at_seq_1() {
+        let spec = |grid: &str| SweepSpec::from_toml("g.toml", &format!("name = \"g\"\n[[grid]]\n{grid}"));
+        let ok = "gemm = [{ m = 8, k = 5, sparsity = 0.5 }]\nmodes = [\"dense\", \"csr\"]\nbatch = [1, 3]\nseq = [1]\n";
+        assert_eq!(spec(ok).unwrap().points().len(), 4);
+        for bad in [
+            ok.replace("\"csr\"", "\"iss\""),
+            ok.replace("seq = [1]", "seq = [2]"),
+            format!("{ok}hidden = [8]\n"),
+            ok.replace("0.5", "1.0"),
+            ok.replace("m = 8", "m = 0"),
+            ok.replace("sparsity = 0.5", "sparsity = 0.5, n = 3"),
+        ] {
+            assert!(spec(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn presets_parse_and_count() {
         let quick = SweepSpec::preset("quick").unwrap();
         // Per hidden size and batch: 1 dense + 3 kept fractions x (iss, csr).
@@ -387,6 +463,10 @@ mod tests {
         // 5 sizes x 3 batches x (dense + 2 x (iss, csr)).
         assert_eq!(deep.points().len(), 5 * 3 * 5);
         assert_eq!(SweepSpec::preset("full").unwrap().points().len(), 63 * 2);
+        let sparse = SweepSpec::preset("deepbench-sparse").unwrap();
+        // 2 shapes x 2 sparsities, n = 1/2/4/1500, dense and csr, 1 and all threads.
+        assert_eq!(sparse.points().len(), 4 * 4 * 2 * 2);
+        assert!(sparse.points().iter().all(|p| matches!(p.source, Source::Gemm(_)) && p.seq == 1));
         assert!(matches!(SweepSpec::preset("nope"), Err(SpecError::UnknownPreset(_))));
         for (name, _) in PRESETS {
             SweepSpec::preset(name).unwrap();
