@@ -8,7 +8,8 @@
 //! in SIMD registers. Rows are split over rayon workers in ranges of equal
 //! nonzero count (not equal row count), and batch 1 takes a dot-product path.
 //! Large batches (AVX-512) go 64 entries at a time with the columns of `W`
-//! in blocks, so the rows of `Xᵀ` a block touches stay in L1.
+//! in blocks, so the rows of `Xᵀ` a block touches stay in L1; batches of
+//! 2–8 load each nonzero's `Xᵀ` row as one 4- or 8-lane vector.
 
 use rayon::prelude::*;
 use thiserror::Error;
@@ -265,6 +266,18 @@ fn spmm_rows(w: &CsrMatrix, rows: std::ops::Range<usize>, xt: &[f32], padded: us
             unsafe { avx512::spmv(w, rows, xt, out) };
             return;
         }
+        if (lanes == 4 || lanes == 8) && padded == lanes {
+            // SAFETY: as above (AVX-512F implies FMA on every CPU that has it,
+            // and detect() checked FMA too); xt is [cols][lanes].
+            unsafe {
+                if lanes == 4 {
+                    avx512::spmm4(w, rows, xt, out)
+                } else {
+                    avx512::spmm8(w, rows, xt, out)
+                }
+            };
+            return;
+        }
     }
     spmm_rows_auto(w, rows, xt, padded, lanes, out)
 }
@@ -389,6 +402,68 @@ mod avx512 {
         }
         CH
     }
+
+    /// Batch 2–8 (`Xᵀ` is `[cols][L]`, `L` = 4 or 8): each nonzero is one
+    /// `L`-lane load of its `Xᵀ` row, a broadcast of its value and one FMA,
+    /// with four nonzeros in flight in four accumulators. (The generic path
+    /// does the same arithmetic but spends most of its time on indexing.)
+    macro_rules! narrow_kernel {
+        ($name:ident, $lanes:literal, $vec:ty, $zero:ident, $load:ident, $set1:ident, $fmadd:ident, $add:ident, $store:ident, $features:literal) => {
+            #[target_feature(enable = $features)]
+            pub(super) unsafe fn $name(w: &CsrMatrix, rows: std::ops::Range<usize>, xt: &[f32], out: SparseOut) {
+                const L: usize = $lanes;
+                let base = xt.as_ptr();
+                for r in rows {
+                    let span = w.row_ptr[r]..w.row_ptr[r + 1];
+                    let (cols, vals) = (&w.col_idx[span.clone()], &w.values[span]);
+                    let mut acc: [$vec; 4] = [$zero(); 4];
+                    let full = cols.len() / 4 * 4;
+                    for (c, v) in cols[..full].chunks_exact(4).zip(vals[..full].chunks_exact(4)) {
+                        for s in 0..4 {
+                            // SAFETY: c[s] < cols, so its row of L floats is inside xt.
+                            let x = unsafe { $load(base.add(c[s] as usize * L)) };
+                            acc[s] = $fmadd($set1(v[s]), x, acc[s]);
+                        }
+                    }
+                    for (&c, &v) in cols[full..].iter().zip(&vals[full..]) {
+                        // SAFETY: as above.
+                        let x = unsafe { $load(base.add(c as usize * L)) };
+                        acc[0] = $fmadd($set1(v), x, acc[0]);
+                    }
+                    let mut sums = [0.0f32; L];
+                    // SAFETY: `sums` holds L floats.
+                    unsafe { $store(sums.as_mut_ptr(), $add($add(acc[0], acc[1]), $add(acc[2], acc[3]))) };
+                    for (b, &value) in sums.iter().enumerate().take(out.batch) {
+                        store(out, b, r, value);
+                    }
+                }
+            }
+        };
+    }
+    narrow_kernel!(
+        spmm4,
+        4,
+        __m128,
+        _mm_setzero_ps,
+        _mm_loadu_ps,
+        _mm_set1_ps,
+        _mm_fmadd_ps,
+        _mm_add_ps,
+        _mm_storeu_ps,
+        "avx512f,fma"
+    );
+    narrow_kernel!(
+        spmm8,
+        8,
+        __m256,
+        _mm256_setzero_ps,
+        _mm256_loadu_ps,
+        _mm256_set1_ps,
+        _mm256_fmadd_ps,
+        _mm256_add_ps,
+        _mm256_storeu_ps,
+        "avx512f,fma"
+    );
 
     /// Batch 1: sixteen nonzeros per step, `x` gathered by column index.
     #[target_feature(enable = "avx512f")]
