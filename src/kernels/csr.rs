@@ -7,13 +7,15 @@
 //! `W[r, c]` is loaded once and multiplies the whole batch column `X[:, c]`
 //! in SIMD registers. Rows are split over rayon workers in ranges of equal
 //! nonzero count (not equal row count), and batch 1 takes a dot-product path.
-//! Large batches (AVX-512) go 64 entries at a time with the columns of `W`
-//! in blocks, so the rows of `Xᵀ` a block touches stay in L1; batches of
-//! 2–8 load each nonzero's `Xᵀ` row as one 4- or 8-lane vector.
+//! Large batches (AVX-512) go 64 entries at a time through a second copy of
+//! the matrix laid out in row blocks, column by column (`csr_tiled`), so a
+//! block's outputs stay in L1 while its columns pass; batches of 2–8 load
+//! each nonzero's `Xᵀ` row as one 4- or 8-lane vector.
 
 use rayon::prelude::*;
 use thiserror::Error;
 
+use super::csr_tiled::{TILE_LANES, TILE_STRIDE, TiledCsr};
 use super::matrix::{MatMut, MatRef, SendPtr};
 use super::simd::{madd, multiversion};
 
@@ -34,6 +36,9 @@ pub struct CsrMatrix {
     row_ptr: Vec<usize>,
     col_idx: Vec<u32>,
     values: Vec<f32>,
+    /// The same entries in tiles, for the large-batch AVX-512 product (built
+    /// only where that product runs).
+    tiled: Option<TiledCsr>,
 }
 
 /// Below this many multiply-adds a product runs on the calling thread.
@@ -61,12 +66,14 @@ impl CsrMatrix {
             row_ptr.push(values.len());
         }
         row_ptr.resize(rows + 1, values.len());
+        let tiled = uses_tiled_product().then(|| TiledCsr::new(rows, cols, &row_ptr, &col_idx, &values));
         Ok(CsrMatrix {
             rows,
             cols,
             row_ptr,
             col_idx,
             values,
+            tiled,
         })
     }
     /// Rows.
@@ -166,8 +173,9 @@ pub fn csr_matmul(x: MatRef, w: &CsrMatrix, y: &mut MatMut, accumulate: bool) {
     }
 }
 
-/// Batch entries per group of [`csr_matmul`] (a multiple of every lane width).
-const GROUP: usize = 64;
+/// Batch entries per group of [`csr_matmul`] (a multiple of every lane
+/// width, and the tiled product's width).
+const GROUP: usize = TILE_LANES;
 
 /// The product for batch entries `g0 .. g0 + gw` (`out` already points at row `g0`).
 fn group_product(x: MatRef, w: &CsrMatrix, g0: usize, gw: usize, lanes: usize, out: SparseOut) {
@@ -189,8 +197,8 @@ fn group_product(x: MatRef, w: &CsrMatrix, g0: usize, gw: usize, lanes: usize, o
         }
         let xt = &xt[..w.cols * gw];
         #[cfg(target_arch = "x86_64")]
-        if out.batch > TRANSPOSED_OUTPUT_MIN_BATCH && super::simd::SimdLevel::detect() == super::simd::SimdLevel::Avx512 {
-            return transposed_product(w, xt, gw, out);
+        if out.batch > TILED_MIN_BATCH && uses_tiled_product() {
+            return tiled_product(w, xt, gw, out);
         }
         let parts = if w.nnz() * out.batch < PARALLEL_MIN_MACS {
             1
@@ -206,40 +214,36 @@ fn group_product(x: MatRef, w: &CsrMatrix, g0: usize, gw: usize, lanes: usize, o
     });
 }
 
-/// Above this batch the product is written to a row-major `Yᵀ` scratch with
-/// vector stores and transposed at the end: scattering one value to each of
-/// hundreds of rows of `Y` per matrix row would miss the TLB on every store.
-const TRANSPOSED_OUTPUT_MIN_BATCH: usize = 16;
+/// Above this batch (with AVX-512) the product runs on the tiled copy of
+/// the matrix, [`TiledCsr`]: below it the narrow kernels win.
+const TILED_MIN_BATCH: usize = 16;
 
-thread_local! {
-    /// `Yᵀ` padded, reused between calls.
-    static YT_SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// Large-batch path: `Yᵀ = W · Xᵀ` into scratch, then `Y (+)= (Yᵀ)ᵀ` in tiles.
+/// Large-batch path: [`TiledCsr::product`] over balanced row blocks, each
+/// finished tile written to `Y` one batch entry (a contiguous run of `Y`'s
+/// row) at a time.
 #[cfg(target_arch = "x86_64")]
-fn transposed_product(w: &CsrMatrix, xt: &[f32], padded: usize, out: SparseOut) {
-    YT_SCRATCH.with(|scratch| {
-        let mut yt = scratch.borrow_mut();
-        if yt.len() < w.rows * padded {
-            yt.resize(w.rows * padded, 0.0);
-        }
-        let yt_ptr = SendPtr(yt.as_mut_ptr());
-        let parts = rayon::current_num_threads();
-        (0..parts).into_par_iter().for_each(|part| {
-            // SAFETY: AVX-512F detected by the caller; each part writes its own rows of yt.
-            unsafe { avx512::spmm_k_blocked(w, w.balanced_rows(part, parts), xt, padded, yt_ptr) };
-        });
-        let yt = &yt[..w.rows * padded];
-        (0..w.rows.div_ceil(16)).into_par_iter().for_each(|block| {
-            let rows = block * 16..((block + 1) * 16).min(w.rows);
+fn tiled_product(w: &CsrMatrix, xt: &[f32], padded: usize, out: SparseOut) {
+    let tiled = w.tiled.as_ref().expect("the tiled copy is built wherever AVX-512 is detected");
+    let parts = rayon::current_num_threads();
+    (0..parts).into_par_iter().for_each(|part| {
+        let write = |rows: std::ops::Range<usize>, tile: &[f32]| {
             for b in 0..out.batch {
-                for r in rows.clone() {
-                    store(out, b, r, yt[r * padded + b]);
+                for (i, r) in rows.clone().enumerate() {
+                    store(out, b, r, tile[i * TILE_STRIDE + b]);
                 }
             }
-        });
+        };
+        // SAFETY: AVX-512F detected (uses_tiled_product); xt is
+        // `[cols][padded]` with padded = the group width, a multiple of 16
+        // and at most GROUP = TILE_LANES.
+        unsafe { tiled.product(tiled.balanced_blocks(part, parts), xt, padded, write) };
     });
+}
+
+/// Whether large batches run the tiled AVX-512 product (so `from_dense`
+/// builds the tiled form).
+fn uses_tiled_product() -> bool {
+    cfg!(target_arch = "x86_64") && super::simd::SimdLevel::detect() == super::simd::SimdLevel::Avx512
 }
 
 /// Where results go.
@@ -291,117 +295,8 @@ multiversion! {
 /// which is several times slower.
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{CsrMatrix, SendPtr, SparseOut, store};
+    use super::{CsrMatrix, SparseOut, store};
     use std::arch::x86_64::*;
-
-    /// Columns of `W` (rows of `Xᵀ`) per block of [`spmm_k_blocked`]: the
-    /// block's `K_BLOCK x 64` slice of `Xᵀ` is 32 KiB, inside L1.
-    const K_BLOCK: usize = 128;
-    /// Rows of `W` per block of [`spmm_k_blocked`]: their nonzeros (and
-    /// their rows of `Yᵀ`) stay in L2 while every column block passes.
-    const ROW_BLOCK: usize = 256;
-
-    thread_local! {
-        /// Per-row positions of [`spmm_k_blocked`], reused between calls.
-        static CURSORS: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
-    }
-
-    /// Large batch: rows `rows` of `Yᵀ = W · Xᵀ` (padded, row `r` at
-    /// `yt + r * padded`), 64 batch entries at a time, with the columns of
-    /// `W` taken in blocks of [`K_BLOCK`]. Each nonzero multiplies a 256-byte
-    /// piece of an `Xᵀ` row; blocking `k` keeps those pieces in L1 across
-    /// all rows, where a whole `Xᵀ` (megabytes) would be read from L2 for
-    /// every nonzero. A cursor per row remembers where its next block starts.
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn spmm_k_blocked(w: &CsrMatrix, rows: std::ops::Range<usize>, xt: &[f32], padded: usize, yt: SendPtr) {
-        CURSORS.with(|cursors| {
-            let mut cursors = cursors.borrow_mut();
-            cursors.resize(ROW_BLOCK, 0);
-            let chunks = padded / 16;
-            let mut ch0 = 0;
-            while ch0 < chunks {
-                // SAFETY (all arms): forwarded from the caller; chunks ch0.. < padded / 16.
-                ch0 += unsafe {
-                    match chunks - ch0 {
-                        4.. => k_blocked_pass::<4>(w, rows.clone(), xt, padded, ch0, yt, &mut cursors),
-                        3 => k_blocked_pass::<3>(w, rows.clone(), xt, padded, ch0, yt, &mut cursors),
-                        2 => k_blocked_pass::<2>(w, rows.clone(), xt, padded, ch0, yt, &mut cursors),
-                        _ => k_blocked_pass::<1>(w, rows.clone(), xt, padded, ch0, yt, &mut cursors),
-                    }
-                };
-            }
-        });
-    }
-
-    /// Batch chunks `ch0 .. ch0 + CH` of [`spmm_k_blocked`]; returns `CH`.
-    /// Two nonzeros are in flight (two accumulator sets), so even `CH = 1..4`
-    /// keeps enough independent FMAs to cover their latency.
-    #[target_feature(enable = "avx512f")]
-    unsafe fn k_blocked_pass<const CH: usize>(
-        w: &CsrMatrix,
-        rows: std::ops::Range<usize>,
-        xt: &[f32],
-        padded: usize,
-        ch0: usize,
-        yt: SendPtr,
-        cursors: &mut [usize],
-    ) -> usize {
-        let base = xt.as_ptr();
-        // SAFETY (every pointer below): row r of Yᵀ holds `padded` entries
-        // and belongs to this task; every column index is < cols, and
-        // chunks ch0..ch0+CH lie inside the padded width.
-        let y_row = |r: usize| unsafe { yt.get().add(r * padded + ch0 * 16) };
-        let (cols, vals) = (w.col_idx.as_slice(), w.values.as_slice());
-        for block in (rows.start..rows.end).step_by(ROW_BLOCK) {
-            let block = block..(block + ROW_BLOCK).min(rows.end);
-            let cursors = &mut cursors[..block.len()];
-            for (cursor, r) in cursors.iter_mut().zip(block.clone()) {
-                *cursor = w.row_ptr[r];
-                for ch in 0..CH {
-                    unsafe { _mm512_storeu_ps(y_row(r).add(ch * 16), _mm512_setzero_ps()) };
-                }
-            }
-            for k_end in (K_BLOCK..w.cols + K_BLOCK).step_by(K_BLOCK) {
-                let k_end = k_end.min(w.cols) as u32;
-                for (cursor, r) in cursors.iter_mut().zip(block.clone()) {
-                    let end = w.row_ptr[r + 1];
-                    let mut j = *cursor;
-                    if j == end || cols[j] >= k_end {
-                        continue;
-                    }
-                    let y = y_row(r);
-                    let mut acc0 = [_mm512_setzero_ps(); CH];
-                    let mut acc1 = [_mm512_setzero_ps(); CH];
-                    for (ch, a) in acc0.iter_mut().enumerate() {
-                        *a = unsafe { _mm512_loadu_ps(y.add(ch * 16)) };
-                    }
-                    while j + 1 < end && cols[j + 1] < k_end {
-                        let (v0, v1) = (_mm512_set1_ps(vals[j]), _mm512_set1_ps(vals[j + 1]));
-                        let x0 = unsafe { base.add(cols[j] as usize * padded + ch0 * 16) };
-                        let x1 = unsafe { base.add(cols[j + 1] as usize * padded + ch0 * 16) };
-                        for ch in 0..CH {
-                            acc0[ch] = _mm512_fmadd_ps(v0, unsafe { _mm512_loadu_ps(x0.add(ch * 16)) }, acc0[ch]);
-                            acc1[ch] = _mm512_fmadd_ps(v1, unsafe { _mm512_loadu_ps(x1.add(ch * 16)) }, acc1[ch]);
-                        }
-                        j += 2;
-                    }
-                    if j < end && cols[j] < k_end {
-                        let v = _mm512_set1_ps(vals[j]);
-                        let x = unsafe { base.add(cols[j] as usize * padded + ch0 * 16) };
-                        for (ch, a) in acc0.iter_mut().enumerate() {
-                            *a = _mm512_fmadd_ps(v, unsafe { _mm512_loadu_ps(x.add(ch * 16)) }, *a);
-                        }
-                        j += 1;
-                    }
-                    for ch in 0..CH {
-                        unsafe { _mm512_storeu_ps(y.add(ch * 16), _mm512_add_ps(acc0[ch], acc1[ch])) };
-                    }
-                    *cursor = j;
-                }
-            }
-        }
-        CH
-    }
 
     /// Batch 2–8 (`Xᵀ` is `[cols][L]`, `L` = 4 or 8): each nonzero is one
     /// `L`-lane load of its `Xᵀ` row, a broadcast of its value and one FMA,
