@@ -208,12 +208,22 @@ fn grow(v: &mut Vec<f32>, len: usize) {
     }
 }
 
-/// Fills each of the `rows` rows of `out` (`[rows, bias.len()]`) with `bias`.
+/// Fills each of the `rows` rows of `out` (`[rows, bias.len()]`) with `bias`;
+/// on the rayon pool when large (megabytes at batch 10 and up, otherwise a
+/// serial step before every input projection).
 fn broadcast_rows(out: &mut [f32], bias: &[f32], rows: usize) {
-    for row in out[..rows * bias.len()].chunks_exact_mut(bias.len()) {
-        row.copy_from_slice(bias);
+    let (out, width) = (&mut out[..rows * bias.len()], bias.len().max(1));
+    if out.len() >= PARALLEL_BROADCAST_MIN {
+        out.par_chunks_mut(width).for_each(|row| row.copy_from_slice(bias));
+    } else {
+        for row in out.chunks_exact_mut(width) {
+            row.copy_from_slice(bias);
+        }
     }
 }
+
+/// Below this many floats [`broadcast_rows`] runs on the calling thread.
+const PARALLEL_BROADCAST_MIN: usize = 1 << 16;
 
 /// The recurrence of one layer with interleaved gates, on a team of
 /// persistent workers (`kernels::team`): worker `w` owns a fixed range of
