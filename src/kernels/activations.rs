@@ -134,37 +134,40 @@ fn cell_update_blocks_kernel<const FUSED: bool>(gates: &[f32], c: &mut [f32], h:
     let units = c.len();
     for u0 in (0..units).step_by(LANES) {
         let n = (units - u0).min(LANES);
-        // Gather the gates of this group's blocks into lanes.
-        let mut lanes = [[0.0f32; LANES]; 4];
-        for b0 in (0..n).step_by(BLOCK_UNITS) {
-            let width = (n - b0).min(BLOCK_UNITS);
-            let block = &gates[4 * (u0 + b0)..4 * (u0 + b0 + width)];
-            for (gate, lane) in lanes.iter_mut().enumerate() {
-                if width == BLOCK_UNITS {
-                    let src: &[f32; BLOCK_UNITS] = block[gate * BLOCK_UNITS..(gate + 1) * BLOCK_UNITS].try_into().unwrap();
-                    let dst: &mut [f32; BLOCK_UNITS] = (&mut lane[b0..b0 + BLOCK_UNITS]).try_into().unwrap();
-                    *dst = *src;
-                } else {
-                    lane[b0..b0 + width].copy_from_slice(&block[gate * width..(gate + 1) * width]);
-                }
-            }
-        }
-        let [i, f, g, o] = lanes;
         if n == LANES {
+            // Two whole blocks: each gate's lanes are two 8-float runs,
+            // picked with constant indices so they stay in registers (a
+            // lane array filled in a loop goes through the stack, and the
+            // 16-lane reload of two 8-lane stores stalls store forwarding).
+            let block: &[f32; 4 * LANES] = gates[4 * u0..4 * (u0 + LANES)].try_into().unwrap();
+            let lanes = |gate: usize| -> [f32; LANES] {
+                std::array::from_fn(|l| block[(l / BLOCK_UNITS) * 4 * BLOCK_UNITS + gate * BLOCK_UNITS + l % BLOCK_UNITS])
+            };
+            let (i, f, g, o) = (lanes(0), lanes(1), lanes(2), lanes(3));
             let cs: &mut [f32; LANES] = (&mut c[u0..u0 + LANES]).try_into().unwrap();
             let hs: &mut [f32; LANES] = (&mut h[u0..u0 + LANES]).try_into().unwrap();
             for l in 0..LANES {
                 cell_step::<FUSED>(i[l], f[l], g[l], o[l], &mut cs[l], &mut hs[l]);
             }
-        } else {
-            let (mut cs, mut hs) = ([0.0f32; LANES], [0.0f32; LANES]);
-            cs[..n].copy_from_slice(&c[u0..u0 + n]);
-            for l in 0..LANES {
-                cell_step::<FUSED>(i[l], f[l], g[l], o[l], &mut cs[l], &mut hs[l]);
-            }
-            c[u0..u0 + n].copy_from_slice(&cs[..n]);
-            h[u0..u0 + n].copy_from_slice(&hs[..n]);
+            continue;
         }
+        // The last, partial group: gather its blocks' gates into lanes.
+        let mut lanes = [[0.0f32; LANES]; 4];
+        for b0 in (0..n).step_by(BLOCK_UNITS) {
+            let width = (n - b0).min(BLOCK_UNITS);
+            let block = &gates[4 * (u0 + b0)..4 * (u0 + b0 + width)];
+            for (gate, lane) in lanes.iter_mut().enumerate() {
+                lane[b0..b0 + width].copy_from_slice(&block[gate * width..(gate + 1) * width]);
+            }
+        }
+        let [i, f, g, o] = lanes;
+        let (mut cs, mut hs) = ([0.0f32; LANES], [0.0f32; LANES]);
+        cs[..n].copy_from_slice(&c[u0..u0 + n]);
+        for l in 0..LANES {
+            cell_step::<FUSED>(i[l], f[l], g[l], o[l], &mut cs[l], &mut hs[l]);
+        }
+        c[u0..u0 + n].copy_from_slice(&cs[..n]);
+        h[u0..u0 + n].copy_from_slice(&hs[..n]);
     }
 }
 

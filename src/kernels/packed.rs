@@ -384,10 +384,18 @@ fn pack_blocks(a: MatRef, blocks: RowBlocks, ids: std::ops::Range<usize>, dst: &
         }
         if contiguous {
             // The common case: one sequential write stream, reading the
-            // next element of every row in turn.
-            for (p, step) in dst.chunks_exact_mut(width).enumerate() {
-                for (d, src) in step.iter_mut().zip(&srcs) {
-                    *d = src[p];
+            // next element of every row in turn. The usual block heights
+            // get a fixed-width copy (unrolled, bounds checks hoisted).
+            match width {
+                12 => pack_rows::<12>(&srcs, dst),
+                11 => pack_rows::<11>(&srcs, dst),
+                10 => pack_rows::<10>(&srcs, dst),
+                _ => {
+                    for (p, step) in dst.chunks_exact_mut(width).enumerate() {
+                        for (d, src) in step.iter_mut().zip(&srcs) {
+                            *d = src[p];
+                        }
+                    }
                 }
             }
         } else {
@@ -396,6 +404,18 @@ fn pack_blocks(a: MatRef, blocks: RowBlocks, ids: std::ops::Range<usize>, dst: &
                     dst[p * width + r] = a.at(i, p);
                 }
             }
+        }
+    }
+}
+
+/// One block of `W` contiguous rows (`srcs`, each at least `k` long) into
+/// `dst` (`k * W` floats) as `[k][W]`.
+fn pack_rows<const W: usize>(srcs: &[&[f32]], dst: &mut [f32]) {
+    let k = dst.len() / W;
+    let srcs: [&[f32]; W] = std::array::from_fn(|r| &srcs[r][..k]);
+    for (p, step) in dst.chunks_exact_mut(W).enumerate().take(k) {
+        for (d, src) in step.iter_mut().zip(&srcs) {
+            *d = src[p];
         }
     }
 }
