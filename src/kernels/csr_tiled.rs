@@ -179,7 +179,7 @@ impl TiledCsr {
                 let update = |j: usize| unsafe {
                     let (v, y) = (_mm512_set1_ps(vals[j]), t.add(rows[j] as usize * TILE_STRIDE));
                     for (ch, &x) in x.iter().enumerate() {
-                        _mm512_store_ps(y.add(ch * 16), _mm512_fmadd_ps(v, x, _mm512_load_ps(y.add(ch * 16))));
+                        _mm512_storeu_ps(y.add(ch * 16), _mm512_fmadd_ps(v, x, _mm512_loadu_ps(y.add(ch * 16))));
                     }
                 };
                 let (mut j, end) = (self.seg_ptr[s], self.seg_ptr[s + 1]);
