@@ -17,7 +17,7 @@
 /// Rows of `W` per block: their outputs for 64 batch entries fill a
 /// 40 KiB tile, inside L1 (the entries' row numbers fit a byte).
 const ROW_BLOCK: usize = 128;
-const _: () = assert!(ROW_BLOCK <= 256, "rows within a block are stored as u8");
+const _: () = assert!(ROW_BLOCK * TILE_STRIDE <= 1 << 16, "tile offsets are stored as u16");
 /// Floats between rows of the output tile: 64 lanes and one spare cache
 /// line, so rows 16 apart do not share a 4 KiB offset (a load that matches
 /// an in-flight store's offset waits for it).
@@ -36,8 +36,10 @@ pub(super) struct TiledCsr {
     seg_col: Vec<u32>,
     /// Entries of segment `s` are `seg_ptr[s]..seg_ptr[s + 1]`.
     seg_ptr: Vec<usize>,
-    /// Each entry's row, counted from the start of its block.
-    row_in_block: Vec<u8>,
+    /// Where each entry's row starts in the output tile, in floats (its row
+    /// within the block times [`TILE_STRIDE`]): the product adds it to the
+    /// tile's address as is.
+    tile_offset: Vec<u16>,
     values: Vec<f32>,
 }
 
@@ -51,7 +53,7 @@ impl TiledCsr {
             block_ptr: vec![0],
             seg_col: Vec::new(),
             seg_ptr: vec![0],
-            row_in_block: vec![0; values.len()],
+            tile_offset: vec![0; values.len()],
             values: vec![0.0; values.len()],
         };
         // Per column of the current block: entries, then next free position.
@@ -77,7 +79,7 @@ impl TiledCsr {
             for r in r0..(r0 + ROW_BLOCK).min(rows) {
                 for j in row_ptr[r]..row_ptr[r + 1] {
                     let slot = &mut next[col_idx[j] as usize];
-                    tiled.row_in_block[*slot] = (r - r0) as u8;
+                    tiled.tile_offset[*slot] = ((r - r0) * TILE_STRIDE) as u16;
                     tiled.values[*slot] = values[j];
                     *slot += 1;
                 }
@@ -163,7 +165,7 @@ impl TiledCsr {
     ) {
         use std::arch::x86_64::*;
         let padded = CH * 16;
-        let (rows, vals) = (self.row_in_block.as_slice(), self.values.as_slice());
+        let (offsets, vals) = (self.tile_offset.as_slice(), self.values.as_slice());
         for rb in blocks {
             let block_rows = rb * ROW_BLOCK..((rb + 1) * ROW_BLOCK).min(self.rows);
             for lanes in tile.chunks_exact_mut(TILE_STRIDE).take(block_rows.len()) {
@@ -174,10 +176,10 @@ impl TiledCsr {
                 let x_row = &xt[self.seg_col[s] as usize * padded..][..padded];
                 // SAFETY: x_row holds CH * 16 floats.
                 let x: [__m512; CH] = std::array::from_fn(|ch| unsafe { _mm512_loadu_ps(x_row.as_ptr().add(ch * 16)) });
-                // SAFETY (both closures): row < ROW_BLOCK, so its CH chunks lie
-                // inside the tile.
+                // SAFETY: the offset is a row of the block (< ROW_BLOCK) times
+                // TILE_STRIDE, so the row's CH chunks lie inside the tile.
                 let update = |j: usize| unsafe {
-                    let (v, y) = (_mm512_set1_ps(vals[j]), t.add(rows[j] as usize * TILE_STRIDE));
+                    let (v, y) = (_mm512_set1_ps(vals[j]), t.add(offsets[j] as usize));
                     for (ch, &x) in x.iter().enumerate() {
                         _mm512_storeu_ps(y.add(ch * 16), _mm512_fmadd_ps(v, x, _mm512_loadu_ps(y.add(ch * 16))));
                     }
@@ -231,7 +233,10 @@ mod tests {
             assert!(lengths.iter().all(|&n| n > 0), "block {rb}: empty column stored");
             for s in segments {
                 for j in tiled.seg_ptr[s]..tiled.seg_ptr[s + 1] {
-                    let (r, c) = (rb * ROW_BLOCK + tiled.row_in_block[j] as usize, tiled.seg_col[s] as usize);
+                    let (r, c) = (
+                        rb * ROW_BLOCK + tiled.tile_offset[j] as usize / TILE_STRIDE,
+                        tiled.seg_col[s] as usize,
+                    );
                     assert!(r < rows);
                     assert_eq!(tiled.values[j], (r * cols + c) as f32, "entry ({r}, {c}) holds another's value");
                     seen.push((r, c));
