@@ -233,10 +233,11 @@ fn tiled_product(w: &CsrMatrix, xt: &[f32], padded: usize, out: SparseOut) {
                 }
             }
         };
+        let blocks = TiledCsr::blocks_starting_in(w.balanced_rows(part, parts));
         // SAFETY: AVX-512F detected (uses_tiled_product); xt is
         // `[cols][padded]` with padded = the group width, a multiple of 16
         // and at most GROUP = TILE_LANES.
-        unsafe { tiled.product(tiled.balanced_blocks(part, parts), xt, padded, write) };
+        unsafe { tiled.product(blocks, xt, padded, write) };
     });
 }
 
@@ -610,6 +611,26 @@ mod tests {
         assert_eq!(m.to_dense(), w);
         let thresholded = CsrMatrix::from_dense(&w, 3, 3, 1.6).unwrap();
         assert_eq!(thresholded.nnz(), 2);
+    }
+
+    #[test]
+    fn balanced_row_blocks_cover_every_block_once() {
+        // All entries in the first and last blocks: the split must still cover the middle.
+        let rows = 5 * crate::kernels::csr_tiled::ROW_BLOCK + 3;
+        let mut w = vec![0.0; rows * 4];
+        for r in (0..10).chain(rows - 2..rows) {
+            w[r * 4..(r + 1) * 4].fill(1.0);
+        }
+        let m = CsrMatrix::from_dense(&w, rows, 4, 0.0).unwrap();
+        for parts in 1..5 {
+            let ranges: Vec<_> = (0..parts)
+                .map(|p| TiledCsr::blocks_starting_in(m.balanced_rows(p, parts)))
+                .collect();
+            assert_eq!((ranges[0].start, ranges[parts - 1].end), (0, 6), "{parts} parts: {ranges:?}");
+            assert!(ranges.windows(2).all(|w| w[0].end == w[1].start), "{parts} parts: {ranges:?}");
+        }
+        let empty = CsrMatrix::from_dense(&[], 0, 3, 0.0).unwrap();
+        assert_eq!(TiledCsr::blocks_starting_in(empty.balanced_rows(0, 2)), 0..0);
     }
 
     #[test]

@@ -15,8 +15,8 @@
 //! mispredicts its exit every time, while runs of equal counts predict well.
 
 /// Rows of `W` per block: their outputs for 64 batch entries fill a
-/// 40 KiB tile, inside L1 (the entries' row numbers fit a byte).
-const ROW_BLOCK: usize = 128;
+/// 40 KiB tile, inside L1.
+pub(super) const ROW_BLOCK: usize = 128;
 const _: () = assert!(ROW_BLOCK * TILE_STRIDE <= 1 << 16, "tile offsets are stored as u16");
 /// Floats between rows of the output tile: 64 lanes and one spare cache
 /// line, so rows 16 apart do not share a 4 KiB offset (a load that matches
@@ -89,24 +89,12 @@ impl TiledCsr {
         tiled
     }
 
-    /// Row blocks.
-    fn row_blocks(&self) -> usize {
-        self.rows.div_ceil(ROW_BLOCK)
-    }
-
-    /// The `part`-th of `parts` ranges of row blocks holding about equal
-    /// entries.
-    pub(super) fn balanced_blocks(&self, part: usize, parts: usize) -> std::ops::Range<usize> {
-        let (blocks, nnz) = (self.row_blocks(), self.values.len());
-        let entries_before = |rb: usize| self.seg_ptr[self.block_ptr[rb]];
-        let at = |i: usize| {
-            if i == parts {
-                blocks
-            } else {
-                (0..blocks).find(|&rb| entries_before(rb) >= nnz * i / parts).unwrap_or(blocks)
-            }
-        };
-        at(part)..at(part + 1)
+    /// The row blocks that start inside `rows` (a range ending at the last
+    /// row takes the last block too). Rounding the ends of
+    /// `CsrMatrix::balanced_rows`'s ranges this way gives disjoint block
+    /// ranges that cover every block and split the entries about equally.
+    pub(super) fn blocks_starting_in(rows: std::ops::Range<usize>) -> std::ops::Range<usize> {
+        rows.start.div_ceil(ROW_BLOCK)..rows.end.div_ceil(ROW_BLOCK)
     }
 }
 
@@ -221,9 +209,10 @@ mod tests {
         let (rows, cols) = (300, 37);
         let (row_ptr, col_idx, values) = csr(rows, cols, |r, c| (r * 7 + c * 13) % 5 == 0 || r == 129);
         let tiled = TiledCsr::new(rows, cols, &row_ptr, &col_idx, &values);
-        assert_eq!(tiled.block_ptr.len(), rows.div_ceil(ROW_BLOCK) + 1);
+        let blocks = rows.div_ceil(ROW_BLOCK);
+        assert_eq!(tiled.block_ptr.len(), blocks + 1);
         let mut seen = Vec::new();
-        for rb in 0..tiled.row_blocks() {
+        for rb in 0..blocks {
             let segments = tiled.block_ptr[rb]..tiled.block_ptr[rb + 1];
             let lengths: Vec<usize> = segments.clone().map(|s| tiled.seg_ptr[s + 1] - tiled.seg_ptr[s]).collect();
             assert!(
@@ -250,20 +239,5 @@ mod tests {
         seen.sort_unstable();
         want.sort_unstable();
         assert_eq!(seen, want);
-    }
-
-    #[test]
-    fn balanced_blocks_cover_every_block_once() {
-        // All entries in the first and last blocks: the split must still cover the middle.
-        let rows = 5 * ROW_BLOCK + 3;
-        let (row_ptr, col_idx, values) = csr(rows, 4, |r, _| r < 10 || r + 2 >= rows);
-        let tiled = TiledCsr::new(rows, 4, &row_ptr, &col_idx, &values);
-        for parts in 1..5 {
-            let ranges: Vec<_> = (0..parts).map(|p| tiled.balanced_blocks(p, parts)).collect();
-            assert_eq!((ranges[0].start, ranges[parts - 1].end), (0, 6), "{parts} parts: {ranges:?}");
-            assert!(ranges.windows(2).all(|w| w[0].end == w[1].start), "{parts} parts: {ranges:?}");
-        }
-        let empty = TiledCsr::new(0, 3, &[0], &[], &[]);
-        assert_eq!(empty.balanced_blocks(0, 2), 0..0);
     }
 }
