@@ -111,13 +111,69 @@ pub fn time_runs<E>(budget: Budget, mut run: impl FnMut() -> Result<(), E>) -> R
         run()?;
     }
     let mut samples = Vec::with_capacity(budget.max_runs.min(1 << 16));
-    let started = Instant::now();
-    while samples.len() < budget.max_runs.max(1) && (samples.len() < budget.min_runs || started.elapsed() < budget.time) {
+    sample_runs(budget, &mut run, &mut samples)?;
+    Ok(Stats::from_samples(&samples))
+}
+
+/// Appends the times (ns) of timed runs of `run` to `samples`, without
+/// warm-up: until `budget.time` has passed, but at least `min_runs` and at
+/// most `max_runs` runs (at least one).
+fn sample_runs<E>(budget: Budget, run: &mut impl FnMut() -> Result<(), E>, samples: &mut Vec<f64>) -> Result<(), E> {
+    let (started, first) = (Instant::now(), samples.len());
+    while samples.len() - first < budget.max_runs.max(1) && (samples.len() - first < budget.min_runs || started.elapsed() < budget.time) {
         let t0 = Instant::now();
         run()?;
         samples.push(t0.elapsed().as_nanos() as f64);
     }
-    Ok(Stats::from_samples(&samples))
+    Ok(())
+}
+
+/// Rounds the timed runs are split into when issbench and a peer are
+/// measured side by side (see [`time_interleaved`]).
+pub const INTERLEAVED_ROUNDS: usize = 4;
+
+/// Times `ours` and a peer alternately: the budget's timed runs are split
+/// into [`INTERLEAVED_ROUNDS`] rounds each, in the order ours, peer, peer,
+/// ours, ours, peer, ... . On a shared host whose speed drifts by tens of
+/// percent within minutes, two measurements taken one after the other
+/// compare the host's phases as much as the code; interleaved, both sides
+/// sample the same phases (and the ABBA order cancels a steady drift).
+///
+/// `peer(round_budget)` runs one round (its warm-up is its own, before the
+/// first round) and returns its run times in ns. A peer error ends the
+/// peer's part but not ours: our statistics always cover the full budget.
+/// An error from `ours` aborts.
+pub fn time_interleaved<E>(
+    budget: Budget,
+    mut ours: impl FnMut() -> Result<(), E>,
+    mut peer: impl FnMut(Budget) -> Result<Vec<f64>, String>,
+) -> Result<(Stats, Result<Stats, String>), E> {
+    for _ in 0..budget.warmup_runs.max(1) {
+        ours()?;
+    }
+    let rounds = INTERLEAVED_ROUNDS;
+    let round = Budget {
+        warmup_runs: 0,
+        time: budget.time / rounds as u32,
+        min_runs: budget.min_runs.div_ceil(rounds),
+        max_runs: budget.max_runs.div_ceil(rounds).max(1),
+    };
+    let (mut mine, mut theirs) = (Vec::new(), Ok(Vec::new()));
+    for r in 0..rounds {
+        let peer_first = r % 2 == 1;
+        for side in [peer_first, !peer_first] {
+            if !side {
+                sample_runs(round, &mut ours, &mut mine)?;
+            } else if let Ok(samples) = &mut theirs {
+                match peer(round) {
+                    Ok(more) if !more.is_empty() => samples.extend(more),
+                    Ok(_) => theirs = Err("the peer returned no run times".to_string()),
+                    Err(e) => theirs = Err(e),
+                }
+            }
+        }
+    }
+    Ok((Stats::from_samples(&mine), theirs.map(|s| Stats::from_samples(&s))))
 }
 
 #[cfg(test)]
@@ -143,6 +199,49 @@ mod tests {
         assert_eq!((one.ci_low_ns, one.ci_high_ns), (5.0, 5.0));
         let same = Stats::from_samples(&[3.0; 9]);
         assert_eq!((same.ci_low_ns, same.ci_high_ns), (3.0, 3.0));
+    }
+
+    #[test]
+    fn interleaved_rounds_alternate_abba_and_survive_a_failing_peer() {
+        let log = std::cell::RefCell::new(String::new());
+        let b = Budget {
+            warmup_runs: 2,
+            time: Duration::ZERO,
+            min_runs: 8,
+            max_runs: 100,
+        };
+        let (ours, theirs) = time_interleaved::<()>(
+            b,
+            || {
+                log.borrow_mut().push('o');
+                Ok(())
+            },
+            |round| {
+                log.borrow_mut().push('P');
+                Ok(vec![7.0; round.min_runs])
+            },
+        )
+        .unwrap();
+        // Two warm-up runs, then 4 rounds of 2 runs each side, ABBA.
+        assert_eq!(*log.borrow(), concat!("oo", "ooP", "Poo", "ooP", "Poo"));
+        assert_eq!(ours.runs, 8);
+        assert_eq!(theirs.unwrap().runs, 8);
+
+        log.borrow_mut().clear();
+        let mut calls = 0;
+        let (ours, theirs) = time_interleaved::<()>(
+            b,
+            || Ok(()),
+            |_| {
+                calls += 1;
+                Err("peer died".to_string())
+            },
+        )
+        .unwrap();
+        assert_eq!((ours.runs, calls), (8, 1));
+        assert_eq!(theirs.unwrap_err(), "peer died");
+        let failing = time_interleaved::<&str>(b, || Err("ours failed"), |_| Ok(vec![1.0]));
+        assert_eq!(failing.unwrap_err(), "ours failed");
     }
 
     #[test]

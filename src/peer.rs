@@ -1,12 +1,15 @@
 //! The ONNX Runtime peer: `tools/peer_ort.py`, run by a Python that has
 //! `onnxruntime` (ISSBENCH_PYTHON, else `python3`), times the models
 //! [`crate::onnx::export`] writes with the same batch, sequence length,
-//! threads and timing protocol as issbench.
+//! threads and timing protocol as issbench. It stays running with the model
+//! loaded ([`PeerRun`]) and times rounds on request, so the sweep can
+//! alternate them with its own ([`crate::measure::time_interleaved`]).
 
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
-use crate::measure::{Budget, Stats};
+use crate::measure::Budget;
 
 /// A usable peer: the interpreter, the script and onnxruntime's version.
 #[derive(Debug, Clone)]
@@ -36,13 +39,20 @@ impl OrtPeer {
         if !script.is_file() {
             return Err(format!("{} not found (set ISSBENCH_PEER_SCRIPT)", script.display()));
         }
-        let version = output(Command::new(&python).arg(&script).arg("version")).map_err(|e| {
+        OrtPeer::with(python, script).map_err(|(python, e)| {
             format!(
-                "{} cannot import onnxruntime ({e}); install it with `python3 -m venv ~/.venvs/ort && ~/.venvs/ort/bin/pip install onnxruntime numpy` and set ISSBENCH_PYTHON=~/.venvs/ort/bin/python",
-                python.display()
+                "{python} cannot import onnxruntime ({e}); install it with `python3 -m venv ~/.venvs/ort && ~/.venvs/ort/bin/pip install onnxruntime numpy` and set ISSBENCH_PYTHON=~/.venvs/ort/bin/python",
             )
-        })?;
-        Ok(OrtPeer { python, script, version })
+        })
+    }
+
+    /// The peer `script` run by `python`, if its `version` command answers;
+    /// else the interpreter's name and the error.
+    pub fn with(python: PathBuf, script: PathBuf) -> Result<OrtPeer, (String, String)> {
+        match output(Command::new(&python).arg(&script).arg("version")) {
+            Ok(version) => Ok(OrtPeer { python, script, version }),
+            Err(e) => Err((python.display().to_string(), e)),
+        }
     }
 
     /// The backend name written in rows.
@@ -50,35 +60,38 @@ impl OrtPeer {
         format!("onnxruntime {}", self.version)
     }
 
-    /// Times the ONNX model at `model` for `point` under `budget` (the
-    /// warm-up count is the peer's own: one run).
-    pub fn time(&self, model: &Path, point: &PeerPoint, budget: &Budget) -> Result<Stats, String> {
-        let json = output(
-            Command::new(&self.python)
-                .arg(&self.script)
-                .arg("time")
-                .arg(model)
-                .args(["--batch", &point.batch.to_string(), "--seq", &point.seq.to_string()])
-                .args(["--threads", &point.threads.to_string(), "--vocab", &point.vocab.max(1).to_string()])
-                .args(["--budget-ms", &budget.time.as_millis().to_string()])
-                .args([
-                    "--min-runs",
-                    &budget.min_runs.to_string(),
-                    "--max-runs",
-                    &budget.max_runs.to_string(),
-                ]),
-        )?;
-        let v: serde_json::Value = serde_json::from_str(&json).map_err(|e| format!("peer output {json:?}: {e}"))?;
-        let f = |k: &str| v[k].as_f64().ok_or_else(|| format!("peer output lacks {k}: {json}"));
-        Ok(Stats {
-            median_ns: f("median_ns")?,
-            min_ns: f("min_ns")?,
-            max_ns: f("max_ns")?,
-            mean_ns: f("median_ns")?,
-            runs: f("runs")? as usize,
-            ci_low_ns: f("ci_low_ns")?,
-            ci_high_ns: f("ci_high_ns")?,
-        })
+    /// Starts the peer on the ONNX model at `model` for `point`: it loads
+    /// the model, runs it once (warm-up) and then waits for rounds to time
+    /// (see [`PeerRun::sample`]).
+    pub fn start(&self, model: &Path, point: &PeerPoint) -> Result<PeerRun, String> {
+        let mut cmd = Command::new(&self.python);
+        cmd.arg(&self.script)
+            .arg("serve")
+            .arg(model)
+            .args(["--batch", &point.batch.to_string(), "--seq", &point.seq.to_string()])
+            .args(["--threads", &point.threads.to_string(), "--vocab", &point.vocab.max(1).to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+        // Drained on its own thread, so a chatty peer never blocks on a full pipe.
+        let mut stderr = child.stderr.take().expect("piped");
+        let stderr = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            text
+        });
+        let mut run = PeerRun {
+            stdin: child.stdin.take(),
+            stdout: BufReader::new(child.stdout.take().expect("piped")),
+            child,
+            stderr: Some(stderr),
+        };
+        let ready = run.reply()?;
+        if ready["ready"] != serde_json::Value::Bool(true) {
+            return Err(format!("peer did not start: {ready}"));
+        }
+        Ok(run)
     }
 
     /// Runs the ONNX model on the `.npy` input and compares with the `.npy`
@@ -93,6 +106,71 @@ impl OrtPeer {
         )?;
         let v: serde_json::Value = serde_json::from_str(&json).map_err(|e| format!("peer output {json:?}: {e}"))?;
         v["max_rel"].as_f64().ok_or_else(|| format!("peer output lacks max_rel: {json}"))
+    }
+}
+
+/// A running peer holding one loaded model; it times a round of runs on
+/// request, so that the sweep can alternate its rounds with issbench's own
+/// ([`crate::measure::time_interleaved`]). Dropping it ends the process.
+pub struct PeerRun {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+    stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+impl PeerRun {
+    /// Times one round under `round` (no warm-up: the peer warmed up when
+    /// it started) and returns its run times in ns.
+    pub fn sample(&mut self, round: Budget) -> Result<Vec<f64>, String> {
+        let request = format!("time {} {} {}\n", round.time.as_secs_f64() * 1e3, round.min_runs, round.max_runs);
+        let sent = self
+            .stdin
+            .as_mut()
+            .map(|stdin| stdin.write_all(request.as_bytes()).and_then(|_| stdin.flush()));
+        if !matches!(sent, Some(Ok(()))) {
+            return Err(self.died("cannot send it a request"));
+        }
+        let reply = self.reply()?;
+        let samples = reply["samples_ns"]
+            .as_array()
+            .and_then(|a| a.iter().map(|v| v.as_f64()).collect::<Option<Vec<f64>>>())
+            .ok_or_else(|| format!("peer reply lacks samples_ns: {reply}"))?;
+        Ok(samples)
+    }
+
+    /// The peer's next line of output, as JSON.
+    fn reply(&mut self) -> Result<serde_json::Value, String> {
+        let mut line = String::new();
+        match self.stdout.read_line(&mut line) {
+            Ok(n) if n > 0 => serde_json::from_str(&line).map_err(|e| format!("peer output {:?}: {e}", line.trim())),
+            _ => Err(self.died("no reply")),
+        }
+    }
+
+    /// Why the peer stopped answering: its exit status and last error line.
+    fn died(&mut self, what: &str) -> String {
+        drop(self.stdin.take());
+        let status = self.child.wait().map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+        let err = self.stderr.take().and_then(|t| t.join().ok()).unwrap_or_default();
+        let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
+        format!("{what}: the peer exited ({status}) {last}")
+    }
+}
+
+impl Drop for PeerRun {
+    fn drop(&mut self) {
+        // The end of its input ends the serve loop; a peer that has not
+        // exited after a few seconds is stuck, and is killed.
+        drop(self.stdin.take());
+        for _ in 0..300 {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

@@ -242,3 +242,94 @@ fn report_redraws_the_sweeps_charts_from_the_csv_alone() {
         assert!(redrawn.join(format!("{stem}.png")).is_file());
     }
 }
+
+/// A stand-in for tools/peer_ort.py speaking its `serve` protocol (plain
+/// Python, no numpy): every run "takes" 1000 ns; with `die_after`, it exits
+/// with an error after that many rounds.
+fn fake_peer(dir: &Path, die_after: Option<usize>) -> Option<issbench::peer::OrtPeer> {
+    let script = dir.join("fake_peer.py");
+    let die = die_after.map_or("None".to_string(), |n| n.to_string());
+    std::fs::write(
+        &script,
+        format!(
+            r#"import json, sys
+if sys.argv[1] == "version":
+    print("0.0-fake")
+    sys.exit(0)
+assert sys.argv[1] == "serve" and sys.argv[2].endswith(".onnx")
+print(json.dumps({{"ready": True}}), flush=True)
+rounds = 0
+for line in sys.stdin:
+    if {die} is not None and rounds == {die}:
+        print("fake peer: out of rounds", file=sys.stderr)
+        sys.exit(3)
+    _, budget_ms, min_runs, max_runs = line.split()
+    print(json.dumps({{"samples_ns": [1000.0] * max(int(min_runs), 1)}}), flush=True)
+    rounds += 1
+"#
+        ),
+    )
+    .unwrap();
+    match issbench::peer::OrtPeer::with("python3".into(), script) {
+        Ok(peer) => Some(peer),
+        Err((python, e)) => {
+            println!("SKIPPED (no {python} to run the fake peer): {e}");
+            eprintln!("SKIPPED (no {python} to run the fake peer): {e}");
+            None
+        }
+    }
+}
+
+#[test]
+fn a_peer_is_timed_beside_each_point_and_a_dying_peer_loses_only_its_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = SweepSpec::from_toml(
+        "peer.toml",
+        r#"
+name = "peer"
+budget_ms = 1
+min_runs = 8
+max_runs = 20
+[[grid]]
+hidden = [16]
+kept = [0.5]
+modes = ["dense", "iss", "csr"]
+batch = [2]
+seq = [3]
+threads = [1]
+"#,
+    )
+    .unwrap();
+    for (die_after, csv) in [(None, "alive.csv"), (Some(1), "dying.csv")] {
+        let Some(peer) = fake_peer(dir.path(), die_after) else {
+            return;
+        };
+        let csv = dir.path().join(csv);
+        let mut opts = options(&csv, false, Arc::new(AtomicBool::new(false)));
+        opts.peer = Some(peer);
+        let summary = run_sweep(&spec, opts).unwrap();
+        assert_eq!((summary.measured, summary.failed), (3, 0));
+        let rows = read_rows(&[csv]).unwrap();
+        let modes: Vec<&str> = rows.iter().map(|r| r.mode.as_str()).collect();
+        // No peer row for csr: ONNX Runtime has no sparse LSTM.
+        assert_eq!(modes, ["dense", "ort-dense", "iss", "ort-iss", "csr"]);
+        for r in &rows {
+            if !r.mode.starts_with("ort-") {
+                assert!(r.ok() && r.runs >= 8, "{r:?}");
+            } else if die_after.is_none() {
+                // 8 runs in 4 rounds of 2, all of the fake's 1000 ns.
+                assert!(r.ok(), "{r:?}");
+                assert_eq!((r.runs, r.median_ns, r.backend.as_str()), (8, 1000.0, "onnxruntime 0.0-fake"));
+            } else {
+                assert!(r.status.starts_with("failed: onnxruntime:"), "{}", r.status);
+                assert!(r.status.contains("out of rounds"), "{}", r.status);
+            }
+        }
+        // The exported model was removed once the peer had loaded it.
+        assert!(
+            !std::fs::read_dir(dir.path())
+                .unwrap()
+                .any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".onnx"))
+        );
+    }
+}

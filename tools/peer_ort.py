@@ -19,15 +19,28 @@ issbench calls it with ISSBENCH_PYTHON pointing at that interpreter:
         at least min and at most max runs) and prints one JSON object:
         median_ns, min_ns, max_ns, ci_low_ns, ci_high_ns (95% bootstrap of
         the median, 1000 resamples), runs, version.
+    peer_ort.py serve MODEL.onnx --batch B --seq S --threads T [--vocab V]
+        what `issbench sweep --peer ort` uses: loads MODEL, runs it once
+        (warm-up) and prints {"ready": true}; then for every stdin line
+        "time BUDGET_MS MIN_RUNS MAX_RUNS" times one round of runs and
+        prints {"samples_ns": [...]}, one JSON object per line, until the
+        end of input. issbench alternates these rounds with its own runs,
+        so that both sides sample the same phases of a noisy host.
 """
 
 import argparse
 import json
+import os
 import sys
 import time
 
-import numpy as np
-import onnxruntime as ort
+# numpy's own BLAS threads would otherwise spin beside ONNX Runtime's
+# workers after numpy's first call and steal their cores.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import onnxruntime as ort  # noqa: E402
 
 
 def session(path, threads):
@@ -64,7 +77,8 @@ def bootstrap_ci(samples, resamples=1000):
     return float(medians[round(0.025 * (resamples - 1))]), float(medians[round(0.975 * (resamples - 1))])
 
 
-def timing(args):
+def prepared(args):
+    """The session for MODEL and its feed: the input drawn once, then one warm-up run."""
     sess = session(args.model, args.threads)
     inp = sess.get_inputs()[0]
     rng = np.random.default_rng(1)
@@ -75,12 +89,23 @@ def timing(args):
         x = rng.uniform(-1, 1, size=(args.seq, args.batch, width)).astype(np.float32)
     f = feed(sess, x)
     sess.run(None, f)
+    return sess, f
+
+
+def sample(sess, f, budget_ms, min_runs, max_runs):
+    """Run times (ns) until the budget, at least min_runs and at most max_runs."""
     samples = []
     start = time.perf_counter()
-    while len(samples) < args.max_runs and (len(samples) < args.min_runs or time.perf_counter() - start < args.budget_ms / 1e3):
+    while len(samples) < max(max_runs, 1) and (len(samples) < min_runs or time.perf_counter() - start < budget_ms / 1e3):
         t = time.perf_counter_ns()
         sess.run(None, f)
         samples.append(time.perf_counter_ns() - t)
+    return samples
+
+
+def timing(args):
+    sess, f = prepared(args)
+    samples = sample(sess, f, args.budget_ms, args.min_runs, args.max_runs)
     lo, hi = bootstrap_ci(samples)
     print(json.dumps({
         "median_ns": float(np.median(samples)),
@@ -94,6 +119,22 @@ def timing(args):
     return 0
 
 
+def serve(args):
+    sess, f = prepared(args)
+    print(json.dumps({"ready": True}), flush=True)
+    for line in sys.stdin:
+        words = line.split()
+        if not words:
+            continue
+        if words[0] != "time" or len(words) != 4:
+            print(f"unknown request {line.strip()!r}", file=sys.stderr)
+            return 2
+        budget_ms, min_runs, max_runs = float(words[1]), int(words[2]), int(words[3])
+        samples = sample(sess, f, budget_ms, min_runs, max_runs)
+        print(json.dumps({"samples_ns": samples}), flush=True)
+    return 0
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -103,20 +144,22 @@ def main():
     c.add_argument("input")
     c.add_argument("expected")
     c.add_argument("tol", nargs="?", type=float, default=1e-4)
-    t = sub.add_parser("time")
-    t.add_argument("model")
-    t.add_argument("--batch", type=int, required=True)
-    t.add_argument("--seq", type=int, required=True)
-    t.add_argument("--threads", type=int, required=True)
-    t.add_argument("--budget-ms", type=float, default=500)
-    t.add_argument("--min-runs", type=int, default=3)
-    t.add_argument("--max-runs", type=int, default=100)
-    t.add_argument("--vocab", type=int, default=1)
+    for name in ("time", "serve"):
+        t = sub.add_parser(name)
+        t.add_argument("model")
+        t.add_argument("--batch", type=int, required=True)
+        t.add_argument("--seq", type=int, required=True)
+        t.add_argument("--threads", type=int, required=True)
+        t.add_argument("--vocab", type=int, default=1)
+        if name == "time":
+            t.add_argument("--budget-ms", type=float, default=500)
+            t.add_argument("--min-runs", type=int, default=3)
+            t.add_argument("--max-runs", type=int, default=100)
     args = p.parse_args()
     if args.cmd == "version":
         print(ort.__version__)
         return 0
-    return check(args) if args.cmd == "check" else timing(args)
+    return {"check": check, "time": timing, "serve": serve}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ use crate::iss::{
     Compacted, DEFAULT_THRESHOLD, DEFAULT_TOLERANCE, IssReport, against_dense, analyze, compact_with, compare_outputs, verify,
 };
 use crate::kernels::simd::{SimdLevel, cpu_features};
-use crate::measure::{Budget, Stats, time_runs};
+use crate::measure::{Budget, Stats, time_interleaved, time_runs};
 use crate::model::synthetic::SynthSpec;
 use crate::model::{Inputs, Model, sizes_label};
 use crate::prune::{lstm_nonzeros, match_iss};
@@ -653,20 +653,45 @@ pub fn run_sweep(spec: &SweepSpec, mut options: SweepOptions) -> Result<SweepSum
             summary.skipped += 1;
             continue;
         }
-        let row = match session.prepare(point)? {
-            Err(failed) => failed,
+        let peer = options
+            .peer
+            .as_ref()
+            .filter(|_| point.mode != Mode::Csr && !matches!(point.source, Source::Gemm(_)));
+        let (row, peer_row) = match session.prepare(point)? {
+            Err(failed) => (failed, None),
             Ok(mut prepared) => {
+                // The peer loads and warms up first, so that its rounds can
+                // alternate with ours.
+                let mut peer_run = peer.map(|p| start_peer(&mut session, p, point, &prepared.row, &options.csv));
                 let pool = session.pool(threads)?;
                 let (exec, inputs) = (&mut prepared.exec, &prepared.inputs);
-                let row = match pool.install(|| time_runs(budget, || exec.run(inputs).map(|_| ()))) {
-                    Ok(stats) => complete_row(&prepared.row, &stats, dense_medians.get(&dense_key(&prepared.row)).copied()),
-                    Err(e) => Row {
-                        status: format!("failed: {e}"),
-                        ..prepared.row.clone()
-                    },
+                let ours = || exec.run(inputs).map(|_| ());
+                let timed = pool.install(|| match &mut peer_run {
+                    Some(Ok(run)) => time_interleaved(budget, ours, |round| run.sample(round)).map(|(s, p)| (s, Some(p))),
+                    Some(Err(e)) => time_runs(budget, ours).map(|s| (s, Some(Err(e.clone())))),
+                    None => time_runs(budget, ours).map(|s| (s, None)),
+                });
+                drop(peer_run);
+                let dense_median = dense_medians.get(&dense_key(&prepared.row)).copied();
+                let rows = match timed {
+                    Ok((stats, theirs)) => {
+                        let row = complete_row(&prepared.row, &stats, dense_median);
+                        // The peer's speedup is against issbench's dense median,
+                        // which for a dense point is this very row's.
+                        let dense_median = if row.mode == "dense" { Some(row.median_ns) } else { dense_median };
+                        let theirs = theirs.map(|t| peer_row(peer.expect("a peer result needs a peer"), &row, t, dense_median));
+                        (row, theirs)
+                    }
+                    Err(e) => (
+                        Row {
+                            status: format!("failed: {e}"),
+                            ..prepared.row.clone()
+                        },
+                        None,
+                    ),
                 };
                 session.give_back(prepared);
-                row
+                rows
             }
         };
         if row.ok() {
@@ -680,20 +705,7 @@ pub fn run_sweep(spec: &SweepSpec, mut options: SweepOptions) -> Result<SweepSum
         csv.append(&row)?;
         done.insert(key);
         (options.on_row)(index + 1, total, &row);
-        if let Some(peer) = &options.peer
-            && row.ok()
-            && point.mode != Mode::Csr
-            && !matches!(point.source, Source::Gemm(_))
-        {
-            let peer_row = peer_row(
-                &mut session,
-                peer,
-                point,
-                &row,
-                spec,
-                &options.csv,
-                dense_medians.get(&dense_key(&row)).copied(),
-            );
+        if let Some(peer_row) = peer_row {
             csv.append(&peer_row)?;
             (options.on_row)(index + 1, total, &peer_row);
         }
@@ -701,25 +713,18 @@ pub fn run_sweep(spec: &SweepSpec, mut options: SweepOptions) -> Result<SweepSum
     Ok(summary)
 }
 
-/// Times `point` on ONNX Runtime: exports its model next to the CSV, runs
-/// the peer with the same batch, seq, threads and budget, and makes its row
-/// (mode `ort-dense` / `ort-iss`, speedup against issbench's dense median).
-fn peer_row(
+/// Starts the ONNX Runtime peer on `point`'s model: exports it next to the
+/// CSV, starts the peer with the point's batch, seq and threads (it loads
+/// the file, which is then removed) and returns it ready to time rounds.
+fn start_peer(
     session: &mut Session,
     peer: &crate::peer::OrtPeer,
     point: &Point,
     row: &Row,
-    spec: &SweepSpec,
     csv: &std::path::Path,
-    dense_median: Option<f64>,
-) -> Row {
-    let template = Row {
-        mode: format!("ort-{}", row.mode),
-        backend: peer.backend(),
-        ..row.clone()
-    };
+) -> Result<crate::peer::PeerRun, String> {
     let onnx = csv.with_file_name(format!(".peer-{}.onnx", std::process::id()));
-    let result = session
+    let started = session
         .export_onnx(point)
         .and_then(|bytes| std::fs::write(&onnx, bytes).map_err(|e| format!("{}: {e}", onnx.display())))
         .and_then(|_| {
@@ -730,15 +735,20 @@ fn peer_row(
                 threads: row.threads,
                 vocab,
             };
-            let budget = Budget {
-                warmup_runs: 1,
-                time: Duration::from_millis(spec.budget_ms),
-                min_runs: spec.min_runs,
-                max_runs: spec.max_runs,
-            };
-            peer.time(&onnx, &shape, &budget)
+            peer.start(&onnx, &shape)
         });
     let _ = std::fs::remove_file(&onnx);
+    started
+}
+
+/// The peer's row for issbench's `row` (mode `ort-dense` / `ort-iss`,
+/// speedup against issbench's dense median).
+fn peer_row(peer: &crate::peer::OrtPeer, row: &Row, result: Result<Stats, String>, dense_median: Option<f64>) -> Row {
+    let template = Row {
+        mode: format!("ort-{}", row.mode),
+        backend: peer.backend(),
+        ..row.clone()
+    };
     match result {
         Ok(stats) => complete_row(&template, &stats, dense_median),
         Err(e) => Row {
