@@ -7,9 +7,9 @@
 //! `W[r, c]` is loaded once and multiplies the whole batch column `X[:, c]`
 //! in SIMD registers. Rows are split over rayon workers in ranges of equal
 //! nonzero count (not equal row count), and batch 1 takes a dot-product path.
-//! Large batches (AVX-512) go 64 entries at a time through a second copy of
-//! the matrix laid out in row blocks, column by column (`csr_tiled`), so a
-//! block's outputs stay in L1 while its columns pass; batches of 2–8 load
+//! Large batches (AVX-512) go 32 entries at a time through a second copy of
+//! the matrix laid out in row and column blocks (`csr_tiled`), so a block's
+//! `Xᵀ` rows and outputs stay in L1 while its rows pass; batches of 2–8 load
 //! each nonzero's `Xᵀ` row as one 4- or 8-lane vector.
 
 use rayon::prelude::*;
@@ -160,7 +160,11 @@ pub fn csr_matmul(x: MatRef, w: &CsrMatrix, y: &mut MatMut, accumulate: bool) {
     // its own `[cols][group]` copy of Xᵀ: random column accesses then stay
     // inside one block of a few hundred pages (a block spanning the whole
     // batch would miss the TLB on nearly every nonzero).
-    let group = padded.min(GROUP);
+    let group = padded.min(if batch > TILED_MIN_BATCH && uses_tiled_product() {
+        TILE_LANES
+    } else {
+        GROUP
+    });
     for g0 in (0..padded).step_by(group) {
         let gw = group.min(padded - g0);
         // SAFETY: row g0 is inside Y (g0 < batch since padding < one lane width).
@@ -174,28 +178,40 @@ pub fn csr_matmul(x: MatRef, w: &CsrMatrix, y: &mut MatMut, accumulate: bool) {
 }
 
 /// Batch entries per group of [`csr_matmul`] (a multiple of every lane
-/// width, and the tiled product's width).
-const GROUP: usize = TILE_LANES;
+/// width); the tiled product takes groups of its own width, [`TILE_LANES`].
+const GROUP: usize = 64;
 
 /// The product for batch entries `g0 .. g0 + gw` (`out` already points at row `g0`).
 fn group_product(x: MatRef, w: &CsrMatrix, g0: usize, gw: usize, lanes: usize, out: SparseOut) {
     let batch = x.rows();
     XT_SCRATCH.with(|scratch| {
         let mut xt = scratch.borrow_mut();
-        if xt.len() < w.cols * gw {
-            xt.resize(w.cols * gw, 0.0);
+        // One spare cache line, so that Xᵀ can start on a line boundary:
+        // with rows of 16 or 32 floats, every row is then whole cache lines
+        // (an unaligned 64-byte load touches two lines and costs two loads).
+        if xt.len() < w.cols * gw + 16 {
+            xt.resize(w.cols * gw + 16, 0.0);
         }
-        // Xᵀ in 16 x 16 tiles: both sides stay within a few cache lines.
-        for c0 in (0..w.cols).step_by(16) {
+        let skip = xt.as_ptr().align_offset(64).min(16);
+        let xt = &mut xt[skip..skip + w.cols * gw];
+        // Xᵀ in 16 x 16 tiles: both sides stay within a few cache lines. On
+        // the pool when large: done serially it is a tenth of a 2-thread product.
+        let transpose = |(i, chunk): (usize, &mut [f32])| {
+            let c0 = i * 16;
             for b0 in (0..gw).step_by(16) {
-                for c in c0..(c0 + 16).min(w.cols) {
-                    for b in b0..(b0 + 16).min(gw) {
-                        xt[c * gw + b] = if g0 + b < batch { x.at(g0 + b, c) } else { 0.0 };
+                for (c, xt_row) in (c0..).zip(chunk.chunks_exact_mut(gw)) {
+                    for (b, v) in xt_row.iter_mut().enumerate().skip(b0).take(16) {
+                        *v = if g0 + b < batch { x.at(g0 + b, c) } else { 0.0 };
                     }
                 }
             }
+        };
+        if w.cols * gw >= PARALLEL_TRANSPOSE_MIN {
+            xt.par_chunks_mut(16 * gw).enumerate().for_each(transpose);
+        } else {
+            xt.chunks_mut(16 * gw).enumerate().for_each(transpose);
         }
-        let xt = &xt[..w.cols * gw];
+        let xt = &*xt;
         #[cfg(target_arch = "x86_64")]
         if out.batch > TILED_MIN_BATCH && uses_tiled_product() {
             return tiled_product(w, xt, gw, out);
@@ -213,6 +229,9 @@ fn group_product(x: MatRef, w: &CsrMatrix, g0: usize, gw: usize, lanes: usize, o
         }
     });
 }
+
+/// Elements of `Xᵀ` from which it is transposed on the rayon pool.
+const PARALLEL_TRANSPOSE_MIN: usize = 1 << 15;
 
 /// Above this batch (with AVX-512) the product runs on the tiled copy of
 /// the matrix, [`TiledCsr`]: below it the narrow kernels win.
@@ -236,7 +255,7 @@ fn tiled_product(w: &CsrMatrix, xt: &[f32], padded: usize, out: SparseOut) {
         let blocks = TiledCsr::blocks_starting_in(w.balanced_rows(part, parts));
         // SAFETY: AVX-512F detected (uses_tiled_product); xt is
         // `[cols][padded]` with padded = the group width, a multiple of 16
-        // and at most GROUP = TILE_LANES.
+        // and at most TILE_LANES (the group width on this path).
         unsafe { tiled.product(blocks, xt, padded, write) };
     });
 }

@@ -1,92 +1,105 @@
 //! A second copy of a CSR matrix laid out for large batches, and its
 //! AVX-512 product.
 //!
-//! With dozens of batch entries every nonzero `W[r, c]` multiplies a long
-//! row of `Xᵀ` (`Xᵀ[c, ..]`). The product takes `W` in blocks of
-//! [`ROW_BLOCK`] rows and keeps those rows' outputs, a 40 KiB tile for 64
-//! batch entries, in L1 while it walks the block's columns: each column's
-//! `Xᵀ` row is loaded into registers once, and every entry of the column
-//! adds `value · Xᵀ[c, ..]` to its row of the tile (load, multiply-add,
-//! store). The matrix is read front to back, `Xᵀ` once per row block.
+//! With dozens of batch entries every nonzero `W[r, c]` multiplies a row of
+//! `Xᵀ` (`Xᵀ[c, ..]`, [`TILE_LANES`] batch entries). The product takes `W`
+//! in blocks of [`ROW_BLOCK`] rows, and each row block in blocks of
+//! [`COL_BLOCK`] columns, whose `Xᵀ` rows (32 KiB) stay in L1 beside the row
+//! block's outputs (a 16 KiB tile). Within one such block, every row with
+//! entries there (a *segment*) sums its entries' `value · Xᵀ[c, ..]` in
+//! registers and adds the sum to its row of the tile once: per entry two
+//! loads and two multiply-adds, no store. (An earlier column-by-column
+//! layout stored to the tile for every entry and was bound by L1 stores.)
 //!
-//! Within a block the entries are stored column by column, and the columns
-//! are sorted by how many entries they hold: those counts are random (about
-//! 13 at 90% sparsity), and a loop whose trip count changes at random
-//! mispredicts its exit every time, while runs of equal counts predict well.
+//! Within a block the segments are sorted by length: the lengths are random
+//! (about 26 at 90% sparsity), and a loop whose trip count changes at random
+//! mispredicts its exit every time, while runs of equal lengths predict well.
 
-/// Rows of `W` per block: their outputs for 64 batch entries fill a
-/// 40 KiB tile, inside L1.
+/// Rows of `W` per block: their outputs for [`TILE_LANES`] batch entries
+/// fill a 16 KiB tile.
 pub(super) const ROW_BLOCK: usize = 128;
+/// Columns of `W` per block: their `Xᵀ` rows fill 32 KiB, which stay in L1
+/// while the block's segments read them. Column offsets are stored as bytes.
+pub(super) const COL_BLOCK: usize = 256;
+const _: () = assert!(COL_BLOCK <= 1 << 8, "columns within a block are stored as u8");
 const _: () = assert!(ROW_BLOCK * TILE_STRIDE <= 1 << 16, "tile offsets are stored as u16");
-/// Floats between rows of the output tile: 64 lanes and one spare cache
-/// line, so rows 16 apart do not share a 4 KiB offset (a load that matches
-/// an in-flight store's offset waits for it).
-pub(super) const TILE_STRIDE: usize = 80;
-/// The most batch entries one pass takes (the tile's width).
-pub(super) const TILE_LANES: usize = 64;
+/// The most batch entries one pass takes (the tile's width): two vectors.
+pub(super) const TILE_LANES: usize = 32;
+/// Floats between rows of the output tile.
+pub(super) const TILE_STRIDE: usize = TILE_LANES;
 
-/// The entries of a CSR matrix in row blocks, column by column (see the
-/// module doc).
+/// The entries of a CSR matrix in row blocks and column blocks, segment by
+/// segment (see the module doc).
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct TiledCsr {
     rows: usize,
-    /// Columns (segments) of row block `rb` are `block_ptr[rb]..block_ptr[rb + 1]`.
+    cols: usize,
+    /// Segments of row block `rb`, column block `cb` are
+    /// `block_ptr[rb * col_blocks + cb]..block_ptr[rb * col_blocks + cb + 1]`.
     block_ptr: Vec<usize>,
-    /// The column of `W` each segment holds.
-    seg_col: Vec<u32>,
+    /// Where each segment's row starts in the output tile, in floats (its
+    /// row within the row block times [`TILE_STRIDE`]).
+    seg_tile: Vec<u16>,
     /// Entries of segment `s` are `seg_ptr[s]..seg_ptr[s + 1]`.
     seg_ptr: Vec<usize>,
-    /// Where each entry's row starts in the output tile, in floats (its row
-    /// within the block times [`TILE_STRIDE`]): the product adds it to the
-    /// tile's address as is.
-    tile_offset: Vec<u16>,
+    /// Each entry's column within its column block.
+    entry_col: Vec<u8>,
     values: Vec<f32>,
 }
 
 // Only the x86-64 AVX-512 product reads the tiled copy.
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 impl TiledCsr {
-    /// Rearranges a CSR matrix (`row_ptr`, `col_idx`, `values`) of `rows x cols`.
+    /// Rearranges a CSR matrix (`row_ptr`, `col_idx` sorted within each
+    /// row, `values`) of `rows x cols`.
     pub(super) fn new(rows: usize, cols: usize, row_ptr: &[usize], col_idx: &[u32], values: &[f32]) -> TiledCsr {
         let mut tiled = TiledCsr {
             rows,
+            cols,
             block_ptr: vec![0],
-            seg_col: Vec::new(),
+            seg_tile: Vec::new(),
             seg_ptr: vec![0],
-            tile_offset: vec![0; values.len()],
-            values: vec![0.0; values.len()],
+            entry_col: Vec::with_capacity(values.len()),
+            values: Vec::with_capacity(values.len()),
         };
-        // Per column of the current block: entries, then next free position.
-        let mut count = vec![0usize; cols];
-        let mut next = vec![0usize; cols];
-        let mut order: Vec<u32> = Vec::new();
+        // Per row of the current row block: where its entries of the
+        // current column block start (they are consecutive, columns sorted).
+        let mut cursor = vec![0usize; ROW_BLOCK];
+        let mut segments: Vec<(usize, std::ops::Range<usize>)> = Vec::new();
         for r0 in (0..rows).step_by(ROW_BLOCK) {
-            let span = row_ptr[r0]..row_ptr[(r0 + ROW_BLOCK).min(rows)];
-            for &c in &col_idx[span.clone()] {
-                count[c as usize] += 1;
+            let block_rows = r0..(r0 + ROW_BLOCK).min(rows);
+            for (i, r) in block_rows.clone().enumerate() {
+                cursor[i] = row_ptr[r];
             }
-            order.clear();
-            order.extend((0..cols as u32).filter(|&c| count[c as usize] > 0));
-            order.sort_by_key(|&c| std::cmp::Reverse(count[c as usize]));
-            let mut at = span.start;
-            for &c in &order {
-                next[c as usize] = at;
-                at += count[c as usize];
-                count[c as usize] = 0;
-                tiled.seg_col.push(c);
-                tiled.seg_ptr.push(at);
-            }
-            for r in r0..(r0 + ROW_BLOCK).min(rows) {
-                for j in row_ptr[r]..row_ptr[r + 1] {
-                    let slot = &mut next[col_idx[j] as usize];
-                    tiled.tile_offset[*slot] = ((r - r0) * TILE_STRIDE) as u16;
-                    tiled.values[*slot] = values[j];
-                    *slot += 1;
+            for c0 in (0..cols).step_by(COL_BLOCK) {
+                let c1 = (c0 + COL_BLOCK).min(cols);
+                segments.clear();
+                for (i, r) in block_rows.clone().enumerate() {
+                    let start = cursor[i];
+                    let end = start + col_idx[start..row_ptr[r + 1]].partition_point(|&c| (c as usize) < c1);
+                    if end > start {
+                        segments.push((i, start..end));
+                    }
+                    cursor[i] = end;
                 }
+                segments.sort_by_key(|(_, entries)| std::cmp::Reverse(entries.len()));
+                for (i, entries) in &segments {
+                    tiled.seg_tile.push((i * TILE_STRIDE) as u16);
+                    tiled
+                        .entry_col
+                        .extend(col_idx[entries.clone()].iter().map(|&c| (c as usize - c0) as u8));
+                    tiled.values.extend_from_slice(&values[entries.clone()]);
+                    tiled.seg_ptr.push(tiled.values.len());
+                }
+                tiled.block_ptr.push(tiled.seg_tile.len());
             }
-            tiled.block_ptr.push(tiled.seg_col.len());
         }
         tiled
+    }
+
+    /// Column blocks per row block.
+    fn col_blocks(&self) -> usize {
+        self.cols.div_ceil(COL_BLOCK)
     }
 
     /// The row blocks that start inside `rows` (a range ending at the last
@@ -107,9 +120,9 @@ thread_local! {
 #[cfg(target_arch = "x86_64")]
 impl TiledCsr {
     /// Row blocks `blocks` of `Yᵀ = W · Xᵀ` for up to [`TILE_LANES`] batch
-    /// entries: `Xᵀ` is `[cols][padded]` (`padded` a multiple of 16, at most
-    /// `TILE_LANES`), and each finished block goes to `write(rows, tile)`:
-    /// row `rows.start + i`'s `padded` outputs start at `tile[i * TILE_STRIDE]`.
+    /// entries: `Xᵀ` is `[cols][padded]` (`padded` 16 or 32), and each
+    /// finished block goes to `write(rows, tile)`: row `rows.start + i`'s
+    /// `padded` outputs start at `tile[i * TILE_STRIDE]`.
     ///
     /// # Safety
     /// AVX-512F must be present and `xt` must hold `cols * padded` floats.
@@ -121,28 +134,28 @@ impl TiledCsr {
         padded: usize,
         write: impl FnMut(std::ops::Range<usize>, &[f32]),
     ) {
-        debug_assert!(padded.is_multiple_of(16) && padded <= TILE_LANES);
+        debug_assert!(padded == 16 || padded == 32);
+        debug_assert!(xt.len() >= self.cols * padded);
         TILE.with(|tile| {
             let mut tile = tile.borrow_mut();
             // One spare cache line so the tile can start on a line boundary.
             tile.resize(ROW_BLOCK * TILE_STRIDE + 16, 0.0);
             let skip = tile.as_ptr().align_offset(64).min(16);
             let tile = &mut tile[skip..skip + ROW_BLOCK * TILE_STRIDE];
-            // SAFETY (all arms): forwarded from the caller.
+            // SAFETY (both arms): forwarded from the caller.
             unsafe {
-                match padded / 16 {
-                    4 => self.pass::<4>(blocks, xt, tile, write),
-                    3 => self.pass::<3>(blocks, xt, tile, write),
-                    2 => self.pass::<2>(blocks, xt, tile, write),
-                    _ => self.pass::<1>(blocks, xt, tile, write),
+                if padded == 32 {
+                    self.pass::<2>(blocks, xt, tile, write)
+                } else {
+                    self.pass::<1>(blocks, xt, tile, write)
                 }
             }
         })
     }
 
-    /// [`Self::product`] for `CH` chunks of 16 batch entries (`padded = 16 · CH`).
-    /// Two entries are in flight, and entries of one column never share a
-    /// row, so their tile updates are independent.
+    /// [`Self::product`] for `CH` vectors of 16 batch entries (`padded = 16 · CH`).
+    /// A segment's entries go round-robin to four sets of accumulators, so
+    /// four multiply-add chains per vector overlap their latency.
     #[target_feature(enable = "avx512f")]
     unsafe fn pass<const CH: usize>(
         &self,
@@ -153,33 +166,49 @@ impl TiledCsr {
     ) {
         use std::arch::x86_64::*;
         let padded = CH * 16;
-        let (offsets, vals) = (self.tile_offset.as_slice(), self.values.as_slice());
+        let (cols, vals) = (self.entry_col.as_slice(), self.values.as_slice());
+        let col_blocks = self.col_blocks();
         for rb in blocks {
             let block_rows = rb * ROW_BLOCK..((rb + 1) * ROW_BLOCK).min(self.rows);
-            for lanes in tile.chunks_exact_mut(TILE_STRIDE).take(block_rows.len()) {
-                lanes[..padded].fill(0.0);
-            }
+            tile[..block_rows.len() * TILE_STRIDE].fill(0.0);
             let t = tile.as_mut_ptr();
-            for s in self.block_ptr[rb]..self.block_ptr[rb + 1] {
-                let x_row = &xt[self.seg_col[s] as usize * padded..][..padded];
-                // SAFETY: x_row holds CH * 16 floats.
-                let x: [__m512; CH] = std::array::from_fn(|ch| unsafe { _mm512_loadu_ps(x_row.as_ptr().add(ch * 16)) });
-                // SAFETY: the offset is a row of the block (< ROW_BLOCK) times
-                // TILE_STRIDE, so the row's CH chunks lie inside the tile.
-                let update = |j: usize| unsafe {
-                    let (v, y) = (_mm512_set1_ps(vals[j]), t.add(offsets[j] as usize));
-                    for (ch, &x) in x.iter().enumerate() {
-                        _mm512_storeu_ps(y.add(ch * 16), _mm512_fmadd_ps(v, x, _mm512_loadu_ps(y.add(ch * 16))));
+            for cb in 0..col_blocks {
+                let pair = rb * col_blocks + cb;
+                let x_block = &xt[cb * COL_BLOCK * padded..];
+                let xs = x_block.as_ptr();
+                for s in self.block_ptr[pair]..self.block_ptr[pair + 1] {
+                    let entries = self.seg_ptr[s]..self.seg_ptr[s + 1];
+                    let mut acc = [[_mm512_setzero_ps(); CH]; 4];
+                    // SAFETY: an entry's column lies inside its column block,
+                    // whose `padded` floats per column lie inside `xt` (the
+                    // caller's guarantee); `j` stays inside the segment.
+                    let entry = |acc: &mut [__m512; CH], j: usize| unsafe {
+                        let v = _mm512_set1_ps(*vals.get_unchecked(j));
+                        let x = xs.add(*cols.get_unchecked(j) as usize * padded);
+                        for (ch, a) in acc.iter_mut().enumerate() {
+                            *a = _mm512_fmadd_ps(v, _mm512_loadu_ps(x.add(ch * 16)), *a);
+                        }
+                    };
+                    let mut j = entries.start;
+                    while j + 4 <= entries.end {
+                        for (k, a) in acc.iter_mut().enumerate() {
+                            entry(a, j + k);
+                        }
+                        j += 4;
                     }
-                };
-                let (mut j, end) = (self.seg_ptr[s], self.seg_ptr[s + 1]);
-                while j + 1 < end {
-                    update(j);
-                    update(j + 1);
-                    j += 2;
-                }
-                if j < end {
-                    update(j);
+                    for j in j..entries.end {
+                        entry(&mut acc[0], j);
+                    }
+                    // SAFETY: the segment's tile offset is a row of the block
+                    // times TILE_STRIDE, so its CH vectors lie inside the tile.
+                    unsafe {
+                        let y = t.add(self.seg_tile[s] as usize);
+                        let [a0, a1, a2, a3] = acc;
+                        for (ch, (((a0, a1), a2), a3)) in a0.into_iter().zip(a1).zip(a2).zip(a3).enumerate() {
+                            let sum = _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3));
+                            _mm512_storeu_ps(y.add(ch * 16), _mm512_add_ps(sum, _mm512_loadu_ps(y.add(ch * 16))));
+                        }
+                    }
                 }
             }
             write(block_rows, tile);
@@ -205,30 +234,40 @@ mod tests {
     }
 
     #[test]
-    fn every_entry_lands_once_in_its_block_and_column() {
-        let (rows, cols) = (300, 37);
-        let (row_ptr, col_idx, values) = csr(rows, cols, |r, c| (r * 7 + c * 13) % 5 == 0 || r == 129);
+    fn every_entry_lands_once_in_its_blocks_and_row() {
+        // Three row blocks (the last partial) and three column blocks (the
+        // last partial); row 129 full, row 5 empty.
+        let (rows, cols) = (300, 2 * COL_BLOCK + 37);
+        let (row_ptr, col_idx, values) = csr(rows, cols, |r, c| r != 5 && ((r * 7 + c * 13) % 5 == 0 || r == 129));
         let tiled = TiledCsr::new(rows, cols, &row_ptr, &col_idx, &values);
-        let blocks = rows.div_ceil(ROW_BLOCK);
-        assert_eq!(tiled.block_ptr.len(), blocks + 1);
+        let (row_blocks, col_blocks) = (rows.div_ceil(ROW_BLOCK), cols.div_ceil(COL_BLOCK));
+        assert_eq!(tiled.block_ptr.len(), row_blocks * col_blocks + 1);
         let mut seen = Vec::new();
-        for rb in 0..blocks {
-            let segments = tiled.block_ptr[rb]..tiled.block_ptr[rb + 1];
-            let lengths: Vec<usize> = segments.clone().map(|s| tiled.seg_ptr[s + 1] - tiled.seg_ptr[s]).collect();
-            assert!(
-                lengths.windows(2).all(|w| w[0] >= w[1]),
-                "block {rb}: columns not sorted by count: {lengths:?}"
-            );
-            assert!(lengths.iter().all(|&n| n > 0), "block {rb}: empty column stored");
-            for s in segments {
-                for j in tiled.seg_ptr[s]..tiled.seg_ptr[s + 1] {
-                    let (r, c) = (
-                        rb * ROW_BLOCK + tiled.tile_offset[j] as usize / TILE_STRIDE,
-                        tiled.seg_col[s] as usize,
-                    );
-                    assert!(r < rows);
-                    assert_eq!(tiled.values[j], (r * cols + c) as f32, "entry ({r}, {c}) holds another's value");
-                    seen.push((r, c));
+        for rb in 0..row_blocks {
+            for cb in 0..col_blocks {
+                let pair = rb * col_blocks + cb;
+                let segments = tiled.block_ptr[pair]..tiled.block_ptr[pair + 1];
+                let lengths: Vec<usize> = segments.clone().map(|s| tiled.seg_ptr[s + 1] - tiled.seg_ptr[s]).collect();
+                assert!(
+                    lengths.windows(2).all(|w| w[0] >= w[1]),
+                    "block ({rb}, {cb}): segments not sorted by length: {lengths:?}"
+                );
+                assert!(lengths.iter().all(|&n| n > 0), "block ({rb}, {cb}): empty segment stored");
+                let mut rows_here: Vec<u16> = segments.clone().map(|s| tiled.seg_tile[s]).collect();
+                rows_here.sort_unstable();
+                assert!(
+                    rows_here.windows(2).all(|w| w[0] < w[1]),
+                    "block ({rb}, {cb}): a row has two segments"
+                );
+                for s in segments {
+                    let r = rb * ROW_BLOCK + tiled.seg_tile[s] as usize / TILE_STRIDE;
+                    assert!(r < rows && r != 5);
+                    for j in tiled.seg_ptr[s]..tiled.seg_ptr[s + 1] {
+                        let c = cb * COL_BLOCK + tiled.entry_col[j] as usize;
+                        assert!(c < cols);
+                        assert_eq!(tiled.values[j], (r * cols + c) as f32, "entry ({r}, {c}) holds another's value");
+                        seen.push((r, c));
+                    }
                 }
             }
         }
