@@ -161,8 +161,8 @@ pub fn time_interleaved<E>(
     let (mut mine, mut theirs) = (Vec::new(), Ok(Vec::new()));
     for r in 0..rounds {
         let peer_first = r % 2 == 1;
-        for side in [peer_first, !peer_first] {
-            if !side {
+        for peer_turn in [peer_first, !peer_first] {
+            if !peer_turn {
                 sample_runs(round, &mut ours, &mut mine)?;
             } else if let Ok(samples) = &mut theirs {
                 match peer(round) {
