@@ -160,11 +160,7 @@ pub fn csr_matmul(x: MatRef, w: &CsrMatrix, y: &mut MatMut, accumulate: bool) {
     // its own `[cols][group]` copy of Xᵀ: random column accesses then stay
     // inside one block of a few hundred pages (a block spanning the whole
     // batch would miss the TLB on nearly every nonzero).
-    let group = padded.min(if batch > TILED_MIN_BATCH && uses_tiled_product() {
-        TILE_LANES
-    } else {
-        GROUP
-    });
+    let group = padded.min(if runs_tiled(batch) { TILE_LANES } else { GROUP });
     for g0 in (0..padded).step_by(group) {
         let gw = group.min(padded - g0);
         // SAFETY: row g0 is inside Y (g0 < batch since padding < one lane width).
@@ -213,7 +209,7 @@ fn group_product(x: MatRef, w: &CsrMatrix, g0: usize, gw: usize, lanes: usize, o
         }
         let xt = &*xt;
         #[cfg(target_arch = "x86_64")]
-        if out.batch > TILED_MIN_BATCH && uses_tiled_product() {
+        if runs_tiled(out.batch) {
             return tiled_product(w, xt, gw, out);
         }
         let parts = if w.nnz() * out.batch < PARALLEL_MIN_MACS {
@@ -236,6 +232,12 @@ const PARALLEL_TRANSPOSE_MIN: usize = 1 << 15;
 /// Above this batch (with AVX-512) the product runs on the tiled copy of
 /// the matrix, [`TiledCsr`]: below it the narrow kernels win.
 const TILED_MIN_BATCH: usize = 16;
+
+/// Whether a product (or a group of one) of `batch` entries runs on the
+/// tiled copy: both the group width and the kernel follow from this.
+fn runs_tiled(batch: usize) -> bool {
+    batch > TILED_MIN_BATCH && uses_tiled_product()
+}
 
 /// Large-batch path: [`TiledCsr::product`] over balanced row blocks, each
 /// finished tile written to `Y` one batch entry (a contiguous run of `Y`'s
