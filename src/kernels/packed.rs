@@ -11,15 +11,16 @@
 //! workers ([`packed_gemm_panels`]). With several row blocks the `k`
 //! dimension is blocked so a panel slice stays in L1 while every block of
 //! `A` rows passes over it. At batch 1–10 a product is a stream over the
-//! weights (memory- or L2-bound); at large batch the 12 x 32 micro-kernel
-//! runs at 60–80% of the FMA peak measured on this kind of machine.
+//! weights (memory- or L2-bound); at large batch the micro-kernels (12 x 32
+//! on AVX-512, 6 x 16 half panels on AVX2) run at 60–80% of the FMA peak
+//! (Sapphire Rapids, Zen 3; `examples/gemm_shapes` measures it).
 
 use rayon::prelude::*;
 
 use super::matrix::{MatMut, MatRef, SendPtr};
 use super::simd::{SimdLevel, madd};
 
-/// Columns per panel: two AVX-512 vectors, four AVX2 vectors.
+/// Columns per panel: two AVX-512 vectors, four AVX2 vectors (two halves of two).
 pub const PANEL: usize = 32;
 /// Rows of `B` per cache block (a block of one panel is 32 KiB).
 const K_BLOCK: usize = 128;
@@ -177,10 +178,17 @@ const MAX_BLOCK_ROWS: usize = 12;
 fn max_rows_per_block(level: SimdLevel) -> usize {
     match level {
         SimdLevel::Avx512 => MAX_BLOCK_ROWS,
-        SimdLevel::Avx2Fma => 3,
+        SimdLevel::Avx2Fma => 6,
         SimdLevel::Neon => 3,
         SimdLevel::Portable => 2,
     }
+}
+
+/// How many passes over each panel slice the micro-kernel for a block of
+/// `rows` rows makes (AVX2 runs blocks of 3+ rows as two column halves; a
+/// slice read twice must be short enough to stay in L1).
+fn passes_per_panel(level: SimdLevel, rows: usize) -> usize {
+    if level == SimdLevel::Avx2Fma && rows >= 3 { 2 } else { 1 }
 }
 
 /// `C = A · B` or `C += A · B` with `B` packed. `A` must have contiguous rows
@@ -306,7 +314,11 @@ fn with_job(a: MatRef, b: &PackedMatrix, c_rows: usize, out: PanelOut, parallel_
             packed_a: &packed_a[..m * k],
             k,
             row_blocks,
-            k_block: if row_blocks.count > 1 { K_BLOCK } else { k.max(1) },
+            k_block: if row_blocks.count > 1 || passes_per_panel(level, m) > 1 {
+                K_BLOCK
+            } else {
+                k.max(1)
+            },
             b,
             level,
             out,
@@ -459,8 +471,17 @@ fn micro_kernel(level: SimdLevel, rows: usize) -> MicroKernel {
             12 => micro_avx512::<12, 1>,
             _ => unreachable!("row block of {rows}"),
         },
+        // 1–2 rows take the whole panel row per pass, 3–6 rows two halves.
         #[cfg(target_arch = "x86_64")]
-        SimdLevel::Avx2Fma => pick!(micro_avx2, 1 2 3),
+        SimdLevel::Avx2Fma => match rows {
+            1 => micro_avx2::<1, 4> as MicroKernel,
+            2 => micro_avx2::<2, 4>,
+            3 => micro_avx2::<3, 2>,
+            4 => micro_avx2::<4, 2>,
+            5 => micro_avx2::<5, 2>,
+            6 => micro_avx2::<6, 2>,
+            _ => unreachable!("row block of {rows}"),
+        },
         SimdLevel::Neon => pick!(micro_fused, 1 2 3),
         _ => pick!(micro_portable, 1 2),
     }
@@ -568,10 +589,15 @@ impl Tile<'_> {
     }
     /// Writes `buf[..width]` to C's tile row `r`.
     fn store_c_row(&self, r: usize, buf: &[f32; PANEL]) {
+        self.store_c_cols(r, buf, 0..self.width);
+    }
+    /// Writes `buf[cols]` to those columns of C's tile row `r` (`cols` within `..width`).
+    fn store_c_cols(&self, r: usize, buf: &[f32; PANEL], cols: std::ops::Range<usize>) {
+        assert!(cols.end <= self.width);
         let row = self.rows.start + r;
-        for (l, &v) in buf.iter().enumerate().take(self.width) {
+        for l in cols {
             // SAFETY: (row, j0 + l) is inside C.
-            unsafe { *self.out.ptr.get().add(row * self.out.rsc + (self.j0 + l) * self.out.csc) = v };
+            unsafe { *self.out.ptr.get().add(row * self.out.rsc + (self.j0 + l) * self.out.csc) = buf[l] };
         }
     }
     /// Whether C's tile rows are whole contiguous panels (the fast store).
@@ -672,56 +698,77 @@ unsafe fn micro_avx512<const MR: usize, const CHAINS: usize>(t: &Tile) {
     }
 }
 
-/// AVX2 micro-kernel: `MR` rows x 32 columns in `4 * MR` ymm accumulators.
+/// AVX2 micro-kernel: `MR` rows x 32 columns, in passes of `8 * V` columns
+/// with `V * MR` ymm accumulators each.
+///
+/// AVX2 has 16 ymm registers, so a whole 32-column panel row (4 vectors)
+/// fits only 1–2 rows of accumulators. Blocks of 3–6 rows run the panel as
+/// two 16-column halves (`V = 2`), the classic 6 x 16 AVX2 shape: per `k`
+/// step two panel loads and `MR` broadcasts feed `2 * MR` FMAs, with up to 12
+/// independent accumulators covering the FMA latency. The first half's pass
+/// brings the panel slice into L1 (a [`K_BLOCK`] slice is 16 KiB) and the
+/// second reads it from there.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn micro_avx2<const MR: usize>(t: &Tile) {
+unsafe fn micro_avx2<const MR: usize, const V: usize>(t: &Tile) {
     // SAFETY: the caller guarantees the CPU features and that the tile
     // lies inside A, the panel and C (see `Job::run_slice`).
     unsafe {
         use std::arch::x86_64::*;
-        let mut acc = [[_mm256_setzero_ps(); 4]; MR];
+        let cols = 8 * V;
+        let contiguous = t.c_is_contiguous();
         let mut buf = [0.0f32; PANEL];
-        if t.load_c {
-            for (r, acc_r) in acc.iter_mut().enumerate() {
-                let src = if t.c_is_contiguous() {
-                    t.c_row(r) as *const f32
-                } else {
-                    t.load_c_row(r, &mut buf);
-                    buf.as_ptr()
-                };
-                for (q, v) in acc_r.iter_mut().enumerate() {
-                    *v = _mm256_loadu_ps(src.add(8 * q));
-                }
-            }
-        }
         debug_assert_eq!(t.a.len(), t.kb * MR);
-        let mut ap = t.a.as_ptr();
-        let mut bp = t.panel.as_ptr();
-        for _ in 0..t.kb {
-            let b = [
-                _mm256_loadu_ps(bp),
-                _mm256_loadu_ps(bp.add(8)),
-                _mm256_loadu_ps(bp.add(16)),
-                _mm256_loadu_ps(bp.add(24)),
-            ];
-            for (r, acc_r) in acc.iter_mut().enumerate() {
-                let x = _mm256_set1_ps(*ap.add(r));
-                for (v, bq) in acc_r.iter_mut().zip(&b) {
-                    *v = _mm256_fmadd_ps(x, *bq, *v);
+        for c0 in (0..t.width).step_by(cols) {
+            // As in the AVX-512 kernel, C is loaded first and every step adds
+            // onto it in order, so a zero step (an ISS-removed unit) leaves
+            // the sums bit for bit unchanged.
+            let mut acc = [[_mm256_setzero_ps(); V]; MR];
+            if t.load_c {
+                for (r, acc_r) in acc.iter_mut().enumerate() {
+                    let src = if contiguous {
+                        t.c_row(r) as *const f32
+                    } else {
+                        t.load_c_row(r, &mut buf);
+                        buf.as_ptr()
+                    };
+                    for (q, v) in acc_r.iter_mut().enumerate() {
+                        *v = _mm256_loadu_ps(src.add(c0 + 8 * q));
+                    }
                 }
             }
-            bp = bp.add(PANEL);
-            ap = ap.add(MR);
-        }
-        for (r, acc_r) in acc.iter().enumerate() {
-            let contiguous = t.c_is_contiguous();
-            let dst = if contiguous { t.c_row(r) } else { buf.as_mut_ptr() };
-            for (q, v) in acc_r.iter().enumerate() {
-                _mm256_storeu_ps(dst.add(8 * q), *v);
+            let mut ap = t.a.as_ptr();
+            let mut bp = t.panel.as_ptr().add(c0);
+            let first_pass = c0 == 0;
+            for _ in 0..t.kb {
+                if first_pass {
+                    // Both cache lines of the panel row 16 rows ahead: the
+                    // small-batch products stream the panel from memory.
+                    _mm_prefetch::<_MM_HINT_T0>(bp.wrapping_add(PREFETCH_AHEAD) as *const i8);
+                    _mm_prefetch::<_MM_HINT_T0>(bp.wrapping_add(PREFETCH_AHEAD + 16) as *const i8);
+                }
+                let b: [__m256; V] = std::array::from_fn(|q| _mm256_loadu_ps(bp.add(8 * q)));
+                for (r, acc_r) in acc.iter_mut().enumerate() {
+                    let x = _mm256_broadcast_ss(&*ap.add(r));
+                    for (v, bq) in acc_r.iter_mut().zip(&b) {
+                        *v = _mm256_fmadd_ps(x, *bq, *v);
+                    }
+                }
+                bp = bp.add(PANEL);
+                ap = ap.add(MR);
             }
-            if !contiguous {
-                t.store_c_row(r, &buf);
+            for (r, acc_r) in acc.iter().enumerate() {
+                if contiguous {
+                    let dst = t.c_row(r).add(c0);
+                    for (q, v) in acc_r.iter().enumerate() {
+                        _mm256_storeu_ps(dst.add(8 * q), *v);
+                    }
+                } else {
+                    for (q, v) in acc_r.iter().enumerate() {
+                        _mm256_storeu_ps(buf.as_mut_ptr().add(c0 + 8 * q), *v);
+                    }
+                    t.store_c_cols(r, &buf, c0..(c0 + cols).min(t.width));
+                }
             }
         }
     }

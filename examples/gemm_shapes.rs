@@ -1,0 +1,85 @@
+//! The packed GEMM on the shapes the PTB LSTM runs, in GFLOP/s and as a share
+//! of the FMA peak measured in the same process (and, for the skinny shapes,
+//! in GB/s of weights streamed).
+//!
+//! `cargo run --release --example gemm_shapes` (env: `T` threads, default 2;
+//! `R` rounds, default 5). Each round times every shape once, and the best
+//! round counts, so a drifting shared host hurts every shape alike.
+
+use issbench::hardware::{fma_pass_flops, fma_peak_pass};
+use issbench::kernels::{MatMut, MatRef, PackedMatrix, packed_gemm};
+use issbench::model::synthetic::SplitMix64;
+use std::time::Instant;
+
+/// (M, K, N): batch 1 and 10 recurrent steps, and the input projection of 30
+/// steps at batch 10, for the full (1500) and the ISS-compacted (373) layer.
+const SHAPES: [(usize, usize, usize); 8] = [
+    (1, 1500, 6000),
+    (10, 1500, 6000),
+    (300, 1500, 6000),
+    (1, 373, 1492),
+    (10, 373, 1492),
+    (30, 1500, 1492),
+    (300, 1500, 1492),
+    (300, 373, 1260),
+];
+
+/// The environment variable `name` as a number, or `default`.
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
+}
+
+fn random(len: usize, seed: u64) -> Vec<f32> {
+    let mut rng = SplitMix64::new(seed);
+    (0..len).map(|_| rng.uniform(-1.0, 1.0)).collect()
+}
+
+fn main() {
+    let (threads, rounds) = (env_or("T", 2), env_or("R", 5));
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+    pool.install(|| {
+        let iterations = 2_000_000;
+        let peak_pass = || {
+            let t = Instant::now();
+            std::hint::black_box(fma_peak_pass(iterations));
+            fma_pass_flops(iterations) * threads as f64 / t.elapsed().as_secs_f64() / 1e9
+        };
+        let mut peak = (0..3).map(|_| peak_pass()).fold(0.0, f64::max);
+        let cases: Vec<_> = SHAPES
+            .iter()
+            .map(|&(m, k, n)| {
+                let packed = PackedMatrix::pack_transposed(&random(n * k, 1), n, k);
+                (m, k, n, packed, random(m * k, 2), vec![0.0f32; m * n])
+            })
+            .collect();
+        let mut best = vec![f64::INFINITY; cases.len()];
+        for _ in 0..rounds {
+            for (case, best) in cases.iter().zip(best.iter_mut()) {
+                let (m, k, n, packed, a, _) = case;
+                let mut out = case.5.clone();
+                let reps = (2e8 / (m * k * n) as f64).ceil() as usize;
+                let t = Instant::now();
+                for _ in 0..reps {
+                    packed_gemm(
+                        MatRef::row_major(a, *m, *k),
+                        packed,
+                        &mut MatMut::row_major(&mut out, *m, *n),
+                        false,
+                    );
+                }
+                *best = best.min(t.elapsed().as_secs_f64() / reps as f64);
+            }
+            peak = peak.max(peak_pass());
+        }
+        println!("FMA peak {peak:.0} GFLOP/s on {threads} threads");
+        for ((m, k, n, packed, ..), secs) in cases.iter().zip(&best) {
+            let gflops = 2.0 * (m * k * n) as f64 / secs / 1e9;
+            println!(
+                "m{m:<4} k{k:<5} n{n:<5} {:>9.1} us {gflops:>6.1} GFLOP/s {:>5.1}% of peak {:>6.1} GB/s of weights",
+                secs * 1e6,
+                100.0 * gflops / peak,
+                packed.bytes() as f64 / secs / 1e9
+            );
+        }
+    });
+}
