@@ -3,7 +3,7 @@
 //! in GB/s of weights streamed).
 //!
 //! `cargo run --release --example gemm_shapes` (env: `T` threads, default 2;
-//! `R` rounds, default 5). Each round times every shape once, and the best
+//! `R` rounds, default 5; `S=m,k,n` for one shape of your own). Each round times every shape once, and the best
 //! round counts, so a drifting shared host hurts every shape alike.
 
 use issbench::hardware::{fma_pass_flops, fma_peak_pass};
@@ -45,7 +45,16 @@ fn main() {
             fma_pass_flops(iterations) * threads as f64 / t.elapsed().as_secs_f64() / 1e9
         };
         let mut peak = (0..3).map(|_| peak_pass()).fold(0.0, f64::max);
-        let cases: Vec<_> = SHAPES
+        // `S=m,k,n` times that one shape instead.
+        let custom: Option<Vec<usize>> = std::env::var("S")
+            .ok()
+            .map(|s| s.split(',').map(|v| v.trim().parse().expect("S=m,k,n")).collect());
+        let shapes: Vec<(usize, usize, usize)> = match custom.as_deref() {
+            Some(&[m, k, n]) => vec![(m, k, n)],
+            Some(_) => panic!("S=m,k,n takes three numbers"),
+            None => SHAPES.to_vec(),
+        };
+        let cases: Vec<_> = shapes
             .iter()
             .map(|&(m, k, n)| {
                 let packed = PackedMatrix::pack_transposed(&random(n * k, 1), n, k);

@@ -503,29 +503,49 @@ struct Job<'a> {
 }
 
 impl Job<'_> {
+    /// The panel slice of `k_block` steps from `k0` of panel `p`.
+    fn slice(&self, p: usize, k0: usize) -> &[f32] {
+        let kb = (self.k - k0).min(self.k_block);
+        &self.b.panel(p)[k0 * PANEL..(k0 + kb) * PANEL]
+    }
+
     /// All row blocks of `A` over one panel slice of `k_block` steps from
-    /// `k0` (with several row blocks, the slice is read from L1 again by each).
-    fn run_slice(&self, p: usize, k0: usize) {
+    /// `k0` (with several row blocks, the slice is read from L1 again by
+    /// each). `next` is the slice that comes after it: each block's call
+    /// prefetches its share, so that slice arrives while this one computes.
+    fn run_slice(&self, p: usize, k0: usize, next: &[f32]) {
         let (k, out) = (self.k, self.out);
-        let panel = self.b.panel(p);
         let j0 = p * PANEL;
-        let kb = (k - k0).min(self.k_block);
-        for rows in self.row_blocks.iter() {
+        let panel = self.slice(p, k0);
+        let kb = panel.len() / PANEL;
+        let next_rows = next.len() / PANEL;
+        let blocks = self.row_blocks.count;
+        for (i, rows) in self.row_blocks.iter().enumerate() {
             let a_start = rows.start * k + k0 * rows.len();
             let kernel = micro_kernel(self.level, rows.len());
             let tile = Tile {
                 a: &self.packed_a[a_start..a_start + kb * rows.len()],
                 rows,
                 kb,
-                panel: &panel[k0 * PANEL..(k0 + kb) * PANEL],
+                panel,
                 j0,
                 width: (out.n - j0).min(PANEL),
                 load_c: out.accumulate || k0 > 0,
+                next: &next[next_rows * i / blocks * PANEL..next_rows * (i + 1) / blocks * PANEL],
                 out,
             };
             // SAFETY: the kernel was chosen for the detected SIMD level
             // and for exactly this many rows; the tile lies inside A, B and C.
             unsafe { kernel(&tile) };
+        }
+    }
+
+    /// Runs the slices `(panel, k0)` in `order`, each prefetching the next.
+    fn run_in_order(&self, order: impl Iterator<Item = (usize, usize)>) {
+        let mut order = order.peekable();
+        while let Some((p, k0)) = order.next() {
+            let next = order.peek().map_or(&[][..], |&(p, k0)| self.slice(p, k0));
+            self.run_slice(p, k0, next);
         }
     }
 
@@ -541,23 +561,13 @@ impl Job<'_> {
             // chunks whose share of C fits in L2 beside that slice of A, so
             // C is not re-read from memory for every K block.
             let chunk = (C_CHUNK_BYTES / (self.row_blocks.rows * PANEL * 4)).max(1);
-            for first in range.clone().step_by(chunk) {
-                let chunk = first..(first + chunk).min(range.end);
-                for k0 in k_starts.clone() {
-                    for p in chunk.clone() {
-                        self.run_slice(p, k0);
-                    }
-                }
-            }
+            let chunks = range.clone().step_by(chunk).map(move |first| first..(first + chunk).min(range.end));
+            self.run_in_order(chunks.flat_map(|chunk| k_starts.clone().flat_map(move |k0| chunk.clone().map(move |p| (p, k0)))));
         } else {
             // A small A (batch 1–10, or a short sequence): it stays in L2,
             // and each panel streams front to back from memory, the order
             // the prefetchers and the prefetch hints expect.
-            for p in range {
-                for k0 in k_starts.clone() {
-                    self.run_slice(p, k0);
-                }
-            }
+            self.run_in_order(range.flat_map(|p| k_starts.clone().map(move |k0| (p, k0))));
         }
     }
 }
@@ -574,6 +584,9 @@ struct Tile<'a> {
     j0: usize,
     width: usize,
     load_c: bool,
+    /// This call's share of the next panel slice (`[rows][PANEL]`), to
+    /// prefetch while it computes.
+    next: &'a [f32],
     out: PanelOut,
 }
 
@@ -739,23 +752,52 @@ unsafe fn micro_avx2<const MR: usize, const V: usize>(t: &Tile) {
             }
             let mut ap = t.a.as_ptr();
             let mut bp = t.panel.as_ptr().add(c0);
-            let first_pass = c0 == 0;
-            for _ in 0..t.kb {
-                if first_pass {
-                    // Both cache lines of the panel row 16 rows ahead: the
-                    // small-batch products stream the panel from memory.
+            // One `k` step (a macro, not a closure: a closure would not
+            // inherit this function's target features).
+            macro_rules! step {
+                () => {
+                    let b: [__m256; V] = std::array::from_fn(|q| _mm256_loadu_ps(bp.add(8 * q)));
+                    for (r, acc_r) in acc.iter_mut().enumerate() {
+                        let x = _mm256_broadcast_ss(&*ap.add(r));
+                        for (v, bq) in acc_r.iter_mut().zip(&b) {
+                            *v = _mm256_fmadd_ps(x, *bq, *v);
+                        }
+                    }
+                    bp = bp.add(PANEL);
+                    ap = ap.add(MR);
+                };
+            }
+            if V == 4 {
+                // The whole panel row in one pass, the only pass over the
+                // slice (a single block of 1–2 rows, all of `k`): prefetch
+                // within the stream, both cache lines of the row 16 ahead.
+                for _ in 0..t.kb {
                     _mm_prefetch::<_MM_HINT_T0>(bp.wrapping_add(PREFETCH_AHEAD) as *const i8);
                     _mm_prefetch::<_MM_HINT_T0>(bp.wrapping_add(PREFETCH_AHEAD + 16) as *const i8);
+                    step!();
                 }
-                let b: [__m256; V] = std::array::from_fn(|q| _mm256_loadu_ps(bp.add(8 * q)));
-                for (r, acc_r) in acc.iter_mut().enumerate() {
-                    let x = _mm256_broadcast_ss(&*ap.add(r));
-                    for (v, bq) in acc_r.iter_mut().zip(&b) {
-                        *v = _mm256_fmadd_ps(x, *bq, *v);
-                    }
+            } else {
+                // Half of this call's share of the next slice per pass, a
+                // panel row (two lines) per step: the passes over a slice
+                // from L1 keep the next one's loads in flight, so a product
+                // streaming its weights from memory overlaps the two.
+                let next_rows = t.next.len() / PANEL;
+                let share = if c0 == 0 { 0..next_rows / 2 } else { next_rows / 2..next_rows };
+                let mut np = t.next.as_ptr().wrapping_add(share.start * PANEL);
+                let prefetched = share.len().min(t.kb);
+                for _ in 0..prefetched {
+                    _mm_prefetch::<_MM_HINT_T0>(np as *const i8);
+                    _mm_prefetch::<_MM_HINT_T0>(np.wrapping_add(16) as *const i8);
+                    np = np.wrapping_add(PANEL);
+                    step!();
                 }
-                bp = bp.add(PANEL);
-                ap = ap.add(MR);
+                for _ in 0..(t.kb - prefetched) / 2 {
+                    step!();
+                    step!();
+                }
+                if (t.kb - prefetched) % 2 == 1 {
+                    step!();
+                }
             }
             for (r, acc_r) in acc.iter().enumerate() {
                 if contiguous {
