@@ -22,8 +22,17 @@ use super::simd::{SimdLevel, madd};
 
 /// Columns per panel: two AVX-512 vectors, four AVX2 vectors (two halves of two).
 pub const PANEL: usize = 32;
-/// Rows of `B` per cache block (a block of one panel is 32 KiB).
+/// Rows of `B` per cache block when a panel slice is read by several row
+/// blocks (one panel's is 16 KiB: it stays in L1 while they pass over it).
 const K_BLOCK: usize = 128;
+/// Rows per cache block when many row blocks pass over one 16-column half
+/// of the slice at a time (AVX2): a half of 256 rows is 16 KiB. Half the
+/// `C` reloads of [`K_BLOCK`]: 2–3% faster at 300 rows (Zen 3), but 20%
+/// slower at 10, where the product streams its weights and a longer slice
+/// leaves fewer calls to spread the next slice's prefetches over.
+const K_BLOCK_HALVES: usize = 256;
+/// Row blocks from which half passes use [`K_BLOCK_HALVES`].
+const LONG_SLICE_MIN_BLOCKS: usize = 16;
 /// How far ahead of the current panel row the kernels prefetch, in floats.
 const PREFETCH_AHEAD: usize = 16 * PANEL;
 
@@ -184,9 +193,9 @@ fn max_rows_per_block(level: SimdLevel) -> usize {
     }
 }
 
-/// How many passes over each panel slice the micro-kernel for a block of
-/// `rows` rows makes (AVX2 runs blocks of 3+ rows as two column halves; a
-/// slice read twice must be short enough to stay in L1).
+/// Column passes over each panel slice for a product of `rows` rows: AVX2
+/// runs row blocks of 3+ rows over one 16-column half of the panel at a
+/// time (the micro-kernel's tile is 6 x 16), so two.
 fn passes_per_panel(level: SimdLevel, rows: usize) -> usize {
     if level == SimdLevel::Avx2Fma && rows >= 3 { 2 } else { 1 }
 }
@@ -303,6 +312,7 @@ fn with_job(a: MatRef, b: &PackedMatrix, c_rows: usize, out: PanelOut, parallel_
         return;
     }
     let level = SimdLevel::detect();
+    let passes = passes_per_panel(level, m);
     let row_blocks = RowBlocks {
         rows: m,
         count: m.div_ceil(max_rows_per_block(level)),
@@ -314,11 +324,14 @@ fn with_job(a: MatRef, b: &PackedMatrix, c_rows: usize, out: PanelOut, parallel_
             packed_a: &packed_a[..m * k],
             k,
             row_blocks,
-            k_block: if row_blocks.count > 1 || passes_per_panel(level, m) > 1 {
+            k_block: if passes > 1 && row_blocks.count >= LONG_SLICE_MIN_BLOCKS {
+                K_BLOCK_HALVES
+            } else if row_blocks.count > 1 || passes > 1 {
                 K_BLOCK
             } else {
                 k.max(1)
             },
+            passes,
             b,
             level,
             out,
@@ -493,10 +506,13 @@ struct Job<'a> {
     packed_a: &'a [f32],
     k: usize,
     row_blocks: RowBlocks,
-    /// Steps of `k` per micro-kernel call: [`K_BLOCK`], so several row
-    /// blocks reuse a panel slice from L1; all of `k` for a single row block
+    /// Steps of `k` per micro-kernel call: [`K_BLOCK`] or
+    /// [`K_BLOCK_HALVES`], so several row blocks or passes reuse a panel
+    /// slice from L1; all of `k` for a single row block in a single pass
     /// (nothing to reuse, and each call reloads and stores its `C` tile).
     k_block: usize,
+    /// Column passes over each slice ([`passes_per_panel`]).
+    passes: usize,
     b: &'a PackedMatrix,
     level: SimdLevel,
     out: PanelOut,
@@ -510,33 +526,44 @@ impl Job<'_> {
     }
 
     /// All row blocks of `A` over one panel slice of `k_block` steps from
-    /// `k0` (with several row blocks, the slice is read from L1 again by
-    /// each). `next` is the slice that comes after it: each block's call
-    /// prefetches its share, so that slice arrives while this one computes.
+    /// `k0`, in each column pass (the slice, or the pass's half of it, is
+    /// read from L1 again by each block). `next` is the slice that comes
+    /// after it: each call prefetches its share, so that slice arrives while
+    /// this one computes.
     fn run_slice(&self, p: usize, k0: usize, next: &[f32]) {
         let (k, out) = (self.k, self.out);
         let j0 = p * PANEL;
         let panel = self.slice(p, k0);
         let kb = panel.len() / PANEL;
+        let width = (out.n - j0).min(PANEL);
         let next_rows = next.len() / PANEL;
         let blocks = self.row_blocks.count;
-        for (i, rows) in self.row_blocks.iter().enumerate() {
-            let a_start = rows.start * k + k0 * rows.len();
-            let kernel = micro_kernel(self.level, rows.len());
-            let tile = Tile {
-                a: &self.packed_a[a_start..a_start + kb * rows.len()],
-                rows,
-                kb,
-                panel,
-                j0,
-                width: (out.n - j0).min(PANEL),
-                load_c: out.accumulate || k0 > 0,
-                next: &next[next_rows * i / blocks * PANEL..next_rows * (i + 1) / blocks * PANEL],
-                out,
-            };
-            // SAFETY: the kernel was chosen for the detected SIMD level
-            // and for exactly this many rows; the tile lies inside A, B and C.
-            unsafe { kernel(&tile) };
+        let calls = blocks * self.passes;
+        for pass in 0..self.passes {
+            let col0 = pass * PANEL / self.passes;
+            if col0 >= width {
+                break;
+            }
+            for (i, rows) in self.row_blocks.iter().enumerate() {
+                let a_start = rows.start * k + k0 * rows.len();
+                let kernel = micro_kernel(self.level, rows.len());
+                let share = pass * blocks + i;
+                let tile = Tile {
+                    a: &self.packed_a[a_start..a_start + kb * rows.len()],
+                    rows,
+                    kb,
+                    panel,
+                    j0,
+                    width,
+                    col0,
+                    load_c: out.accumulate || k0 > 0,
+                    next: &next[next_rows * share / calls * PANEL..next_rows * (share + 1) / calls * PANEL],
+                    out,
+                };
+                // SAFETY: the kernel was chosen for the detected SIMD level
+                // and for exactly this many rows; the tile lies inside A, B and C.
+                unsafe { kernel(&tile) };
+            }
         }
     }
 
@@ -573,7 +600,8 @@ impl Job<'_> {
 }
 
 /// One micro-kernel call: `kb` steps of `k` for the rows `rows` of `C`,
-/// columns `j0..j0+width`.
+/// columns `j0 + col0..j0 + width` (or as many of them as the kernel's tile
+/// is wide).
 struct Tile<'a> {
     /// Packed `A` for these rows and steps: `[kb][rows.len()]`.
     a: &'a [f32],
@@ -583,6 +611,9 @@ struct Tile<'a> {
     panel: &'a [f32],
     j0: usize,
     width: usize,
+    /// First panel column this call computes: 0, or 16 for the second of
+    /// two half passes.
+    col0: usize,
     load_c: bool,
     /// This call's share of the next panel slice (`[rows][PANEL]`), to
     /// prefetch while it computes.
@@ -711,16 +742,14 @@ unsafe fn micro_avx512<const MR: usize, const CHAINS: usize>(t: &Tile) {
     }
 }
 
-/// AVX2 micro-kernel: `MR` rows x 32 columns, in passes of `8 * V` columns
-/// with `V * MR` ymm accumulators each.
+/// AVX2 micro-kernel: `MR` rows x `8 * V` columns from `col0`, in `V * MR`
+/// ymm accumulators.
 ///
 /// AVX2 has 16 ymm registers, so a whole 32-column panel row (4 vectors)
-/// fits only 1–2 rows of accumulators. Blocks of 3–6 rows run the panel as
-/// two 16-column halves (`V = 2`), the classic 6 x 16 AVX2 shape: per `k`
-/// step two panel loads and `MR` broadcasts feed `2 * MR` FMAs, with up to 12
-/// independent accumulators covering the FMA latency. The first half's pass
-/// brings the panel slice into L1 (a [`K_BLOCK`] slice is 16 KiB) and the
-/// second reads it from there.
+/// fits only 1–2 rows of accumulators (`V = 4`). Blocks of 3–6 rows run one
+/// 16-column half of the panel per call (`V = 2`), the classic 6 x 16 AVX2
+/// shape: per `k` step two panel loads and `MR` broadcasts feed `2 * MR`
+/// FMAs, with up to 12 independent accumulators covering the FMA latency.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn micro_avx2<const MR: usize, const V: usize>(t: &Tile) {
@@ -728,89 +757,86 @@ unsafe fn micro_avx2<const MR: usize, const V: usize>(t: &Tile) {
     // lies inside A, the panel and C (see `Job::run_slice`).
     unsafe {
         use std::arch::x86_64::*;
-        let cols = 8 * V;
-        let contiguous = t.c_is_contiguous();
+        let c0 = t.col0;
+        let cols = c0..(c0 + 8 * V).min(t.width);
+        let contiguous = t.out.csc == 1 && cols.len() == 8 * V;
         let mut buf = [0.0f32; PANEL];
         debug_assert_eq!(t.a.len(), t.kb * MR);
-        for c0 in (0..t.width).step_by(cols) {
-            // As in the AVX-512 kernel, C is loaded first and every step adds
-            // onto it in order, so a zero step (an ISS-removed unit) leaves
-            // the sums bit for bit unchanged.
-            let mut acc = [[_mm256_setzero_ps(); V]; MR];
-            if t.load_c {
-                for (r, acc_r) in acc.iter_mut().enumerate() {
-                    let src = if contiguous {
-                        t.c_row(r) as *const f32
-                    } else {
-                        t.load_c_row(r, &mut buf);
-                        buf.as_ptr()
-                    };
-                    for (q, v) in acc_r.iter_mut().enumerate() {
-                        *v = _mm256_loadu_ps(src.add(c0 + 8 * q));
-                    }
+        // As in the AVX-512 kernel, C is loaded first and every step adds
+        // onto it in order, so a zero step (an ISS-removed unit) leaves the
+        // sums bit for bit unchanged.
+        let mut acc = [[_mm256_setzero_ps(); V]; MR];
+        if t.load_c {
+            for (r, acc_r) in acc.iter_mut().enumerate() {
+                let src = if contiguous {
+                    t.c_row(r).add(c0) as *const f32
+                } else {
+                    t.load_c_row(r, &mut buf);
+                    buf.as_ptr().add(c0)
+                };
+                for (q, v) in acc_r.iter_mut().enumerate() {
+                    *v = _mm256_loadu_ps(src.add(8 * q));
                 }
             }
-            let mut ap = t.a.as_ptr();
-            let mut bp = t.panel.as_ptr().add(c0);
-            // One `k` step (a macro, not a closure: a closure would not
-            // inherit this function's target features).
-            macro_rules! step {
-                () => {
-                    let b: [__m256; V] = std::array::from_fn(|q| _mm256_loadu_ps(bp.add(8 * q)));
-                    for (r, acc_r) in acc.iter_mut().enumerate() {
-                        let x = _mm256_broadcast_ss(&*ap.add(r));
-                        for (v, bq) in acc_r.iter_mut().zip(&b) {
-                            *v = _mm256_fmadd_ps(x, *bq, *v);
-                        }
+        }
+        let mut ap = t.a.as_ptr();
+        let mut bp = t.panel.as_ptr().add(c0);
+        // One `k` step (a macro, not a closure: a closure would not inherit
+        // this function's target features).
+        macro_rules! step {
+            () => {
+                let b: [__m256; V] = std::array::from_fn(|q| _mm256_loadu_ps(bp.add(8 * q)));
+                for (r, acc_r) in acc.iter_mut().enumerate() {
+                    let x = _mm256_broadcast_ss(&*ap.add(r));
+                    for (v, bq) in acc_r.iter_mut().zip(&b) {
+                        *v = _mm256_fmadd_ps(x, *bq, *v);
                     }
-                    bp = bp.add(PANEL);
-                    ap = ap.add(MR);
-                };
+                }
+                bp = bp.add(PANEL);
+                ap = ap.add(MR);
+            };
+        }
+        if V == 4 {
+            // The whole panel row, the only pass over the slice (a single
+            // block of 1–2 rows, all of `k`): prefetch within the stream,
+            // both cache lines of the row 16 ahead.
+            for _ in 0..t.kb {
+                _mm_prefetch::<_MM_HINT_T0>(bp.wrapping_add(PREFETCH_AHEAD) as *const i8);
+                _mm_prefetch::<_MM_HINT_T0>(bp.wrapping_add(PREFETCH_AHEAD + 16) as *const i8);
+                step!();
             }
-            if V == 4 {
-                // The whole panel row in one pass, the only pass over the
-                // slice (a single block of 1–2 rows, all of `k`): prefetch
-                // within the stream, both cache lines of the row 16 ahead.
-                for _ in 0..t.kb {
-                    _mm_prefetch::<_MM_HINT_T0>(bp.wrapping_add(PREFETCH_AHEAD) as *const i8);
-                    _mm_prefetch::<_MM_HINT_T0>(bp.wrapping_add(PREFETCH_AHEAD + 16) as *const i8);
-                    step!();
+        } else {
+            // This call's share of the next slice, a panel row (two lines)
+            // per step: the passes over a slice from L1 keep the next one's
+            // loads in flight, so a product that streams its weights from
+            // memory overlaps the two.
+            let mut np = t.next.as_ptr();
+            let prefetched = (t.next.len() / PANEL).min(t.kb);
+            for _ in 0..prefetched {
+                _mm_prefetch::<_MM_HINT_T0>(np as *const i8);
+                _mm_prefetch::<_MM_HINT_T0>(np.wrapping_add(16) as *const i8);
+                np = np.wrapping_add(PANEL);
+                step!();
+            }
+            for _ in 0..(t.kb - prefetched) / 2 {
+                step!();
+                step!();
+            }
+            for _ in 0..(t.kb - prefetched) % 2 {
+                step!();
+            }
+        }
+        for (r, acc_r) in acc.iter().enumerate() {
+            if contiguous {
+                let dst = t.c_row(r).add(c0);
+                for (q, v) in acc_r.iter().enumerate() {
+                    _mm256_storeu_ps(dst.add(8 * q), *v);
                 }
             } else {
-                // Half of this call's share of the next slice per pass, a
-                // panel row (two lines) per step: the passes over a slice
-                // from L1 keep the next one's loads in flight, so a product
-                // streaming its weights from memory overlaps the two.
-                let next_rows = t.next.len() / PANEL;
-                let share = if c0 == 0 { 0..next_rows / 2 } else { next_rows / 2..next_rows };
-                let mut np = t.next.as_ptr().wrapping_add(share.start * PANEL);
-                let prefetched = share.len().min(t.kb);
-                for _ in 0..prefetched {
-                    _mm_prefetch::<_MM_HINT_T0>(np as *const i8);
-                    _mm_prefetch::<_MM_HINT_T0>(np.wrapping_add(16) as *const i8);
-                    np = np.wrapping_add(PANEL);
-                    step!();
+                for (q, v) in acc_r.iter().enumerate() {
+                    _mm256_storeu_ps(buf.as_mut_ptr().add(c0 + 8 * q), *v);
                 }
-                for _ in 0..(t.kb - prefetched) / 2 {
-                    step!();
-                    step!();
-                }
-                if (t.kb - prefetched) % 2 == 1 {
-                    step!();
-                }
-            }
-            for (r, acc_r) in acc.iter().enumerate() {
-                if contiguous {
-                    let dst = t.c_row(r).add(c0);
-                    for (q, v) in acc_r.iter().enumerate() {
-                        _mm256_storeu_ps(dst.add(8 * q), *v);
-                    }
-                } else {
-                    for (q, v) in acc_r.iter().enumerate() {
-                        _mm256_storeu_ps(buf.as_mut_ptr().add(c0 + 8 * q), *v);
-                    }
-                    t.store_c_cols(r, &buf, c0..(c0 + cols).min(t.width));
-                }
+                t.store_c_cols(r, &buf, cols.clone());
             }
         }
     }
