@@ -49,7 +49,77 @@ const PARALLEL_MIN_MACS: usize = 1 << 16;
 pub struct PackedMatrix {
     k: usize,
     n: usize,
+    layout: PanelLayout,
     panels: AlignedFloats,
+}
+
+/// How the [`PANEL`] columns of a panel lie in memory: chosen at packing
+/// time for the kernels of the detected SIMD level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PanelLayout {
+    /// Row by row (`[k][32]`): for kernels that read a whole panel row per
+    /// `k` step (AVX-512, portable).
+    Rows,
+    /// As two 16-column halves, one after the other (`[2][k][16]`): for the
+    /// AVX2 kernels, which pass over one half at a time. A half pass then
+    /// reads one contiguous stream; over `[k][32]` it would read every other
+    /// cache line, which maps to only half of L1's sets, so a 16 KiB half
+    /// slice would fill those sets' ways and evict itself.
+    Halves,
+}
+
+/// Columns of one half of a panel.
+const HALF: usize = PANEL / 2;
+
+impl PanelLayout {
+    /// The layout the kernels at `level` read.
+    fn for_level(level: SimdLevel) -> PanelLayout {
+        if level == SimdLevel::Avx2Fma {
+            PanelLayout::Halves
+        } else {
+            PanelLayout::Rows
+        }
+    }
+    /// Index of (`row`, column `col`) in a panel of `k` rows.
+    fn index(self, k: usize, row: usize, col: usize) -> usize {
+        match self {
+            PanelLayout::Rows => row * PANEL + col,
+            PanelLayout::Halves => (col / HALF) * k * HALF + row * HALF + col % HALF,
+        }
+    }
+}
+
+/// Steps `k0..k0 + kb` of one panel.
+#[derive(Clone, Copy)]
+struct PanelSlice<'a> {
+    /// The whole panel.
+    panel: &'a [f32],
+    k: usize,
+    k0: usize,
+    kb: usize,
+    layout: PanelLayout,
+}
+
+impl<'a> PanelSlice<'a> {
+    /// No steps (nothing to prefetch).
+    const EMPTY: PanelSlice<'static> = PanelSlice {
+        panel: &[],
+        k: 0,
+        k0: 0,
+        kb: 0,
+        layout: PanelLayout::Rows,
+    };
+    /// The slice's rows, `[kb][32]` (layout [`PanelLayout::Rows`]).
+    fn rows(&self) -> &'a [f32] {
+        debug_assert_eq!(self.layout, PanelLayout::Rows);
+        &self.panel[self.k0 * PANEL..(self.k0 + self.kb) * PANEL]
+    }
+    /// Half `h` of the slice's rows, `[kb][16]` (layout [`PanelLayout::Halves`]).
+    fn half(&self, h: usize) -> &'a [f32] {
+        debug_assert_eq!(self.layout, PanelLayout::Halves);
+        let start = h * self.k * HALF + self.k0 * HALF;
+        &self.panel[start..start + self.kb * HALF]
+    }
 }
 
 /// Zero-initialised floats for packed weights, aligned so the kernels'
@@ -140,20 +210,21 @@ impl PackedMatrix {
     pub fn pack(b: MatRef) -> PackedMatrix {
         let (k, n) = (b.rows(), b.cols());
         let count = n.div_ceil(PANEL);
+        let layout = PanelLayout::for_level(SimdLevel::detect());
         let mut panels = AlignedFloats::zeroed(count * k * PANEL);
         if k == 0 {
-            return PackedMatrix { k, n, panels };
+            return PackedMatrix { k, n, layout, panels };
         }
         for (p, panel) in panels.as_mut_slice().chunks_exact_mut(k * PANEL).enumerate() {
             let j0 = p * PANEL;
             let width = (n - j0).min(PANEL);
-            for (row, dst) in panel.chunks_exact_mut(PANEL).enumerate() {
-                for (l, d) in dst.iter_mut().enumerate().take(width) {
-                    *d = b.at(row, j0 + l);
+            for row in 0..k {
+                for l in 0..width {
+                    panel[layout.index(k, row, l)] = b.at(row, j0 + l);
                 }
             }
         }
-        PackedMatrix { k, n, panels }
+        PackedMatrix { k, n, layout, panels }
     }
 
     /// Packs `wᵀ` for a row-major weight `w` of `n x k` (the canonical
@@ -520,9 +591,14 @@ struct Job<'a> {
 
 impl Job<'_> {
     /// The panel slice of `k_block` steps from `k0` of panel `p`.
-    fn slice(&self, p: usize, k0: usize) -> &[f32] {
-        let kb = (self.k - k0).min(self.k_block);
-        &self.b.panel(p)[k0 * PANEL..(k0 + kb) * PANEL]
+    fn slice(&self, p: usize, k0: usize) -> PanelSlice<'_> {
+        PanelSlice {
+            panel: self.b.panel(p),
+            k: self.k,
+            k0,
+            kb: (self.k - k0).min(self.k_block),
+            layout: self.b.layout,
+        }
     }
 
     /// All row blocks of `A` over one panel slice of `k_block` steps from
@@ -530,13 +606,13 @@ impl Job<'_> {
     /// read from L1 again by each block). `next` is the slice that comes
     /// after it: each call prefetches its share, so that slice arrives while
     /// this one computes.
-    fn run_slice(&self, p: usize, k0: usize, next: &[f32]) {
+    fn run_slice(&self, p: usize, k0: usize, next: PanelSlice) {
         let (k, out) = (self.k, self.out);
         let j0 = p * PANEL;
         let panel = self.slice(p, k0);
-        let kb = panel.len() / PANEL;
+        let kb = panel.kb;
         let width = (out.n - j0).min(PANEL);
-        let next_rows = next.len() / PANEL;
+        let next_rows = next.kb;
         let blocks = self.row_blocks.count;
         let calls = blocks * self.passes;
         for pass in 0..self.passes {
@@ -557,7 +633,8 @@ impl Job<'_> {
                     width,
                     col0,
                     load_c: out.accumulate || k0 > 0,
-                    next: &next[next_rows * share / calls * PANEL..next_rows * (share + 1) / calls * PANEL],
+                    next,
+                    next_rows: next_rows * share / calls..next_rows * (share + 1) / calls,
                     out,
                 };
                 // SAFETY: the kernel was chosen for the detected SIMD level
@@ -571,7 +648,7 @@ impl Job<'_> {
     fn run_in_order(&self, order: impl Iterator<Item = (usize, usize)>) {
         let mut order = order.peekable();
         while let Some((p, k0)) = order.next() {
-            let next = order.peek().map_or(&[][..], |&(p, k0)| self.slice(p, k0));
+            let next = order.peek().map_or(PanelSlice::EMPTY, |&(p, k0)| self.slice(p, k0));
             self.run_slice(p, k0, next);
         }
     }
@@ -607,17 +684,18 @@ struct Tile<'a> {
     a: &'a [f32],
     rows: std::ops::Range<usize>,
     kb: usize,
-    /// The panel rows for these steps: `[kb][PANEL]`.
-    panel: &'a [f32],
+    /// The panel's rows for these steps.
+    panel: PanelSlice<'a>,
     j0: usize,
     width: usize,
     /// First panel column this call computes: 0, or 16 for the second of
     /// two half passes.
     col0: usize,
     load_c: bool,
-    /// This call's share of the next panel slice (`[rows][PANEL]`), to
+    /// The next panel slice, and this call's share of its rows, to
     /// prefetch while it computes.
-    next: &'a [f32],
+    next: PanelSlice<'a>,
+    next_rows: std::ops::Range<usize>,
     out: PanelOut,
 }
 
@@ -693,7 +771,7 @@ unsafe fn micro_avx512<const MR: usize, const CHAINS: usize>(t: &Tile) {
         }
         debug_assert_eq!(t.a.len(), t.kb * MR);
         let mut ap = t.a.as_ptr();
-        let mut bp = t.panel.as_ptr();
+        let mut bp = t.panel.rows().as_ptr();
         // One `k` step into accumulator set `$chain` (a macro, not a closure:
         // a closure would not inherit this function's target features).
         macro_rules! step {
@@ -743,13 +821,14 @@ unsafe fn micro_avx512<const MR: usize, const CHAINS: usize>(t: &Tile) {
 }
 
 /// AVX2 micro-kernel: `MR` rows x `8 * V` columns from `col0`, in `V * MR`
-/// ymm accumulators.
+/// ymm accumulators, over a panel in [`PanelLayout::Halves`].
 ///
 /// AVX2 has 16 ymm registers, so a whole 32-column panel row (4 vectors)
-/// fits only 1–2 rows of accumulators (`V = 4`). Blocks of 3–6 rows run one
-/// 16-column half of the panel per call (`V = 2`), the classic 6 x 16 AVX2
-/// shape: per `k` step two panel loads and `MR` broadcasts feed `2 * MR`
-/// FMAs, with up to 12 independent accumulators covering the FMA latency.
+/// fits only 1–2 rows of accumulators (`V = 4`, both halves per step).
+/// Blocks of 3–6 rows run one 16-column half of the panel per call
+/// (`V = 2`), the classic 6 x 16 AVX2 shape: per `k` step one cache line
+/// of the half and `MR` broadcasts feed `2 * MR` FMAs, with up to 12
+/// independent accumulators covering the FMA latency.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn micro_avx2<const MR: usize, const V: usize>(t: &Tile) {
@@ -780,43 +859,53 @@ unsafe fn micro_avx2<const MR: usize, const V: usize>(t: &Tile) {
             }
         }
         let mut ap = t.a.as_ptr();
-        let mut bp = t.panel.as_ptr().add(c0);
+        // The halves' rows this call reads: both (`V = 4`), or the one
+        // from `col0` twice (`V = 2`, only the first is used).
+        let mut hp = if V == 4 {
+            [t.panel.half(0).as_ptr(), t.panel.half(1).as_ptr()]
+        } else {
+            [t.panel.half(c0 / HALF).as_ptr(); 2]
+        };
         // One `k` step (a macro, not a closure: a closure would not inherit
         // this function's target features).
         macro_rules! step {
             () => {
-                let b: [__m256; V] = std::array::from_fn(|q| _mm256_loadu_ps(bp.add(8 * q)));
+                let b: [__m256; V] = std::array::from_fn(|q| _mm256_loadu_ps(hp[q / 2].add(8 * (q % 2))));
                 for (r, acc_r) in acc.iter_mut().enumerate() {
                     let x = _mm256_broadcast_ss(&*ap.add(r));
                     for (v, bq) in acc_r.iter_mut().zip(&b) {
                         *v = _mm256_fmadd_ps(x, *bq, *v);
                     }
                 }
-                bp = bp.add(PANEL);
+                for h in hp.iter_mut().take(V / 2) {
+                    *h = h.add(HALF);
+                }
                 ap = ap.add(MR);
             };
         }
         if V == 4 {
-            // The whole panel row, the only pass over the slice (a single
-            // block of 1–2 rows, all of `k`): prefetch within the stream,
-            // both cache lines of the row 16 ahead.
+            // The only pass over the slice (a single block of 1–2 rows, all
+            // of `k`): prefetch within both halves' streams, 16 rows ahead.
             for _ in 0..t.kb {
-                _mm_prefetch::<_MM_HINT_T0>(bp.wrapping_add(PREFETCH_AHEAD) as *const i8);
-                _mm_prefetch::<_MM_HINT_T0>(bp.wrapping_add(PREFETCH_AHEAD + 16) as *const i8);
+                _mm_prefetch::<_MM_HINT_T0>(hp[0].wrapping_add(16 * HALF) as *const i8);
+                _mm_prefetch::<_MM_HINT_T0>(hp[1].wrapping_add(16 * HALF) as *const i8);
                 step!();
             }
         } else {
-            // This call's share of the next slice, a panel row (two lines)
-            // per step: the passes over a slice from L1 keep the next one's
-            // loads in flight, so a product that streams its weights from
-            // memory overlaps the two.
-            let mut np = t.next.as_ptr();
-            let prefetched = (t.next.len() / PANEL).min(t.kb);
-            for _ in 0..prefetched {
-                _mm_prefetch::<_MM_HINT_T0>(np as *const i8);
-                _mm_prefetch::<_MM_HINT_T0>(np.wrapping_add(16) as *const i8);
-                np = np.wrapping_add(PANEL);
-                step!();
+            // This call's share of the next slice's rows, both halves' line
+            // of one row per step: the passes over a slice from L1 keep the
+            // next one's loads in flight, so a product that streams its
+            // weights from memory overlaps the two.
+            let prefetched = t.next_rows.len().min(t.kb);
+            if prefetched > 0 {
+                let mut np = [0, 1].map(|h| t.next.half(h)[t.next_rows.start * HALF..].as_ptr());
+                for _ in 0..prefetched {
+                    for n in np.iter_mut() {
+                        _mm_prefetch::<_MM_HINT_T0>(*n as *const i8);
+                        *n = n.wrapping_add(HALF);
+                    }
+                    step!();
+                }
             }
             for _ in 0..(t.kb - prefetched) / 2 {
                 step!();
@@ -860,7 +949,7 @@ fn micro_lanes<const MR: usize, const FUSED: bool>(t: &Tile) {
             t.load_c_row(r, acc_r);
         }
     }
-    for (arow, brow) in t.a.chunks_exact(MR).zip(t.panel.chunks_exact(PANEL)) {
+    for (arow, brow) in t.a.chunks_exact(MR).zip(t.panel.rows().chunks_exact(PANEL)) {
         for r in 0..MR {
             let x = arow[r];
             for l in 0..PANEL {
