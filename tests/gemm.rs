@@ -219,8 +219,9 @@ fn packed_gemm_matches_reference() {
                     }
                 }
             }
-            // An A too large to stay in L2: the K-block-outer, chunked order.
-            for (m, k, n) in [(250usize, 601usize, 97usize), (307, 450, 1500)] {
+            // An A too large to stay in L2: the chunked orders (AVX2: chunks
+            // of 4 panels up to 512 rows, 8 above).
+            for (m, k, n) in [(250usize, 601usize, 97usize), (307, 450, 1500), (530, 260, 70)] {
                 check(
                     "packed, large A",
                     m,
