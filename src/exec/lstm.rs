@@ -11,12 +11,16 @@
 //!
 //! With the packed backend the gate rows are reordered at prepare time so
 //! that each 32-column panel holds the four gates of 8 hidden units
-//! (`i f g o` of units `8p..8p+8`). The recurrence runs on a team of
-//! persistent workers, each owning the same panels (hidden units) at every
-//! step: it computes its panels' recurrent product, then the cell update of
-//! its units while their gates are in its cache, then meets the others at a
-//! barrier. No fork-join per step, and each worker's share of `W_hh` stays
-//! in its own core's cache.
+//! (`i f g o` of units `8p..8p+8`), and the whole forward pass runs on one
+//! team of persistent workers (`kernels::team`), separated only by spinning
+//! barriers: no fork-join and no sleeping thread between phases. Per layer,
+//! each worker computes the input projection of its share of the rows (or,
+//! for a few rows, of the panels); then, step by step, each computes the
+//! recurrent product of a chunk of panels (hidden units) and the cell update
+//! of those units while their gates are in its cache, and meets the others
+//! at a barrier. A worker takes the chunks of its own share first (the same
+//! ones every step, so its share of `W_hh` stays in its core's cache where
+//! it fits), then helps with any the others have not started.
 
 use rayon::prelude::*;
 
@@ -24,8 +28,9 @@ use super::{Backend, ExecError, Executor, PreparedWeight};
 use crate::kernels::activations::{BLOCK_UNITS, lstm_cell_update, lstm_cell_update_blocks};
 use crate::kernels::matrix::SendPtr;
 use crate::kernels::team::run_team;
-use crate::kernels::{MatMut, MatRef, PANEL, SharedOutput, packed_gemm_panels};
+use crate::kernels::{MatMut, MatRef, PANEL, SharedOutput, packed_gemm_claimed, packed_gemm_panels};
 use crate::model::{Inputs, Model, ModelError};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Batch rows x hidden units below which the gate update stays on one thread.
 const PARALLEL_UPDATE_MIN: usize = 2048;
@@ -73,6 +78,8 @@ pub struct LstmExecutor {
     cell: Vec<f32>,
     /// Head outputs `[seq * batch, out]`.
     logits: Vec<f32>,
+    /// Claimed chunks per (layer, step, worker share) of the team forward.
+    claims: Vec<AtomicUsize>,
     /// Time spent preparing weights (packing, CSR conversion).
     prepare_ns: u64,
 }
@@ -135,6 +142,7 @@ impl LstmExecutor {
             ys: Vec::new(),
             cell: Vec::new(),
             logits: Vec::new(),
+            claims: Vec::new(),
             prepare_ns: started.elapsed().as_nanos() as u64,
         }
     }
@@ -225,63 +233,228 @@ fn broadcast_rows(out: &mut [f32], bias: &[f32], rows: usize) {
 /// Below this many floats [`broadcast_rows`] runs on the calling thread.
 const PARALLEL_BROADCAST_MIN: usize = 1 << 16;
 
-/// The recurrence of one layer with interleaved gates, on a team of
-/// persistent workers (`kernels::team`): worker `w` owns a fixed range of
-/// panels, i.e. of hidden units, for every step. Per step it adds
-/// `H_{t-1} · W_hhᵀ` to its panels of `G_t`, runs the cell update of its
-/// units while those gates are still in its cache, and a barrier then
-/// publishes `H_t` to all workers.
-///
-/// `gates` holds `G` for all `seq * batch` rows (input projection and bias
-/// already added); `y` receives `H` for all steps.
-fn interleaved_recurrence(layer: &Layer, gates: &mut [f32], y: &mut [f32], cell: &mut [f32], seq: usize, batch: usize) {
-    let h = layer.hidden;
-    let w_hh = layer.w_hh.packed().expect("interleaved layers are packed");
-    let panels = (4 * h).div_ceil(PANEL);
-    let workers = if batch * h * 4 * h < PARALLEL_RECURRENCE_MIN_MACS {
-        1
-    } else {
-        rayon::current_num_threads().min(panels)
-    };
-    assert!(gates.len() >= seq * batch * 4 * h && y.len() >= seq * batch * h && cell.len() >= batch * h);
-    let g_all = SharedOutput::new(gates, seq * batch, 4 * h);
-    let (g_ptr, cell_ptr, y_ptr) = (g_all.ptr(), SendPtr(cell.as_mut_ptr()), SendPtr(y.as_mut_ptr()));
-    run_team(workers, &|w, barrier| {
-        let mine = panels * w / workers..panels * (w + 1) / workers;
-        let units = mine.start * UNITS_PER_PANEL..(mine.end * UNITS_PER_PANEL).min(h);
+/// The forward pass of every layer for the backends without a team
+/// (matrixmultiply, CSR): per layer, the input projection as one product,
+/// then per step the recurrent product and the cell update, each split
+/// over the rayon pool by the backend. (`claims` is unused; the signature
+/// is [`team_forward`]'s.)
+#[allow(clippy::too_many_arguments)]
+fn layer_by_layer_forward(
+    layers: &[Layer],
+    x0: &[f32],
+    gates: &mut [f32],
+    ys: &mut [Vec<f32>],
+    cell: &mut [f32],
+    _claims: &mut Vec<AtomicUsize>,
+    seq: usize,
+    batch: usize,
+) {
+    let rows = seq * batch;
+    for (li, layer) in layers.iter().enumerate() {
+        let (n_in, h) = (layer.input, layer.hidden);
+        let (done, rest) = ys.split_at_mut(li);
+        let y = &mut rest[0][..rows * h];
+        let x: &[f32] = if li == 0 {
+            &x0[..rows * n_in]
+        } else {
+            &done[li - 1][..rows * n_in]
+        };
+        let gates = &mut gates[..rows * 4 * h];
+        broadcast_rows(gates, &layer.bias, rows);
+        layer
+            .w_ih
+            .apply(MatRef::row_major(x, rows, n_in), &mut MatMut::row_major(gates, rows, 4 * h), true);
+        let cell = &mut cell[..batch * h];
+        cell.fill(0.0);
         for t in 0..seq {
-            if t > 0 {
-                // SAFETY: rows t-1 of y were finished before the last barrier
-                // and nobody writes them during step t.
-                let h_prev = unsafe { std::slice::from_raw_parts(y_ptr.get().add((t - 1) * batch * h), batch * h) };
-                // SAFETY: this worker alone touches the columns of its panels.
-                unsafe {
-                    packed_gemm_panels(
-                        MatRef::row_major(h_prev, batch, h),
-                        w_hh,
-                        g_all.rows(t * batch..(t + 1) * batch),
-                        true,
-                        mine.clone(),
-                    );
+            let g = &mut gates[t * batch * 4 * h..(t + 1) * batch * 4 * h];
+            let (prev, cur) = y.split_at_mut(t * batch * h);
+            let h_prev = (t > 0).then(|| MatRef::row_major(&prev[(t - 1) * batch * h..], batch, h));
+            let h_out = &mut cur[..batch * h];
+            if let Some(h_prev) = h_prev {
+                layer.w_hh.apply(h_prev, &mut MatMut::row_major(g, batch, 4 * h), true);
+            }
+            if batch > 1 && batch * h >= PARALLEL_UPDATE_MIN {
+                g.par_chunks(4 * h)
+                    .zip(cell.par_chunks_mut(h))
+                    .zip(h_out.par_chunks_mut(h))
+                    .for_each(|((g, c), ho)| lstm_cell_update(g, c, ho));
+            } else {
+                for ((g, c), ho) in g.chunks(4 * h).zip(cell.chunks_mut(h)).zip(h_out.chunks_mut(h)) {
+                    lstm_cell_update(g, c, ho);
                 }
             }
-            for b in 0..batch {
-                let row = t * batch + b;
-                // SAFETY: the gates, cell and hidden values of `units` in
-                // this row belong to this worker alone (its panels), and the
-                // offsets lie inside the buffers (asserted above).
-                let (g, c, ho) = unsafe {
-                    (
-                        std::slice::from_raw_parts(g_ptr.get().add(row * 4 * h + 4 * units.start), 4 * units.len()),
-                        std::slice::from_raw_parts_mut(cell_ptr.get().add(b * h + units.start), units.len()),
-                        std::slice::from_raw_parts_mut(y_ptr.get().add(row * h + units.start), units.len()),
-                    )
-                };
-                lstm_cell_update_blocks(g, c, ho);
-            }
+        }
+    }
+}
+
+/// Chunks each worker's share of a recurrent step is cut into: the others
+/// can take over its second half. (Eight were measured slower, in the cell
+/// update: it then runs on a few units at a time.)
+const CHUNKS_PER_SHARE: usize = 2;
+
+/// Multiply-adds below which a chunk of the recurrence is too small to
+/// hand out on its own (a claim costs a contended atomic, ~100 ns).
+const MIN_CHUNK_MACS: usize = 1 << 18;
+
+/// Rows of the input projection from which the team splits it by rows
+/// (each worker packs only its rows of `X`) rather than by panels (each
+/// streams only its share of `W_ih`, which matters when a few rows make the
+/// product a stream over the weights).
+const ROW_SPLIT_MIN_ROWS: usize = 64;
+
+/// Buffers the team forward shares between its workers.
+struct Shared<'a> {
+    x: &'a [f32],
+    gates: SendPtr,
+    ys: &'a [SendPtr],
+    cell: SendPtr,
+    claims: &'a [AtomicUsize],
+}
+
+/// The whole forward pass of packed (gate-interleaved) layers on one team
+/// of workers: see the module documentation. `x` is layer 0's input for
+/// all `seq * batch` rows; `ys[l]` receives layer `l`'s hidden states.
+#[allow(clippy::too_many_arguments)]
+fn team_forward(
+    layers: &[Layer],
+    x: &[f32],
+    gates: &mut [f32],
+    ys: &mut [Vec<f32>],
+    cell: &mut [f32],
+    claims: &mut Vec<AtomicUsize>,
+    seq: usize,
+    batch: usize,
+) {
+    let rows = seq * batch;
+    let step_macs = layers.iter().map(|l| batch * l.hidden * 4 * l.hidden).max().unwrap_or(0);
+    let workers = if step_macs < PARALLEL_RECURRENCE_MIN_MACS {
+        1
+    } else {
+        rayon::current_num_threads()
+    };
+    for (l, y) in layers.iter().zip(ys.iter()) {
+        assert!(y.len() >= rows * l.hidden && gates.len() >= rows * 4 * l.hidden && cell.len() >= batch * l.hidden);
+    }
+    claims.resize_with(layers.len() * seq * workers, || AtomicUsize::new(0));
+    claims.iter_mut().for_each(|c| *c.get_mut() = 0);
+    let y_ptrs: Vec<SendPtr> = ys.iter_mut().map(|y| SendPtr(y.as_mut_ptr())).collect();
+    let shared = Shared {
+        x,
+        gates: SendPtr(gates.as_mut_ptr()),
+        ys: &y_ptrs,
+        cell: SendPtr(cell.as_mut_ptr()),
+        claims,
+    };
+    run_team(workers, &|w, barrier| {
+        for (li, layer) in layers.iter().enumerate() {
+            let input = if li == 0 {
+                shared.x
+            } else {
+                // SAFETY: the previous layer's last step ended at a barrier;
+                // nobody writes its outputs any more.
+                unsafe { std::slice::from_raw_parts(shared.ys[li - 1].get(), rows * layer.input) }
+            };
+            input_projection(layer, input, &shared, rows, w, workers);
             barrier.wait();
+            let claims = &shared.claims[li * seq * workers..(li + 1) * seq * workers];
+            for t in 0..seq {
+                recurrent_step(layer, &shared, shared.ys[li], &claims[t * workers..(t + 1) * workers], t, batch, w);
+                barrier.wait();
+            }
         }
     });
+}
+
+/// Worker `w`'s share of a layer's input projection, `G = bias + X · W_ihᵀ`
+/// over all rows.
+fn input_projection(layer: &Layer, x: &[f32], shared: &Shared, rows: usize, w: usize, workers: usize) {
+    let (n_in, g4) = (layer.input, 4 * layer.hidden);
+    let w_ih = layer.w_ih.packed().expect("team layers are packed");
+    let panels = g4.div_ceil(PANEL);
+    let (my_rows, my_panels) = if rows >= ROW_SPLIT_MIN_ROWS {
+        (rows * w / workers..rows * (w + 1) / workers, 0..panels)
+    } else {
+        (0..rows, panels * w / workers..panels * (w + 1) / workers)
+    };
+    let cols = (my_panels.start * PANEL).min(g4)..(my_panels.end * PANEL).min(g4);
+    for r in my_rows.clone() {
+        // SAFETY: row r's columns `cols` of G belong to this worker alone.
+        let g = unsafe { std::slice::from_raw_parts_mut(shared.gates.get().add(r * g4 + cols.start), cols.len()) };
+        g.copy_from_slice(&layer.bias[cols.clone()]);
+    }
+    let x = MatRef::row_major(&x[my_rows.start * n_in..my_rows.end * n_in], my_rows.len(), n_in);
+    // SAFETY: as above; G holds `rows x 4h` (asserted by the caller).
+    unsafe {
+        let g = SharedOutput::from_raw(shared.gates, rows, g4).rows(my_rows);
+        packed_gemm_panels(x, w_ih, g, true, my_panels);
+    }
+}
+
+/// Worker `w`'s part of step `t` of a layer's recurrence, writing `H_t` to
+/// `y`: chunks of panels claimed through `claims` (one counter per worker's
+/// share), each getting `H_{t-1} · W_hhᵀ` added to its gates (from step 1)
+/// and then the cell update of its units.
+fn recurrent_step(layer: &Layer, shared: &Shared, y: SendPtr, claims: &[AtomicUsize], t: usize, batch: usize, w: usize) {
+    let h = layer.hidden;
+    let g4 = 4 * h;
+    let panels = g4.div_ceil(PANEL);
+    let workers = claims.len();
+    let chunk = (panels / (CHUNKS_PER_SHARE * workers))
+        .max(MIN_CHUNK_MACS.div_ceil(batch * h * PANEL))
+        .clamp(1, panels.max(1));
+    let chunks = panels.div_ceil(chunk);
+    // Worker v's share is chunks `chunks * v / workers ..`: this worker's
+    // own first, then the others', each share's chunks in order.
+    let mut order = (0..workers).map(|i| (w + i) % workers);
+    let mut share = order.next();
+    let claim = || {
+        while let Some(v) = share {
+            let i = chunks * v / workers + claims[v].fetch_add(1, Ordering::Relaxed);
+            if i < chunks * (v + 1) / workers {
+                return Some(i * chunk..((i + 1) * chunk).min(panels));
+            }
+            share = order.next();
+        }
+        None
+    };
+    let update = |panels: std::ops::Range<usize>| {
+        let units = panels.start * UNITS_PER_PANEL..(panels.end * UNITS_PER_PANEL).min(h);
+        for b in 0..batch {
+            let row = t * batch + b;
+            // SAFETY: the gates, cell and hidden values of `units` in this
+            // row belong to the worker that claimed their panels, and the
+            // offsets lie inside the buffers (asserted in `team_forward`).
+            let (g, c, y) = unsafe {
+                (
+                    std::slice::from_raw_parts(shared.gates.get().add(row * g4 + 4 * units.start), 4 * units.len()),
+                    std::slice::from_raw_parts_mut(shared.cell.get().add(b * h + units.start), units.len()),
+                    std::slice::from_raw_parts_mut(y.get().add(row * h + units.start), units.len()),
+                )
+            };
+            if t == 0 {
+                c.fill(0.0);
+            }
+            lstm_cell_update_blocks(g, c, y);
+        }
+    };
+    if t == 0 {
+        // No recurrent product: H_{-1} = 0.
+        let (mut claim, update) = (claim, update);
+        while let Some(panels) = claim() {
+            update(panels);
+        }
+        return;
+    }
+    let w_hh = layer.w_hh.packed().expect("team layers are packed");
+    // SAFETY: rows t-1 of y were finished before the last barrier and
+    // nobody writes them during step t; each claimed panel's columns of
+    // G belong to the worker that claimed it.
+    unsafe {
+        let h_prev = std::slice::from_raw_parts(y.get().add((t - 1) * batch * h), batch * h);
+        let g = SharedOutput::from_raw(shared.gates, (t + 1) * batch, g4).rows(t * batch..(t + 1) * batch);
+        packed_gemm_claimed(MatRef::row_major(h_prev, batch, h), w_hh, g, true, claim, update);
+    }
 }
 
 impl Executor for LstmExecutor {
@@ -310,48 +483,27 @@ impl Executor for LstmExecutor {
             grow(y, rows * l.hidden);
         }
 
-        for (li, layer) in self.layers.iter().enumerate() {
-            let (n_in, h) = (layer.input, layer.hidden);
-            let (done, rest) = self.ys.split_at_mut(li);
-            let y = &mut rest[0][..rows * h];
-            let x: &[f32] = match (li, inputs) {
-                (0, _) if gathered => &self.x0[..rows * n_in],
-                (0, Inputs::Features { values, .. }) => values,
-                (0, Inputs::Tokens { .. }) => unreachable!("tokens are always gathered"),
-                _ => &done[li - 1][..rows * n_in],
-            };
-            let gates = &mut self.gates[..rows * 4 * h];
-            broadcast_rows(gates, &layer.bias, rows);
-            layer
-                .w_ih
-                .apply(MatRef::row_major(x, rows, n_in), &mut MatMut::row_major(gates, rows, 4 * h), true);
-
-            let cell = &mut self.cell[..batch * h];
-            cell.fill(0.0);
-            if layer.interleaved {
-                interleaved_recurrence(layer, gates, y, cell, seq, batch);
-                continue;
-            }
-            for t in 0..seq {
-                let g = &mut gates[t * batch * 4 * h..(t + 1) * batch * 4 * h];
-                let (prev, cur) = y.split_at_mut(t * batch * h);
-                let h_prev = (t > 0).then(|| MatRef::row_major(&prev[(t - 1) * batch * h..], batch, h));
-                let h_out = &mut cur[..batch * h];
-                if let Some(h_prev) = h_prev {
-                    layer.w_hh.apply(h_prev, &mut MatMut::row_major(g, batch, 4 * h), true);
-                }
-                if batch > 1 && batch * h >= PARALLEL_UPDATE_MIN {
-                    g.par_chunks(4 * h)
-                        .zip(cell.par_chunks_mut(h))
-                        .zip(h_out.par_chunks_mut(h))
-                        .for_each(|((g, c), ho)| lstm_cell_update(g, c, ho));
-                } else {
-                    for ((g, c), ho) in g.chunks(4 * h).zip(cell.chunks_mut(h)).zip(h_out.chunks_mut(h)) {
-                        lstm_cell_update(g, c, ho);
-                    }
-                }
-            }
-        }
+        let n_in = self.layers[0].input;
+        let x: &[f32] = match inputs {
+            _ if gathered => &self.x0[..rows * n_in],
+            Inputs::Features { values, .. } => values,
+            Inputs::Tokens { .. } => unreachable!("tokens are always gathered"),
+        };
+        let forward = if self.layers.iter().all(|l| l.interleaved) {
+            team_forward
+        } else {
+            layer_by_layer_forward
+        };
+        forward(
+            &self.layers,
+            x,
+            &mut self.gates,
+            &mut self.ys,
+            &mut self.cell,
+            &mut self.claims,
+            seq,
+            batch,
+        );
 
         let last = self.layers.last().expect("a model has layers");
         let y = &self.ys[self.layers.len() - 1][..rows * last.hidden];

@@ -13,5 +13,5 @@ pub mod team;
 pub use csr::{CsrMatrix, csr_matmul};
 pub use gemm::{gemm, gemm_reference};
 pub use matrix::{MatMut, MatRef};
-pub use packed::{PANEL, PackedMatrix, SharedOutput, packed_gemm, packed_gemm_panels};
+pub use packed::{PANEL, PackedMatrix, SharedOutput, packed_gemm, packed_gemm_claimed, packed_gemm_panels};
 pub use simd::SimdLevel;

@@ -298,10 +298,19 @@ impl<'a> SharedOutput<'a> {
             _borrow: std::marker::PhantomData,
         }
     }
-    /// The first element, for callers that share out other parts of the
-    /// matrix themselves.
-    pub(crate) fn ptr(&self) -> SendPtr {
-        self.ptr
+    /// Shares the row-major `rows x cols` matrix at `ptr`, which the caller
+    /// already shares between its workers.
+    ///
+    /// # Safety
+    /// `ptr` must point at `rows * cols` floats that stay valid and that
+    /// nothing reads or writes other than through these views while they live.
+    pub(crate) unsafe fn from_raw(ptr: SendPtr, rows: usize, cols: usize) -> SharedOutput<'a> {
+        SharedOutput {
+            ptr,
+            rows,
+            cols,
+            _borrow: std::marker::PhantomData,
+        }
     }
     /// Rows `range` of the same matrix.
     pub fn rows(self, range: std::ops::Range<usize>) -> SharedOutput<'a> {
@@ -339,6 +348,51 @@ pub unsafe fn packed_gemm_panels(a: MatRef, b: &PackedMatrix, c: SharedOutput, a
     };
     assert!(panels.end <= c.cols.div_ceil(PANEL), "panels {panels:?} of a {}-column C", c.cols);
     with_job(a, b, c.rows, out, false, |job| job.run_panels(panels));
+}
+
+/// [`packed_gemm_panels`] for panels handed out one chunk at a time: `A` is
+/// packed once, then for every range of panels `claim` returns, `C (+)= A ·
+/// B` over those panels, followed by `done(range)` (work on those columns
+/// that must follow their product), until `claim` returns `None`.
+///
+/// Workers that share their claims (each chunk to one of them) split a
+/// product however their speeds go that time, instead of waiting at the
+/// next barrier for the slowest one's fixed share.
+///
+/// # Safety
+/// While this runs, no other thread may read or write the columns of `c`
+/// that belong to the claimed panels.
+pub unsafe fn packed_gemm_claimed(
+    a: MatRef,
+    b: &PackedMatrix,
+    c: SharedOutput,
+    accumulate: bool,
+    mut claim: impl FnMut() -> Option<std::ops::Range<usize>>,
+    mut done: impl FnMut(std::ops::Range<usize>),
+) {
+    let out = PanelOut {
+        ptr: c.ptr,
+        rsc: c.cols,
+        csc: 1,
+        n: c.cols,
+        accumulate,
+    };
+    let panels = c.cols.div_ceil(PANEL);
+    let mut claimed_all = false;
+    with_job(a, b, c.rows, out, false, |job| {
+        while let Some(range) = claim() {
+            assert!(range.end <= panels, "panels {range:?} of a {}-column C", c.cols);
+            job.run_panels(range.clone());
+            done(range);
+        }
+        claimed_all = true;
+    });
+    // An empty product (no rows or columns) still hands out its claims.
+    if !claimed_all {
+        while let Some(range) = claim() {
+            done(range);
+        }
+    }
 }
 
 fn run(a: MatRef, b: &PackedMatrix, c: &mut MatMut, accumulate: bool) {

@@ -313,9 +313,9 @@ pub struct Prepared {
 /// What a point runs: an LSTM, or one sparse GEMM problem.
 pub enum PointExecutor {
     /// Every LSTM point (dense, iss, csr).
-    Lstm(LstmExecutor),
+    Lstm(Box<LstmExecutor>),
     /// A `[[grid]] gemm` point.
-    Gemm(GemmExecutor),
+    Gemm(Box<GemmExecutor>),
 }
 
 impl Executor for PointExecutor {
@@ -538,12 +538,12 @@ impl Session {
                 if let Some((_, Ok(inst))) = &mut self.current
                     && let Some(slot) = inst.executors.get_mut(&prepared.cache_key)
                 {
-                    slot.0 = Some(exec);
+                    slot.0 = Some(*exec);
                 }
             }
             PointExecutor::Gemm(exec) => {
                 if let Some(inst) = &mut self.gemm {
-                    inst.executors.insert(prepared.cache_key.0, exec);
+                    inst.executors.insert(prepared.cache_key.0, *exec);
                 }
             }
         }
@@ -576,7 +576,7 @@ fn prepare_in(inst: &mut Instance, point: &Point, backend: Backend, ctx: &Contex
         ..base_row(ctx, &inst.name, point, exec.backend())
     };
     Ok(Prepared {
-        exec: PointExecutor::Lstm(exec),
+        exec: PointExecutor::Lstm(Box::new(exec)),
         inputs,
         row,
         cache_key: (point.mode, point.head),
@@ -601,7 +601,7 @@ fn prepare_gemm(inst: &mut GemmInstance, point: &Point, backend: Backend, ctx: &
         ..base_row(ctx, &Session::model_name(point), point, exec.backend())
     };
     Ok(Prepared {
-        exec: PointExecutor::Gemm(exec),
+        exec: PointExecutor::Gemm(Box::new(exec)),
         inputs: Inputs::random_for(None, k, point.seq, point.batch, 1),
         row,
         cache_key: (point.mode, point.head),
