@@ -14,13 +14,14 @@
 //! (`i f g o` of units `8p..8p+8`), and the whole forward pass runs on one
 //! team of persistent workers (`kernels::team`), separated only by spinning
 //! barriers: no fork-join and no sleeping thread between phases. Per layer,
-//! each worker computes the input projection of its share of the rows (or,
-//! for a few rows, of the panels); then, step by step, each computes the
-//! recurrent product of a chunk of panels (hidden units) and the cell update
-//! of those units while their gates are in its cache, and meets the others
-//! at a barrier. A worker takes the chunks of its own share first (the same
-//! ones every step, so its share of `W_hh` stays in its core's cache where
-//! it fits), then helps with any the others have not started.
+//! the workers pack the layer's input together, then compute the input
+//! projection chunk of panels by chunk; then, step by step, each computes
+//! the recurrent product of a chunk of panels (hidden units) and the cell
+//! update of those units while their gates are in its cache, and meets the
+//! others at a barrier. In both, a worker takes the chunks of its own share
+//! first (the same ones every time, so its share of the weights stays in its
+//! core's cache where it fits), then helps with any the others have not
+//! started: on a shared host one core is often slower than the other.
 
 use rayon::prelude::*;
 
@@ -28,7 +29,7 @@ use super::{Backend, ExecError, Executor, PreparedWeight};
 use crate::kernels::activations::{BLOCK_UNITS, lstm_cell_update, lstm_cell_update_blocks};
 use crate::kernels::matrix::SendPtr;
 use crate::kernels::team::run_team;
-use crate::kernels::{MatMut, MatRef, PANEL, SharedOutput, packed_gemm_claimed, packed_gemm_panels};
+use crate::kernels::{MatMut, MatRef, PANEL, SharedOutput, pack_a_part, packed_a_len, packed_gemm_claimed, packed_gemm_claimed_prepacked};
 use crate::model::{Inputs, Model, ModelError};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -78,7 +79,9 @@ pub struct LstmExecutor {
     cell: Vec<f32>,
     /// Head outputs `[seq * batch, out]`.
     logits: Vec<f32>,
-    /// Claimed chunks per (layer, step, worker share) of the team forward.
+    /// The current layer's input, packed (team forward).
+    packed_x: Vec<f32>,
+    /// Claimed chunks per (layer, phase, worker share) of the team forward.
     claims: Vec<AtomicUsize>,
     /// Time spent preparing weights (packing, CSR conversion).
     prepare_ns: u64,
@@ -142,6 +145,7 @@ impl LstmExecutor {
             ys: Vec::new(),
             cell: Vec::new(),
             logits: Vec::new(),
+            packed_x: Vec::new(),
             claims: Vec::new(),
             prepare_ns: started.elapsed().as_nanos() as u64,
         }
@@ -236,8 +240,8 @@ const PARALLEL_BROADCAST_MIN: usize = 1 << 16;
 /// The forward pass of every layer for the backends without a team
 /// (matrixmultiply, CSR): per layer, the input projection as one product,
 /// then per step the recurrent product and the cell update, each split
-/// over the rayon pool by the backend. (`claims` is unused; the signature
-/// is [`team_forward`]'s.)
+/// over the rayon pool by the backend. (`packed_x` and `claims` are unused;
+/// the signature is [`team_forward`]'s.)
 #[allow(clippy::too_many_arguments)]
 fn layer_by_layer_forward(
     layers: &[Layer],
@@ -245,6 +249,7 @@ fn layer_by_layer_forward(
     gates: &mut [f32],
     ys: &mut [Vec<f32>],
     cell: &mut [f32],
+    _packed_x: &mut Vec<f32>,
     _claims: &mut Vec<AtomicUsize>,
     seq: usize,
     batch: usize,
@@ -297,18 +302,21 @@ const CHUNKS_PER_SHARE: usize = 2;
 /// hand out on its own (a claim costs a contended atomic, ~100 ns).
 const MIN_CHUNK_MACS: usize = 1 << 18;
 
-/// Rows of the input projection from which the team splits it by rows
-/// (each worker packs only its rows of `X`) rather than by panels (each
-/// streams only its share of `W_ih`, which matters when a few rows make the
-/// product a stream over the weights).
-const ROW_SPLIT_MIN_ROWS: usize = 64;
+/// Chunks each worker's share of an input projection is cut into, for the
+/// others to take over (it is long: a slower core, or one the host
+/// deschedules for a moment, would otherwise hold everyone at the barrier).
+const PROJECTION_CHUNKS_PER_SHARE: usize = 4;
 
 /// Buffers the team forward shares between its workers.
 struct Shared<'a> {
     x: &'a [f32],
+    /// The layer input, packed for the kernels by the workers together.
+    packed_x: SendPtr,
     gates: SendPtr,
     ys: &'a [SendPtr],
     cell: SendPtr,
+    /// Claim counters: per layer, one set for the input projection, then
+    /// one per step (a counter per worker's share in each set).
     claims: &'a [AtomicUsize],
 }
 
@@ -322,6 +330,7 @@ fn team_forward(
     gates: &mut [f32],
     ys: &mut [Vec<f32>],
     cell: &mut [f32],
+    packed_x: &mut Vec<f32>,
     claims: &mut Vec<AtomicUsize>,
     seq: usize,
     batch: usize,
@@ -336,11 +345,14 @@ fn team_forward(
     for (l, y) in layers.iter().zip(ys.iter()) {
         assert!(y.len() >= rows * l.hidden && gates.len() >= rows * 4 * l.hidden && cell.len() >= batch * l.hidden);
     }
-    claims.resize_with(layers.len() * seq * workers, || AtomicUsize::new(0));
+    claims.resize_with(layers.len() * (seq + 1) * workers, || AtomicUsize::new(0));
     claims.iter_mut().for_each(|c| *c.get_mut() = 0);
     let y_ptrs: Vec<SendPtr> = ys.iter_mut().map(|y| SendPtr(y.as_mut_ptr())).collect();
+    let packed_len = layers.iter().map(|l| packed_a_len(rows, l.input)).max().unwrap_or(0);
+    grow(packed_x, packed_len);
     let shared = Shared {
         x,
+        packed_x: SendPtr(packed_x.as_mut_ptr()),
         gates: SendPtr(gates.as_mut_ptr()),
         ys: &y_ptrs,
         cell: SendPtr(cell.as_mut_ptr()),
@@ -355,39 +367,85 @@ fn team_forward(
                 // nobody writes its outputs any more.
                 unsafe { std::slice::from_raw_parts(shared.ys[li - 1].get(), rows * layer.input) }
             };
-            input_projection(layer, input, &shared, rows, w, workers);
+            let claims = &shared.claims[li * (seq + 1) * workers..(li + 1) * (seq + 1) * workers];
+            let (projection_claims, step_claims) = claims.split_at(workers);
+            prepare_projection(layer, input, &shared, rows, w, workers);
             barrier.wait();
-            let claims = &shared.claims[li * seq * workers..(li + 1) * seq * workers];
+            input_projection(layer, &shared, projection_claims, rows, w);
+            barrier.wait();
             for t in 0..seq {
-                recurrent_step(layer, &shared, shared.ys[li], &claims[t * workers..(t + 1) * workers], t, batch, w);
+                recurrent_step(
+                    layer,
+                    &shared,
+                    shared.ys[li],
+                    &step_claims[t * workers..(t + 1) * workers],
+                    t,
+                    batch,
+                    w,
+                );
                 barrier.wait();
             }
         }
     });
 }
 
-/// Worker `w`'s share of a layer's input projection, `G = bias + X · W_ihᵀ`
-/// over all rows.
-fn input_projection(layer: &Layer, x: &[f32], shared: &Shared, rows: usize, w: usize, workers: usize) {
-    let (n_in, g4) = (layer.input, 4 * layer.hidden);
+/// Worker `w`'s part of getting a layer's input projection ready: the bias
+/// into its share of the rows of `G`, and its share of `X`'s row blocks
+/// packed for the kernels.
+fn prepare_projection(layer: &Layer, x: &[f32], shared: &Shared, rows: usize, w: usize, workers: usize) {
+    let g4 = 4 * layer.hidden;
+    for r in rows * w / workers..rows * (w + 1) / workers {
+        // SAFETY: row r of G belongs to this worker alone until the barrier.
+        let g = unsafe { std::slice::from_raw_parts_mut(shared.gates.get().add(r * g4), g4) };
+        g.copy_from_slice(&layer.bias);
+    }
+    // SAFETY: the workers pack disjoint parts of the shared buffer (sized
+    // for every layer by `team_forward`); nobody reads it before the barrier.
+    unsafe {
+        pack_a_part(
+            MatRef::row_major(&x[..rows * layer.input], rows, layer.input),
+            shared.packed_x,
+            w,
+            workers,
+        )
+    };
+}
+
+/// Worker `w`'s part of a layer's input projection, `G += X · W_ihᵀ` over
+/// all rows: chunks of panels claimed through `claims`, with `X` packed.
+fn input_projection(layer: &Layer, shared: &Shared, claims: &[AtomicUsize], rows: usize, w: usize) {
+    let g4 = 4 * layer.hidden;
     let w_ih = layer.w_ih.packed().expect("team layers are packed");
     let panels = g4.div_ceil(PANEL);
-    let (my_rows, my_panels) = if rows >= ROW_SPLIT_MIN_ROWS {
-        (rows * w / workers..rows * (w + 1) / workers, 0..panels)
-    } else {
-        (0..rows, panels * w / workers..panels * (w + 1) / workers)
-    };
-    let cols = (my_panels.start * PANEL).min(g4)..(my_panels.end * PANEL).min(g4);
-    for r in my_rows.clone() {
-        // SAFETY: row r's columns `cols` of G belong to this worker alone.
-        let g = unsafe { std::slice::from_raw_parts_mut(shared.gates.get().add(r * g4 + cols.start), cols.len()) };
-        g.copy_from_slice(&layer.bias[cols.clone()]);
-    }
-    let x = MatRef::row_major(&x[my_rows.start * n_in..my_rows.end * n_in], my_rows.len(), n_in);
-    // SAFETY: as above; G holds `rows x 4h` (asserted by the caller).
+    let chunk = (panels / (PROJECTION_CHUNKS_PER_SHARE * claims.len())).max(1);
+    let claim = claimer(claims, panels, chunk, w);
+    // SAFETY: every part of X was packed before the last barrier; each
+    // claimed panel's columns of G belong to the worker that claimed them.
     unsafe {
-        let g = SharedOutput::from_raw(shared.gates, rows, g4).rows(my_rows);
-        packed_gemm_panels(x, w_ih, g, true, my_panels);
+        let packed_x = std::slice::from_raw_parts(shared.packed_x.get(), packed_a_len(rows, layer.input));
+        let g = SharedOutput::from_raw(shared.gates, rows, g4);
+        packed_gemm_claimed_prepacked(packed_x, rows, w_ih, g, true, claim, |_| {});
+    }
+}
+
+/// Hands worker `w` chunks of `chunk` panels out of `panels`: the chunks
+/// of its own share first (worker `v`'s share is chunks
+/// `chunks * v / workers ..`, one counter each in `claims`), then those
+/// the others have not started, each share's in order.
+fn claimer(claims: &[AtomicUsize], panels: usize, chunk: usize, w: usize) -> impl FnMut() -> Option<std::ops::Range<usize>> {
+    let workers = claims.len();
+    let chunks = panels.div_ceil(chunk);
+    let mut order = (0..workers).map(move |i| (w + i) % workers);
+    let mut share = order.next();
+    move || {
+        while let Some(v) = share {
+            let i = chunks * v / workers + claims[v].fetch_add(1, Ordering::Relaxed);
+            if i < chunks * (v + 1) / workers {
+                return Some(i * chunk..((i + 1) * chunk).min(panels));
+            }
+            share = order.next();
+        }
+        None
     }
 }
 
@@ -403,21 +461,7 @@ fn recurrent_step(layer: &Layer, shared: &Shared, y: SendPtr, claims: &[AtomicUs
     let chunk = (panels / (CHUNKS_PER_SHARE * workers))
         .max(MIN_CHUNK_MACS.div_ceil(batch * h * PANEL))
         .clamp(1, panels.max(1));
-    let chunks = panels.div_ceil(chunk);
-    // Worker v's share is chunks `chunks * v / workers ..`: this worker's
-    // own first, then the others', each share's chunks in order.
-    let mut order = (0..workers).map(|i| (w + i) % workers);
-    let mut share = order.next();
-    let claim = || {
-        while let Some(v) = share {
-            let i = chunks * v / workers + claims[v].fetch_add(1, Ordering::Relaxed);
-            if i < chunks * (v + 1) / workers {
-                return Some(i * chunk..((i + 1) * chunk).min(panels));
-            }
-            share = order.next();
-        }
-        None
-    };
+    let claim = claimer(claims, panels, chunk, w);
     let update = |panels: std::ops::Range<usize>| {
         let units = panels.start * UNITS_PER_PANEL..(panels.end * UNITS_PER_PANEL).min(h);
         for b in 0..batch {
@@ -500,6 +544,7 @@ impl Executor for LstmExecutor {
             &mut self.gates,
             &mut self.ys,
             &mut self.cell,
+            &mut self.packed_x,
             &mut self.claims,
             seq,
             batch,

@@ -395,6 +395,73 @@ pub unsafe fn packed_gemm_claimed(
     }
 }
 
+/// Floats of the buffer [`pack_a_part`] packs an `m x k` `A` into.
+pub(crate) fn packed_a_len(m: usize, k: usize) -> usize {
+    m * k
+}
+
+/// Packs part `part` of `parts` of `A`'s row blocks into `dst`, the
+/// buffer (of [`packed_a_len`] floats) that the workers of a team share:
+/// each packs its part, and after a barrier all of them run
+/// [`packed_gemm_claimed_prepacked`] on it. (Packed by each worker alone,
+/// `A` would be packed once per worker.)
+///
+/// # Safety
+/// `dst` must be valid for `packed_a_len(a.rows(), a.cols())` floats that
+/// nothing else reads or writes meanwhile but the other parts' packing, and
+/// the parts of one `A` must all use the same `parts`.
+pub(crate) unsafe fn pack_a_part(a: MatRef, dst: SendPtr, part: usize, parts: usize) {
+    let (m, k) = (a.rows(), a.cols());
+    if m == 0 || k == 0 {
+        return;
+    }
+    let blocks = row_blocks(m);
+    let ids = blocks.count * part / parts..blocks.count * (part + 1) / parts;
+    if ids.is_empty() {
+        return;
+    }
+    let rows = blocks.block(ids.start).start..blocks.block(ids.end - 1).end;
+    // SAFETY: the part's row blocks are its own range of `dst` (blocks lie
+    // one after the other, `k` floats per row), inside the buffer.
+    let dst = unsafe { std::slice::from_raw_parts_mut(dst.get().add(rows.start * k), rows.len() * k) };
+    pack_blocks(a, blocks, ids, dst, false);
+}
+
+/// [`packed_gemm_claimed`] with `A` (`m x k`) already packed into
+/// `packed_a` by [`pack_a_part`], all parts.
+///
+/// # Safety
+/// As [`packed_gemm_claimed`].
+pub(crate) unsafe fn packed_gemm_claimed_prepacked(
+    packed_a: &[f32],
+    m: usize,
+    b: &PackedMatrix,
+    c: SharedOutput,
+    accumulate: bool,
+    mut claim: impl FnMut() -> Option<std::ops::Range<usize>>,
+    mut done: impl FnMut(std::ops::Range<usize>),
+) {
+    let k = b.k;
+    assert_eq!(packed_a.len(), packed_a_len(m, k), "packed A of {m}x{k}");
+    assert_eq!(c.rows, m, "packed_gemm: C has {} rows, A {m}", c.rows);
+    let out = PanelOut {
+        ptr: c.ptr,
+        rsc: c.cols,
+        csc: 1,
+        n: c.cols,
+        accumulate,
+    };
+    let panels = c.cols.div_ceil(PANEL);
+    let job = (m > 0 && c.cols > 0).then(|| job(packed_a, m, k, b, out));
+    while let Some(range) = claim() {
+        assert!(range.end <= panels, "panels {range:?} of a {}-column C", c.cols);
+        if let Some(job) = &job {
+            job.run_panels(range.clone());
+        }
+        done(range);
+    }
+}
+
 fn run(a: MatRef, b: &PackedMatrix, c: &mut MatMut, accumulate: bool) {
     let (m, k, n) = (a.rows(), a.cols(), b.n);
     let panels = n.div_ceil(PANEL);
@@ -436,14 +503,26 @@ fn with_job(a: MatRef, b: &PackedMatrix, c_rows: usize, out: PanelOut, parallel_
     if m == 0 || out.n == 0 {
         return;
     }
-    let level = SimdLevel::detect();
-    let passes = passes_per_panel(level, m);
-    let row_blocks = RowBlocks::new(m, m.div_ceil(max_rows_per_block(level)));
     A_SCRATCH.with(|scratch| {
         let mut packed_a = scratch.borrow_mut();
-        pack_a(a, row_blocks, &mut packed_a, parallel_pack);
-        f(&Job {
-            packed_a: &packed_a[..m * k],
+        pack_a(a, row_blocks(m), &mut packed_a, parallel_pack);
+        f(&job(&packed_a[..m * k], m, k, b, out));
+    });
+}
+
+/// `m` rows of `A` in the row blocks the detected level's kernels take.
+fn row_blocks(m: usize) -> RowBlocks {
+    RowBlocks::new(m, m.div_ceil(max_rows_per_block(SimdLevel::detect())))
+}
+
+/// The [`Job`] of a product with `A` (`m x k`) packed in `packed_a`.
+fn job<'a>(packed_a: &'a [f32], m: usize, k: usize, b: &'a PackedMatrix, out: PanelOut) -> Job<'a> {
+    let level = SimdLevel::detect();
+    let passes = passes_per_panel(level, m);
+    let row_blocks = row_blocks(m);
+    {
+        Job {
+            packed_a,
             k,
             row_blocks,
             k_block: if passes > 1 && row_blocks.count >= LONG_SLICE_MIN_BLOCKS {
@@ -457,8 +536,8 @@ fn with_job(a: MatRef, b: &PackedMatrix, c_rows: usize, out: PanelOut, parallel_
             b,
             level,
             out,
-        });
-    });
+        }
+    }
 }
 
 /// `rows` rows of `A` cut into `count` nearly equal consecutive blocks, each
@@ -1090,6 +1169,48 @@ fn micro_lanes<const MR: usize, const FUSED: bool>(t: &Tile) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_packed_by_parts_and_panels_claimed_by_any_worker_give_one_product() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        for (m, k, n) in [(1usize, 5usize, 1usize), (7, 37, 33), (61, 300, 200), (250, 601, 97), (0, 3, 40)] {
+            let value = |i: usize| ((i * 7919) % 1013) as f32 / 1013.0 - 0.5;
+            let a: Vec<f32> = (0..m * k).map(value).collect();
+            let w: Vec<f32> = (0..n * k).map(|i| value(i + 17)).collect();
+            let c0: Vec<f32> = (0..m * n).map(|i| value(i + 5)).collect();
+            let b = PackedMatrix::pack_transposed(&w, n, k);
+            let a = MatRef::row_major(&a, m, k);
+            let mut want = c0.clone();
+            packed_gemm(a, &b, &mut MatMut::row_major(&mut want, m, n), true);
+            let mut got = c0.clone();
+            let mut packed = vec![0.0f32; packed_a_len(m, k)];
+            let packed_ptr = SendPtr(packed.as_mut_ptr());
+            let shared = SharedOutput::new(&mut got, m, n);
+            let (next, panels) = (AtomicUsize::new(0), n.div_ceil(PANEL));
+            let done = AtomicUsize::new(0);
+            pool.install(|| {
+                crate::kernels::team::run_team(3, &|w, barrier| {
+                    // SAFETY: the parts are disjoint; the barrier orders the
+                    // packing before every read, and each claimed panel
+                    // goes to one worker.
+                    unsafe { pack_a_part(a, packed_ptr, w, 3) };
+                    barrier.wait();
+                    let packed = unsafe { std::slice::from_raw_parts(packed_ptr.get(), packed_a_len(m, k)) };
+                    let claim = || {
+                        let p = next.fetch_add(1, Ordering::Relaxed);
+                        (p < panels).then(|| p..p + 1)
+                    };
+                    let count = |r: std::ops::Range<usize>| {
+                        done.fetch_add(r.len(), Ordering::Relaxed);
+                    };
+                    unsafe { packed_gemm_claimed_prepacked(packed, m, &b, shared, true, claim, count) };
+                })
+            });
+            assert_eq!(done.load(Ordering::Relaxed), panels, "{m}x{k}x{n}: every panel done once");
+            assert_eq!(got, want, "{m}x{k}x{n}");
+        }
+    }
 
     #[test]
     fn aligned_floats_are_zeroed_aligned_and_clone_deeply() {
