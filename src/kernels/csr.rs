@@ -7,7 +7,7 @@
 //! `W[r, c]` is loaded once and multiplies the whole batch column `X[:, c]`
 //! in SIMD registers. Rows are split over rayon workers in ranges of equal
 //! nonzero count (not equal row count), and batch 1 takes a dot-product path.
-//! Large batches (AVX-512) go 32 entries at a time through a second copy of
+//! Large batches (AVX-512 or AVX2) go 32 entries at a time through a second copy of
 //! the matrix laid out in row and column blocks (`csr_tiled`), so a block's
 //! `Xᵀ` rows and outputs stay in L1 while its rows pass; batches of 2–8 load
 //! each nonzero's `Xᵀ` row as one 4- or 8-lane vector.
@@ -36,7 +36,7 @@ pub struct CsrMatrix {
     row_ptr: Vec<usize>,
     col_idx: Vec<u32>,
     values: Vec<f32>,
-    /// The same entries in tiles, for the large-batch AVX-512 product (built
+    /// The same entries in tiles, for the large-batch x86 products (built
     /// only where that product runs).
     tiled: Option<TiledCsr>,
 }
@@ -229,7 +229,7 @@ fn group_product(x: MatRef, w: &CsrMatrix, g0: usize, gw: usize, lanes: usize, o
 /// Elements of `Xᵀ` from which it is transposed on the rayon pool.
 const PARALLEL_TRANSPOSE_MIN: usize = 1 << 15;
 
-/// Above this batch (with AVX-512) the product runs on the tiled copy of
+/// Above this batch (with AVX-512 or AVX2) the product runs on the tiled copy of
 /// the matrix, [`TiledCsr`]: below it the narrow kernels win.
 const TILED_MIN_BATCH: usize = 16;
 
@@ -244,7 +244,10 @@ fn runs_tiled(batch: usize) -> bool {
 /// row) at a time.
 #[cfg(target_arch = "x86_64")]
 fn tiled_product(w: &CsrMatrix, xt: &[f32], padded: usize, out: SparseOut) {
-    let tiled = w.tiled.as_ref().expect("the tiled copy is built wherever AVX-512 is detected");
+    let tiled = w
+        .tiled
+        .as_ref()
+        .expect("the tiled copy is built wherever AVX-512 or AVX2 is detected");
     let parts = rayon::current_num_threads();
     (0..parts).into_par_iter().for_each(|part| {
         let write = |rows: std::ops::Range<usize>, tile: &[f32]| {
@@ -255,17 +258,23 @@ fn tiled_product(w: &CsrMatrix, xt: &[f32], padded: usize, out: SparseOut) {
             }
         };
         let blocks = TiledCsr::blocks_starting_in(w.balanced_rows(part, parts));
-        // SAFETY: AVX-512F detected (uses_tiled_product); xt is
-        // `[cols][padded]` with padded = the group width, a multiple of 16
-        // and at most TILE_LANES (the group width on this path).
-        unsafe { tiled.product(blocks, xt, padded, write) };
+        // SAFETY: AVX-512F or AVX2 and FMA detected (uses_tiled_product);
+        // xt is `[cols][padded]` with padded = the group width, a multiple
+        // of 16 and at most TILE_LANES (the group width on this path).
+        unsafe {
+            if super::simd::SimdLevel::detect() == super::simd::SimdLevel::Avx512 {
+                tiled.product(blocks, xt, padded, write)
+            } else {
+                tiled.product_avx2(blocks, xt, padded, write)
+            }
+        };
     });
 }
 
-/// Whether large batches run the tiled AVX-512 product (so `from_dense`
+/// Whether large batches run a tiled product (so `from_dense`
 /// builds the tiled form).
 fn uses_tiled_product() -> bool {
-    cfg!(target_arch = "x86_64") && super::simd::SimdLevel::detect() == super::simd::SimdLevel::Avx512
+    cfg!(target_arch = "x86_64") && super::simd::SimdLevel::detect() >= super::simd::SimdLevel::Avx2Fma
 }
 
 /// Where results go.
@@ -305,11 +314,143 @@ fn spmm_rows(w: &CsrMatrix, rows: std::ops::Range<usize>, xt: &[f32], padded: us
             return;
         }
     }
+    #[cfg(target_arch = "x86_64")]
+    if super::simd::SimdLevel::detect() == super::simd::SimdLevel::Avx2Fma {
+        if lanes == 1 {
+            // SAFETY: AVX2 and FMA are present (detected); column indices
+            // fit i32 (checked at construction).
+            unsafe { avx2::spmv(w, rows, xt, out) };
+            return;
+        }
+        if (lanes == 4 || lanes == 8) && padded == lanes {
+            // SAFETY: as above; xt is [cols][lanes].
+            unsafe {
+                if lanes == 4 {
+                    avx2::spmm4(w, rows, xt, out)
+                } else {
+                    avx2::spmm8(w, rows, xt, out)
+                }
+            };
+            return;
+        }
+    }
     spmm_rows_auto(w, rows, xt, padded, lanes, out)
 }
 
 multiversion! {
     fn spmm_rows_auto(w: &CsrMatrix, rows: std::ops::Range<usize>, xt: &[f32], padded: usize, lanes: usize, out: SparseOut) => spmm_kernel
+}
+
+/// Batch 2–8 (`Xᵀ` is `[cols][L]`, `L` = 4 or 8): each nonzero is one
+/// `L`-lane load of its `Xᵀ` row, a broadcast of its value and one FMA,
+/// with four nonzeros in flight in four accumulators. (The generic path
+/// does the same arithmetic but spends most of its time on indexing.)
+/// Defined for the AVX-512 and AVX2 modules alike (the same 128- and
+/// 256-bit instructions, compiled for each).
+#[cfg(target_arch = "x86_64")]
+macro_rules! narrow_kernel {
+    ($name:ident, $lanes:literal, $vec:ty, $zero:ident, $load:ident, $set1:ident, $fmadd:ident, $add:ident, $store:ident, $features:literal) => {
+        #[target_feature(enable = $features)]
+        pub(super) unsafe fn $name(w: &CsrMatrix, rows: std::ops::Range<usize>, xt: &[f32], out: SparseOut) {
+            const L: usize = $lanes;
+            let base = xt.as_ptr();
+            for r in rows {
+                let span = w.row_ptr[r]..w.row_ptr[r + 1];
+                let (cols, vals) = (&w.col_idx[span.clone()], &w.values[span]);
+                let mut acc: [$vec; 4] = [$zero(); 4];
+                let full = cols.len() / 4 * 4;
+                for (c, v) in cols[..full].chunks_exact(4).zip(vals[..full].chunks_exact(4)) {
+                    for s in 0..4 {
+                        // SAFETY: c[s] < cols, so its row of L floats is inside xt.
+                        let x = unsafe { $load(base.add(c[s] as usize * L)) };
+                        acc[s] = $fmadd($set1(v[s]), x, acc[s]);
+                    }
+                }
+                for (&c, &v) in cols[full..].iter().zip(&vals[full..]) {
+                    // SAFETY: as above.
+                    let x = unsafe { $load(base.add(c as usize * L)) };
+                    acc[0] = $fmadd($set1(v), x, acc[0]);
+                }
+                let mut sums = [0.0f32; L];
+                // SAFETY: `sums` holds L floats.
+                unsafe { $store(sums.as_mut_ptr(), $add($add(acc[0], acc[1]), $add(acc[2], acc[3]))) };
+                for (b, &value) in sums.iter().enumerate().take(out.batch) {
+                    store(out, b, r, value);
+                }
+            }
+        }
+    };
+}
+
+/// The AVX2 kernels for batches 1–8.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::{CsrMatrix, SparseOut, store};
+    use std::arch::x86_64::*;
+
+    narrow_kernel!(
+        spmm4,
+        4,
+        __m128,
+        _mm_setzero_ps,
+        _mm_loadu_ps,
+        _mm_set1_ps,
+        _mm_fmadd_ps,
+        _mm_add_ps,
+        _mm_storeu_ps,
+        "avx2,fma"
+    );
+    narrow_kernel!(
+        spmm8,
+        8,
+        __m256,
+        _mm256_setzero_ps,
+        _mm256_loadu_ps,
+        _mm256_set1_ps,
+        _mm256_fmadd_ps,
+        _mm256_add_ps,
+        _mm256_storeu_ps,
+        "avx2,fma"
+    );
+
+    /// Batch 1: sixteen nonzeros per step in two accumulators, `x`
+    /// gathered by column index eight at a time; the row's last few
+    /// entries one by one.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn spmv(w: &CsrMatrix, rows: std::ops::Range<usize>, x: &[f32], out: SparseOut) {
+        let (cols, vals, base) = (w.col_idx.as_ptr(), w.values.as_ptr(), x.as_ptr());
+        for r in rows {
+            let (mut j, end) = (w.row_ptr[r], w.row_ptr[r + 1]);
+            let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+            // SAFETY (all loads): j..end indexes this row's entries; every
+            // column index is < cols = x.len() and fits i32.
+            let mut tail = 0.0f32;
+            unsafe {
+                while j + 16 <= end {
+                    let i0 = _mm256_loadu_si256(cols.add(j) as *const __m256i);
+                    let i1 = _mm256_loadu_si256(cols.add(j + 8) as *const __m256i);
+                    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(vals.add(j)), _mm256_i32gather_ps::<4>(base, i0), acc0);
+                    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(vals.add(j + 8)), _mm256_i32gather_ps::<4>(base, i1), acc1);
+                    j += 16;
+                }
+                if j + 8 <= end {
+                    let i0 = _mm256_loadu_si256(cols.add(j) as *const __m256i);
+                    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(vals.add(j)), _mm256_i32gather_ps::<4>(base, i0), acc0);
+                    j += 8;
+                }
+                while j < end {
+                    tail = (*vals.add(j)).mul_add(*base.add(*cols.add(j) as usize), tail);
+                    j += 1;
+                }
+            }
+            let sum = _mm256_add_ps(acc0, acc1);
+            let mut lanes = [0.0f32; 8];
+            // SAFETY: `lanes` holds 8 floats.
+            unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), sum) };
+            let total = ((lanes[0] + lanes[4]) + (lanes[1] + lanes[5])) + ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7]));
+            store(out, 0, r, total + tail);
+        }
+    }
 }
 
 /// The 16-lane SpMM written with AVX-512 intrinsics: the compiler's own
@@ -320,43 +461,6 @@ mod avx512 {
     use super::{CsrMatrix, SparseOut, store};
     use std::arch::x86_64::*;
 
-    /// Batch 2–8 (`Xᵀ` is `[cols][L]`, `L` = 4 or 8): each nonzero is one
-    /// `L`-lane load of its `Xᵀ` row, a broadcast of its value and one FMA,
-    /// with four nonzeros in flight in four accumulators. (The generic path
-    /// does the same arithmetic but spends most of its time on indexing.)
-    macro_rules! narrow_kernel {
-        ($name:ident, $lanes:literal, $vec:ty, $zero:ident, $load:ident, $set1:ident, $fmadd:ident, $add:ident, $store:ident, $features:literal) => {
-            #[target_feature(enable = $features)]
-            pub(super) unsafe fn $name(w: &CsrMatrix, rows: std::ops::Range<usize>, xt: &[f32], out: SparseOut) {
-                const L: usize = $lanes;
-                let base = xt.as_ptr();
-                for r in rows {
-                    let span = w.row_ptr[r]..w.row_ptr[r + 1];
-                    let (cols, vals) = (&w.col_idx[span.clone()], &w.values[span]);
-                    let mut acc: [$vec; 4] = [$zero(); 4];
-                    let full = cols.len() / 4 * 4;
-                    for (c, v) in cols[..full].chunks_exact(4).zip(vals[..full].chunks_exact(4)) {
-                        for s in 0..4 {
-                            // SAFETY: c[s] < cols, so its row of L floats is inside xt.
-                            let x = unsafe { $load(base.add(c[s] as usize * L)) };
-                            acc[s] = $fmadd($set1(v[s]), x, acc[s]);
-                        }
-                    }
-                    for (&c, &v) in cols[full..].iter().zip(&vals[full..]) {
-                        // SAFETY: as above.
-                        let x = unsafe { $load(base.add(c as usize * L)) };
-                        acc[0] = $fmadd($set1(v), x, acc[0]);
-                    }
-                    let mut sums = [0.0f32; L];
-                    // SAFETY: `sums` holds L floats.
-                    unsafe { $store(sums.as_mut_ptr(), $add($add(acc[0], acc[1]), $add(acc[2], acc[3]))) };
-                    for (b, &value) in sums.iter().enumerate().take(out.batch) {
-                        store(out, b, r, value);
-                    }
-                }
-            }
-        };
-    }
     narrow_kernel!(
         spmm4,
         4,

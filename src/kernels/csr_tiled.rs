@@ -1,5 +1,5 @@
 //! A second copy of a CSR matrix laid out for large batches, and its
-//! AVX-512 product.
+//! AVX-512 and AVX2 products.
 //!
 //! With dozens of batch entries every nonzero `W[r, c]` multiplies a row of
 //! `Xᵀ` (`Xᵀ[c, ..]`, [`TILE_LANES`] batch entries). The product takes `W`
@@ -47,7 +47,7 @@ pub(super) struct TiledCsr {
     values: Vec<f32>,
 }
 
-// Only the x86-64 AVX-512 product reads the tiled copy.
+// Only the x86-64 products read the tiled copy.
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 impl TiledCsr {
     /// Rearranges a CSR matrix (`row_ptr`, `col_idx` sorted within each
@@ -207,6 +207,94 @@ impl TiledCsr {
                         for (ch, (((a0, a1), a2), a3)) in a0.into_iter().zip(a1).zip(a2).zip(a3).enumerate() {
                             let sum = _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3));
                             _mm512_storeu_ps(y.add(ch * 16), _mm512_add_ps(sum, _mm512_loadu_ps(y.add(ch * 16))));
+                        }
+                    }
+                }
+            }
+            write(block_rows, tile);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl TiledCsr {
+    /// [`Self::product`] with AVX2 and FMA.
+    ///
+    /// # Safety
+    /// AVX2 and FMA must be present and `xt` must hold `cols * padded` floats.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn product_avx2(
+        &self,
+        blocks: std::ops::Range<usize>,
+        xt: &[f32],
+        padded: usize,
+        write: impl FnMut(std::ops::Range<usize>, &[f32]),
+    ) {
+        debug_assert!(padded == 16 || padded == 32);
+        debug_assert!(xt.len() >= self.cols * padded);
+        TILE.with(|tile| {
+            let mut tile = tile.borrow_mut();
+            tile.resize(ROW_BLOCK * TILE_STRIDE + 16, 0.0);
+            let skip = tile.as_ptr().align_offset(64).min(16);
+            let tile = &mut tile[skip..skip + ROW_BLOCK * TILE_STRIDE];
+            // SAFETY (both arms): forwarded from the caller.
+            unsafe {
+                if padded == 32 {
+                    self.pass_avx2::<4>(blocks, xt, tile, write)
+                } else {
+                    self.pass_avx2::<2>(blocks, xt, tile, write)
+                }
+            }
+        })
+    }
+
+    /// [`Self::pass`] for `CH` vectors of 8 batch entries (`padded = 8 · CH`),
+    /// with two sets of accumulators (16 ymm registers hold no more).
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn pass_avx2<const CH: usize>(
+        &self,
+        blocks: std::ops::Range<usize>,
+        xt: &[f32],
+        tile: &mut [f32],
+        mut write: impl FnMut(std::ops::Range<usize>, &[f32]),
+    ) {
+        use std::arch::x86_64::*;
+        let padded = CH * 8;
+        let (cols, vals) = (self.entry_col.as_slice(), self.values.as_slice());
+        let col_blocks = self.col_blocks();
+        for rb in blocks {
+            let block_rows = rb * ROW_BLOCK..((rb + 1) * ROW_BLOCK).min(self.rows);
+            tile[..block_rows.len() * TILE_STRIDE].fill(0.0);
+            let t = tile.as_mut_ptr();
+            for cb in 0..col_blocks {
+                let pair = rb * col_blocks + cb;
+                let xs = xt[cb * COL_BLOCK * padded..].as_ptr();
+                for s in self.block_ptr[pair]..self.block_ptr[pair + 1] {
+                    let entries = self.seg_ptr[s]..self.seg_ptr[s + 1];
+                    let mut acc = [[_mm256_setzero_ps(); CH]; 2];
+                    // SAFETY: as in `pass`.
+                    let entry = |acc: &mut [__m256; CH], j: usize| unsafe {
+                        let v = _mm256_set1_ps(*vals.get_unchecked(j));
+                        let x = xs.add(*cols.get_unchecked(j) as usize * padded);
+                        for (ch, a) in acc.iter_mut().enumerate() {
+                            *a = _mm256_fmadd_ps(v, _mm256_loadu_ps(x.add(ch * 8)), *a);
+                        }
+                    };
+                    let mut j = entries.start;
+                    while j + 2 <= entries.end {
+                        let [a0, a1] = &mut acc;
+                        entry(a0, j);
+                        entry(a1, j + 1);
+                        j += 2;
+                    }
+                    if j < entries.end {
+                        entry(&mut acc[0], j);
+                    }
+                    // SAFETY: as in `pass`.
+                    unsafe {
+                        let y = t.add(self.seg_tile[s] as usize);
+                        for (ch, (a0, a1)) in acc[0].into_iter().zip(acc[1]).enumerate() {
+                            _mm256_storeu_ps(y.add(ch * 8), _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_loadu_ps(y.add(ch * 8))));
                         }
                     }
                 }
