@@ -413,6 +413,12 @@ mod avx2 {
         "avx2,fma"
     );
 
+    /// How far ahead (in entries, 2 KiB of indices and values each) the
+    /// batch-1 kernel prefetches: the matrix streams from memory, and two
+    /// streams of 4-byte loads get far less of its bandwidth from the
+    /// hardware prefetchers alone (1 thread, 7680 x 2560 at 95%: 0.54-0.58
+    /// ms with, 0.79-0.89 ms without, alternated).
+    const PF: usize = 512;
     /// Batch 1: sixteen nonzeros per step in two accumulators, `x`
     /// gathered by column index eight at a time; the row's last few
     /// entries one by one.
@@ -427,6 +433,8 @@ mod avx2 {
             let mut tail = 0.0f32;
             unsafe {
                 while j + 16 <= end {
+                    _mm_prefetch::<_MM_HINT_T0>(cols.add(j).wrapping_add(PF) as *const i8);
+                    _mm_prefetch::<_MM_HINT_T0>(vals.add(j).wrapping_add(PF) as *const i8);
                     let i0 = _mm256_loadu_si256(cols.add(j) as *const __m256i);
                     let i1 = _mm256_loadu_si256(cols.add(j + 8) as *const __m256i);
                     acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(vals.add(j)), _mm256_i32gather_ps::<4>(base, i0), acc0);
