@@ -220,8 +220,9 @@ fn packed_gemm_matches_reference() {
                 }
             }
             // An A too large to stay in L2: the chunked orders (AVX2: chunks
-            // of 4 panels up to 512 rows, 8 above).
-            for (m, k, n) in [(250usize, 601usize, 97usize), (307, 450, 1500), (530, 260, 70)] {
+            // of 4 panels up to 512 rows, 8 above). 300 x 400: A (480 KB)
+            // fits in 512 KiB, but not beside a panel of B and C (AVX2 only).
+            for (m, k, n) in [(250usize, 601usize, 97usize), (307, 450, 1500), (530, 260, 70), (300, 400, 40)] {
                 check(
                     "packed, large A",
                     m,

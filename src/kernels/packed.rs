@@ -836,12 +836,28 @@ impl Job<'_> {
         }
     }
 
+    /// Whether `A` would not stay in L2 while the panels stream past it, so
+    /// the large-`A` orders below apply: larger than [`A_RESIDENT_BYTES`],
+    /// or, for AVX2's half passes over many row blocks (each pass reads all
+    /// of `A`'s slice again), too large to stay there beside one panel of
+    /// `B` and of `C`. (Zen 3, in-process A/B: 350 x 315 x 10000, the
+    /// compacted PTB model's softmax head, 10-17% faster in the large-`A`
+    /// order, 300 x 373 x 1260 3%; A of 440 KiB with the panels beside it
+    /// no longer fits the 512 KiB L2. Fewer row blocks, 64 x 1500 x 6000,
+    /// stay with the streaming order, which prefetches `B` from memory:
+    /// 10% faster there.)
+    fn a_leaves_l2(&self) -> bool {
+        let a_bytes = std::mem::size_of_val(self.packed_a);
+        let panel_bytes = (self.k + self.row_blocks.rows) * PANEL * std::mem::size_of::<f32>();
+        a_bytes > A_RESIDENT_BYTES
+            || (self.passes > 1 && self.row_blocks.count >= LONG_SLICE_MIN_BLOCKS && a_bytes + panel_bytes > A_RESIDENT_BYTES)
+    }
+
     /// One task: the panels in `range`, all rows of `A`.
     fn run_panels(&self, range: std::ops::Range<usize>) {
         // At least one K block, even for k = 0 (so C is still written).
         let k_starts = (0..self.k.max(1)).step_by(self.k_block);
-        let a_bytes = std::mem::size_of_val(self.packed_a);
-        if a_bytes > A_RESIDENT_BYTES {
+        if self.a_leaves_l2() {
             // A large A: K blocks outermost, so the slice of A they cover
             // stays in L2 while it sweeps the panels (each panel slice stays
             // in L1 while every row block passes over it). Panels go in
