@@ -4,7 +4,9 @@
 
 use issbench::kernels::gemm::SKINNY_MAX_ROWS;
 use issbench::kernels::team::run_team;
-use issbench::kernels::{MatMut, MatRef, PANEL, PackedMatrix, SharedOutput, gemm, gemm_reference, packed_gemm, packed_gemm_panels};
+use issbench::kernels::{
+    MatMut, MatRef, PANEL, PackedMatrix, SharedOutput, gemm, gemm_reference, packed_gemm, packed_gemm_bias, packed_gemm_panels,
+};
 use issbench::model::synthetic::SplitMix64;
 
 /// How a matrix is laid out in memory.
@@ -234,6 +236,49 @@ fn packed_gemm_matches_reference() {
                     true,
                     &|a, b, c, acc| packed_gemm(a, &PackedMatrix::pack(b), c, acc),
                 );
+            }
+        });
+    }
+}
+
+/// `C = bias + A·B` starting the accumulators from the bias gives exactly
+/// the bits of filling `C` with the bias and accumulating (the same sums in
+/// the same order), on partial panels, 1 row, k = 0, the large-A orders and
+/// strided `C`, and leaves `C`'s padding alone.
+#[test]
+fn packed_gemm_bias_equals_filling_c_with_the_bias() {
+    for pool in pools() {
+        pool.install(|| {
+            let shapes = [
+                (1usize, 7usize, 33usize),
+                (5, 0, 31),
+                (6, 13, 32),
+                (13, 37, 97),
+                (2, 67, 1),
+                (300, 400, 40),
+                (530, 260, 70),
+            ];
+            for (m, k, n) in shapes {
+                for lc in [Layout::RowMajor, Layout::ColMajor, Layout::PaddedRows] {
+                    let mut rng = SplitMix64::new((m * 31 + k * 7 + n) as u64);
+                    let a = random(m * k, &mut rng);
+                    let b = PackedMatrix::pack_transposed(&random(n * k, &mut rng), n, k);
+                    let bias = random(n, &mut rng);
+                    let (rsc, csc, nc) = strides(lc, m, n);
+                    let c0 = random(nc, &mut rng);
+                    let mut want = c0.clone();
+                    for i in 0..m {
+                        for j in 0..n {
+                            want[i * rsc + j * csc] = bias[j];
+                        }
+                    }
+                    let a = MatRef::row_major(&a, m, k);
+                    packed_gemm(a, &b, &mut MatMut::new(&mut want, m, n, rsc, csc), true);
+                    let mut got = c0.clone();
+                    packed_gemm_bias(a, &b, &bias, &mut MatMut::new(&mut got, m, n, rsc, csc));
+                    let differ = got.iter().zip(&want).position(|(g, w)| g.to_bits() != w.to_bits());
+                    assert_eq!(differ, None, "{m}x{k}x{n} C {lc:?}: first differing element");
+                }
             }
         });
     }

@@ -1,6 +1,7 @@
 //! A weight matrix prepared for one kernel backend.
 
-use crate::kernels::{CsrMatrix, MatMut, MatRef, PackedMatrix, SimdLevel, csr_matmul, gemm, packed_gemm};
+use crate::kernels::{CsrMatrix, MatMut, MatRef, PackedMatrix, SimdLevel, csr_matmul, gemm, packed_gemm, packed_gemm_bias};
+use rayon::prelude::*;
 
 /// Which GEMM runs the products.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -73,4 +74,33 @@ impl PreparedWeight {
             PreparedWeight::Sparse(s) => csr_matmul(a, s, c, accumulate),
         }
     }
+    /// `C = bias + A · Wᵀ` for a row-major `C` (`out`, `a.rows()` rows of
+    /// `n`), `bias` added to every row. The packed kernel starts its
+    /// accumulators from the bias; the others get `C` filled with it first.
+    pub fn apply_with_bias(&self, a: MatRef, bias: &[f32], out: &mut [f32]) {
+        let rows = a.rows();
+        match self {
+            PreparedWeight::Packed(p) => packed_gemm_bias(a, p, bias, &mut MatMut::row_major(out, rows, bias.len())),
+            _ => {
+                broadcast_rows(out, bias, rows);
+                self.apply(a, &mut MatMut::row_major(out, rows, bias.len()), true);
+            }
+        }
+    }
 }
+
+/// Copies `bias` into each of the first `rows` rows of the row-major `out`
+/// (on the rayon pool when large).
+pub(super) fn broadcast_rows(out: &mut [f32], bias: &[f32], rows: usize) {
+    let (out, width) = (&mut out[..rows * bias.len()], bias.len().max(1));
+    if out.len() >= PARALLEL_BROADCAST_MIN {
+        out.par_chunks_mut(width).for_each(|row| row.copy_from_slice(bias));
+    } else {
+        for row in out.chunks_exact_mut(width) {
+            row.copy_from_slice(bias);
+        }
+    }
+}
+
+/// Below this many floats [`broadcast_rows`] runs on the calling thread.
+const PARALLEL_BROADCAST_MIN: usize = 1 << 16;

@@ -274,7 +274,17 @@ fn passes_per_panel(level: SimdLevel, rows: usize) -> usize {
 /// `C = A · B` or `C += A · B` with `B` packed. `A` must have contiguous rows
 /// (`col_stride == 1`); `C` may have any strides. Panics on shape mismatch.
 pub fn packed_gemm(a: MatRef, b: &PackedMatrix, c: &mut MatMut, accumulate: bool) {
-    run(a, b, c, accumulate);
+    run(a, b, c, Start::accumulate(accumulate));
+}
+
+/// `C = bias + A · B`, `bias` (one value per column of `C`) added to every
+/// row: the accumulators start from the bias, so `C` is written once
+/// instead of filled with the bias and then read back. Panics on shape
+/// mismatch, or when `bias` is not `B`'s width.
+pub fn packed_gemm_bias(a: MatRef, b: &PackedMatrix, bias: &[f32], c: &mut MatMut) {
+    assert_eq!(bias.len(), b.n, "packed_gemm_bias: {} bias values for {} columns", bias.len(), b.n);
+    // The kernels only read through the pointer.
+    run(a, b, c, Start::Row(SendPtr(bias.as_ptr().cast_mut())));
 }
 
 /// A row-major `C` shared by workers that each compute their own panels
@@ -344,7 +354,7 @@ pub unsafe fn packed_gemm_panels(a: MatRef, b: &PackedMatrix, c: SharedOutput, a
         rsc: c.cols,
         csc: 1,
         n: c.cols,
-        accumulate,
+        start: Start::accumulate(accumulate),
     };
     assert!(panels.end <= c.cols.div_ceil(PANEL), "panels {panels:?} of a {}-column C", c.cols);
     with_job(a, b, c.rows, out, false, |job| job.run_panels(panels));
@@ -375,7 +385,7 @@ pub unsafe fn packed_gemm_claimed(
         rsc: c.cols,
         csc: 1,
         n: c.cols,
-        accumulate,
+        start: Start::accumulate(accumulate),
     };
     let panels = c.cols.div_ceil(PANEL);
     let mut claimed_all = false;
@@ -428,16 +438,17 @@ pub(crate) unsafe fn pack_a_part(a: MatRef, dst: SendPtr, part: usize, parts: us
 }
 
 /// [`packed_gemm_claimed`] with `A` (`m x k`) already packed into
-/// `packed_a` by [`pack_a_part`], all parts.
+/// `packed_a` by [`pack_a_part`], all parts, and `C` starting from `start`.
 ///
 /// # Safety
-/// As [`packed_gemm_claimed`].
+/// As [`packed_gemm_claimed`]; a [`Start::Row`] must point at `c.cols`
+/// floats that stay unchanged meanwhile.
 pub(crate) unsafe fn packed_gemm_claimed_prepacked(
     packed_a: &[f32],
     m: usize,
     b: &PackedMatrix,
     c: SharedOutput,
-    accumulate: bool,
+    start: Start,
     mut claim: impl FnMut() -> Option<std::ops::Range<usize>>,
     mut done: impl FnMut(std::ops::Range<usize>),
 ) {
@@ -449,7 +460,7 @@ pub(crate) unsafe fn packed_gemm_claimed_prepacked(
         rsc: c.cols,
         csc: 1,
         n: c.cols,
-        accumulate,
+        start,
     };
     let panels = c.cols.div_ceil(PANEL);
     let job = (m > 0 && c.cols > 0).then(|| job(packed_a, m, k, b, out));
@@ -462,7 +473,7 @@ pub(crate) unsafe fn packed_gemm_claimed_prepacked(
     }
 }
 
-fn run(a: MatRef, b: &PackedMatrix, c: &mut MatMut, accumulate: bool) {
+fn run(a: MatRef, b: &PackedMatrix, c: &mut MatMut, start: Start) {
     let (m, k, n) = (a.rows(), a.cols(), b.n);
     let panels = n.div_ceil(PANEL);
     let workers = if m * n * k < PARALLEL_MIN_MACS {
@@ -477,7 +488,7 @@ fn run(a: MatRef, b: &PackedMatrix, c: &mut MatMut, accumulate: bool) {
         rsc,
         csc,
         n: cols,
-        accumulate,
+        start,
     };
     with_job(a, b, rows, out, workers > 1, |job| {
         // Task t takes an equal share of the panels (no allocation per call).
@@ -669,7 +680,27 @@ struct PanelOut {
     rsc: usize,
     csc: usize,
     n: usize,
-    accumulate: bool,
+    /// What the first K block's accumulators start from.
+    start: Start,
+}
+
+/// What a product's accumulators start from before `A · B` is added.
+#[derive(Clone, Copy)]
+pub(crate) enum Start {
+    /// Zeros: `C = A · B`.
+    Zero,
+    /// `C`'s own values: `C += A · B`.
+    C,
+    /// A row of `n` floats (a bias), the same for every row:
+    /// `C = bias + A · B`, without writing the bias into `C` first and
+    /// reading it back.
+    Row(SendPtr),
+}
+
+impl Start {
+    fn accumulate(accumulate: bool) -> Start {
+        if accumulate { Start::C } else { Start::Zero }
+    }
 }
 
 /// A micro-kernel for one [`Tile`], compiled for one SIMD level and row count.
@@ -777,7 +808,7 @@ impl Job<'_> {
                     j0,
                     width,
                     col0,
-                    load_c: out.accumulate || k0 > 0,
+                    start: if k0 > 0 { Start::C } else { out.start },
                     next,
                     next_rows: share,
                     out,
@@ -815,7 +846,7 @@ impl Job<'_> {
                         j0,
                         width,
                         col0,
-                        load_c: out.accumulate || k0 > 0,
+                        start: if k0 > 0 { Start::C } else { out.start },
                         next: PanelSlice::EMPTY,
                         next_rows: 0..0,
                         out,
@@ -909,7 +940,9 @@ struct Tile<'a> {
     /// First panel column this call computes: 0, or 16 for the second of
     /// two half passes.
     col0: usize,
-    load_c: bool,
+    /// What the accumulators start from: C (every K block after the first),
+    /// or the product's start.
+    start: Start,
     /// The next panel slice, and this call's share of its rows, to
     /// prefetch while it computes.
     next: PanelSlice<'a>,
@@ -925,6 +958,29 @@ impl Tile<'_> {
         for (l, v) in buf.iter_mut().enumerate().take(self.width) {
             // SAFETY: (row, j0 + l) is inside C.
             *v = unsafe { *self.out.ptr.get().add(row * self.out.rsc + (self.j0 + l) * self.out.csc) };
+        }
+    }
+    /// Where tile row `r`'s accumulators start from: `PANEL` floats from
+    /// column `j0` of C's row or of the start row, read in place when whole
+    /// and contiguous, else copied into `buf` (zeros past `width`); `None`
+    /// for zeros.
+    fn initial_row(&self, r: usize, buf: &mut [f32; PANEL]) -> Option<*const f32> {
+        match self.start {
+            Start::Zero => None,
+            Start::C if self.c_is_contiguous() => Some(self.c_row(r).cast_const()),
+            Start::C => {
+                self.load_c_row(r, buf);
+                Some(buf.as_ptr())
+            }
+            // SAFETY: the start row holds `out.n` floats and j0 + width <= n.
+            Start::Row(row) if self.width == PANEL => Some(unsafe { row.get().add(self.j0).cast_const() }),
+            Start::Row(row) => {
+                *buf = [0.0; PANEL];
+                // SAFETY: as above, for the first `width` floats.
+                let src = unsafe { std::slice::from_raw_parts(row.get().add(self.j0), self.width) };
+                buf[..self.width].copy_from_slice(src);
+                Some(buf.as_ptr())
+            }
         }
     }
     /// Writes `buf[..width]` to C's tile row `r`.
@@ -976,15 +1032,9 @@ unsafe fn micro_avx512<const MR: usize, const CHAINS: usize>(t: &Tile) {
         // (tried: 2-4% faster at best) breaks that.
         let mut acc = [[[_mm512_setzero_ps(); 2]; MR]; CHAINS];
         let mut buf = [0.0f32; PANEL];
-        if t.load_c {
-            for (r, acc_r) in acc[0].iter_mut().enumerate() {
-                if t.c_is_contiguous() {
-                    let c = t.c_row(r);
-                    *acc_r = [_mm512_loadu_ps(c), _mm512_loadu_ps(c.add(16))];
-                } else {
-                    t.load_c_row(r, &mut buf);
-                    *acc_r = [_mm512_loadu_ps(buf.as_ptr()), _mm512_loadu_ps(buf.as_ptr().add(16))];
-                }
+        for (r, acc_r) in acc[0].iter_mut().enumerate() {
+            if let Some(src) = t.initial_row(r, &mut buf) {
+                *acc_r = [_mm512_loadu_ps(src), _mm512_loadu_ps(src.add(16))];
             }
         }
         debug_assert_eq!(t.a.len(), t.kb * MR);
@@ -1063,16 +1113,16 @@ unsafe fn micro_avx2<const MR: usize, const V: usize>(t: &Tile) {
         // onto it in order, so a zero step (an ISS-removed unit) leaves the
         // sums bit for bit unchanged.
         let mut acc = [[_mm256_setzero_ps(); V]; MR];
-        if t.load_c {
-            for (r, acc_r) in acc.iter_mut().enumerate() {
-                let src = if contiguous {
-                    t.c_row(r).add(c0) as *const f32
-                } else {
-                    t.load_c_row(r, &mut buf);
-                    buf.as_ptr().add(c0)
-                };
+        for (r, acc_r) in acc.iter_mut().enumerate() {
+            let src = match t.start {
+                // A whole half of a contiguous row of C is read in place even
+                // in a partial panel.
+                Start::C if contiguous => Some(t.c_row(r).cast_const()),
+                _ => t.initial_row(r, &mut buf),
+            };
+            if let Some(src) = src {
                 for (q, v) in acc_r.iter_mut().enumerate() {
-                    *v = _mm256_loadu_ps(src.add(8 * q));
+                    *v = _mm256_loadu_ps(src.add(c0 + 8 * q));
                 }
             }
         }
@@ -1164,9 +1214,11 @@ unsafe fn micro_portable<const MR: usize>(t: &Tile) {
 #[inline(always)]
 fn micro_lanes<const MR: usize, const FUSED: bool>(t: &Tile) {
     let mut acc = [[0.0f32; PANEL]; MR];
-    if t.load_c {
-        for (r, acc_r) in acc.iter_mut().enumerate() {
-            t.load_c_row(r, acc_r);
+    let mut buf = [0.0f32; PANEL];
+    for (r, acc_r) in acc.iter_mut().enumerate() {
+        if let Some(src) = t.initial_row(r, &mut buf) {
+            // SAFETY: `initial_row` points at PANEL readable floats.
+            acc_r.copy_from_slice(unsafe { std::slice::from_raw_parts(src, PANEL) });
         }
     }
     for (arow, brow) in t.a.chunks_exact(MR).zip(t.panel.rows().chunks_exact(PANEL)) {
@@ -1220,7 +1272,7 @@ mod tests {
                     let count = |r: std::ops::Range<usize>| {
                         done.fetch_add(r.len(), Ordering::Relaxed);
                     };
-                    unsafe { packed_gemm_claimed_prepacked(packed, m, &b, shared, true, claim, count) };
+                    unsafe { packed_gemm_claimed_prepacked(packed, m, &b, shared, Start::C, claim, count) };
                 })
             });
             assert_eq!(done.load(Ordering::Relaxed), panels, "{m}x{k}x{n}: every panel done once");
