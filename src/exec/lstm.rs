@@ -226,17 +226,13 @@ fn grow(v: &mut Vec<f32>, len: usize) {
 /// The forward pass of every layer for the backends without a team
 /// (matrixmultiply, CSR): per layer, the input projection as one product,
 /// then per step the recurrent product and the cell update, each split
-/// over the rayon pool by the backend. (`packed_x` and `claims` are unused;
-/// the signature is [`team_forward`]'s.)
-#[allow(clippy::too_many_arguments)]
+/// over the rayon pool by the backend.
 fn layer_by_layer_forward(
     layers: &[Layer],
     x0: &[f32],
     gates: &mut [f32],
     ys: &mut [Vec<f32>],
     cell: &mut [f32],
-    _packed_x: &mut Vec<f32>,
-    _claims: &mut Vec<AtomicUsize>,
     seq: usize,
     batch: usize,
 ) {
@@ -519,22 +515,21 @@ impl Executor for LstmExecutor {
             Inputs::Features { values, .. } => values,
             Inputs::Tokens { .. } => unreachable!("tokens are always gathered"),
         };
-        let forward = if self.layers.iter().all(|l| l.interleaved) {
-            team_forward
+        if self.layers.iter().all(|l| l.interleaved) {
+            team_forward(
+                &self.layers,
+                x,
+                &mut self.gates,
+                &mut self.ys,
+                &mut self.cell,
+                &mut self.packed_x,
+                &mut self.claims,
+                seq,
+                batch,
+            );
         } else {
-            layer_by_layer_forward
-        };
-        forward(
-            &self.layers,
-            x,
-            &mut self.gates,
-            &mut self.ys,
-            &mut self.cell,
-            &mut self.packed_x,
-            &mut self.claims,
-            seq,
-            batch,
-        );
+            layer_by_layer_forward(&self.layers, x, &mut self.gates, &mut self.ys, &mut self.cell, seq, batch);
+        }
 
         let last = self.layers.last().expect("a model has layers");
         let y = &self.ys[self.layers.len() - 1][..rows * last.hidden];

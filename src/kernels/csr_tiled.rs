@@ -117,6 +117,19 @@ thread_local! {
     static TILE: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
+/// Runs `f` on this thread's output tile (`ROW_BLOCK` rows of
+/// `TILE_STRIDE`), starting on a cache-line boundary.
+#[cfg(target_arch = "x86_64")]
+fn with_tile(f: impl FnOnce(&mut [f32])) {
+    TILE.with(|tile| {
+        let mut tile = tile.borrow_mut();
+        // One spare cache line so the tile can start on a line boundary.
+        tile.resize(ROW_BLOCK * TILE_STRIDE + 16, 0.0);
+        let skip = tile.as_ptr().align_offset(64).min(16);
+        f(&mut tile[skip..skip + ROW_BLOCK * TILE_STRIDE])
+    })
+}
+
 #[cfg(target_arch = "x86_64")]
 impl TiledCsr {
     /// Row blocks `blocks` of `Yᵀ = W · Xᵀ` for up to [`TILE_LANES`] batch
@@ -136,12 +149,7 @@ impl TiledCsr {
     ) {
         debug_assert!(padded == 16 || padded == 32);
         debug_assert!(xt.len() >= self.cols * padded);
-        TILE.with(|tile| {
-            let mut tile = tile.borrow_mut();
-            // One spare cache line so the tile can start on a line boundary.
-            tile.resize(ROW_BLOCK * TILE_STRIDE + 16, 0.0);
-            let skip = tile.as_ptr().align_offset(64).min(16);
-            let tile = &mut tile[skip..skip + ROW_BLOCK * TILE_STRIDE];
+        with_tile(|tile| {
             // SAFETY (both arms): forwarded from the caller.
             unsafe {
                 if padded == 32 {
@@ -232,11 +240,7 @@ impl TiledCsr {
     ) {
         debug_assert!(padded == 16 || padded == 32);
         debug_assert!(xt.len() >= self.cols * padded);
-        TILE.with(|tile| {
-            let mut tile = tile.borrow_mut();
-            tile.resize(ROW_BLOCK * TILE_STRIDE + 16, 0.0);
-            let skip = tile.as_ptr().align_offset(64).min(16);
-            let tile = &mut tile[skip..skip + ROW_BLOCK * TILE_STRIDE];
+        with_tile(|tile| {
             // SAFETY (both arms): forwarded from the caller.
             unsafe {
                 if padded == 32 {

@@ -322,6 +322,16 @@ impl<'a> SharedOutput<'a> {
             _borrow: std::marker::PhantomData,
         }
     }
+    /// The kernels' view of this matrix, starting from `start`.
+    fn out(&self, start: Start) -> PanelOut {
+        PanelOut {
+            ptr: self.ptr,
+            rsc: self.cols,
+            csc: 1,
+            n: self.cols,
+            start,
+        }
+    }
     /// Rows `range` of the same matrix.
     pub fn rows(self, range: std::ops::Range<usize>) -> SharedOutput<'a> {
         assert!(
@@ -349,13 +359,7 @@ impl<'a> SharedOutput<'a> {
 /// While this runs, no other thread may read or write the columns of `c`
 /// that belong to `panels`.
 pub unsafe fn packed_gemm_panels(a: MatRef, b: &PackedMatrix, c: SharedOutput, accumulate: bool, panels: std::ops::Range<usize>) {
-    let out = PanelOut {
-        ptr: c.ptr,
-        rsc: c.cols,
-        csc: 1,
-        n: c.cols,
-        start: Start::accumulate(accumulate),
-    };
+    let out = c.out(Start::accumulate(accumulate));
     assert!(panels.end <= c.cols.div_ceil(PANEL), "panels {panels:?} of a {}-column C", c.cols);
     with_job(a, b, c.rows, out, false, |job| job.run_panels(panels));
 }
@@ -380,28 +384,34 @@ pub unsafe fn packed_gemm_claimed(
     mut claim: impl FnMut() -> Option<std::ops::Range<usize>>,
     mut done: impl FnMut(std::ops::Range<usize>),
 ) {
-    let out = PanelOut {
-        ptr: c.ptr,
-        rsc: c.cols,
-        csc: 1,
-        n: c.cols,
-        start: Start::accumulate(accumulate),
-    };
-    let panels = c.cols.div_ceil(PANEL);
+    let out = c.out(Start::accumulate(accumulate));
     let mut claimed_all = false;
     with_job(a, b, c.rows, out, false, |job| {
-        while let Some(range) = claim() {
-            assert!(range.end <= panels, "panels {range:?} of a {}-column C", c.cols);
-            job.run_panels(range.clone());
-            done(range);
-        }
+        run_claims(Some(job), c.cols, &mut claim, &mut done);
         claimed_all = true;
     });
     // An empty product (no rows or columns) still hands out its claims.
     if !claimed_all {
-        while let Some(range) = claim() {
-            done(range);
+        run_claims(None, c.cols, claim, done);
+    }
+}
+
+/// For every range of panels `claim` returns, `job` over those panels
+/// (none for an empty product), then `done(range)`, until `claim` returns
+/// `None`.
+fn run_claims(
+    job: Option<&Job>,
+    cols: usize,
+    mut claim: impl FnMut() -> Option<std::ops::Range<usize>>,
+    mut done: impl FnMut(std::ops::Range<usize>),
+) {
+    let panels = cols.div_ceil(PANEL);
+    while let Some(range) = claim() {
+        assert!(range.end <= panels, "panels {range:?} of a {cols}-column C");
+        if let Some(job) = job {
+            job.run_panels(range.clone());
         }
+        done(range);
     }
 }
 
@@ -449,28 +459,15 @@ pub(crate) unsafe fn packed_gemm_claimed_prepacked(
     b: &PackedMatrix,
     c: SharedOutput,
     start: Start,
-    mut claim: impl FnMut() -> Option<std::ops::Range<usize>>,
-    mut done: impl FnMut(std::ops::Range<usize>),
+    claim: impl FnMut() -> Option<std::ops::Range<usize>>,
+    done: impl FnMut(std::ops::Range<usize>),
 ) {
     let k = b.k;
     assert_eq!(packed_a.len(), packed_a_len(m, k), "packed A of {m}x{k}");
     assert_eq!(c.rows, m, "packed_gemm: C has {} rows, A {m}", c.rows);
-    let out = PanelOut {
-        ptr: c.ptr,
-        rsc: c.cols,
-        csc: 1,
-        n: c.cols,
-        start,
-    };
-    let panels = c.cols.div_ceil(PANEL);
+    let out = c.out(start);
     let job = (m > 0 && c.cols > 0).then(|| job(packed_a, m, k, b, out));
-    while let Some(range) = claim() {
-        assert!(range.end <= panels, "panels {range:?} of a {}-column C", c.cols);
-        if let Some(job) = &job {
-            job.run_panels(range.clone());
-        }
-        done(range);
-    }
+    run_claims(job.as_ref(), c.cols, claim, done);
 }
 
 fn run(a: MatRef, b: &PackedMatrix, c: &mut MatMut, start: Start) {
@@ -531,23 +528,21 @@ fn job<'a>(packed_a: &'a [f32], m: usize, k: usize, b: &'a PackedMatrix, out: Pa
     let level = SimdLevel::detect();
     let passes = passes_per_panel(level, m);
     let row_blocks = row_blocks(m);
-    {
-        Job {
-            packed_a,
-            k,
-            row_blocks,
-            k_block: if passes > 1 && row_blocks.count >= LONG_SLICE_MIN_BLOCKS {
-                K_BLOCK_HALVES
-            } else if row_blocks.count > 1 || passes > 1 {
-                K_BLOCK
-            } else {
-                k.max(1)
-            },
-            passes,
-            b,
-            level,
-            out,
-        }
+    Job {
+        packed_a,
+        k,
+        row_blocks,
+        k_block: if passes > 1 && row_blocks.count >= LONG_SLICE_MIN_BLOCKS {
+            K_BLOCK_HALVES
+        } else if row_blocks.count > 1 || passes > 1 {
+            K_BLOCK
+        } else {
+            k.max(1)
+        },
+        passes,
+        b,
+        level,
+        out,
     }
 }
 
