@@ -14,8 +14,8 @@
 //! (`i f g o` of units `8p..8p+8`), and the whole forward pass runs on one
 //! team of persistent workers (`kernels::team`), separated only by spinning
 //! barriers: no fork-join and no sleeping thread between phases. Per layer,
-//! the workers pack the layer's input together, then compute the input
-//! projection chunk of panels by chunk; then, step by step, each computes
+//! the workers compute the input projection chunk of panels by chunk (where
+//! the kernels read `A` packed, after packing the layer's input together); then, step by step, each computes
 //! the recurrent product of a chunk of panels (hidden units) and the cell
 //! update of those units while their gates are in its cache, and meets the
 //! others at a barrier. In both, a worker takes the chunks of its own share
@@ -31,7 +31,8 @@ use crate::kernels::activations::{BLOCK_UNITS, lstm_cell_update, lstm_cell_updat
 use crate::kernels::matrix::SendPtr;
 use crate::kernels::team::run_team;
 use crate::kernels::{
-    MatMut, MatRef, PANEL, SharedOutput, Start, pack_a_part, packed_a_len, packed_gemm_claimed, packed_gemm_claimed_prepacked,
+    MatMut, MatRef, PANEL, SharedOutput, Start, pack_a_part, packed_a_len, packed_gemm_claimed, packed_gemm_claimed_from,
+    packed_gemm_claimed_prepacked, reads_a_in_place,
 };
 use crate::model::{Inputs, Model, ModelError};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -82,7 +83,8 @@ pub struct LstmExecutor {
     cell: Vec<f32>,
     /// Head outputs `[seq * batch, out]`.
     logits: Vec<f32>,
-    /// The current layer's input, packed (team forward).
+    /// The current layer's input, packed (team forward, where the kernels
+    /// do not read it in place).
     packed_x: Vec<f32>,
     /// Claimed chunks per (layer, phase, worker share) of the team forward.
     claims: Vec<AtomicUsize>,
@@ -330,8 +332,10 @@ fn team_forward(
     claims.resize_with(layers.len() * (seq + 1) * workers, || AtomicUsize::new(0));
     claims.iter_mut().for_each(|c| *c.get_mut() = 0);
     let y_ptrs: Vec<SendPtr> = ys.iter_mut().map(|y| SendPtr(y.as_mut_ptr())).collect();
-    let packed_len = layers.iter().map(|l| packed_a_len(rows, l.input)).max().unwrap_or(0);
-    grow(packed_x, packed_len);
+    // A shared packed copy of each layer's input, where the kernels need one.
+    if !reads_a_in_place(MatRef::row_major(x, rows, layers.first().map_or(0, |l| l.input))) {
+        grow(packed_x, layers.iter().map(|l| packed_a_len(rows, l.input)).max().unwrap_or(0));
+    }
     let shared = Shared {
         x,
         packed_x: SendPtr(packed_x.as_mut_ptr()),
@@ -351,9 +355,13 @@ fn team_forward(
             };
             let claims = &shared.claims[li * (seq + 1) * workers..(li + 1) * (seq + 1) * workers];
             let (projection_claims, step_claims) = claims.split_at(workers);
-            prepare_projection(layer, input, &shared, rows, w, workers);
-            barrier.wait();
-            input_projection(layer, &shared, projection_claims, rows, w);
+            let x = MatRef::row_major(&input[..rows * layer.input], rows, layer.input);
+            let in_place = reads_a_in_place(x);
+            if !in_place {
+                prepare_projection(layer, x, &shared, w, workers);
+                barrier.wait();
+            }
+            input_projection(layer, x, in_place, &shared, projection_claims, w);
             barrier.wait();
             for t in 0..seq {
                 recurrent_step(
@@ -371,42 +379,42 @@ fn team_forward(
     });
 }
 
-/// Worker `w`'s part of getting a layer's input projection ready: its
-/// share of `X`'s row blocks packed for the kernels. (The bias needs no
-/// pass of its own: the projection's accumulators start from it.)
-fn prepare_projection(layer: &Layer, x: &[f32], shared: &Shared, rows: usize, w: usize, workers: usize) {
+/// Worker `w`'s part of getting a layer's input projection ready where
+/// the kernels read `X` packed: its share of `X`'s row blocks packed into
+/// the buffer all workers read. (The bias needs no pass of its own: the
+/// projection's accumulators start from it.)
+fn prepare_projection(layer: &Layer, x: MatRef, shared: &Shared, w: usize, workers: usize) {
+    debug_assert_eq!(x.cols(), layer.input);
     // SAFETY: the workers pack disjoint parts of the shared buffer (sized
     // for every layer by `team_forward`); nobody reads it before the barrier.
-    unsafe {
-        pack_a_part(
-            MatRef::row_major(&x[..rows * layer.input], rows, layer.input),
-            shared.packed_x,
-            w,
-            workers,
-        )
-    };
+    unsafe { pack_a_part(x, shared.packed_x, w, workers) };
 }
 
 /// Worker `w`'s part of a layer's input projection, `G = bias + X · W_ihᵀ`
-/// over all rows: chunks of panels claimed through `claims`, with `X`
-/// packed. Starting the accumulators from the bias instead of filling `G`
-/// with it first saves a write and a read of `G` (3.3 MB for the compacted
-/// PTB model at batch 10).
-fn input_projection(layer: &Layer, shared: &Shared, claims: &[AtomicUsize], rows: usize, w: usize) {
+/// over all rows: chunks of panels claimed through `claims`, with `X` read
+/// in place (`in_place`) or packed by [`prepare_projection`]. Starting the
+/// accumulators from the bias instead of filling `G` with it first saves a
+/// write and a read of `G` (3.3 MB for the compacted PTB model at batch 10).
+fn input_projection(layer: &Layer, x: MatRef, in_place: bool, shared: &Shared, claims: &[AtomicUsize], w: usize) {
+    let rows = x.rows();
     let g4 = 4 * layer.hidden;
     let w_ih = layer.w_ih.packed().expect("team layers are packed");
     let panels = g4.div_ceil(PANEL);
     let chunk = (panels / (PROJECTION_CHUNKS_PER_SHARE * claims.len())).max(1);
     let claim = claimer(claims, panels, chunk, w, true);
-    // SAFETY: every part of X was packed before the last barrier; each
-    // claimed panel's columns of G belong to the worker that claimed them.
+    // SAFETY: packed, every part of X was packed before the last barrier;
+    // each claimed panel's columns of G belong to the worker that claimed
+    // them; the bias row outlives the call and nothing writes it.
     unsafe {
-        let packed_x = std::slice::from_raw_parts(shared.packed_x.get(), packed_a_len(rows, layer.input));
         let g = SharedOutput::from_raw(shared.gates, rows, g4);
-        // The bias row outlives the call and nothing writes it.
         debug_assert_eq!(layer.bias.len(), g4);
         let bias = Start::Row(SendPtr(layer.bias.as_ptr().cast_mut()));
-        packed_gemm_claimed_prepacked(packed_x, rows, w_ih, g, bias, claim, |_| {});
+        if in_place {
+            packed_gemm_claimed_from(x, w_ih, g, bias, claim, |_| {});
+        } else {
+            let packed_x = std::slice::from_raw_parts(shared.packed_x.get(), packed_a_len(rows, layer.input));
+            packed_gemm_claimed_prepacked(packed_x, rows, w_ih, g, bias, claim, |_| {});
+        }
     }
 }
 

@@ -5,8 +5,10 @@
 //! This is the kernel behind the executors' `packed` backend. `B` (the
 //! weights, `k x n`) lives as `ceil(n / PANEL)` panels of `k x PANEL`
 //! elements, cache-line aligned and on huge pages when large. `A` (the
-//! activations, a few to a few hundred rows) is copied per call into a
-//! per-thread buffer, in blocks of up to 12 rows laid out `[k][rows]`. Work
+//! activations, a few to a few hundred rows) is read in place by the AVX2
+//! kernel when its rows are contiguous ([`reads_a_in_place`]); otherwise it
+//! is copied per call into a per-thread buffer, in blocks of up to 12 rows
+//! laid out `[k][rows]`. Work
 //! is split over panels, by rayon ([`packed_gemm`]) or by the caller's own
 //! workers ([`packed_gemm_panels`]). With several row blocks the `k`
 //! dimension is blocked so a panel slice stays in L1 while every block of
@@ -368,7 +370,7 @@ pub unsafe fn packed_gemm_panels(a: MatRef, b: &PackedMatrix, c: SharedOutput, a
 }
 
 /// [`packed_gemm_panels`] for panels handed out one chunk at a time: `A` is
-/// packed once, then for every range of panels `claim` returns, `C (+)= A ·
+/// packed once (where it is packed), then for every range of panels `claim` returns, `C (+)= A ·
 /// B` over those panels, followed by `done(range)` (work on those columns
 /// that must follow their product), until `claim` returns `None`.
 ///
@@ -384,10 +386,27 @@ pub unsafe fn packed_gemm_claimed(
     b: &PackedMatrix,
     c: SharedOutput,
     accumulate: bool,
+    claim: impl FnMut() -> Option<std::ops::Range<usize>>,
+    done: impl FnMut(std::ops::Range<usize>),
+) {
+    // SAFETY: forwarded from the caller.
+    unsafe { packed_gemm_claimed_from(a, b, c, Start::accumulate(accumulate), claim, done) }
+}
+
+/// [`packed_gemm_claimed`] with `C` starting from `start`.
+///
+/// # Safety
+/// As [`packed_gemm_claimed`]; a [`Start::Row`] must point at `c.cols`
+/// floats that stay unchanged meanwhile.
+pub(crate) unsafe fn packed_gemm_claimed_from(
+    a: MatRef,
+    b: &PackedMatrix,
+    c: SharedOutput,
+    start: Start,
     mut claim: impl FnMut() -> Option<std::ops::Range<usize>>,
     mut done: impl FnMut(std::ops::Range<usize>),
 ) {
-    let out = c.out(Start::accumulate(accumulate));
+    let out = c.out(start);
     let mut claimed_all = false;
     with_job(a, b, c.rows, out, false, |job| {
         run_claims(Some(job), c.cols, &mut claim, &mut done);
@@ -469,7 +488,7 @@ pub(crate) unsafe fn packed_gemm_claimed_prepacked(
     assert_eq!(packed_a.len(), packed_a_len(m, k), "packed A of {m}x{k}");
     assert_eq!(c.rows, m, "packed_gemm: C has {} rows, A {m}", c.rows);
     let out = c.out(start);
-    let job = (m > 0 && c.cols > 0).then(|| job(packed_a, m, k, b, out));
+    let job = (m > 0 && c.cols > 0).then(|| job(JobA::Packed(packed_a), m, k, b, out));
     run_claims(job.as_ref(), c.cols, claim, done);
 }
 
@@ -507,18 +526,36 @@ fn check_shapes(a: MatRef, b: &PackedMatrix, c_rows: usize, c_cols: usize) {
     assert!(c_rows == m && c_cols == n, "packed_gemm: C is {c_rows}x{c_cols}, expected {m}x{n}");
 }
 
-/// Packs `A` into this thread's scratch and hands `f` the product's [`Job`].
+/// Hands `f` the product's [`Job`], with `A` read in place where the
+/// kernels can ([`reads_a_in_place`]), else packed into this thread's
+/// scratch.
 fn with_job(a: MatRef, b: &PackedMatrix, c_rows: usize, out: PanelOut, parallel_pack: bool, f: impl FnOnce(&Job)) {
     check_shapes(a, b, c_rows, out.n);
     let (m, k) = (a.rows(), a.cols());
     if m == 0 || out.n == 0 {
         return;
     }
+    if reads_a_in_place(a) {
+        return f(&job(JobA::InPlace(a), m, k, b, out));
+    }
     A_SCRATCH.with(|scratch| {
         let mut packed_a = scratch.borrow_mut();
         pack_a(a, row_blocks(m), &mut packed_a, parallel_pack);
-        f(&job(&packed_a[..m * k], m, k, b, out));
+        f(&job(JobA::Packed(&packed_a[..m * k]), m, k, b, out));
     });
+}
+
+/// Whether the kernels read `A` where it is, without packing it first:
+/// on AVX2, when its rows are contiguous. The AVX2 kernel broadcasts each
+/// row's values from that row, as MLAS's does; packing cost an extra pass
+/// over `A` for every product (and in the team forward a barrier after
+/// it, and a copy of `H` per worker at every step). In-process A/B on
+/// Zen 3: 300 x 1500 x 1492 2% faster and 10 x 373 x 1492 1-3% (1
+/// thread), the compacted PTB LSTM at batch 10 2-3% (2 threads). The
+/// AVX-512 and portable kernels read packed `A` only (not measured on an
+/// AVX-512 machine since).
+pub(crate) fn reads_a_in_place(a: MatRef) -> bool {
+    SimdLevel::detect() == SimdLevel::Avx2Fma && (a.col_stride() == 1 || a.cols() <= 1)
 }
 
 /// `m` rows of `A` in the row blocks the detected level's kernels take.
@@ -526,13 +563,13 @@ fn row_blocks(m: usize) -> RowBlocks {
     RowBlocks::new(m, m.div_ceil(max_rows_per_block(SimdLevel::detect())))
 }
 
-/// The [`Job`] of a product with `A` (`m x k`) packed in `packed_a`.
-fn job<'a>(packed_a: &'a [f32], m: usize, k: usize, b: &'a PackedMatrix, out: PanelOut) -> Job<'a> {
+/// The [`Job`] of a product with `A` (`m x k`) as `a`.
+fn job<'a>(a: JobA<'a>, m: usize, k: usize, b: &'a PackedMatrix, out: PanelOut) -> Job<'a> {
     let level = SimdLevel::detect();
     let passes = passes_per_panel(level, m);
     let row_blocks = row_blocks(m);
     Job {
-        packed_a,
+        a,
         k,
         row_blocks,
         k_block: if passes > 1 && row_blocks.count >= LONG_SLICE_MIN_BLOCKS {
@@ -761,10 +798,19 @@ fn micro_kernel(level: SimdLevel, rows: usize) -> MicroKernel {
     }
 }
 
+/// A product's `A`, as the kernels read it.
+#[derive(Clone, Copy)]
+enum JobA<'a> {
+    /// Packed by [`pack_a`] (or [`pack_a_part`]): the block of rows `r0..r1`
+    /// starts at `r0 * k`, laid out `[k][r1 - r0]`.
+    Packed(&'a [f32]),
+    /// `A` itself, with contiguous rows ([`reads_a_in_place`]).
+    InPlace(MatRef<'a>),
+}
+
 /// Everything one product's tasks share.
 struct Job<'a> {
-    /// `A` packed by [`pack_a`].
-    packed_a: &'a [f32],
+    a: JobA<'a>,
     k: usize,
     row_blocks: RowBlocks,
     /// Steps of `k` per micro-kernel call: [`K_BLOCK`] or
@@ -781,6 +827,21 @@ struct Job<'a> {
 }
 
 impl Job<'_> {
+    /// The values of `A` a tile of `rows` reads over `kb` steps from `k0`.
+    fn tile_a(&self, rows: &std::ops::Range<usize>, k0: usize, kb: usize) -> TileA<'_> {
+        match self.a {
+            JobA::Packed(packed) => {
+                let start = rows.start * self.k + k0 * rows.len();
+                TileA::Packed(&packed[start..start + kb * rows.len()])
+            }
+            JobA::InPlace(a) => TileA::InPlace {
+                // Not read when kb = 0 (which k = 0 gives), so wrapping.
+                first: a.data().as_ptr().wrapping_add(rows.start * a.row_stride() + k0),
+                row_stride: a.row_stride(),
+            },
+        }
+    }
+
     /// The panel slice of `k_block` steps from `k0` of panel `p`.
     fn slice(&self, p: usize, k0: usize) -> PanelSlice<'_> {
         PanelSlice {
@@ -798,7 +859,7 @@ impl Job<'_> {
     /// after it: each call prefetches its share, so that slice arrives while
     /// this one computes.
     fn run_slice(&self, p: usize, k0: usize, next: PanelSlice) {
-        let (k, out) = (self.k, self.out);
+        let out = self.out;
         let j0 = p * PANEL;
         let panel = self.slice(p, k0);
         let kb = panel.kb;
@@ -811,11 +872,10 @@ impl Job<'_> {
                 break;
             }
             for (i, rows) in self.row_blocks.iter().enumerate() {
-                let a_start = rows.start * k + k0 * rows.len();
                 let kernel = micro_kernel(self.level, rows.len());
                 let share = shares.block(pass * self.row_blocks.count + i);
                 let tile = Tile {
-                    a: &self.packed_a[a_start..a_start + kb * rows.len()],
+                    a: self.tile_a(&rows, k0, kb),
                     rows,
                     kb,
                     panel,
@@ -838,14 +898,14 @@ impl Job<'_> {
     /// block by row block: each block of `A` stays in L1 while it passes
     /// over the chunk's slices, which stay in L2 for the next block.
     fn run_block_major(&self, chunk: std::ops::Range<usize>, k0: usize) {
-        let (k, out) = (self.k, self.out);
+        let out = self.out;
         for rows in self.row_blocks.iter() {
             let kernel = micro_kernel(self.level, rows.len());
             for p in chunk.clone() {
                 let j0 = p * PANEL;
                 let panel = self.slice(p, k0);
                 let kb = panel.kb;
-                let a_start = rows.start * k + k0 * rows.len();
+                let a = self.tile_a(&rows, k0, kb);
                 let width = (out.n - j0).min(PANEL);
                 for pass in 0..self.passes {
                     let col0 = pass * PANEL / self.passes;
@@ -853,7 +913,7 @@ impl Job<'_> {
                         break;
                     }
                     let tile = Tile {
-                        a: &self.packed_a[a_start..a_start + kb * rows.len()],
+                        a,
                         rows: rows.clone(),
                         kb,
                         panel,
@@ -892,7 +952,7 @@ impl Job<'_> {
     /// stay with the streaming order, which prefetches `B` from memory:
     /// 10% faster there.)
     fn a_leaves_l2(&self) -> bool {
-        let a_bytes = std::mem::size_of_val(self.packed_a);
+        let a_bytes = self.row_blocks.rows * self.k * std::mem::size_of::<f32>();
         let panel_bytes = (self.k + self.row_blocks.rows) * PANEL * std::mem::size_of::<f32>();
         a_bytes > A_RESIDENT_BYTES
             || (self.passes > 1 && self.row_blocks.count >= LONG_SLICE_MIN_BLOCKS && a_bytes + panel_bytes > A_RESIDENT_BYTES)
@@ -939,12 +999,32 @@ impl Job<'_> {
     }
 }
 
+/// A tile's values of `A`: its rows over its `kb` steps.
+#[derive(Clone, Copy)]
+enum TileA<'a> {
+    /// Packed, `[kb][rows]`.
+    Packed(&'a [f32]),
+    /// In place (AVX2 only): row `r`'s `kb` values one after the other
+    /// from `first + r * row_stride`.
+    InPlace { first: *const f32, row_stride: usize },
+}
+
+impl<'a> TileA<'a> {
+    /// The packed values, for the kernels that read no other layout.
+    fn packed(self) -> &'a [f32] {
+        match self {
+            TileA::Packed(a) => a,
+            TileA::InPlace { .. } => unreachable!("only the AVX2 kernel reads A in place"),
+        }
+    }
+}
+
 /// One micro-kernel call: `kb` steps of `k` for the rows `rows` of `C`,
 /// columns `j0 + col0..j0 + width` (or as many of them as the kernel's tile
 /// is wide).
 struct Tile<'a> {
-    /// Packed `A` for these rows and steps: `[kb][rows.len()]`.
-    a: &'a [f32],
+    /// `A` for these rows and steps.
+    a: TileA<'a>,
     rows: std::ops::Range<usize>,
     kb: usize,
     /// The panel's rows for these steps.
@@ -1051,8 +1131,9 @@ unsafe fn micro_avx512<const MR: usize, const CHAINS: usize>(t: &Tile) {
                 *acc_r = [_mm512_loadu_ps(src), _mm512_loadu_ps(src.add(16))];
             }
         }
-        debug_assert_eq!(t.a.len(), t.kb * MR);
-        let mut ap = t.a.as_ptr();
+        let a = t.a.packed();
+        debug_assert_eq!(a.len(), t.kb * MR);
+        let mut ap = a.as_ptr();
         let mut bp = t.panel.rows().as_ptr();
         // One `k` step into accumulator set `$chain` (a macro, not a closure:
         // a closure would not inherit this function's target features).
@@ -1122,7 +1203,6 @@ unsafe fn micro_avx2<const MR: usize, const V: usize>(t: &Tile) {
         let cols = c0..(c0 + 8 * V).min(t.width);
         let contiguous = t.out.csc == 1 && cols.len() == 8 * V;
         let mut buf = [0.0f32; PANEL];
-        debug_assert_eq!(t.a.len(), t.kb * MR);
         // As in the AVX-512 kernel, C is loaded first and every step adds
         // onto it in order, so a zero step (an ISS-removed unit) leaves the
         // sums bit for bit unchanged.
@@ -1140,7 +1220,15 @@ unsafe fn micro_avx2<const MR: usize, const V: usize>(t: &Tile) {
                 }
             }
         }
-        let mut ap = t.a.as_ptr();
+        // Row `r`'s value of the current step is at `ap + r * row_stride`;
+        // the next step's at `ap + step`.
+        let (mut ap, row_stride, step) = match t.a {
+            TileA::Packed(a) => {
+                debug_assert_eq!(a.len(), t.kb * MR);
+                (a.as_ptr(), 1, MR)
+            }
+            TileA::InPlace { first, row_stride } => (first, row_stride, 1),
+        };
         // The halves' rows this call reads: both (`V = 4`), or the one
         // from `col0` twice (`V = 2`, only the first is used).
         let mut hp = if V == 4 {
@@ -1154,7 +1242,7 @@ unsafe fn micro_avx2<const MR: usize, const V: usize>(t: &Tile) {
             () => {
                 let b: [__m256; V] = std::array::from_fn(|q| _mm256_loadu_ps(hp[q / 2].add(8 * (q % 2))));
                 for (r, acc_r) in acc.iter_mut().enumerate() {
-                    let x = _mm256_broadcast_ss(&*ap.add(r));
+                    let x = _mm256_broadcast_ss(&*ap.add(r * row_stride));
                     for (v, bq) in acc_r.iter_mut().zip(&b) {
                         *v = _mm256_fmadd_ps(x, *bq, *v);
                     }
@@ -1162,7 +1250,7 @@ unsafe fn micro_avx2<const MR: usize, const V: usize>(t: &Tile) {
                 for h in hp.iter_mut().take(V / 2) {
                     *h = h.add(HALF);
                 }
-                ap = ap.add(MR);
+                ap = ap.add(step);
             };
         }
         if V == 4 {
@@ -1235,7 +1323,7 @@ fn micro_lanes<const MR: usize, const FUSED: bool>(t: &Tile) {
             acc_r.copy_from_slice(unsafe { std::slice::from_raw_parts(src, PANEL) });
         }
     }
-    for (arow, brow) in t.a.chunks_exact(MR).zip(t.panel.rows().chunks_exact(PANEL)) {
+    for (arow, brow) in t.a.packed().chunks_exact(MR).zip(t.panel.rows().chunks_exact(PANEL)) {
         for r in 0..MR {
             let x = arow[r];
             for l in 0..PANEL {
