@@ -221,9 +221,9 @@ fn packed_gemm_matches_reference() {
                     }
                 }
             }
-            // An A too large to stay in L2: the chunked orders (AVX2: chunks
-            // of 4 panels up to 512 rows, 8 above). 300 x 400: A (480 KB)
-            // fits in 512 KiB, but not beside a panel of B and C (AVX2 only).
+            // An A too large to stay in L2, or (AVX2) of 16+ row blocks: the
+            // chunked orders (AVX2: chunks of 4 panels up to 512 rows, 8
+            // above), with all of k in one slice (k = 260) or K blocks.
             for (m, k, n) in [(250usize, 601usize, 97usize), (307, 450, 1500), (530, 260, 70), (300, 400, 40)] {
                 check(
                     "packed, large A",

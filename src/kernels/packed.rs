@@ -33,10 +33,11 @@ const K_BLOCK: usize = 128;
 /// slower at 10, where the product streams its weights and a longer slice
 /// leaves fewer calls to spread the next slice's prefetches over.
 const K_BLOCK_HALVES: usize = 256;
-/// Row blocks from which half passes use [`K_BLOCK_HALVES`].
+/// Row blocks from which half passes use [`K_BLOCK_HALVES`] and the
+/// large-`A` order (`Job::a_leaves_l2`).
 const LONG_SLICE_MIN_BLOCKS: usize = 16;
-/// L1 data cache per core that a half slice and one row block of `A` may
-/// fill together ([`whole_k_stays_in_l1`]).
+/// L1 data cache per core, which a half slice shares with a block of `A`
+/// and a `C` tile ([`whole_k_stays_in_l1`]).
 const L1_DATA_BYTES: usize = 32 * 1024;
 /// How far ahead of the current panel row the kernels prefetch, in floats.
 const PREFETCH_AHEAD: usize = 16 * PANEL;
@@ -572,9 +573,11 @@ fn job<'a>(a: JobA<'a>, m: usize, k: usize, b: &'a PackedMatrix, out: PanelOut) 
         a,
         k,
         row_blocks,
-        k_block: if passes > 1 && row_blocks.count >= LONG_SLICE_MIN_BLOCKS {
+        k_block: if whole_k_stays_in_l1(passes, k) {
+            k.max(1)
+        } else if passes > 1 && row_blocks.count >= LONG_SLICE_MIN_BLOCKS {
             K_BLOCK_HALVES
-        } else if (row_blocks.count > 1 || passes > 1) && !whole_k_stays_in_l1(passes, row_blocks, k) {
+        } else if row_blocks.count > 1 || passes > 1 {
             K_BLOCK
         } else {
             k.max(1)
@@ -586,19 +589,21 @@ fn job<'a>(a: JobA<'a>, m: usize, k: usize, b: &'a PackedMatrix, out: PanelOut) 
     }
 }
 
-/// Whether AVX2's half passes over one or two row blocks (batch 3-12) can
-/// take all of `k` in one call: a 16-column half of the slice (`64 · k`
-/// bytes) and a row block of `A` fit in L1 together, so the second block
-/// still reads the half from L1. A third of the calls of [`K_BLOCK`] at
-/// k = 373, each reloading and storing its `C` tile once instead of three
-/// times. (Zen 3, in-process A/B on 1 thread: 10 x 373 x 1492, the
-/// compacted PTB model's recurrent step at batch 10, 7% faster, 5 and 12
-/// rows 2-6%, 10 x 315 x 1260 2%; the whole compacted PTB LSTM at batch 10
-/// 1-4% on 2 threads. At k = 1500, where the half leaves L1, a whole-`k`
-/// slice was 23% slower.)
-fn whole_k_stays_in_l1(passes: usize, row_blocks: RowBlocks, k: usize) -> bool {
-    let block_rows = row_blocks.rows.div_ceil(row_blocks.count);
-    passes > 1 && row_blocks.count <= 2 && k * (HALF + block_rows) * std::mem::size_of::<f32>() <= L1_DATA_BYTES
+/// Whether AVX2's half passes take all of `k` in one call: a 16-column
+/// half of the slice (`64 · k` bytes, k <= 384) fills at most three
+/// quarters of L1, so it stays there while every row block passes over it,
+/// beside a block of `A`. Each call then loads and stores its `C` tile once
+/// instead of once per K block, and there are fewer calls (a third at
+/// k = 373 against [`K_BLOCK`]; none ends on a short remainder, such as
+/// 59 of 315 after [`K_BLOCK_HALVES`]). In-process A/B on Zen 3, all of
+/// `k` against the K blocks: 10 x 373 x 1492 (the compacted PTB model's
+/// recurrent step at batch 10) 7% faster on 1 thread; 20-60 rows at
+/// k = 315-373 5-11% on 1 thread and 5-14% on 2; 300 x 373 x 1260 (its
+/// second input projection at batch 10) 5% and 9%; 1920 x 315 x 10000 (its
+/// softmax head at batch 64) 4% and 15%. At k = 1500, where the half
+/// leaves L1, a whole-`k` slice was 23% slower at 10 rows.
+fn whole_k_stays_in_l1(passes: usize, k: usize) -> bool {
+    passes > 1 && k * HALF * std::mem::size_of::<f32>() <= L1_DATA_BYTES * 3 / 4
 }
 
 /// `rows` rows of `A` cut into `count` nearly equal consecutive blocks, each
@@ -941,21 +946,20 @@ impl Job<'_> {
         }
     }
 
-    /// Whether `A` would not stay in L2 while the panels stream past it, so
-    /// the large-`A` orders below apply: larger than [`A_RESIDENT_BYTES`],
-    /// or, for AVX2's half passes over many row blocks (each pass reads all
-    /// of `A`'s slice again), too large to stay there beside one panel of
-    /// `B` and of `C`. (Zen 3, in-process A/B: 350 x 315 x 10000, the
-    /// compacted PTB model's softmax head, 10-17% faster in the large-`A`
-    /// order, 300 x 373 x 1260 3%; A of 440 KiB with the panels beside it
-    /// no longer fits the 512 KiB L2. Fewer row blocks, 64 x 1500 x 6000,
-    /// stay with the streaming order, which prefetches `B` from memory:
-    /// 10% faster there.)
+    /// Whether the large-`A` orders below apply: `A` is larger than
+    /// [`A_RESIDENT_BYTES`] and would not stay in L2 while the panels
+    /// stream past it, or AVX2's half passes run over many row blocks
+    /// (each pass reads all of `A`'s slice again, and each panel's `C` tile
+    /// spans as many rows, each on its own page when `C` is wide). In-process
+    /// A/B on Zen 3: 300 x 315 x 10000 (the compacted PTB model's softmax
+    /// head at batch 10; A of 369 KiB) 21% faster on 1 thread and 25% on 2
+    /// in the large-`A` order, 160 x 373 x 1492 0-7%, 100 x 315 x 10000 2%.
+    /// Fewer row blocks, as in 64 x 1500 x 6000 and 30 x 1500 x 1492, stay
+    /// with the streaming order, which prefetches `B` from memory: 6% and
+    /// 2% faster for them.
     fn a_leaves_l2(&self) -> bool {
         let a_bytes = self.row_blocks.rows * self.k * std::mem::size_of::<f32>();
-        let panel_bytes = (self.k + self.row_blocks.rows) * PANEL * std::mem::size_of::<f32>();
-        a_bytes > A_RESIDENT_BYTES
-            || (self.passes > 1 && self.row_blocks.count >= LONG_SLICE_MIN_BLOCKS && a_bytes + panel_bytes > A_RESIDENT_BYTES)
+        a_bytes > A_RESIDENT_BYTES || (self.passes > 1 && self.row_blocks.count >= LONG_SLICE_MIN_BLOCKS)
     }
 
     /// One task: the panels in `range`, all rows of `A`.
