@@ -14,9 +14,9 @@
 //! (`i f g o` of units `8p..8p+8`), and the whole forward pass runs on one
 //! team of persistent workers (`kernels::team`), separated only by spinning
 //! barriers: no fork-join and no sleeping thread between phases. Per layer,
-//! the workers compute the input projection chunk of panels by chunk (where
-//! the kernels read `A` packed, after packing the layer's input together); then, step by step, each computes
-//! the recurrent product of a chunk of panels (hidden units) and the cell
+//! the workers compute the input projection chunk of panels by chunk (after
+//! packing the layer's input together, where the kernels read `A` packed);
+//! then, step by step, each computes the recurrent product of a chunk of panels (hidden units) and the cell
 //! update of those units while their gates are in its cache, and meets the
 //! others at a barrier. In both, a worker takes the chunks of its own share
 //! first (the same ones every time, so its share of the weights stays in its
@@ -332,8 +332,10 @@ fn team_forward(
     claims.resize_with(layers.len() * (seq + 1) * workers, || AtomicUsize::new(0));
     claims.iter_mut().for_each(|c| *c.get_mut() = 0);
     let y_ptrs: Vec<SendPtr> = ys.iter_mut().map(|y| SendPtr(y.as_mut_ptr())).collect();
-    // A shared packed copy of each layer's input, where the kernels need one.
-    if !reads_a_in_place(MatRef::row_major(x, rows, layers.first().map_or(0, |l| l.input))) {
+    // The kernels read every layer's input (row-major) in place, or need
+    // a shared packed copy of it.
+    let in_place = reads_a_in_place(MatRef::row_major(x, rows, layers.first().map_or(0, |l| l.input)));
+    if !in_place {
         grow(packed_x, layers.iter().map(|l| packed_a_len(rows, l.input)).max().unwrap_or(0));
     }
     let shared = Shared {
@@ -356,7 +358,6 @@ fn team_forward(
             let claims = &shared.claims[li * (seq + 1) * workers..(li + 1) * (seq + 1) * workers];
             let (projection_claims, step_claims) = claims.split_at(workers);
             let x = MatRef::row_major(&input[..rows * layer.input], rows, layer.input);
-            let in_place = reads_a_in_place(x);
             if !in_place {
                 prepare_projection(layer, x, &shared, w, workers);
                 barrier.wait();
@@ -408,7 +409,7 @@ fn input_projection(layer: &Layer, x: MatRef, in_place: bool, shared: &Shared, c
     unsafe {
         let g = SharedOutput::from_raw(shared.gates, rows, g4);
         debug_assert_eq!(layer.bias.len(), g4);
-        let bias = Start::Row(SendPtr(layer.bias.as_ptr().cast_mut()));
+        let bias = Start::bias(&layer.bias);
         if in_place {
             packed_gemm_claimed_from(x, w_ih, g, bias, claim, |_| {});
         } else {

@@ -8,8 +8,7 @@
 //! activations, a few to a few hundred rows) is read in place by the AVX2
 //! kernel when its rows are contiguous ([`reads_a_in_place`]); otherwise it
 //! is copied per call into a per-thread buffer, in blocks of up to 12 rows
-//! laid out `[k][rows]`. Work
-//! is split over panels, by rayon ([`packed_gemm`]) or by the caller's own
+//! laid out `[k][rows]`. Work is split over panels, by rayon ([`packed_gemm`]) or by the caller's own
 //! workers ([`packed_gemm_panels`]). With several row blocks the `k`
 //! dimension is blocked so a panel slice stays in L1 while every block of
 //! `A` rows passes over it. At batch 1–10 a product is a stream over the
@@ -291,8 +290,7 @@ pub fn packed_gemm(a: MatRef, b: &PackedMatrix, c: &mut MatMut, accumulate: bool
 /// mismatch, or when `bias` is not `B`'s width.
 pub fn packed_gemm_bias(a: MatRef, b: &PackedMatrix, bias: &[f32], c: &mut MatMut) {
     assert_eq!(bias.len(), b.n, "packed_gemm_bias: {} bias values for {} columns", bias.len(), b.n);
-    // The kernels only read through the pointer.
-    run(a, b, c, Start::Row(SendPtr(bias.as_ptr().cast_mut())));
+    run(a, b, c, Start::bias(bias));
 }
 
 /// A row-major `C` shared by workers that each compute their own panels
@@ -373,8 +371,8 @@ pub unsafe fn packed_gemm_panels(a: MatRef, b: &PackedMatrix, c: SharedOutput, a
 }
 
 /// [`packed_gemm_panels`] for panels handed out one chunk at a time: `A` is
-/// packed once (where it is packed), then for every range of panels `claim` returns, `C (+)= A ·
-/// B` over those panels, followed by `done(range)` (work on those columns
+/// packed once (where it is packed), then for every range of panels `claim`
+/// returns, `C (+)= A · B` over those panels, followed by `done(range)` (work on those columns
 /// that must follow their product), until `claim` returns `None`.
 ///
 /// Workers that share their claims (each chunk to one of them) split a
@@ -591,14 +589,12 @@ fn job<'a>(a: JobA<'a>, m: usize, k: usize, b: &'a PackedMatrix, out: PanelOut) 
         a,
         k,
         row_blocks,
-        k_block: if whole_k_stays_in_l1(passes, k) {
+        k_block: if whole_k_stays_in_l1(passes, k) || (row_blocks.count == 1 && passes == 1) {
             k.max(1)
         } else if passes > 1 && row_blocks.count >= LONG_SLICE_MIN_BLOCKS {
             K_BLOCK_HALVES
-        } else if row_blocks.count > 1 || passes > 1 {
-            K_BLOCK
         } else {
-            k.max(1)
+            K_BLOCK
         },
         passes,
         b,
@@ -773,6 +769,12 @@ pub(crate) enum Start {
 impl Start {
     fn accumulate(accumulate: bool) -> Start {
         if accumulate { Start::C } else { Start::Zero }
+    }
+    /// Accumulators that start from `bias` (one value per column of `C`),
+    /// which must outlive the product. The kernels only read through the
+    /// pointer.
+    pub(crate) fn bias(bias: &[f32]) -> Start {
+        Start::Row(SendPtr(bias.as_ptr().cast_mut()))
     }
 }
 
