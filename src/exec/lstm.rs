@@ -16,12 +16,13 @@
 //! barriers: no fork-join and no sleeping thread between phases. Per layer,
 //! the workers compute the input projection chunk of panels by chunk (after
 //! packing the layer's input together, where the kernels read `A` packed);
-//! then, step by step, each computes the recurrent product of a chunk of panels (hidden units) and the cell
-//! update of those units while their gates are in its cache, and meets the
-//! others at a barrier. In both, a worker takes the chunks of its own share
-//! first (the same ones every time, so its share of the weights stays in its
-//! core's cache where it fits), then helps with any the others have not
-//! started: on a shared host one core is often slower than the other.
+//! then, step by step, each computes the recurrent product of a chunk of
+//! panels (hidden units) and the cell update of those units while their
+//! gates are in its cache, and meets the others at a barrier. In both, a
+//! worker takes the chunks of its own share first (the same ones every
+//! time, so its share of the weights stays in its core's cache where it
+//! fits), then helps with any the others have not started: on a shared
+//! host one core is often slower than the other.
 
 use rayon::prelude::*;
 

@@ -8,8 +8,9 @@
 //! activations, a few to a few hundred rows) is read in place by the AVX2
 //! kernel when its rows are contiguous ([`reads_a_in_place`]); otherwise it
 //! is copied per call into a per-thread buffer, in blocks of up to 12 rows
-//! laid out `[k][rows]`. Work is split over panels, by rayon ([`packed_gemm`]) or by the caller's own
-//! workers ([`packed_gemm_panels`]). With several row blocks the `k`
+//! laid out `[k][rows]`. Work is split over panels, by rayon
+//! ([`packed_gemm`]) or by the caller's own workers
+//! ([`packed_gemm_panels`]). With several row blocks the `k`
 //! dimension is blocked so a panel slice stays in L1 while every block of
 //! `A` rows passes over it. At batch 1–10 a product is a stream over the
 //! weights (memory- or L2-bound); at large batch the micro-kernels (12 x 32
@@ -372,8 +373,9 @@ pub unsafe fn packed_gemm_panels(a: MatRef, b: &PackedMatrix, c: SharedOutput, a
 
 /// [`packed_gemm_panels`] for panels handed out one chunk at a time: `A` is
 /// packed once (where it is packed), then for every range of panels `claim`
-/// returns, `C (+)= A · B` over those panels, followed by `done(range)` (work on those columns
-/// that must follow their product), until `claim` returns `None`.
+/// returns, `C (+)= A · B` over those panels, followed by `done(range)`
+/// (work on those columns that must follow their product), until `claim`
+/// returns `None`.
 ///
 /// Workers that share their claims (each chunk to one of them) split a
 /// product however their speeds go that time, instead of waiting at the
@@ -988,18 +990,16 @@ impl Job<'_> {
             prefetch_l2(out.ptr.get().wrapping_add(r * out.rsc + col * out.csc));
         }
         let slice_bytes = self.row_blocks.rows * steps.len() * std::mem::size_of::<f32>();
-        if let (JobA::InPlace(a), true) = (self.a, slice_bytes > A_RESIDENT_BYTES) {
+        if slice_bytes > A_RESIDENT_BYTES
+            && let TileA::InPlace { first, row_stride } = self.tile_a(rows, steps.start, steps.len())
+        {
             const FLOATS_PER_LINE: usize = 16;
             let lines = steps.len().div_ceil(FLOATS_PER_LINE);
             let share = lines.div_ceil(calls.max(1));
             let mine = (call * share).min(lines)..((call + 1) * share).min(lines);
-            for r in rows.clone() {
+            for r in 0..rows.len() {
                 for line in mine.clone() {
-                    prefetch_l2(
-                        a.data()
-                            .as_ptr()
-                            .wrapping_add(r * a.row_stride() + steps.start + line * FLOATS_PER_LINE),
-                    );
+                    prefetch_l2(first.wrapping_add(r * row_stride + line * FLOATS_PER_LINE));
                 }
             }
         }
