@@ -42,6 +42,12 @@ const L1_DATA_BYTES: usize = 32 * 1024;
 /// How far ahead of the current panel row the kernels prefetch, in floats.
 const PREFETCH_AHEAD: usize = 16 * PANEL;
 
+/// Largest packed `B` that the whole-`k` half passes read without
+/// prefetching the next slice ([`prefetches_next`]): a weight matrix
+/// this small stays in the shared L3 between products (an LSTM's recurrent
+/// weights, read again at every step), where the hardware prefetchers keep
+/// up on their own.
+const L3_RESIDENT_B_BYTES: usize = 8 << 20;
 /// Largest packed `A` that stays in L2 while every panel streams past it.
 const A_RESIDENT_BYTES: usize = 512 * 1024;
 /// Bytes of `C` one task updates per pass over a K block (a part of L2).
@@ -587,11 +593,13 @@ fn job<'a>(a: JobA<'a>, m: usize, k: usize, b: &'a PackedMatrix, out: PanelOut) 
     let level = SimdLevel::detect();
     let passes = passes_per_panel(level, m);
     let row_blocks = row_blocks(m);
+    let whole_k_halves = whole_k_stays_in_l1(passes, k);
     Job {
         a,
         k,
         row_blocks,
-        k_block: if whole_k_stays_in_l1(passes, k) || (row_blocks.count == 1 && passes == 1) {
+        prefetch_next: prefetches_next(whole_k_halves, b),
+        k_block: if whole_k_halves || (row_blocks.count == 1 && passes == 1) {
             k.max(1)
         } else if passes > 1 && row_blocks.count >= LONG_SLICE_MIN_BLOCKS {
             K_BLOCK_HALVES
@@ -620,6 +628,21 @@ fn job<'a>(a: JobA<'a>, m: usize, k: usize, b: &'a PackedMatrix, out: PanelOut) 
 /// leaves L1, a whole-`k` slice was 23% slower at 10 rows.
 fn whole_k_stays_in_l1(passes: usize, k: usize) -> bool {
     passes > 1 && k * HALF * std::mem::size_of::<f32>() <= L1_DATA_BYTES * 3 / 4
+}
+
+/// Whether a product's calls prefetch the next panel slice while they
+/// compute. Not where AVX2's half passes take all of `k` and `B` stays in
+/// L3 ([`L3_RESIDENT_B_BYTES`]): the half fills most of L1, so the next
+/// slice's lines evict it before the other row blocks or the second pass
+/// read it, and the hardware prefetchers bring a slice from L3 in time
+/// without help. In-process A/B on Zen 3, without against with: 10 x 373 x
+/// 1492 and 10 x 315 x 1260 (the compacted PTB model's recurrent steps at
+/// batch 10) 8-10% faster on 1 thread, 4 x 373 x 1492 20%, 6 x 315 x 1260
+/// 10-15% on 2 threads; from 10 x 315 x 2500 to 10 x 315 x 6000 (3-8 MB)
+/// 5-15% faster; at 10 x 315 x 10000 (12.6 MB, the model's softmax head)
+/// 10-20% slower, so large matrices keep the prefetch.
+fn prefetches_next(whole_k_halves: bool, b: &PackedMatrix) -> bool {
+    !whole_k_halves || b.bytes() > L3_RESIDENT_B_BYTES
 }
 
 /// `rows` rows of `A` cut into `count` nearly equal consecutive blocks, each
@@ -848,6 +871,8 @@ struct Job<'a> {
     k_block: usize,
     /// Column passes over each slice ([`passes_per_panel`]).
     passes: usize,
+    /// Whether each slice's calls prefetch the next slice ([`prefetches_next`]).
+    prefetch_next: bool,
     b: &'a PackedMatrix,
     level: SimdLevel,
     out: PanelOut,
@@ -1005,11 +1030,15 @@ impl Job<'_> {
         }
     }
 
-    /// Runs the slices `(panel, k0)` in `order`, each prefetching the next.
+    /// Runs the slices `(panel, k0)` in `order`, each prefetching the next
+    /// where the product does ([`Job::prefetch_next`]).
     fn run_in_order(&self, order: impl Iterator<Item = (usize, usize)>) {
         let mut order = order.peekable();
         while let Some((p, k0)) = order.next() {
-            let next = order.peek().map_or(PanelSlice::EMPTY, |&(p, k0)| self.slice(p, k0));
+            let next = match order.peek() {
+                Some(&(p, k0)) if self.prefetch_next => self.slice(p, k0),
+                _ => PanelSlice::EMPTY,
+            };
             self.run_slice(p, k0, next);
         }
     }
