@@ -41,6 +41,9 @@ const LONG_SLICE_MIN_BLOCKS: usize = 16;
 const L1_DATA_BYTES: usize = 32 * 1024;
 /// How far ahead of the current panel row the kernels prefetch, in floats.
 const PREFETCH_AHEAD: usize = 16 * PANEL;
+/// The same 16 rows ahead within one 16-column half ([`PanelLayout::Halves`]),
+/// where the AVX2 kernel prefetches.
+const HALF_PREFETCH_AHEAD: usize = 16 * HALF;
 
 /// Largest packed `B` that the whole-`k` half passes read without
 /// prefetching the next slice ([`prefetches_next`]): a weight matrix
@@ -1402,8 +1405,8 @@ unsafe fn micro_avx2<const MR: usize, const V: usize>(t: &Tile) {
             // The only pass over the slice (a single block of 1–2 rows, all
             // of `k`): prefetch within both halves' streams, 16 rows ahead.
             for _ in 0..t.kb {
-                _mm_prefetch::<_MM_HINT_T0>(hp[0].wrapping_add(16 * HALF) as *const i8);
-                _mm_prefetch::<_MM_HINT_T0>(hp[1].wrapping_add(16 * HALF) as *const i8);
+                _mm_prefetch::<_MM_HINT_T0>(hp[0].wrapping_add(HALF_PREFETCH_AHEAD) as *const i8);
+                _mm_prefetch::<_MM_HINT_T0>(hp[1].wrapping_add(HALF_PREFETCH_AHEAD) as *const i8);
                 step!();
             }
         } else {
@@ -1431,11 +1434,11 @@ unsafe fn micro_avx2<const MR: usize, const V: usize>(t: &Tile) {
                 ($step:expr, $ahead:expr) => {
                     for _ in 0..(t.kb - prefetched) / 2 {
                         if $ahead {
-                            _mm_prefetch::<_MM_HINT_T0>(hp[0].wrapping_add(16 * HALF) as *const i8);
+                            _mm_prefetch::<_MM_HINT_T0>(hp[0].wrapping_add(HALF_PREFETCH_AHEAD) as *const i8);
                         }
                         step_at!(0);
                         if $ahead {
-                            _mm_prefetch::<_MM_HINT_T0>(hp[0].wrapping_add(16 * HALF) as *const i8);
+                            _mm_prefetch::<_MM_HINT_T0>(hp[0].wrapping_add(HALF_PREFETCH_AHEAD) as *const i8);
                         }
                         step_at!($step);
                         kk += 2 * $step;
