@@ -71,6 +71,57 @@ fn csr_matches_the_naive_product_on_odd_shapes() {
     }
 }
 
+/// X and Y as views into wider buffers (rows further apart than their
+/// length) and as column-major views: the transposes into and out of the
+/// kernels take their block paths and their element-by-element paths.
+#[test]
+fn csr_reads_and_writes_strided_views() {
+    let (rows, cols) = (203, 139);
+    let w = sparse(rows, cols, 0.2, true, 11);
+    let csr = CsrMatrix::from_dense(&w, rows, cols, 0.0).unwrap();
+    for threads in [1, 2] {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        for batch in [9, 37, 300] {
+            let mut rng = SplitMix64::new(batch as u64);
+            let x_wide: Vec<f32> = (0..batch * (cols + 5)).map(|_| rng.uniform(-1.0, 1.0)).collect();
+            let x_row_padded = MatRef::new(&x_wide, batch, cols, cols + 5, 1);
+            let x_col_major = MatRef::new(&x_wide, batch, cols, 1, batch);
+            for (name, x) in [("row-padded X", x_row_padded), ("column-major X", x_col_major)] {
+                let mut want = vec![0.5f32; batch * rows];
+                gemm_reference(
+                    x,
+                    MatRef::row_major(&w, rows, cols).t(),
+                    &mut MatMut::row_major(&mut want, batch, rows),
+                    true,
+                );
+                // Y row-padded (3 spare floats per row), then column-major.
+                let mut y_padded = vec![0.5f32; batch * (rows + 3)];
+                let mut y_col = vec![0.5f32; batch * rows];
+                pool.install(|| {
+                    csr_matmul(x, &csr, &mut MatMut::new(&mut y_padded, batch, rows, rows + 3, 1), true);
+                    csr_matmul(x, &csr, &mut MatMut::new(&mut y_col, batch, rows, 1, batch), true);
+                });
+                for b in 0..batch {
+                    for r in 0..rows {
+                        let e = want[b * rows + r];
+                        for (layout, g) in [("row-padded", y_padded[b * (rows + 3) + r]), ("column-major", y_col[r * batch + b])] {
+                            assert!(
+                                (g - e).abs() <= 1e-4 * (1.0 + e.abs()),
+                                "{threads} threads, batch {batch}, {name}, {layout} Y: y[{b}, {r}] = {g}, want {e}"
+                            );
+                        }
+                    }
+                }
+                // The padding between Y's rows is never written.
+                assert!(
+                    (0..batch).all(|b| y_padded[b * (rows + 3) + rows..(b + 1) * (rows + 3)].iter().all(|&v| v == 0.5)),
+                    "{threads} threads, batch {batch}, {name}: padding between Y's rows written"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn csr_handles_empty_dimensions() {
     let csr = CsrMatrix::from_dense(&[], 0, 5, 0.0).unwrap();

@@ -9,8 +9,9 @@
 //! nonzero count (not equal row count), and batch 1 takes a dot-product path.
 //! Large batches (AVX-512 or AVX2) go 32 entries at a time through a second copy of
 //! the matrix laid out in row and column blocks (`csr_tiled`), so a block's
-//! `Xᵀ` rows and outputs stay in L1 while its rows pass; batches of 2–8 load
-//! each nonzero's `Xᵀ` row as one 4- or 8-lane vector.
+//! `Xᵀ` rows stay near while its rows pass; with many such groups of 32, each
+//! group is one rayon task. Batches of 2–8 load each nonzero's `Xᵀ` row as
+//! one 4- or 8-lane vector.
 
 use rayon::prelude::*;
 use thiserror::Error;
@@ -161,7 +162,16 @@ pub fn csr_matmul(x: MatRef, w: &CsrMatrix, y: &mut MatMut, accumulate: bool) {
     // inside one block of a few hundred pages (a block spanning the whole
     // batch would miss the TLB on nearly every nonzero).
     let group = padded.min(if runs_tiled(batch) { TILE_LANES } else { GROUP });
-    for g0 in (0..padded).step_by(group) {
+    let groups = padded.div_ceil(group);
+    let threads = rayon::current_num_threads();
+    // With many tiled groups, each group is one task (its transpose and its
+    // whole product on one thread) instead of a fork-join over row blocks:
+    // no join per group, and the work splits by whole groups, not by row
+    // blocks rounded to block boundaries (Zen 3, 2 threads, batch 1500: 7680
+    // x 2560 and 10752 x 3584 at 95% 12-28% faster).
+    let task_per_group = runs_tiled(batch) && threads > 1 && groups >= GROUPS_PER_THREAD * threads;
+    let run_group = |g: usize| {
+        let g0 = g * group;
         let gw = group.min(padded - g0);
         // SAFETY: row g0 is inside Y (g0 < batch since padding < one lane width).
         let shifted = SparseOut {
@@ -169,17 +179,28 @@ pub fn csr_matmul(x: MatRef, w: &CsrMatrix, y: &mut MatMut, accumulate: bool) {
             batch: (batch - g0).min(gw),
             ..out
         };
-        group_product(x, w, g0, gw, lanes, shifted);
+        group_product(x, w, g0, gw, lanes, shifted, !task_per_group);
+    };
+    if task_per_group {
+        (0..groups).into_par_iter().for_each(run_group);
+    } else {
+        (0..groups).for_each(run_group);
     }
 }
+
+/// Groups per thread from which each tiled group is a task of its own: at
+/// 4, the last round leaves a thread idle for at most a quarter of its work.
+const GROUPS_PER_THREAD: usize = 4;
 
 /// Batch entries per group of [`csr_matmul`] (a multiple of every lane
 /// width); the tiled product takes groups of its own width, [`TILE_LANES`].
 const GROUP: usize = 64;
 
-/// The product for batch entries `g0 .. g0 + gw` (`out` already points at row `g0`).
-fn group_product(x: MatRef, w: &CsrMatrix, g0: usize, gw: usize, lanes: usize, out: SparseOut) {
-    let batch = x.rows();
+/// The product for batch entries `g0 .. g0 + gw` (`out` already points at
+/// row `g0`), on the rayon pool when `parallel`. Without `parallel` it makes
+/// no rayon call, so no other task can run on this thread while it holds
+/// the thread's `Xᵀ` scratch.
+fn group_product(x: MatRef, w: &CsrMatrix, g0: usize, gw: usize, lanes: usize, out: SparseOut, parallel: bool) {
     XT_SCRATCH.with(|scratch| {
         let mut xt = scratch.borrow_mut();
         // One spare cache line, so that Xᵀ can start on a line boundary:
@@ -190,19 +211,10 @@ fn group_product(x: MatRef, w: &CsrMatrix, g0: usize, gw: usize, lanes: usize, o
         }
         let skip = xt.as_ptr().align_offset(64).min(16);
         let xt = &mut xt[skip..skip + w.cols * gw];
-        // Xᵀ in 16 x 16 tiles: both sides stay within a few cache lines. On
-        // the pool when large: done serially it is a tenth of a 2-thread product.
-        let transpose = |(i, chunk): (usize, &mut [f32])| {
-            let c0 = i * 16;
-            for b0 in (0..gw).step_by(16) {
-                for (c, xt_row) in (c0..).zip(chunk.chunks_exact_mut(gw)) {
-                    for (b, v) in xt_row.iter_mut().enumerate().skip(b0).take(16) {
-                        *v = if g0 + b < batch { x.at(g0 + b, c) } else { 0.0 };
-                    }
-                }
-            }
-        };
-        if w.cols * gw >= PARALLEL_TRANSPOSE_MIN {
+        // Xᵀ 16 columns at a time: both sides stay within a few cache lines.
+        // On the pool when large: done serially it is a tenth of a 2-thread product.
+        let transpose = |(i, chunk): (usize, &mut [f32])| transpose_columns(x, g0, i * 16, gw, chunk);
+        if parallel && w.cols * gw >= PARALLEL_TRANSPOSE_MIN {
             xt.par_chunks_mut(16 * gw).enumerate().for_each(transpose);
         } else {
             xt.chunks_mut(16 * gw).enumerate().for_each(transpose);
@@ -210,9 +222,9 @@ fn group_product(x: MatRef, w: &CsrMatrix, g0: usize, gw: usize, lanes: usize, o
         let xt = &*xt;
         #[cfg(target_arch = "x86_64")]
         if runs_tiled(out.batch) {
-            return tiled_product(w, xt, gw, out);
+            return tiled_product(w, xt, gw, out, parallel);
         }
-        let parts = if w.nnz() * out.batch < PARALLEL_MIN_MACS {
+        let parts = if !parallel || w.nnz() * out.batch < PARALLEL_MIN_MACS {
             1
         } else {
             rayon::current_num_threads()
@@ -224,6 +236,33 @@ fn group_product(x: MatRef, w: &CsrMatrix, g0: usize, gw: usize, lanes: usize, o
             (0..parts).into_par_iter().for_each(task);
         }
     });
+}
+
+/// Columns `c0 ..` of batch entries `g0 .. g0 + gw` of `X` into `chunk`
+/// (`[columns][gw]`), zero past the end of the batch. Where `X`'s rows are
+/// contiguous, whole 8 x 8 blocks go through AVX registers (element by
+/// element, this copy took 6% of a 1-thread product at batch 1500).
+fn transpose_columns(x: MatRef, g0: usize, c0: usize, gw: usize, chunk: &mut [f32]) {
+    let columns = chunk.len() / gw;
+    let entries = (x.rows() - g0).min(gw);
+    #[allow(unused_mut)]
+    let (mut block_entries, mut block_columns) = (0, 0);
+    #[cfg(target_arch = "x86_64")]
+    if x.col_stride() == 1 && super::simd::SimdLevel::detect() >= super::simd::SimdLevel::Avx2Fma {
+        (block_entries, block_columns) = (entries / 8 * 8, columns / 8 * 8);
+        if block_entries > 0 && block_columns > 0 {
+            // SAFETY: AVX2 detected; entries g0 .. g0 + block_entries and
+            // columns c0 .. c0 + block_columns lie inside X (contiguous
+            // rows), and `chunk` holds `columns` rows of `gw` >= entries.
+            unsafe { avx2::transpose_blocks(x, g0, c0, block_entries, block_columns, gw, chunk) };
+        }
+    }
+    for (i, xt_row) in chunk.chunks_exact_mut(gw).enumerate() {
+        let skip = if i < block_columns { block_entries } else { 0 };
+        for (b, v) in xt_row.iter_mut().enumerate().skip(skip) {
+            *v = if b < entries { x.at(g0 + b, c0 + i) } else { 0.0 };
+        }
+    }
 }
 
 /// Elements of `Xᵀ` from which it is transposed on the rayon pool.
@@ -243,20 +282,14 @@ fn runs_tiled(batch: usize) -> bool {
 /// finished tile written to `Y` one batch entry (a contiguous run of `Y`'s
 /// row) at a time.
 #[cfg(target_arch = "x86_64")]
-fn tiled_product(w: &CsrMatrix, xt: &[f32], padded: usize, out: SparseOut) {
+fn tiled_product(w: &CsrMatrix, xt: &[f32], padded: usize, out: SparseOut, parallel: bool) {
     let tiled = w
         .tiled
         .as_ref()
         .expect("the tiled copy is built wherever AVX-512 or AVX2 is detected");
-    let parts = rayon::current_num_threads();
-    (0..parts).into_par_iter().for_each(|part| {
-        let write = |rows: std::ops::Range<usize>, tile: &[f32]| {
-            for b in 0..out.batch {
-                for (i, r) in rows.clone().enumerate() {
-                    store(out, b, r, tile[i * TILE_STRIDE + b]);
-                }
-            }
-        };
+    let parts = if parallel { rayon::current_num_threads() } else { 1 };
+    let task = |part: usize| {
+        let write = |rows: std::ops::Range<usize>, tile: &[f32]| write_tile(out, rows, tile);
         let blocks = TiledCsr::blocks_starting_in(w.balanced_rows(part, parts));
         // SAFETY: AVX-512F or AVX2 and FMA detected (uses_tiled_product);
         // xt is `[cols][padded]` with padded = the group width, a multiple
@@ -268,7 +301,40 @@ fn tiled_product(w: &CsrMatrix, xt: &[f32], padded: usize, out: SparseOut) {
                 tiled.product_avx2(blocks, xt, padded, write)
             }
         };
-    });
+    };
+    if parts == 1 {
+        task(0);
+    } else {
+        (0..parts).into_par_iter().for_each(task);
+    }
+}
+
+/// Writes a finished tile of the tiled product to `Y`: row `rows.start + i`
+/// of `W` holds its `out.batch` outputs at `tile[i * TILE_STRIDE..]`, and
+/// they go to column `rows.start + i` of `Y`, a transpose. Where `Y`'s rows
+/// are contiguous, whole 8 x 8 blocks are transposed in AVX registers (the
+/// element-by-element copy took a tenth of the product); the edges and other
+/// layouts go one element at a time.
+#[cfg(target_arch = "x86_64")]
+fn write_tile(out: SparseOut, rows: std::ops::Range<usize>, tile: &[f32]) {
+    let (full_rows, full_batch) = if out.csy == 1 {
+        (rows.len() / 8 * 8, out.batch / 8 * 8)
+    } else {
+        (0, 0)
+    };
+    if full_rows > 0 && full_batch > 0 {
+        // SAFETY: AVX2 is present wherever the tiled product runs
+        // (uses_tiled_product); the blocks lie inside the tile (full_rows
+        // rows of TILE_STRIDE >= batch floats) and inside Y (batch entries
+        // and rows within this task's range, columns contiguous).
+        unsafe { avx2::write_tile_blocks(out, rows.start, full_rows, full_batch, tile) };
+    }
+    for b in 0..out.batch {
+        let skip = if b < full_batch { full_rows } else { 0 };
+        for (i, r) in rows.clone().enumerate().skip(skip) {
+            store(out, b, r, tile[i * TILE_STRIDE + b]);
+        }
+    }
 }
 
 /// Whether large batches run a tiled product (so `from_dense`
@@ -385,7 +451,7 @@ macro_rules! narrow_kernel {
 /// The AVX2 kernels for batches 1–8.
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{CsrMatrix, SparseOut, store};
+    use super::{CsrMatrix, MatRef, SparseOut, TILE_STRIDE, store};
     use std::arch::x86_64::*;
 
     narrow_kernel!(
@@ -457,6 +523,96 @@ mod avx2 {
             unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), sum) };
             let total = ((lanes[0] + lanes[4]) + (lanes[1] + lanes[5])) + ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7]));
             store(out, 0, r, total + tail);
+        }
+    }
+
+    /// The 8 x 8 block whose rows are `rows`, as its columns.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn transpose8(rows: [__m256; 8]) -> [__m256; 8] {
+        let [r0, r1, r2, r3, r4, r5, r6, r7] = rows;
+        let (t0, t1) = (_mm256_unpacklo_ps(r0, r1), _mm256_unpackhi_ps(r0, r1));
+        let (t2, t3) = (_mm256_unpacklo_ps(r2, r3), _mm256_unpackhi_ps(r2, r3));
+        let (t4, t5) = (_mm256_unpacklo_ps(r4, r5), _mm256_unpackhi_ps(r4, r5));
+        let (t6, t7) = (_mm256_unpacklo_ps(r6, r7), _mm256_unpackhi_ps(r6, r7));
+        // s_j holds column j (low half) and j + 4 (high half) of rows 0-3 or 4-7.
+        let (s0, s4) = (_mm256_shuffle_ps::<0x44>(t0, t2), _mm256_shuffle_ps::<0x44>(t4, t6));
+        let (s1, s5) = (_mm256_shuffle_ps::<0xEE>(t0, t2), _mm256_shuffle_ps::<0xEE>(t4, t6));
+        let (s2, s6) = (_mm256_shuffle_ps::<0x44>(t1, t3), _mm256_shuffle_ps::<0x44>(t5, t7));
+        let (s3, s7) = (_mm256_shuffle_ps::<0xEE>(t1, t3), _mm256_shuffle_ps::<0xEE>(t5, t7));
+        [
+            _mm256_permute2f128_ps::<0x20>(s0, s4),
+            _mm256_permute2f128_ps::<0x20>(s1, s5),
+            _mm256_permute2f128_ps::<0x20>(s2, s6),
+            _mm256_permute2f128_ps::<0x20>(s3, s7),
+            _mm256_permute2f128_ps::<0x31>(s0, s4),
+            _mm256_permute2f128_ps::<0x31>(s1, s5),
+            _mm256_permute2f128_ps::<0x31>(s2, s6),
+            _mm256_permute2f128_ps::<0x31>(s3, s7),
+        ]
+    }
+
+    /// The whole 8 x 8 blocks of [`super::transpose_columns`]: entries
+    /// `g0 .. g0 + entries` of `X`, columns `c0 .. c0 + columns` (both
+    /// counts multiples of 8), to rows `0 .. columns` of `chunk`
+    /// (`[column][gw]`, entry `b` at lane `b`).
+    ///
+    /// # Safety
+    /// AVX2 must be present, `X`'s columns must be contiguous
+    /// (`col_stride` 1), those entries and columns must lie inside `X`, and
+    /// `chunk` must hold `columns` rows of `gw >= entries` floats.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn transpose_blocks(x: MatRef, g0: usize, c0: usize, entries: usize, columns: usize, gw: usize, chunk: &mut [f32]) {
+        debug_assert!(x.col_stride() == 1 && entries.is_multiple_of(8) && columns.is_multiple_of(8));
+        debug_assert!(g0 + entries <= x.rows() && c0 + columns <= x.cols() && chunk.len() >= columns * gw && entries <= gw);
+        let (data, stride, xt) = (x.data().as_ptr(), x.row_stride(), chunk.as_mut_ptr());
+        for b0 in (0..entries).step_by(8) {
+            for i0 in (0..columns).step_by(8) {
+                // SAFETY: entries g0 + b0 .. + 8, columns c0 + i0 .. + 8 lie
+                // inside X, and chunk rows i0 .. i0 + 8, lanes b0 .. b0 + 8
+                // inside `chunk` (the caller's guarantee).
+                unsafe {
+                    let rows = std::array::from_fn(|k| _mm256_loadu_ps(data.add((g0 + b0 + k) * stride + c0 + i0)));
+                    for (j, column) in transpose8(rows).into_iter().enumerate() {
+                        _mm256_storeu_ps(xt.add((i0 + j) * gw + b0), column);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The whole 8 x 8 blocks of [`super::write_tile`]: the first `rows`
+    /// rows of the tile (rows `r0 ..` of `W`) for batch entries `0 .. batch`
+    /// (both multiples of 8), transposed in registers and stored to `Y`'s
+    /// contiguous rows (added to them with `out.accumulate`).
+    ///
+    /// # Safety
+    /// AVX2 must be present, `out.csy` must be 1, the tile must hold `rows`
+    /// rows of `TILE_STRIDE` floats, and `Y`'s entries `b < batch`, columns
+    /// `r0 .. r0 + rows` must belong to the caller.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn write_tile_blocks(out: SparseOut, r0: usize, rows: usize, batch: usize, tile: &[f32]) {
+        debug_assert!(out.csy == 1 && rows.is_multiple_of(8) && batch.is_multiple_of(8) && batch <= out.batch);
+        debug_assert!(tile.len() >= rows.saturating_sub(1) * TILE_STRIDE + batch);
+        let t = tile.as_ptr();
+        for i0 in (0..rows).step_by(8) {
+            for b0 in (0..batch).step_by(8) {
+                // SAFETY: tile rows i0 .. i0 + 8, lanes b0 .. b0 + 8 and Y's
+                // entries b0 .. b0 + 8, columns r0 + i0 .. + 8 lie inside
+                // them (the caller's guarantee).
+                unsafe {
+                    let rows = std::array::from_fn(|k| _mm256_loadu_ps(t.add((i0 + k) * TILE_STRIDE + b0)));
+                    for (j, column) in transpose8(rows).into_iter().enumerate() {
+                        let y = out.ptr.get().add((b0 + j) * out.rsy + r0 + i0);
+                        let value = if out.accumulate {
+                            _mm256_add_ps(_mm256_loadu_ps(y), column)
+                        } else {
+                            column
+                        };
+                        _mm256_storeu_ps(y, value);
+                    }
+                }
+            }
         }
     }
 }
