@@ -1,7 +1,7 @@
 //! `torch.save` archives (PyTorch 1.6 and later): a zip holding
 //! `ARCHIVE/data.pkl` (the state dict, pickled) and one member
-//! `ARCHIVE/data/KEY` per storage. The pickle is read by [`super::pickle`],
-//! which executes nothing.
+//! `ARCHIVE/data/KEY` per storage. The pickle is read by the crate's own
+//! `pickle` module, which executes nothing.
 
 use std::collections::HashMap;
 use std::path::Path;

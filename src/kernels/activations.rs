@@ -6,7 +6,7 @@
 //! Measured against f64 over [-30, 30] (see the tests): sigmoid and tanh are
 //! within 3e-7 absolute and tanh within 2e-6 relative. The fused cell update
 //! uses a rational `tanh` instead (fewer operations and a shorter dependency
-//! chain than `exp`; see [`cell_step`]).
+//! chain than `exp`; see `cell_step`).
 
 use super::simd::{SimdLevel, madd, multiversion};
 

@@ -278,9 +278,9 @@ fn runs_tiled(batch: usize) -> bool {
     batch > TILED_MIN_BATCH && uses_tiled_product()
 }
 
-/// Large-batch path: [`TiledCsr::product`] over balanced row blocks, each
-/// finished tile written to `Y` one batch entry (a contiguous run of `Y`'s
-/// row) at a time.
+/// Large-batch path: [`TiledCsr::product`] over balanced row blocks (on the
+/// pool when `parallel`, else all on this thread), each finished tile
+/// written to `Y` by [`write_tile`].
 #[cfg(target_arch = "x86_64")]
 fn tiled_product(w: &CsrMatrix, xt: &[f32], padded: usize, out: SparseOut, parallel: bool) {
     let tiled = w
@@ -313,8 +313,9 @@ fn tiled_product(w: &CsrMatrix, xt: &[f32], padded: usize, out: SparseOut, paral
 /// of `W` holds its `out.batch` outputs at `tile[i * TILE_STRIDE..]`, and
 /// they go to column `rows.start + i` of `Y`, a transpose. Where `Y`'s rows
 /// are contiguous, whole 8 x 8 blocks are transposed in AVX registers (the
-/// element-by-element copy took a tenth of the product); the edges and other
-/// layouts go one element at a time.
+/// element-by-element copy had a tenth of a 1-thread product's samples at
+/// batch 1500, the blocks about half that); the edges and other layouts go
+/// one element at a time.
 #[cfg(target_arch = "x86_64")]
 fn write_tile(out: SparseOut, rows: std::ops::Range<usize>, tile: &[f32]) {
     let (full_rows, full_batch) = if out.csy == 1 {
@@ -448,7 +449,8 @@ macro_rules! narrow_kernel {
     };
 }
 
-/// The AVX2 kernels for batches 1–8.
+/// The AVX2 kernels for batches 1–8, and the 8 x 8 transposes into `Xᵀ`
+/// and out of the tiled product's tiles (used at the AVX-512 level too).
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use super::{CsrMatrix, MatRef, SparseOut, TILE_STRIDE, store};

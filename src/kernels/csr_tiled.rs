@@ -23,8 +23,9 @@
 /// 128, whose tile stayed in L1 beside `Xᵀ`, and 512 no faster than 256
 /// (but fewer blocks to balance over threads).
 pub(super) const ROW_BLOCK: usize = 256;
-/// Columns of `W` per block: their `Xᵀ` rows fill 32 KiB, which stay in L1
-/// while the block's segments read them. Column offsets are stored as bytes.
+/// Columns of `W` per block: their `Xᵀ` rows fill 32 KiB (an L1 on most x86
+/// cores; 128 columns, shorter segments, were slower). Column offsets are
+/// stored as bytes.
 pub(super) const COL_BLOCK: usize = 256;
 const _: () = assert!(COL_BLOCK <= 1 << 8, "columns within a block are stored as u8");
 const _: () = assert!(ROW_BLOCK * TILE_STRIDE <= 1 << 16, "tile offsets are stored as u16");

@@ -6,7 +6,7 @@
 //! weights, `k x n`) lives as `ceil(n / PANEL)` panels of `k x PANEL`
 //! elements, cache-line aligned and on huge pages when large. `A` (the
 //! activations, a few to a few hundred rows) is read in place by the AVX2
-//! kernel when its rows are contiguous ([`reads_a_in_place`]); otherwise it
+//! kernel when its rows are contiguous (`reads_a_in_place`); otherwise it
 //! is copied per call into a per-thread buffer, in blocks of up to 12 rows
 //! laid out `[k][rows]`. Work is split over panels, by rayon
 //! ([`packed_gemm`]) or by the caller's own workers
