@@ -211,13 +211,13 @@ fn group_product(x: MatRef, w: &CsrMatrix, g0: usize, gw: usize, lanes: usize, o
         }
         let skip = xt.as_ptr().align_offset(64).min(16);
         let xt = &mut xt[skip..skip + w.cols * gw];
-        // Xᵀ 16 columns at a time: both sides stay within a few cache lines.
-        // On the pool when large: done serially it is a tenth of a 2-thread product.
-        let transpose = |(i, chunk): (usize, &mut [f32])| transpose_columns(x, g0, i * 16, gw, chunk);
+        // Xᵀ in chunks of TRANSPOSE_COLUMNS columns, on the pool when large
+        // (done serially it is a tenth of a 2-thread product).
+        let transpose = |(i, chunk): (usize, &mut [f32])| transpose_columns(x, g0, i * TRANSPOSE_COLUMNS, gw, chunk);
         if parallel && w.cols * gw >= PARALLEL_TRANSPOSE_MIN {
-            xt.par_chunks_mut(16 * gw).enumerate().for_each(transpose);
+            xt.par_chunks_mut(TRANSPOSE_COLUMNS * gw).enumerate().for_each(transpose);
         } else {
-            xt.chunks_mut(16 * gw).enumerate().for_each(transpose);
+            xt.chunks_mut(TRANSPOSE_COLUMNS * gw).enumerate().for_each(transpose);
         }
         let xt = &*xt;
         #[cfg(target_arch = "x86_64")]
@@ -264,6 +264,13 @@ fn transpose_columns(x: MatRef, g0: usize, c0: usize, gw: usize, chunk: &mut [f3
         }
     }
 }
+
+/// Columns of `X` per transpose chunk. [`avx2::transpose_blocks`] reads a
+/// chunk's columns 8 batch entries (8 rows of `X`) at a time: with chunks
+/// of 16 columns, 32 rows were read a few lines each by turns, too many
+/// streams for the hardware prefetchers, and the transpose took 46% of a
+/// 1-thread product of a 256 x 2560 matrix (5% dense) at batch 1500.
+const TRANSPOSE_COLUMNS: usize = 256;
 
 /// Elements of `Xᵀ` from which it is transposed on the rayon pool.
 const PARALLEL_TRANSPOSE_MIN: usize = 1 << 15;
@@ -597,8 +604,10 @@ mod avx2 {
         debug_assert!(out.csy == 1 && rows.is_multiple_of(8) && batch.is_multiple_of(8) && batch <= out.batch);
         debug_assert!(tile.len() >= rows.saturating_sub(1) * TILE_STRIDE + batch);
         let t = tile.as_ptr();
-        for i0 in (0..rows).step_by(8) {
-            for b0 in (0..batch).step_by(8) {
+        // Batch entries outer: 8 rows of Y written along at a time, not all
+        // of them by turns (store streams the hardware can follow).
+        for b0 in (0..batch).step_by(8) {
+            for i0 in (0..rows).step_by(8) {
                 // SAFETY: tile rows i0 .. i0 + 8, lanes b0 .. b0 + 8 and Y's
                 // entries b0 .. b0 + 8, columns r0 + i0 .. + 8 lie inside
                 // them (the caller's guarantee).
