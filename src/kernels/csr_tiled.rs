@@ -6,11 +6,11 @@
 //! in blocks of [`ROW_BLOCK`] rows, and each row block in blocks of
 //! [`COL_BLOCK`] columns, whose `Xᵀ` rows (32 KiB) the block's rows read
 //! from L1 or L2 while the row block's outputs (a 32 KiB tile) wait in L2.
-//! Within one such block, every row with
-//! entries there (a *segment*) sums its entries' `value · Xᵀ[c, ..]` in
-//! registers and adds the sum to its row of the tile once: per entry two
-//! loads and two multiply-adds, no store. (An earlier column-by-column
-//! layout stored to the tile for every entry and was bound by L1 stores.)
+//! Within one such block, every row with entries there (a *segment*) sums
+//! its entries' `value · Xᵀ[c, ..]` in registers and adds the sum to its
+//! row of the tile once: per entry loads and multiply-adds only, no store.
+//! (An earlier column-by-column layout stored to the tile for every entry
+//! and was bound by L1 stores.)
 //!
 //! Within a block the segments are sorted by length: the lengths are random
 //! (about 26 at 90% sparsity), and a loop whose trip count changes at random
@@ -286,8 +286,8 @@ impl TiledCsr {
                 // most rows have entries here): with Xᵀ of a few hundred KiB
                 // and the matrix streaming through L2, they were probably
                 // gone since the last row block read them. Zen 3, batch
-                // 1500, in-process A/B medians: 3-11% faster on 1 and 2
-                // threads at 90% and 95% sparsity.
+                // 1500, in-process A/B medians: 1-16% faster on 1 thread and
+                // 3-10% on 2, at 90% and 95% sparsity.
                 let next = (cb + 1) % col_blocks;
                 let next_xt = &xt[next * COL_BLOCK * padded..];
                 let next_floats = next_xt.len().min(COL_BLOCK * padded);
