@@ -181,10 +181,17 @@ pub fn csr_matmul(x: MatRef, w: &CsrMatrix, y: &mut MatMut, accumulate: bool) {
         };
         group_product(x, w, g0, gw, lanes, shifted, !task_per_group);
     };
-    if task_per_group {
-        (0..groups).into_par_iter().for_each(run_group);
+    for_each_task(groups, task_per_group, run_group);
+}
+
+/// Runs `task(i)` for every `i < count`: on the rayon pool when `parallel`
+/// and there are several, else in order on this thread, making no rayon
+/// call (which [`group_product`] relies on).
+fn for_each_task(count: usize, parallel: bool, task: impl Fn(usize) + Send + Sync) {
+    if parallel && count > 1 {
+        (0..count).into_par_iter().for_each(task);
     } else {
-        (0..groups).for_each(run_group);
+        (0..count).for_each(task);
     }
 }
 
@@ -230,11 +237,7 @@ fn group_product(x: MatRef, w: &CsrMatrix, g0: usize, gw: usize, lanes: usize, o
             rayon::current_num_threads()
         };
         let task = |part: usize| spmm_rows(w, w.balanced_rows(part, parts), xt, gw, lanes, out);
-        if parts == 1 {
-            task(0);
-        } else {
-            (0..parts).into_par_iter().for_each(task);
-        }
+        for_each_task(parts, true, task);
     });
 }
 
@@ -309,11 +312,7 @@ fn tiled_product(w: &CsrMatrix, xt: &[f32], padded: usize, out: SparseOut, paral
             }
         };
     };
-    if parts == 1 {
-        task(0);
-    } else {
-        (0..parts).into_par_iter().for_each(task);
-    }
+    for_each_task(parts, true, task);
 }
 
 /// Writes a finished tile of the tiled product to `Y`: row `rows.start + i`
