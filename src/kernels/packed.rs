@@ -912,13 +912,24 @@ impl Job<'_> {
     /// `k0`, in each column pass (the slice, or the pass's half of it, is
     /// read from L1 again by each block). `next` is the slice that comes
     /// after it: each call prefetches its share, so that slice arrives while
-    /// this one computes.
+    /// this one computes. On AVX2, with nothing to prefetch, a whole panel
+    /// and row blocks of one size, the calls are one ([`HalvesRun`]).
     fn run_slice(&self, p: usize, k0: usize, next: PanelSlice) {
         let out = self.out;
         let j0 = p * PANEL;
         let panel = self.slice(p, k0);
         let kb = panel.kb;
         let width = (out.n - j0).min(PANEL);
+        // A whole contiguous panel whose half passes prefetch nothing, over
+        // row blocks of one size (AVX2): its calls in one.
+        let blocks = self.row_blocks;
+        if self.passes == 2 && self.level == SimdLevel::Avx2Fma && out.csc == 1 && width == PANEL && next.kb == 0 && blocks.extra == 0 {
+            let run = self.halves_run(0..blocks.rows, blocks.count, p..p + 1, k0, kb);
+            // SAFETY: AVX2 was detected; the run's halves, rows of A and
+            // tile of C lie inside B, A and C.
+            unsafe { halves_kernel::<false>(blocks.base)(&run) };
+            return;
+        }
         // The next slice's rows shared out over this slice's calls.
         let shares = RowBlocks::new(next.kb, self.row_blocks.count * self.passes);
         for pass in 0..self.passes {
@@ -950,6 +961,53 @@ impl Job<'_> {
         }
     }
 
+    /// The [`HalvesRun`] of `blocks` row blocks of equal size from the first
+    /// of `rows`, over both halves of the slices from `k0` (`kb` steps) of
+    /// the panels `panels`, which must be whole, with contiguous rows of `C`.
+    fn halves_run(
+        &self,
+        rows: std::ops::Range<usize>,
+        blocks: usize,
+        panels: std::ops::Range<usize>,
+        k0: usize,
+        kb: usize,
+    ) -> HalvesRun<'_> {
+        let out = self.out;
+        let block_rows = rows.len() / blocks;
+        let (a_first, a_row_stride, a_step, a_block_floats) = match self.a {
+            // Block `rows.start..` starts at `rows.start * k`, `[k][block_rows]`.
+            JobA::Packed(packed) => (
+                packed[rows.start * self.k + k0 * block_rows..].as_ptr(),
+                1,
+                block_rows,
+                block_rows * self.k,
+            ),
+            JobA::InPlace(a) => (
+                a.data()[rows.start * a.row_stride() + k0..].as_ptr(),
+                a.row_stride(),
+                1,
+                block_rows * a.row_stride(),
+            ),
+        };
+        HalvesRun {
+            a_first,
+            a_row_stride,
+            a_step,
+            a_block_floats,
+            blocks,
+            kb,
+            first_half: self.b.panels.as_slice()[panels.start * self.k * PANEL + k0 * HALF..].as_ptr(),
+            panel_floats: self.k * PANEL,
+            half_floats: self.k * HALF,
+            panels: panels.len(),
+            c: out.ptr.get().wrapping_add(rows.start * out.rsc + panels.start * PANEL),
+            rsc: out.rsc,
+            start: if k0 > 0 { Start::C } else { out.start },
+            first_col: panels.start * PANEL,
+            _a: std::marker::PhantomData,
+        }
+    }
+
     /// Every row block over the slices from `k0` of the panels `chunk`, row
     /// block by row block: each block of `A` stays in L1 while it passes
     /// over the chunk's slices, which stay in L2 for the next block. Each
@@ -976,23 +1034,10 @@ impl Job<'_> {
                     let col = (chunk.start + call / 2) * PANEL + (call % 2) * HALF;
                     self.prefetch_share(&next_rows, col, k0..k0 + kb, call, calls_per_block);
                 }
-                let run = HalvesRun {
-                    a: self.tile_a(&rows, k0, kb),
-                    kb,
-                    first_half: self.b.panels.as_slice()[chunk.start * self.k * PANEL + k0 * HALF..].as_ptr(),
-                    panel_floats: self.k * PANEL,
-                    half_floats: self.k * HALF,
-                    panels: chunk.len(),
-                    // SAFETY (pointer arithmetic): the block's first row and
-                    // the chunk's first column lie inside C.
-                    c: unsafe { out.ptr.get().add(rows.start * out.rsc + chunk.start * PANEL) },
-                    rsc: out.rsc,
-                    start: if k0 > 0 { Start::C } else { out.start },
-                    first_col: chunk.start * PANEL,
-                };
+                let run = self.halves_run(rows.clone(), 1, chunk.clone(), k0, kb);
                 // SAFETY: AVX2 was detected; the run's halves, rows of A
                 // and tile of C lie inside B, A and C.
-                unsafe { halves_kernel(rows.len())(&run) };
+                unsafe { halves_kernel::<true>(rows.len())(&run) };
                 continue;
             }
             for p in chunk.clone() {
@@ -1500,128 +1545,152 @@ unsafe fn micro_avx2<const MR: usize, const V: usize>(t: &Tile) {
     }
 }
 
-/// One row block of `A` over every 16-column half of a chunk of whole,
-/// contiguous panels (AVX2's block-major order, [`Job::run_block_major`]):
-/// the chunk's `2 · panels` micro-kernel calls in one. The setup the calls
-/// repeated (a `Tile` per call, the kernel's prologue, the choice of start
-/// per row) then happens once per block; in a profile of 300 x 1500 x 1492
-/// it had 11% of the samples, outside the multiply-add loop.
+/// Row blocks of `A` (of `MR` rows each) over both 16-column halves of a
+/// run of whole panels with contiguous rows of `C`: on AVX2, the
+/// micro-kernel calls of one row block over a chunk of panels
+/// ([`Job::run_block_major`]), or of every row block over one panel
+/// ([`Job::run_slice`]), in one call. The setup the calls repeated (a
+/// `Tile` per call, the kernel's prologue, the choice of start per row)
+/// then happens once per run; in a profile of 300 x 1500 x 1492 it had 11%
+/// of the samples, outside the multiply-add loop, and in the compacted PTB
+/// model's recurrent steps 12-14% of theirs.
 struct HalvesRun<'a> {
-    /// `A` for the block's rows and the K block's steps.
-    a: TileA<'a>,
+    /// Where the first block's first row of `A` starts at the slice's first
+    /// step; row `r` of block `b` at `+ b * a_block_floats + r *
+    /// a_row_stride`, the steps `a_step` floats apart.
+    a_first: *const f32,
+    a_row_stride: usize,
+    a_step: usize,
+    a_block_floats: usize,
+    blocks: usize,
     kb: usize,
-    /// The K block's rows of the chunk's first half.
+    /// The slice's rows of the run's first half.
     first_half: *const f32,
     /// Floats from one panel to the next, and from a panel's first half to its second.
     panel_floats: usize,
     half_floats: usize,
     panels: usize,
-    /// `C` at the block's first row and the chunk's first column.
+    /// `C` at the first block's first row and the run's first column.
     c: *mut f32,
     rsc: usize,
     start: Start,
-    /// The chunk's first column (where a bias start row is read).
+    /// The run's first column (where a bias start row is read).
     first_col: usize,
+    _a: std::marker::PhantomData<&'a [f32]>,
 }
 
-/// [`micro_avx2_halves`] for `rows` rows (3–6, the blocks AVX2 runs in half passes).
+/// [`micro_avx2_halves`] for blocks of `rows` rows (3–6, the blocks AVX2
+/// runs in half passes), reading each half ahead or not ([`Tile::read_ahead`]).
 #[cfg(target_arch = "x86_64")]
-fn halves_kernel(rows: usize) -> unsafe fn(&HalvesRun) {
+fn halves_kernel<const READ_AHEAD: bool>(rows: usize) -> unsafe fn(&HalvesRun) {
     match rows {
-        3 => micro_avx2_halves::<3>,
-        4 => micro_avx2_halves::<4>,
-        5 => micro_avx2_halves::<5>,
-        6 => micro_avx2_halves::<6>,
+        3 => micro_avx2_halves::<3, READ_AHEAD>,
+        4 => micro_avx2_halves::<4, READ_AHEAD>,
+        5 => micro_avx2_halves::<5, READ_AHEAD>,
+        6 => micro_avx2_halves::<6, READ_AHEAD>,
         _ => unreachable!("half passes take blocks of 3-6 rows, not {rows}"),
     }
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-fn halves_kernel(_rows: usize) -> unsafe fn(&HalvesRun) {
+fn halves_kernel<const READ_AHEAD: bool>(_rows: usize) -> unsafe fn(&HalvesRun) {
     unreachable!("only the AVX2 kernels run half passes")
 }
 
-/// The AVX2 kernel for a [`HalvesRun`]: for each half in turn, what
-/// [`micro_avx2`]`::<MR, 2>` computes with `read_ahead` (the same steps in
-/// the same order from the same start, so the same bits), the half read
-/// ahead 16 rows, one line per step. In-process A/B on Zen 3 against one
-/// call per half, medians: 300 x 1500 x 1492 (the compacted PTB model's
+/// The AVX2 kernel for a [`HalvesRun`]: half by half, block by block, what
+/// [`micro_avx2`]`::<MR, 2>` computes for that block and half (the same
+/// steps in the same order from the same start, so the same bits), with
+/// the half read ahead 16 rows, one line per step, when `READ_AHEAD`.
+/// In-process A/B on Zen 3 against one call per block and half, medians:
+/// in the block-major order, 300 x 1500 x 1492 (the compacted PTB model's
 /// first input projection at batch 10) 3-6% faster on 1 thread,
-/// 300 x 373 x 1260 4%, 300 x 1500 x 6000 2-5%, 100 x 373 x 1492 5% at
-/// p25; the whole compacted LSTM at batch 10 4-5% on 1 and 2 threads.
+/// 300 x 373 x 1260 4%, 300 x 1500 x 6000 2-5%, and the whole compacted
+/// LSTM at batch 10 4-5% on 1 and 2 threads; over one panel's row blocks,
+/// 10 x 373 x 1492 and 10 x 315 x 1260 (its recurrent steps at batch 10)
+/// 3-5%, the whole LSTM 1% more.
 ///
 /// # Safety
 /// AVX2 and FMA must be present, and the run must lie inside `A`, the
-/// packed panels and `C` (as each half's [`Tile`] would).
+/// packed panels and `C` (as each block's and half's [`Tile`] would).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn micro_avx2_halves<const MR: usize>(t: &HalvesRun) {
+unsafe fn micro_avx2_halves<const MR: usize, const READ_AHEAD: bool>(t: &HalvesRun) {
     // SAFETY: the caller guarantees the CPU features and the bounds.
     unsafe {
         use std::arch::x86_64::*;
-        // As in `micro_avx2`: row `r`'s value of step `kk / step` is at `rowp[r] + kk`.
-        let (ap, row_stride, step) = match t.a {
-            TileA::Packed(a) => (a.as_ptr(), 1, MR),
-            TileA::InPlace { first, row_stride } => (first, row_stride, 1),
-        };
-        let rowp: [*const f32; MR] = std::array::from_fn(|r| ap.wrapping_add(r * row_stride));
+        let step = t.a_step;
         for half in 0..2 * t.panels {
             let col = half / 2 * PANEL + half % 2 * HALF;
-            let mut hp = t.first_half.add(half / 2 * t.panel_floats + half % 2 * t.half_floats);
-            let mut acc = [[_mm256_setzero_ps(); 2]; MR];
-            match t.start {
-                Start::Zero => {}
-                Start::C => {
-                    for (r, acc_r) in acc.iter_mut().enumerate() {
-                        let c = t.c.add(r * t.rsc + col);
-                        *acc_r = [_mm256_loadu_ps(c), _mm256_loadu_ps(c.add(8))];
-                    }
-                }
-                Start::Row(row) => {
-                    let b = row.get().add(t.first_col + col);
-                    acc = [[_mm256_loadu_ps(b), _mm256_loadu_ps(b.add(8))]; MR];
-                }
-            }
-            let mut kk = 0usize;
-            // One `k` step, `off` floats of `A` past `kk` (a macro: a
-            // closure would not inherit the target features).
-            macro_rules! step_at {
-                ($off:expr) => {
-                    let b = [_mm256_loadu_ps(hp), _mm256_loadu_ps(hp.add(8))];
-                    for (r, acc_r) in acc.iter_mut().enumerate() {
-                        let x = _mm256_broadcast_ss(&*rowp[r].add(kk + $off));
-                        for (v, bq) in acc_r.iter_mut().zip(&b) {
-                            *v = _mm256_fmadd_ps(x, *bq, *v);
+            let first_half = t.first_half.add(half / 2 * t.panel_floats + half % 2 * t.half_floats);
+            for block in 0..t.blocks {
+                // As in `micro_avx2`: row `r`'s value of step `kk / step` is at `rowp[r] + kk`.
+                let ap = t.a_first.add(block * t.a_block_floats);
+                let rowp: [*const f32; MR] = std::array::from_fn(|r| ap.wrapping_add(r * t.a_row_stride));
+                let c = t.c.add(block * MR * t.rsc + col);
+                let mut hp = first_half;
+                let mut acc = [[_mm256_setzero_ps(); 2]; MR];
+                match t.start {
+                    Start::Zero => {}
+                    Start::C => {
+                        for (r, acc_r) in acc.iter_mut().enumerate() {
+                            let c = c.add(r * t.rsc);
+                            *acc_r = [_mm256_loadu_ps(c), _mm256_loadu_ps(c.add(8))];
                         }
                     }
-                    hp = hp.add(HALF);
-                };
-            }
-            // Two steps at a time, written out for each `step` so that the
-            // second step's offset is a constant displacement.
-            macro_rules! unrolled {
-                ($step:expr) => {
-                    for _ in 0..t.kb / 2 {
-                        _mm_prefetch::<_MM_HINT_T0>(hp.wrapping_add(HALF_PREFETCH_AHEAD) as *const i8);
-                        step_at!(0);
-                        _mm_prefetch::<_MM_HINT_T0>(hp.wrapping_add(HALF_PREFETCH_AHEAD) as *const i8);
-                        step_at!($step);
-                        kk += 2 * $step;
+                    Start::Row(row) => {
+                        let b = row.get().add(t.first_col + col);
+                        acc = [[_mm256_loadu_ps(b), _mm256_loadu_ps(b.add(8))]; MR];
                     }
-                };
-            }
-            if step == 1 {
-                unrolled!(1);
-            } else {
-                unrolled!(MR);
-            }
-            if t.kb % 2 == 1 {
-                step_at!(0);
-            }
-            for (r, acc_r) in acc.iter().enumerate() {
-                let c = t.c.add(r * t.rsc + col);
-                _mm256_storeu_ps(c, acc_r[0]);
-                _mm256_storeu_ps(c.add(8), acc_r[1]);
+                }
+                let mut kk = 0usize;
+                // One `k` step: `off` floats of `A` past `kk`, the half's row
+                // `row` past `hp` (a macro: a closure would not inherit the
+                // target features).
+                macro_rules! step_at {
+                    ($off:expr, $row:expr) => {
+                        let b = [
+                            _mm256_loadu_ps(hp.add($row * HALF)),
+                            _mm256_loadu_ps(hp.add($row * HALF + 8)),
+                        ];
+                        for (r, acc_r) in acc.iter_mut().enumerate() {
+                            let x = _mm256_broadcast_ss(&*rowp[r].add(kk + $off));
+                            for (v, bq) in acc_r.iter_mut().zip(&b) {
+                                *v = _mm256_fmadd_ps(x, *bq, *v);
+                            }
+                        }
+                    };
+                }
+                // Two steps at a time, written out for each `step` so that
+                // the second step's offsets are constant displacements.
+                macro_rules! unrolled {
+                    ($step:expr) => {
+                        for _ in 0..t.kb / 2 {
+                            if READ_AHEAD {
+                                _mm_prefetch::<_MM_HINT_T0>(hp.wrapping_add(HALF_PREFETCH_AHEAD) as *const i8);
+                            }
+                            step_at!(0, 0);
+                            if READ_AHEAD {
+                                _mm_prefetch::<_MM_HINT_T0>(hp.wrapping_add(HALF + HALF_PREFETCH_AHEAD) as *const i8);
+                            }
+                            step_at!($step, 1);
+                            kk += 2 * $step;
+                            hp = hp.add(2 * HALF);
+                        }
+                    };
+                }
+                if step == 1 {
+                    unrolled!(1);
+                } else {
+                    unrolled!(MR);
+                }
+                if t.kb % 2 == 1 {
+                    step_at!(0, 0);
+                }
+                for (r, acc_r) in acc.iter().enumerate() {
+                    let c = c.add(r * t.rsc);
+                    _mm256_storeu_ps(c, acc_r[0]);
+                    _mm256_storeu_ps(c.add(8), acc_r[1]);
+                }
             }
         }
     }
