@@ -16,6 +16,8 @@
 //! (about 26 at 90% sparsity), and a loop whose trip count changes at random
 //! mispredicts its exit every time, while runs of equal lengths predict well.
 
+use super::simd::FLOATS_PER_LINE;
+
 /// Rows of `W` per block: their outputs for [`TILE_LANES`] batch entries
 /// fill a 32 KiB tile. The more rows a block has, the more entries read each
 /// `Xᵀ` line while it is near: on Zen 3 (1 thread, 7680 x 2560 and
@@ -33,8 +35,6 @@ const _: () = assert!(ROW_BLOCK * TILE_STRIDE <= 1 << 16, "tile offsets are stor
 pub(super) const TILE_LANES: usize = 32;
 /// Floats between rows of the output tile.
 pub(super) const TILE_STRIDE: usize = TILE_LANES;
-/// Floats in a 64-byte cache line.
-const FLOATS_PER_LINE: usize = 16;
 
 /// The entries of a CSR matrix in row blocks and column blocks, segment by
 /// segment (see the module doc).

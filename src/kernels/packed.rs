@@ -20,7 +20,7 @@
 use rayon::prelude::*;
 
 use super::matrix::{MatMut, MatRef, SendPtr};
-use super::simd::{SimdLevel, madd};
+use super::simd::{FLOATS_PER_LINE, SimdLevel, madd};
 
 /// Columns per panel: two AVX-512 vectors, four AVX2 vectors (two halves of two).
 pub const PANEL: usize = 32;
@@ -920,10 +920,10 @@ impl Job<'_> {
         let panel = self.slice(p, k0);
         let kb = panel.kb;
         let width = (out.n - j0).min(PANEL);
-        // A whole contiguous panel whose half passes prefetch nothing, over
-        // row blocks of one size (AVX2): its calls in one.
+        // A panel whose half passes prefetch nothing, over row blocks of one
+        // size: its calls in one.
         let blocks = self.row_blocks;
-        if self.passes == 2 && self.level == SimdLevel::Avx2Fma && out.csc == 1 && width == PANEL && next.kb == 0 && blocks.extra == 0 {
+        if self.runs_halves(p + 1) && next.kb == 0 && blocks.extra == 0 {
             let run = self.halves_run(0..blocks.rows, blocks.count, p..p + 1, k0, kb);
             // SAFETY: AVX2 was detected; the run's halves, rows of A and
             // tile of C lie inside B, A and C.
@@ -959,6 +959,13 @@ impl Job<'_> {
                 unsafe { kernel(&tile) };
             }
         }
+    }
+
+    /// Whether panels up to `panels_end` (exclusive) can run as
+    /// [`HalvesRun`]s: AVX2's half passes over whole panels, with `C`'s
+    /// rows contiguous.
+    fn runs_halves(&self, panels_end: usize) -> bool {
+        self.level == SimdLevel::Avx2Fma && self.passes == 2 && self.out.csc == 1 && panels_end * PANEL <= self.out.n
     }
 
     /// The [`HalvesRun`] of `blocks` row blocks of equal size from the first
@@ -1019,10 +1026,8 @@ impl Job<'_> {
     fn run_block_major(&self, chunk: std::ops::Range<usize>, k0: usize) {
         let out = self.out;
         let calls_per_block = chunk.len() * self.passes;
-        // Whole contiguous panels on AVX2: the block's calls in one.
-        let halves_in_one_call = self.level == SimdLevel::Avx2Fma && self.passes == 2 && out.csc == 1 && chunk.end * PANEL <= out.n;
+        let halves_in_one_call = self.runs_halves(chunk.end);
         for (i, rows) in self.row_blocks.iter().enumerate() {
-            let kernel = micro_kernel(self.level, rows.len());
             let next_rows = if i + 1 < self.row_blocks.count {
                 self.row_blocks.block(i + 1)
             } else {
@@ -1040,6 +1045,7 @@ impl Job<'_> {
                 unsafe { halves_kernel::<true>(rows.len())(&run) };
                 continue;
             }
+            let kernel = micro_kernel(self.level, rows.len());
             for p in chunk.clone() {
                 let j0 = p * PANEL;
                 let panel = self.slice(p, k0);
@@ -1098,7 +1104,6 @@ impl Job<'_> {
         if slice_bytes > A_RESIDENT_BYTES
             && let TileA::InPlace { first, row_stride } = self.tile_a(rows, steps.start, steps.len())
         {
-            const FLOATS_PER_LINE: usize = 16;
             let lines = steps.len().div_ceil(FLOATS_PER_LINE);
             let share = lines.div_ceil(calls.max(1));
             let mine = (call * share).min(lines)..((call + 1) * share).min(lines);

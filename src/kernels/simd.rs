@@ -38,6 +38,9 @@ impl SimdLevel {
     }
 }
 
+/// Floats in a 64-byte cache line (the unit the kernels' prefetches count in).
+pub(crate) const FLOATS_PER_LINE: usize = 16;
+
 /// Environment variable that caps the level (`portable`, `avx2`, `avx512`,
 /// `neon`): lets tests and comparisons run the narrower kernels on a wide CPU.
 pub const SIMD_ENV: &str = "ISSBENCH_SIMD";
