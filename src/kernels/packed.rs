@@ -45,6 +45,10 @@ const PREFETCH_AHEAD: usize = 16 * PANEL;
 /// where the AVX2 kernel prefetches.
 const HALF_PREFETCH_AHEAD: usize = 16 * HALF;
 
+/// Most row blocks for which the AVX2 half passes pace their prefetch of
+/// the next slice at one line per step ([`Tile::paced_prefetch`]).
+const PACED_PREFETCH_MAX_BLOCKS: usize = 2;
+
 /// Largest packed `B` that the whole-`k` half passes read without
 /// prefetching the next slice ([`prefetches_next`]): a weight matrix
 /// this small stays in the shared L3 between products (an LSTM's recurrent
@@ -951,6 +955,7 @@ impl Job<'_> {
                     start: if k0 > 0 { Start::C } else { out.start },
                     next,
                     next_rows: share,
+                    paced_prefetch: self.row_blocks.count <= PACED_PREFETCH_MAX_BLOCKS,
                     read_ahead: false,
                     out,
                 };
@@ -1068,6 +1073,7 @@ impl Job<'_> {
                         start: if k0 > 0 { Start::C } else { out.start },
                         next: PanelSlice::EMPTY,
                         next_rows: 0..0,
+                        paced_prefetch: false,
                         read_ahead: true,
                         out,
                     };
@@ -1241,6 +1247,20 @@ struct Tile<'a> {
     /// prefetch while it computes.
     next: PanelSlice<'a>,
     next_rows: std::ops::Range<usize>,
+    /// Whether the AVX2 kernel prefetches its share of the next slice one
+    /// line per step into L2 (the halves' lines by turns), not two lines
+    /// per step into L1: where a slice has one or two row blocks
+    /// ([`PACED_PREFETCH_MAX_BLOCKS`], up to 12 rows) and the product
+    /// streams its weights from memory, so each call's share is half a
+    /// slice or more. Two lines per step then bunch the requests into the
+    /// first half of each call. In-process A/B on Zen 3, medians: 10 x 1500
+    /// x 6000 (the PTB model's recurrent step at batch 10) 16-23% faster on
+    /// 1 thread and 17-19% on 2, 4 x 1500 x 6000 28-30%, 7 and 12 rows
+    /// 17-22%; the whole 1500/1500 LSTM at batch 10 9-13% on 1 thread and
+    /// 7-15% on 2. Not for more row blocks: 20 rows equal, 64 rows 3-5%
+    /// slower. (The slices L3 keeps, such as 10 x 373 x 1492, prefetch
+    /// nothing: [`prefetches_next`].)
+    paced_prefetch: bool,
     /// Whether the AVX2 kernel prefetches its own half of the slice 16
     /// rows ahead of each step, one line per step (as MLAS's kernels do):
     /// where that half comes from L2 at every call ([`Job::run_block_major`]),
@@ -1489,21 +1509,31 @@ unsafe fn micro_avx2<const MR: usize, const V: usize>(t: &Tile) {
                 step!();
             }
         } else {
-            // This call's share of the next slice's rows, one line per
-            // step (its rows of the first half, then of the second): the
-            // passes over a slice from L1 keep the next one's loads in
-            // flight, so a product that streams its weights from memory
-            // overlaps the two. (Two lines per step, bunched at the start
-            // of the call, was up to 12% slower at 10 rows.)
-            let prefetched = t.next_rows.len().min(t.kb);
-            if prefetched > 0 {
+            // This call's share of the next slice's rows, a line of each
+            // half per step, or paced at one line per step
+            // ([`Tile::paced_prefetch`]): the passes over a slice from L1
+            // keep the next one's loads in flight, so a product that
+            // streams its weights from memory overlaps the two.
+            let share = t.next_rows.len().min(t.kb);
+            let paced = t.paced_prefetch && 2 * share <= t.kb;
+            let prefetched = if paced { 2 * share } else { share };
+            if share > 0 {
                 let mut np = [0, 1].map(|h| t.next.half(h)[t.next_rows.start * HALF..].as_ptr());
-                for _ in 0..prefetched {
-                    for n in np.iter_mut() {
-                        _mm_prefetch::<_MM_HINT_T0>(*n as *const i8);
+                if paced {
+                    for line in 0..prefetched {
+                        let n = &mut np[line % 2];
+                        _mm_prefetch::<_MM_HINT_T1>(*n as *const i8);
                         *n = n.wrapping_add(HALF);
+                        step!();
                     }
-                    step!();
+                } else {
+                    for _ in 0..prefetched {
+                        for n in np.iter_mut() {
+                            _mm_prefetch::<_MM_HINT_T0>(*n as *const i8);
+                            *n = n.wrapping_add(HALF);
+                        }
+                        step!();
+                    }
                 }
             }
             // Two steps at a time, the loop written out for each `step`
