@@ -237,6 +237,23 @@ fn packed_gemm_matches_reference() {
                     &|a, b, c, acc| packed_gemm(a, &PackedMatrix::pack(b), c, acc),
                 );
             }
+            // A B of 16 MiB or more, which streams from memory: on AVX2, 1-2
+            // row blocks prefetch the next slice paced at one line per step
+            // (at 4 rows, the last K block of each panel, 76 steps, is too
+            // short for that and bunches).
+            for m in [4usize, 10] {
+                check(
+                    "packed, streamed B",
+                    m,
+                    1100,
+                    3850,
+                    Layout::RowMajor,
+                    Layout::ColMajor,
+                    Layout::RowMajor,
+                    m == 10,
+                    &|a, b, c, acc| packed_gemm(a, &PackedMatrix::pack(b), c, acc),
+                );
+            }
         });
     }
 }

@@ -48,6 +48,10 @@ const HALF_PREFETCH_AHEAD: usize = 16 * HALF;
 /// Most row blocks for which the AVX2 half passes pace their prefetch of
 /// the next slice at one line per step ([`Tile::paced_prefetch`]).
 const PACED_PREFETCH_MAX_BLOCKS: usize = 2;
+/// Smallest packed `B` whose next slices the AVX2 half passes prefetch
+/// paced ([`Tile::paced_prefetch`]): half the L3 or more, which streams
+/// from memory at every product, where smaller matrices come from L3.
+const STREAMED_B_BYTES: usize = 16 << 20;
 
 /// Largest packed `B` that the whole-`k` half passes read without
 /// prefetching the next slice ([`prefetches_next`]): a weight matrix
@@ -955,7 +959,7 @@ impl Job<'_> {
                     start: if k0 > 0 { Start::C } else { out.start },
                     next,
                     next_rows: share,
-                    paced_prefetch: self.row_blocks.count <= PACED_PREFETCH_MAX_BLOCKS,
+                    paced_prefetch: self.paces_prefetch(),
                     read_ahead: false,
                     out,
                 };
@@ -964,6 +968,12 @@ impl Job<'_> {
                 unsafe { kernel(&tile) };
             }
         }
+    }
+
+    /// Whether this product's calls pace their prefetch of the next slice
+    /// ([`Tile::paced_prefetch`]).
+    fn paces_prefetch(&self) -> bool {
+        self.row_blocks.count <= PACED_PREFETCH_MAX_BLOCKS && self.b.bytes() >= STREAMED_B_BYTES
     }
 
     /// Whether panels up to `panels_end` (exclusive) can run as
@@ -1248,18 +1258,19 @@ struct Tile<'a> {
     next: PanelSlice<'a>,
     next_rows: std::ops::Range<usize>,
     /// Whether the AVX2 kernel prefetches its share of the next slice one
-    /// line per step into L2 (the halves' lines by turns), not two lines
-    /// per step into L1: where a slice has one or two row blocks
-    /// ([`PACED_PREFETCH_MAX_BLOCKS`], up to 12 rows) and the product
-    /// streams its weights from memory, so each call's share is half a
-    /// slice or more. Two lines per step then bunch the requests into the
-    /// first half of each call. In-process A/B on Zen 3, medians: 10 x 1500
-    /// x 6000 (the PTB model's recurrent step at batch 10) 16-23% faster on
-    /// 1 thread and 17-19% on 2, 4 x 1500 x 6000 28-30%, 7 and 12 rows
-    /// 17-22%; the whole 1500/1500 LSTM at batch 10 9-13% on 1 thread and
-    /// 7-15% on 2. Not for more row blocks: 20 rows equal, 64 rows 3-5%
-    /// slower. (The slices L3 keeps, such as 10 x 373 x 1492, prefetch
-    /// nothing: [`prefetches_next`].)
+    /// line per step into L2 (the halves' lines by turns), not a line of
+    /// each half per step into L1: where a slice has one or two row blocks
+    /// ([`PACED_PREFETCH_MAX_BLOCKS`], up to 12 rows), so each call's share
+    /// is half a slice or more, and `B` streams from memory
+    /// ([`STREAMED_B_BYTES`]). Two lines per step then bunch the requests
+    /// into the first half of each call. In-process A/B on Zen 3, medians:
+    /// 10 x 1500 x 6000 (the PTB model's recurrent step at batch 10, 36 MB)
+    /// 16-23% faster on 1 thread and 17-19% on 2, 4 x 1500 x 6000 28-30%,
+    /// 7 and 12 rows 17-22%, 10 x 1024 x 4096 (16 MiB) 2-4% on 2; the whole
+    /// 1500/1500 LSTM at batch 10 9-13% on 1 thread and 7-15% on 2. Not
+    /// where `B` comes from L3 (10 x 1500 x 1492, 9 MB, and 10 x 512 x
+    /// 2048, 4 MB: 5-10% slower paced, with either hint), nor for more row
+    /// blocks (20 rows equal, 64 rows 3-5% slower).
     paced_prefetch: bool,
     /// Whether the AVX2 kernel prefetches its own half of the slice 16
     /// rows ahead of each step, one line per step (as MLAS's kernels do):
