@@ -940,6 +940,7 @@ impl Job<'_> {
         }
         // The next slice's rows shared out over this slice's calls.
         let shares = RowBlocks::new(next.kb, self.row_blocks.count * self.passes);
+        let paced_prefetch = self.paces_prefetch();
         for pass in 0..self.passes {
             let col0 = pass * PANEL / self.passes;
             if col0 >= width {
@@ -959,7 +960,7 @@ impl Job<'_> {
                     start: if k0 > 0 { Start::C } else { out.start },
                     next,
                     next_rows: share,
-                    paced_prefetch: self.paces_prefetch(),
+                    paced_prefetch,
                     read_ahead: false,
                     out,
                 };
