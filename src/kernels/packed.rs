@@ -10,12 +10,13 @@
 //! is copied per call into a per-thread buffer, in blocks of up to 12 rows
 //! laid out `[k][rows]`. Work is split over panels, by rayon
 //! ([`packed_gemm`]) or by the caller's own workers
-//! ([`packed_gemm_panels`]). With several row blocks the `k`
+//! ([`packed_gemm_panels`]). On AVX2, with several row blocks, the `k`
 //! dimension is blocked so a panel slice stays in L1 while every block of
-//! `A` rows passes over it. At batch 1–10 a product is a stream over the
+//! `A` rows passes over it; the AVX-512 kernel takes all of `k` per call
+//! (up to 4096 steps). At batch 1–10 a product is a stream over the
 //! weights (memory- or L2-bound); at large batch the micro-kernels (12 x 32
-//! on AVX-512, 6 x 16 half panels on AVX2) run at 60–80% of the FMA peak
-//! (Sapphire Rapids, Zen 3; `examples/gemm_shapes` measures it).
+//! on AVX-512, 6 x 16 half panels on AVX2) run at 80–92% of the FMA peak
+//! (Zen 5 with AVX-512, Zen 3 with AVX2; `examples/gemm_shapes` measures it).
 
 use rayon::prelude::*;
 
@@ -36,11 +37,22 @@ const K_BLOCK_HALVES: usize = 256;
 /// Row blocks from which half passes use [`K_BLOCK_HALVES`] and the
 /// large-`A` order (`Job::a_leaves_l2`).
 const LONG_SLICE_MIN_BLOCKS: usize = 16;
+/// Most steps of `k` per AVX-512 micro-kernel call ([`avx512_k_block`]):
+/// above the largest `k` measured (3584), so a longer `k` is cut in two
+/// rather than reading a row block of `A` larger than L2.
+const AVX512_MAX_K_BLOCK: usize = 4096;
 /// L1 data cache per core, which a half slice shares with a block of `A`
 /// and a `C` tile ([`whole_k_stays_in_l1`]).
 const L1_DATA_BYTES: usize = 32 * 1024;
-/// How far ahead of the current panel row the kernels prefetch, in floats.
-const PREFETCH_AHEAD: usize = 16 * PANEL;
+/// How far ahead of the current panel row the AVX-512 kernel prefetches,
+/// in floats: 128 rows (16 KiB), so a product that streams its weights from
+/// memory keeps enough lines in flight. In-process A/B on Zen 5 (medians)
+/// against 16 rows (2 KiB): 10 x 1500 x 6000 (the PTB model's recurrent
+/// step at batch 10, 36 MB) 1666 -> 918 us on 1 thread and 912 -> 498 on
+/// 2, 4 rows 1164 -> 639, 1 row 1122 -> 701 (51 GB/s), 64 rows 10% faster;
+/// 32 and 64 KiB ahead were no better. Where the slice is in L1 or L2 it
+/// changes little: 300 x 1500 x 1492 equal, 10 x 373 x 1492 0-2% slower.
+const PREFETCH_AHEAD: usize = 128 * PANEL;
 /// The same 16 rows ahead within one 16-column half ([`PanelLayout::Halves`]),
 /// where the AVX2 kernel prefetches.
 const HALF_PREFETCH_AHEAD: usize = 16 * HALF;
@@ -610,7 +622,9 @@ fn job<'a>(a: JobA<'a>, m: usize, k: usize, b: &'a PackedMatrix, out: PanelOut) 
         k,
         row_blocks,
         prefetch_next: prefetches_next(whole_k_halves, b),
-        k_block: if whole_k_halves || (row_blocks.count == 1 && passes == 1) {
+        k_block: if level == SimdLevel::Avx512 {
+            avx512_k_block(k)
+        } else if whole_k_halves || (row_blocks.count == 1 && passes == 1) {
             k.max(1)
         } else if passes > 1 && row_blocks.count >= LONG_SLICE_MIN_BLOCKS {
             K_BLOCK_HALVES
@@ -622,6 +636,23 @@ fn job<'a>(a: JobA<'a>, m: usize, k: usize, b: &'a PackedMatrix, out: PanelOut) 
         level,
         out,
     }
+}
+
+/// Steps of `k` per AVX-512 micro-kernel call: all of `k` up to
+/// [`AVX512_MAX_K_BLOCK`], else nearly equal blocks no longer than that.
+/// Each call then loads and stores its `C` tile once; at [`K_BLOCK`] the
+/// 12-row kernel spent 18% of its samples outside its multiply-add loop.
+/// In-process A/B on Zen 5 (1 thread, medians), all of `k` (with the
+/// block-major order for a large `A`, [`Job::runs_block_major`]) against
+/// [`K_BLOCK`] in the panel-major order: 300 x 1500 x 1492 (the compacted
+/// PTB model's first input projection at batch 10) 154-176 -> 199-214
+/// GFLOP/s, 30 x 1500 x 1492 197 -> 219, 1920 x 1500 x 1492 96-125 ->
+/// 179-188, 1500 x 3584 x 10752 (DeepBench's dense counterpart at n = 1500)
+/// 96 -> 210; 512 or 768 steps per call fell in between, and two blocks of
+/// 1792 at k = 3584 were 13% slower than one.
+fn avx512_k_block(k: usize) -> usize {
+    let k = k.max(1);
+    k.div_ceil(k.div_ceil(AVX512_MAX_K_BLOCK))
 }
 
 /// Whether AVX2's half passes take all of `k` in one call: a 16-column
@@ -1161,6 +1192,19 @@ impl Job<'_> {
         a_bytes > A_RESIDENT_BYTES || (self.passes > 1 && self.row_blocks.count >= LONG_SLICE_MIN_BLOCKS)
     }
 
+    /// Whether a large `A` ([`Job::a_leaves_l2`]) runs in the block-major
+    /// order ([`Job::run_block_major`]): AVX2's half passes, and AVX-512,
+    /// whose calls take all of `k` ([`avx512_k_block`]), so a row block
+    /// of `A` (72 KiB at k = 1500) is read from L2 by every panel of the
+    /// chunk instead of streaming all of `A` past each panel from L3. In
+    /// process A/B on Zen 5 (1 / 2 threads), against all of `k` in the
+    /// panel-major order: 1920 x 1500 x 1492 100 -> 179-188 GFLOP/s on 1
+    /// thread (that order also varied 100-200 between runs), 1500 x 2560 x
+    /// 7680 106 -> 185-201; 300 x 1500 x 1492 equal.
+    fn runs_block_major(&self) -> bool {
+        self.passes > 1 || self.level == SimdLevel::Avx512
+    }
+
     /// One task: the panels in `range`, all rows of `A`.
     fn run_panels(&self, range: std::ops::Range<usize>) {
         // At least one K block, even for k = 0 (so C is still written).
@@ -1171,16 +1215,17 @@ impl Job<'_> {
             // in L1 while every row block passes over it). Panels go in
             // chunks whose share of C fits in L2 beside that slice of A, so
             // C is not re-read from memory for every K block.
-            if self.passes > 1 {
-                // Half passes (AVX2; Zen 3 has 512 KiB of L2): chunks of
-                // panels whose slices stay in L2 while every row block of
-                // A passes over them, block by block (the order MLAS uses),
-                // so a block of A stays in L1. The order below instead keeps
-                // a panel slice in L1 and streams the slice of A from L2,
-                // but that slice (300 rows: 300 KiB) does not stay there
-                // beside C: this order was 3-5% faster at 300 x 1500 x 1492
-                // and 12-16% at 1500 x 2560 x 7680, with 4 panels per chunk
-                // (128 KiB) up to 512 rows and 8 above.
+            if self.runs_block_major() {
+                // Chunks of panels that every row block of A passes over,
+                // block by block (the order MLAS uses), so a block of A is
+                // read from L1 or L2 by the whole chunk. On AVX2 (Zen 3,
+                // 512 KiB of L2) the chunk's slices stay in L2; the order
+                // below instead keeps a panel slice in L1 and streams the
+                // slice of A from L2, but that slice (300 rows: 300 KiB)
+                // does not stay there beside C: this order was 3-5% faster
+                // at 300 x 1500 x 1492 and 12-16% at 1500 x 2560 x 7680,
+                // with 4 panels per chunk (128 KiB) up to 512 rows and 8
+                // above. On AVX-512 see [`Job::runs_block_major`].
                 let chunk = if self.row_blocks.rows > 512 { 8 } else { 4 };
                 for first in range.clone().step_by(chunk) {
                     let chunk = first..(first + chunk).min(range.end);
@@ -1383,9 +1428,9 @@ unsafe fn micro_avx512<const MR: usize, const CHAINS: usize>(t: &Tile) {
         // a closure would not inherit this function's target features).
         macro_rules! step {
             ($chain:expr) => {
-                // The panel is one contiguous stream: fetch 16 rows (2 KiB)
-                // ahead so the memory-bound small-batch case overlaps loads
-                // with FMAs.
+                // The panel is one contiguous stream: fetch its row
+                // PREFETCH_AHEAD ahead so the memory-bound small-batch case
+                // overlaps loads with FMAs.
                 _mm_prefetch::<_MM_HINT_T0>(bp.wrapping_add(PREFETCH_AHEAD) as *const i8);
                 _mm_prefetch::<_MM_HINT_T0>(bp.wrapping_add(PREFETCH_AHEAD + 16) as *const i8);
                 let b0 = _mm512_loadu_ps(bp);
