@@ -38,8 +38,8 @@ const K_BLOCK_HALVES: usize = 256;
 /// large-`A` order (`Job::a_leaves_l2`).
 const LONG_SLICE_MIN_BLOCKS: usize = 16;
 /// Most steps of `k` per AVX-512 micro-kernel call ([`avx512_k_block`]):
-/// above the largest `k` measured (3584), so a longer `k` is cut in two
-/// rather than reading a row block of `A` larger than L2.
+/// a guard above the largest `k` measured (3584), where a 12-row block of
+/// `A` is 192 KiB; a longer `k` is cut into blocks, not measured.
 const AVX512_MAX_K_BLOCK: usize = 4096;
 /// L1 data cache per core, which a half slice shares with a block of `A`
 /// and a `C` tile ([`whole_k_stays_in_l1`]).
@@ -909,7 +909,8 @@ struct Job<'a> {
     /// [`K_BLOCK_HALVES`], so several row blocks or passes reuse a panel
     /// slice from L1; all of `k` for a single row block in a single pass
     /// (nothing to reuse, and each call reloads and stores its `C` tile),
-    /// or where the reused half stays in L1 anyway ([`whole_k_stays_in_l1`]).
+    /// or where the reused half stays in L1 anyway ([`whole_k_stays_in_l1`]);
+    /// on AVX-512 all of `k` up to a bound ([`avx512_k_block`]).
     k_block: usize,
     /// Column passes over each slice ([`passes_per_panel`]).
     passes: usize,
@@ -1211,8 +1212,9 @@ impl Job<'_> {
         let k_starts = (0..self.k.max(1)).step_by(self.k_block);
         if self.a_leaves_l2() {
             // A large A: K blocks outermost, so the slice of A they cover
-            // stays in L2 while it sweeps the panels (each panel slice stays
-            // in L1 while every row block passes over it). Panels go in
+            // stays in L2 while it sweeps the panels (in the panel-major
+            // order below, each panel slice stays in L1 while every row
+            // block passes over it). Panels go in
             // chunks whose share of C fits in L2 beside that slice of A, so
             // C is not re-read from memory for every K block.
             if self.runs_block_major() {
