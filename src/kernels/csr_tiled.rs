@@ -172,6 +172,18 @@ impl TiledCsr {
     /// [`Self::product`] for `CH` vectors of 16 batch entries (`padded = 16 · CH`).
     /// A segment's entries go round-robin to four sets of accumulators, so
     /// four multiply-add chains per vector overlap their latency.
+    ///
+    /// The loop is bound by loads, not multiply-adds: each group of four
+    /// entries reads its four column bytes as one `u32` and its four values
+    /// as one 128-bit load, spread to the lanes by permutes (which run beside
+    /// the loads), instead of a byte load and a broadcast load per entry, and
+    /// each segment prefetches the tile row of the segment two ahead into L1
+    /// (the tile and the block's `Xᵀ` rows, 32 KiB each, do not both fit a
+    /// 48 KiB L1). Zen 5, batch 1500, 7680 x 2560, in-process A/B (best of
+    /// 10): 3-8% faster at 90% and 95% sparsity on 1 thread, 0-7% on 2;
+    /// a C copy of the loop with its data in L1 went from 0.60 to 0.55 ns
+    /// per entry for segments of 13 entries and from 0.53 to 0.41 for
+    /// segments of 1000.
     #[target_feature(enable = "avx512f")]
     unsafe fn pass<const CH: usize>(
         &self,
@@ -192,8 +204,18 @@ impl TiledCsr {
                 let pair = rb * col_blocks + cb;
                 let x_block = &xt[cb * COL_BLOCK * padded..];
                 let xs = x_block.as_ptr();
-                for s in self.block_ptr[pair]..self.block_ptr[pair + 1] {
+                let segments = self.block_ptr[pair]..self.block_ptr[pair + 1];
+                for s in segments.clone() {
                     let entries = self.seg_ptr[s]..self.seg_ptr[s + 1];
+                    if s + 2 < segments.end {
+                        // SAFETY: a prefetch reads nothing; the address is
+                        // a row of the tile anyway.
+                        unsafe {
+                            let row = t.add(self.seg_tile[s + 2] as usize);
+                            _mm_prefetch::<_MM_HINT_T0>(row as *const i8);
+                            _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(FLOATS_PER_LINE) as *const i8);
+                        }
+                    }
                     let mut acc = [[_mm512_setzero_ps(); CH]; 4];
                     // SAFETY: an entry's column lies inside its column block,
                     // whose `padded` floats per column lie inside `xt` (the
@@ -207,8 +229,19 @@ impl TiledCsr {
                     };
                     let mut j = entries.start;
                     while j + 4 <= entries.end {
-                        for (k, a) in acc.iter_mut().enumerate() {
-                            entry(a, j + k);
+                        // SAFETY: entries j .. j + 4 lie inside the segment
+                        // (so inside `cols` and `vals`); their columns as in
+                        // `entry`.
+                        unsafe {
+                            let four_cols = (cols.as_ptr().add(j) as *const u32).read_unaligned().to_le();
+                            let four_vals = _mm512_castps128_ps512(_mm_loadu_ps(vals.as_ptr().add(j)));
+                            for (k, a) in acc.iter_mut().enumerate() {
+                                let v = _mm512_permutexvar_ps(_mm512_set1_epi32(k as i32), four_vals);
+                                let x = xs.add((four_cols >> (8 * k) & 0xff) as usize * padded);
+                                for (ch, a) in a.iter_mut().enumerate() {
+                                    *a = _mm512_fmadd_ps(v, _mm512_loadu_ps(x.add(ch * 16)), *a);
+                                }
+                            }
                         }
                         j += 4;
                     }
