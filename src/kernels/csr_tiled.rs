@@ -174,16 +174,15 @@ impl TiledCsr {
     /// four multiply-add chains per vector overlap their latency.
     ///
     /// The loop is bound by loads, not multiply-adds: each group of four
-    /// entries reads its four column bytes as one `u32` and its four values
-    /// as one 128-bit load, spread to the lanes by permutes (which run beside
-    /// the loads), instead of a byte load and a broadcast load per entry, and
-    /// each segment prefetches the tile row of the segment two ahead into L1
-    /// (the tile and the block's `Xᵀ` rows, 32 KiB each, do not both fit a
-    /// 48 KiB L1). Zen 5, batch 1500, 7680 x 2560, in-process A/B (best of
-    /// 10): 3-8% faster at 90% and 95% sparsity on 1 thread, 0-7% on 2;
-    /// a C copy of the loop with its data in L1 went from 0.60 to 0.55 ns
-    /// per entry for segments of 13 entries and from 0.53 to 0.41 for
-    /// segments of 1000.
+    /// entries reads its four column bytes as one `u32` instead of a byte
+    /// load each, and each segment prefetches the tile row of the segment
+    /// two ahead into L1 (the tile and the block's `Xᵀ` rows, 32 KiB each,
+    /// do not both fit a 48 KiB L1). Zen 5, batch 1500, 7680 x 2560,
+    /// in-process A/B (best of 10): 3-8% faster at 90% and 95% sparsity on
+    /// 1 thread, 0-7% on 2. (Loading the four values at once and spreading
+    /// them by permutes gains nothing here: LLVM turns the permutes back
+    /// into broadcast loads, and with the register kept opaque the product
+    /// was no faster.)
     #[target_feature(enable = "avx512f")]
     unsafe fn pass<const CH: usize>(
         &self,
@@ -234,9 +233,8 @@ impl TiledCsr {
                         // `entry`.
                         unsafe {
                             let four_cols = (cols.as_ptr().add(j) as *const u32).read_unaligned().to_le();
-                            let four_vals = _mm512_castps128_ps512(_mm_loadu_ps(vals.as_ptr().add(j)));
                             for (k, a) in acc.iter_mut().enumerate() {
-                                let v = _mm512_permutexvar_ps(_mm512_set1_epi32(k as i32), four_vals);
+                                let v = _mm512_set1_ps(*vals.get_unchecked(j + k));
                                 let x = xs.add((four_cols >> (8 * k) & 0xff) as usize * padded);
                                 for (ch, a) in a.iter_mut().enumerate() {
                                     *a = _mm512_fmadd_ps(v, _mm512_loadu_ps(x.add(ch * 16)), *a);
