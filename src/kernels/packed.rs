@@ -638,6 +638,41 @@ fn job<'a>(a: JobA<'a>, m: usize, k: usize, b: &'a PackedMatrix, out: PanelOut) 
     }
 }
 
+/// [`Job::a_leaves_l2`] for `rows x k` of `A` in `blocks` row blocks, with
+/// `passes` passes per panel.
+fn a_leaves_l2(rows: usize, k: usize, passes: usize, blocks: usize) -> bool {
+    let a_bytes = rows * k * std::mem::size_of::<f32>();
+    a_bytes > A_RESIDENT_BYTES || (passes > 1 && blocks >= LONG_SLICE_MIN_BLOCKS)
+}
+
+/// [`Job::runs_block_major`] at `level` with `passes` passes per panel.
+fn runs_block_major(level: SimdLevel, passes: usize) -> bool {
+    passes > 1 || level == SimdLevel::Avx512
+}
+
+/// Panels per chunk of the block-major order ([`Job::run_block_major`])
+/// for `m` rows of `A`: 4 (128 KiB of `B` per K block) up to 512 rows, 8
+/// above. Every chunk reads all of `A` once.
+fn block_major_chunk(m: usize) -> usize {
+    if m > 512 { 8 } else { 4 }
+}
+
+/// How many panels of a product with an `m x k` `A` the kernels take
+/// together: a chunk of the block-major order where `A` is large enough
+/// for it ([`Job::a_leaves_l2`] and [`Job::runs_block_major`]), else 1.
+/// Workers that claim the panels of one product in ranges (the team's
+/// input projections) claim multiples of it, so that no range ends in a
+/// short chunk that reads all of `A` again for a panel or two.
+pub(crate) fn claim_granule(m: usize, k: usize) -> usize {
+    let level = SimdLevel::detect();
+    let passes = passes_per_panel(level, m);
+    if a_leaves_l2(m, k, passes, row_blocks(m).count) && runs_block_major(level, passes) {
+        block_major_chunk(m)
+    } else {
+        1
+    }
+}
+
 /// Steps of `k` per AVX-512 micro-kernel call: all of `k` up to
 /// [`AVX512_MAX_K_BLOCK`], else nearly equal blocks no longer than that.
 /// Each call then loads and stores its `C` tile once; at [`K_BLOCK`] the
@@ -1189,8 +1224,7 @@ impl Job<'_> {
     /// with the streaming order, which prefetches `B` from memory: 6% and
     /// 2% faster for them.
     fn a_leaves_l2(&self) -> bool {
-        let a_bytes = self.row_blocks.rows * self.k * std::mem::size_of::<f32>();
-        a_bytes > A_RESIDENT_BYTES || (self.passes > 1 && self.row_blocks.count >= LONG_SLICE_MIN_BLOCKS)
+        a_leaves_l2(self.row_blocks.rows, self.k, self.passes, self.row_blocks.count)
     }
 
     /// Whether a large `A` ([`Job::a_leaves_l2`]) runs in the block-major
@@ -1203,7 +1237,7 @@ impl Job<'_> {
     /// thread (that order also varied 100-200 between runs), 1500 x 2560 x
     /// 7680 106 -> 185-201; 300 x 1500 x 1492 equal.
     fn runs_block_major(&self) -> bool {
-        self.passes > 1 || self.level == SimdLevel::Avx512
+        runs_block_major(self.level, self.passes)
     }
 
     /// One task: the panels in `range`, all rows of `A`.
@@ -1228,7 +1262,7 @@ impl Job<'_> {
                 // at 300 x 1500 x 1492 and 12-16% at 1500 x 2560 x 7680,
                 // with 4 panels per chunk (128 KiB) up to 512 rows and 8
                 // above. On AVX-512 see [`Job::runs_block_major`].
-                let chunk = if self.row_blocks.rows > 512 { 8 } else { 4 };
+                let chunk = block_major_chunk(self.row_blocks.rows);
                 for first in range.clone().step_by(chunk) {
                     let chunk = first..(first + chunk).min(range.end);
                     for k0 in k_starts.clone() {
