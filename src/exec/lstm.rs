@@ -412,7 +412,7 @@ fn input_projection(layer: &Layer, x: MatRef, in_place: bool, shared: &Shared, c
             .max(1)
             .next_multiple_of(granule)
     };
-    let claim = claimer(claims, panels, chunk, granule, w, true);
+    let claim = claimer(claims, panels, chunk, granule, w, claims.len() > 1);
     // SAFETY: packed, every part of X was packed before the last barrier;
     // each claimed panel's columns of G belong to the worker that claimed
     // them; the bias row outlives the call and nothing writes it.
