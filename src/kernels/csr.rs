@@ -42,16 +42,21 @@ pub struct CsrMatrix {
     tiled: Option<TiledCsr>,
 }
 
-/// Entries ahead (2 KiB of each stream) at which the narrow kernels
-/// (batch 2-8) prefetch their column indices and values into L1. With only
-/// the hardware prefetchers, those kernels read a matrix that does not fit
-/// in L3 at a fraction of the memory's speed: DeepBench's 10752 x 3584 at
-/// 90% (31 MB) took 2.3-2.6 ms at batch 2 and 4 against 1.1 ms at batch 1.
-/// In-process A/B on Zen 5 (best of 12-15, the cache flushed between runs):
-/// 2.4-2.5 -> 1.5-1.6 ms on 1 thread at batch 2 and 4, 1.17 -> 0.73 ms on
-/// 2 threads; the matrices that fit in L3 unchanged (within 5%); 256
-/// entries ahead gained less, 1024 and 2048 as much.
-const NARROW_PREFETCH_AHEAD: usize = 512;
+/// Entries ahead (2 KiB of each stream) at which the AVX2 batch-1 kernel
+/// and the narrow kernels (batch 2-8) prefetch their column indices and
+/// values into L1. With only the hardware prefetchers, two streams of
+/// 4-byte loads get far less of the memory's bandwidth:
+/// - AVX2 batch 1 (Zen 3, 1 thread, 7680 x 2560 at 95%): 0.54-0.58 ms
+///   with, 0.79-0.89 ms without, alternated;
+/// - narrow kernels (Zen 5, DeepBench's 10752 x 3584 at 90%, 31 MB, larger
+///   than L3; in-process A/B, best of 12-15, the cache flushed between
+///   runs): 2.4-2.5 -> 1.5-1.6 ms on 1 thread at batch 2 and 4, 1.17 ->
+///   0.73 ms on 2; matrices that fit in L3 unchanged (within 5%); 256
+///   entries ahead gained less, 1024 and 2048 as much.
+///
+/// (The AVX-512 batch-1 kernel does not prefetch: it is bound by its
+/// gathers, and the same prefetch gained nothing there on Zen 5.)
+const STREAM_PREFETCH_AHEAD: usize = 512;
 
 /// Asks for the cache line holding `ptr` to be brought into L1 (a hint
 /// only: `ptr` need not be valid).
@@ -439,7 +444,7 @@ multiversion! {
 /// with four nonzeros in flight in four accumulators. (The generic path
 /// does the same arithmetic but spends most of its time on indexing.)
 /// Every sixteen nonzeros it prefetches the column and value streams
-/// [`NARROW_PREFETCH_AHEAD`] entries ahead. Defined for the AVX-512 and
+/// [`STREAM_PREFETCH_AHEAD`] entries ahead. Defined for the AVX-512 and
 /// AVX2 modules alike (the same 128- and 256-bit instructions, compiled
 /// for each).
 #[cfg(target_arch = "x86_64")]
@@ -456,8 +461,8 @@ macro_rules! narrow_kernel {
                 let full = cols.len() / 4 * 4;
                 for (i, (c, v)) in cols[..full].chunks_exact(4).zip(vals[..full].chunks_exact(4)).enumerate() {
                     if i % 4 == 0 {
-                        prefetch(c.as_ptr().wrapping_add(super::NARROW_PREFETCH_AHEAD).cast());
-                        prefetch(v.as_ptr().wrapping_add(super::NARROW_PREFETCH_AHEAD).cast());
+                        prefetch(c.as_ptr().wrapping_add(super::STREAM_PREFETCH_AHEAD).cast());
+                        prefetch(v.as_ptr().wrapping_add(super::STREAM_PREFETCH_AHEAD).cast());
                     }
                     for s in 0..4 {
                         // SAFETY: c[s] < cols, so its row of L floats is inside xt.
@@ -513,15 +518,10 @@ mod avx2 {
         "avx2,fma"
     );
 
-    /// How far ahead (in entries, 2 KiB of indices and values each) the
-    /// batch-1 kernel prefetches: the matrix streams from memory, and two
-    /// streams of 4-byte loads get far less of its bandwidth from the
-    /// hardware prefetchers alone (1 thread, 7680 x 2560 at 95%: 0.54-0.58
-    /// ms with, 0.79-0.89 ms without, alternated).
-    const PF: usize = 512;
     /// Batch 1: sixteen nonzeros per step in two accumulators, `x`
     /// gathered by column index eight at a time; the row's last few
-    /// entries one by one.
+    /// entries one by one. It prefetches its streams
+    /// [`super::STREAM_PREFETCH_AHEAD`] entries ahead.
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn spmv(w: &CsrMatrix, rows: std::ops::Range<usize>, x: &[f32], out: SparseOut) {
         let (cols, vals, base) = (w.col_idx.as_ptr(), w.values.as_ptr(), x.as_ptr());
@@ -533,8 +533,8 @@ mod avx2 {
             let mut tail = 0.0f32;
             unsafe {
                 while j + 16 <= end {
-                    _mm_prefetch::<_MM_HINT_T0>(cols.add(j).wrapping_add(PF) as *const i8);
-                    _mm_prefetch::<_MM_HINT_T0>(vals.add(j).wrapping_add(PF) as *const i8);
+                    prefetch(cols.add(j).wrapping_add(super::STREAM_PREFETCH_AHEAD).cast());
+                    prefetch(vals.add(j).wrapping_add(super::STREAM_PREFETCH_AHEAD).cast());
                     let i0 = _mm256_loadu_si256(cols.add(j) as *const __m256i);
                     let i1 = _mm256_loadu_si256(cols.add(j + 8) as *const __m256i);
                     acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(vals.add(j)), _mm256_i32gather_ps::<4>(base, i0), acc0);
