@@ -52,6 +52,7 @@ const L1_DATA_BYTES: usize = 32 * 1024;
 /// 2, 4 rows 1164 -> 639, 1 row 1122 -> 701 (51 GB/s), 64 rows 10% faster;
 /// 32 and 64 KiB ahead were no better. Where the slice is in L1 or L2 it
 /// changes little: 300 x 1500 x 1492 equal, 10 x 373 x 1492 0-2% slower.
+/// (Only where `B` streams from memory: see [`Job::prefetch_b`].)
 const PREFETCH_AHEAD: usize = 128 * PANEL;
 /// The same 16 rows ahead within one 16-column half ([`PanelLayout::Halves`]),
 /// where the AVX2 kernel prefetches.
@@ -622,6 +623,7 @@ fn job<'a>(a: JobA<'a>, m: usize, k: usize, b: &'a PackedMatrix, out: PanelOut) 
         k,
         row_blocks,
         prefetch_next: prefetches_next(whole_k_halves, b),
+        prefetch_b: b.bytes() > L3_RESIDENT_B_BYTES,
         k_block: if level == SimdLevel::Avx512 {
             avx512_k_block(k)
         } else if whole_k_halves || (row_blocks.count == 1 && passes == 1) {
@@ -883,32 +885,45 @@ impl Start {
 /// A micro-kernel for one [`Tile`], compiled for one SIMD level and row count.
 type MicroKernel = unsafe fn(&Tile);
 
-/// The micro-kernel for `rows` rows (1..=[`max_rows_per_block`]) at `level`.
-fn micro_kernel(level: SimdLevel, rows: usize) -> MicroKernel {
+/// The micro-kernel for `rows` rows (1..=[`max_rows_per_block`]) at `level`;
+/// on AVX-512, one that prefetches the panel ahead where `prefetch_b`
+/// ([`Job::prefetch_b`]).
+fn micro_kernel(level: SimdLevel, rows: usize, prefetch_b: bool) -> MicroKernel {
     macro_rules! pick {
         ($f:ident, $($n:literal)*) => {
             match rows { $($n => $f::<$n> as MicroKernel,)* _ => unreachable!("row block of {rows}") }
         };
     }
+    #[cfg(target_arch = "x86_64")]
+    macro_rules! avx512 {
+        ($pf:literal) => {
+            match rows {
+                // One row has too few accumulators to cover the FMA
+                // latency: it runs a second chain over alternate `k` steps.
+                // (More rows keep one chain: with two, the compiler kept
+                // the accumulators of 2-4 rows on the stack, and 2 x 373 x
+                // 1492 took 51 us instead of 27 on Zen 4.)
+                1 => micro_avx512::<1, 2, $pf> as MicroKernel,
+                2 => micro_avx512::<2, 1, $pf>,
+                3 => micro_avx512::<3, 1, $pf>,
+                4 => micro_avx512::<4, 1, $pf>,
+                5 => micro_avx512::<5, 1, $pf>,
+                6 => micro_avx512::<6, 1, $pf>,
+                7 => micro_avx512::<7, 1, $pf>,
+                8 => micro_avx512::<8, 1, $pf>,
+                9 => micro_avx512::<9, 1, $pf>,
+                10 => micro_avx512::<10, 1, $pf>,
+                11 => micro_avx512::<11, 1, $pf>,
+                12 => micro_avx512::<12, 1, $pf>,
+                _ => unreachable!("row block of {rows}"),
+            }
+        };
+    }
     match level {
         #[cfg(target_arch = "x86_64")]
-        SimdLevel::Avx512 => match rows {
-            // Few rows have too few accumulators to cover the FMA latency:
-            // they run extra chains over alternate `k` steps.
-            1 => micro_avx512::<1, 4> as MicroKernel,
-            2 => micro_avx512::<2, 2>,
-            3 => micro_avx512::<3, 2>,
-            4 => micro_avx512::<4, 1>,
-            5 => micro_avx512::<5, 1>,
-            6 => micro_avx512::<6, 1>,
-            7 => micro_avx512::<7, 1>,
-            8 => micro_avx512::<8, 1>,
-            9 => micro_avx512::<9, 1>,
-            10 => micro_avx512::<10, 1>,
-            11 => micro_avx512::<11, 1>,
-            12 => micro_avx512::<12, 1>,
-            _ => unreachable!("row block of {rows}"),
-        },
+        SimdLevel::Avx512 if prefetch_b => avx512!(true),
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx512 => avx512!(false),
         // 1–2 rows take the whole panel row per pass, 3–6 rows two halves.
         #[cfg(target_arch = "x86_64")]
         SimdLevel::Avx2Fma => match rows {
@@ -951,6 +966,17 @@ struct Job<'a> {
     passes: usize,
     /// Whether each slice's calls prefetch the next slice ([`prefetches_next`]).
     prefetch_next: bool,
+    /// Whether the AVX-512 calls prefetch their panel [`PREFETCH_AHEAD`]
+    /// ahead: only where `B` streams from memory (larger than
+    /// [`L3_RESIDENT_B_BYTES`]). A smaller `B` comes from L2 or L3, where
+    /// the hardware prefetchers keep up and the two prefetches per step
+    /// only take load slots (on Zen 4, whose 512-bit loads take both load
+    /// pipes). In-process A/B on Zen 4 (medians, 1 thread), without
+    /// against with: 1 x 373 x 1492 (the compacted PTB model's recurrent
+    /// step at batch 1) 34.6 -> 27.1 us, 1 x 315 x 630 10.8 -> 9.8,
+    /// 4 x 373 x 1492 45.0 -> 42.3, 10 x 373 x 1492 and 30 x 1500 x 1492
+    /// equal.
+    prefetch_b: bool,
     b: &'a PackedMatrix,
     level: SimdLevel,
     out: PanelOut,
@@ -1014,7 +1040,7 @@ impl Job<'_> {
                 break;
             }
             for (i, rows) in self.row_blocks.iter().enumerate() {
-                let kernel = micro_kernel(self.level, rows.len());
+                let kernel = micro_kernel(self.level, rows.len(), self.prefetch_b);
                 let share = shares.block(pass * self.row_blocks.count + i);
                 let tile = Tile {
                     a: self.tile_a(&rows, k0, kb),
@@ -1128,7 +1154,7 @@ impl Job<'_> {
                 unsafe { halves_kernel::<true>(rows.len())(&run) };
                 continue;
             }
-            let kernel = micro_kernel(self.level, rows.len());
+            let kernel = micro_kernel(self.level, rows.len(), self.prefetch_b);
             for p in chunk.clone() {
                 let j0 = p * PANEL;
                 let panel = self.slice(p, k0);
@@ -1434,17 +1460,19 @@ impl Tile<'_> {
 /// AVX-512 micro-kernel: `MR` rows x 32 columns in `2 * MR` zmm accumulators
 /// per chain; each `k` step loads one panel row (two vectors) and broadcasts
 /// `MR` elements of `A`. With `CHAINS > 1`, consecutive `k` steps go to
-/// independent accumulator sets (summed at the end), so a block of 1–3 rows
-/// still keeps both FMA units busy instead of waiting on one dependency chain.
+/// independent accumulator sets (summed at the end), so a single row still
+/// keeps both FMA units busy instead of waiting on one dependency chain.
+/// With `PREFETCH`, each step prefetches the panel row [`PREFETCH_AHEAD`]
+/// ahead ([`Job::prefetch_b`]).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn micro_avx512<const MR: usize, const CHAINS: usize>(t: &Tile) {
+unsafe fn micro_avx512<const MR: usize, const CHAINS: usize, const PREFETCH: bool>(t: &Tile) {
     // SAFETY: the caller guarantees the CPU features and that the tile
     // lies inside A, the panel and C (see `Job::run_slice`).
     unsafe {
         use std::arch::x86_64::*;
         // C is loaded first and the steps add onto it in order, so (with
-        // one chain, blocks of 4+ rows) a step whose A element is zero, an
+        // one chain, blocks of 2+ rows) a step whose A element is zero, an
         // ISS-removed unit, leaves every sum bit for bit unchanged: the
         // compacted model's outputs equal the full model's exactly
         // (tests/checkpoint.rs checks it). Adding C after the loop instead
@@ -1464,11 +1492,13 @@ unsafe fn micro_avx512<const MR: usize, const CHAINS: usize>(t: &Tile) {
         // a closure would not inherit this function's target features).
         macro_rules! step {
             ($chain:expr) => {
-                // The panel is one contiguous stream: fetch its row
-                // PREFETCH_AHEAD ahead so the memory-bound small-batch case
-                // overlaps loads with FMAs.
-                _mm_prefetch::<_MM_HINT_T0>(bp.wrapping_add(PREFETCH_AHEAD) as *const i8);
-                _mm_prefetch::<_MM_HINT_T0>(bp.wrapping_add(PREFETCH_AHEAD + 16) as *const i8);
+                // The panel is one contiguous stream: where it comes
+                // from memory, fetch its row PREFETCH_AHEAD ahead so the
+                // memory-bound small-batch case overlaps loads with FMAs.
+                if PREFETCH {
+                    _mm_prefetch::<_MM_HINT_T0>(bp.wrapping_add(PREFETCH_AHEAD) as *const i8);
+                    _mm_prefetch::<_MM_HINT_T0>(bp.wrapping_add(PREFETCH_AHEAD + 16) as *const i8);
+                }
                 let b0 = _mm512_loadu_ps(bp);
                 let b1 = _mm512_loadu_ps(bp.add(16));
                 for (r, acc_r) in $chain.iter_mut().enumerate() {
