@@ -4,7 +4,11 @@
 //!
 //! `cargo run --release --example gemm_shapes` (env: `T` threads, default 2;
 //! `R` rounds, default 5; `S=m,k,n` for one shape of your own). Each round times every shape once, and the best
-//! round counts, so a drifting shared host hurts every shape alike.
+//! round counts, so a drifting shared host hurts every shape alike. The
+//! median round is printed beside it: on a noisy host the two differ by
+//! up to a third (1 x 373 x 1492 on Zen 4 once: best 34.9 us, median 45.3), and
+//! a whole forward pass, timed by its median, is to be compared with the
+//! median.
 
 use issbench::hardware::{fma_pass_flops, fma_peak_pass};
 use issbench::kernels::{MatMut, MatRef, PackedMatrix, packed_gemm};
@@ -61,9 +65,9 @@ fn main() {
                 (m, k, n, packed, random(m * k, 2), vec![0.0f32; m * n])
             })
             .collect();
-        let mut best = vec![f64::INFINITY; cases.len()];
+        let mut rounds_secs = vec![Vec::with_capacity(rounds); cases.len()];
         for _ in 0..rounds {
-            for (case, best) in cases.iter().zip(best.iter_mut()) {
+            for (case, secs) in cases.iter().zip(rounds_secs.iter_mut()) {
                 let (m, k, n, packed, a, _) = case;
                 let mut out = case.5.clone();
                 let reps = (2e8 / (m * k * n) as f64).ceil() as usize;
@@ -76,18 +80,21 @@ fn main() {
                         false,
                     );
                 }
-                *best = best.min(t.elapsed().as_secs_f64() / reps as f64);
+                secs.push(t.elapsed().as_secs_f64() / reps as f64);
             }
             peak = peak.max(peak_pass());
         }
         println!("FMA peak {peak:.0} GFLOP/s on {threads} threads");
-        for ((m, k, n, packed, ..), secs) in cases.iter().zip(&best) {
-            let gflops = 2.0 * (m * k * n) as f64 / secs / 1e9;
+        for ((m, k, n, packed, ..), secs) in cases.iter().zip(&mut rounds_secs) {
+            secs.sort_by(f64::total_cmp);
+            let (best, median) = (secs[0], secs[secs.len() / 2]);
+            let gflops = 2.0 * (m * k * n) as f64 / best / 1e9;
             println!(
-                "m{m:<4} k{k:<5} n{n:<5} {:>9.1} us {gflops:>6.1} GFLOP/s {:>5.1}% of peak {:>6.1} GB/s of weights",
-                secs * 1e6,
+                "m{m:<4} k{k:<5} n{n:<5} {:>9.1} us (median {:>9.1}) {gflops:>6.1} GFLOP/s {:>5.1}% of peak {:>6.1} GB/s of weights",
+                best * 1e6,
+                median * 1e6,
                 100.0 * gflops / peak,
-                packed.bytes() as f64 / secs / 1e9
+                packed.bytes() as f64 / best / 1e9
             );
         }
     });
