@@ -67,10 +67,11 @@ const PACED_PREFETCH_MAX_BLOCKS: usize = 2;
 const STREAMED_B_BYTES: usize = 16 << 20;
 
 /// Largest packed `B` that the whole-`k` half passes read without
-/// prefetching the next slice ([`prefetches_next`]): a weight matrix
-/// this small stays in the shared L3 between products (an LSTM's recurrent
-/// weights, read again at every step), where the hardware prefetchers keep
-/// up on their own.
+/// prefetching the next slice ([`prefetches_next`]), and that the AVX-512
+/// calls read without prefetching ahead in their panel
+/// ([`Job::prefetch_b`]): a weight matrix this small stays in the shared
+/// L3 between products (an LSTM's recurrent weights, read again at every
+/// step), where the hardware prefetchers keep up on their own.
 const L3_RESIDENT_B_BYTES: usize = 8 << 20;
 /// Largest packed `A` that stays in L2 while every panel streams past it.
 const A_RESIDENT_BYTES: usize = 512 * 1024;
