@@ -127,8 +127,8 @@ fn cpu_model_from_cpuinfo(cpuinfo: &str) -> Option<String> {
         cpuinfo
             .lines()
             .take_while(|l| !l.trim().is_empty())
-            .find(|l| l.split(':').next().is_some_and(|k| k.trim() == key))
-            .and_then(|l| l.split_once(':'))
+            .filter_map(|l| l.split_once(':'))
+            .find(|(k, _)| k.trim() == key)
             .map(|(_, v)| v.trim().to_string())
     };
     let name = field("model name")?;

@@ -18,6 +18,8 @@ use thiserror::Error;
 
 use super::csr_tiled::{TILE_LANES, TILE_STRIDE, TiledCsr};
 use super::matrix::{MatMut, MatRef, SendPtr};
+#[cfg(target_arch = "x86_64")]
+use super::simd::prefetch_l1;
 use super::simd::{madd, multiversion};
 
 /// Why a CSR matrix could not be built.
@@ -57,15 +59,6 @@ pub struct CsrMatrix {
 /// (The AVX-512 batch-1 kernel does not prefetch: it is bound by its
 /// gathers, and the same prefetch gained nothing there on Zen 5.)
 const STREAM_PREFETCH_AHEAD: usize = 512;
-
-/// Asks for the cache line holding `ptr` to be brought into L1 (a hint
-/// only: `ptr` need not be valid).
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-fn prefetch(ptr: *const i8) {
-    // SAFETY: prefetching never faults, whatever the address.
-    unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(ptr) };
-}
 
 /// Below this many multiply-adds a product runs on the calling thread.
 const PARALLEL_MIN_MACS: usize = 1 << 15;
@@ -461,8 +454,8 @@ macro_rules! narrow_kernel {
                 let full = cols.len() / 4 * 4;
                 for (i, (c, v)) in cols[..full].chunks_exact(4).zip(vals[..full].chunks_exact(4)).enumerate() {
                     if i % 4 == 0 {
-                        prefetch(c.as_ptr().wrapping_add(super::STREAM_PREFETCH_AHEAD).cast());
-                        prefetch(v.as_ptr().wrapping_add(super::STREAM_PREFETCH_AHEAD).cast());
+                        prefetch_l1(c.as_ptr().wrapping_add(super::STREAM_PREFETCH_AHEAD));
+                        prefetch_l1(v.as_ptr().wrapping_add(super::STREAM_PREFETCH_AHEAD));
                     }
                     for s in 0..4 {
                         // SAFETY: c[s] < cols, so its row of L floats is inside xt.
@@ -490,7 +483,7 @@ macro_rules! narrow_kernel {
 /// and out of the tiled product's tiles (used at the AVX-512 level too).
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{CsrMatrix, MatRef, SparseOut, TILE_STRIDE, prefetch, store};
+    use super::{CsrMatrix, MatRef, SparseOut, TILE_STRIDE, prefetch_l1, store};
     use std::arch::x86_64::*;
 
     narrow_kernel!(
@@ -533,8 +526,8 @@ mod avx2 {
             let mut tail = 0.0f32;
             unsafe {
                 while j + 16 <= end {
-                    prefetch(cols.add(j).wrapping_add(super::STREAM_PREFETCH_AHEAD).cast());
-                    prefetch(vals.add(j).wrapping_add(super::STREAM_PREFETCH_AHEAD).cast());
+                    prefetch_l1(cols.add(j).wrapping_add(super::STREAM_PREFETCH_AHEAD));
+                    prefetch_l1(vals.add(j).wrapping_add(super::STREAM_PREFETCH_AHEAD));
                     let i0 = _mm256_loadu_si256(cols.add(j) as *const __m256i);
                     let i1 = _mm256_loadu_si256(cols.add(j + 8) as *const __m256i);
                     acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(vals.add(j)), _mm256_i32gather_ps::<4>(base, i0), acc0);
@@ -658,7 +651,7 @@ mod avx2 {
 /// which is several times slower.
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{CsrMatrix, SparseOut, prefetch, store};
+    use super::{CsrMatrix, SparseOut, prefetch_l1, store};
     use std::arch::x86_64::*;
 
     narrow_kernel!(

@@ -21,7 +21,7 @@
 use rayon::prelude::*;
 
 use super::matrix::{MatMut, MatRef, SendPtr};
-use super::simd::{FLOATS_PER_LINE, SimdLevel, madd};
+use super::simd::{FLOATS_PER_LINE, SimdLevel, madd, prefetch_l2};
 
 /// Columns per panel: two AVX-512 vectors, four AVX2 vectors (two halves of two).
 pub const PANEL: usize = 32;
@@ -624,7 +624,7 @@ fn job<'a>(a: JobA<'a>, m: usize, k: usize, b: &'a PackedMatrix, out: PanelOut) 
         k,
         row_blocks,
         prefetch_next: prefetches_next(whole_k_halves, b),
-        prefetch_b: b.bytes() > L3_RESIDENT_B_BYTES,
+        prefetch_b: streams_from_memory(b),
         k_block: if level == SimdLevel::Avx512 {
             avx512_k_block(k)
         } else if whole_k_halves || (row_blocks.count == 1 && passes == 1) {
@@ -722,7 +722,13 @@ fn whole_k_stays_in_l1(passes: usize, k: usize) -> bool {
 /// 5-15% faster; at 10 x 315 x 10000 (12.6 MB, the model's softmax head)
 /// 10-20% slower, so large matrices keep the prefetch.
 fn prefetches_next(whole_k_halves: bool, b: &PackedMatrix) -> bool {
-    !whole_k_halves || b.bytes() > L3_RESIDENT_B_BYTES
+    !whole_k_halves || streams_from_memory(b)
+}
+
+/// Whether `b` is too large to stay in L3 between products
+/// ([`L3_RESIDENT_B_BYTES`]), so every product streams it from memory.
+fn streams_from_memory(b: &PackedMatrix) -> bool {
+    b.bytes() > L3_RESIDENT_B_BYTES
 }
 
 /// `rows` rows of `A` cut into `count` nearly equal consecutive blocks, each
@@ -1308,20 +1314,6 @@ impl Job<'_> {
             self.run_in_order(range.flat_map(|p| k_starts.clone().map(move |k0| (p, k0))));
         }
     }
-}
-
-/// Asks for the cache line holding `ptr` to be brought into L2 (no-op off
-/// x86-64). A hint only: `ptr` need not be valid.
-#[inline(always)]
-fn prefetch_l2(ptr: *const f32) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: prefetching never faults, whatever the address.
-    unsafe {
-        use std::arch::x86_64::{_MM_HINT_T1, _mm_prefetch};
-        _mm_prefetch::<_MM_HINT_T1>(ptr.cast::<i8>());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = ptr;
 }
 
 /// A tile's values of `A`: its rows over its `kb` steps.

@@ -41,6 +41,34 @@ impl SimdLevel {
 /// Floats in a 64-byte cache line (the unit the kernels' prefetches count in).
 pub(crate) const FLOATS_PER_LINE: usize = 16;
 
+/// Asks for the cache line holding `ptr` to be brought into L1 (no-op off
+/// x86-64). A hint only: `ptr` need not be valid.
+#[inline(always)]
+pub(crate) fn prefetch_l1<T>(ptr: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetching never faults, whatever the address.
+    unsafe {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        _mm_prefetch::<_MM_HINT_T0>(ptr.cast::<i8>());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = ptr;
+}
+
+/// Asks for the cache line holding `ptr` to be brought into L2 (no-op off
+/// x86-64). A hint only: `ptr` need not be valid.
+#[inline(always)]
+pub(crate) fn prefetch_l2<T>(ptr: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetching never faults, whatever the address.
+    unsafe {
+        use std::arch::x86_64::{_MM_HINT_T1, _mm_prefetch};
+        _mm_prefetch::<_MM_HINT_T1>(ptr.cast::<i8>());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = ptr;
+}
+
 /// Environment variable that caps the level (`portable`, `avx2`, `avx512`,
 /// `neon`): lets tests and comparisons run the narrower kernels on a wide CPU.
 pub const SIMD_ENV: &str = "ISSBENCH_SIMD";
