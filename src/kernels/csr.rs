@@ -16,7 +16,7 @@
 use rayon::prelude::*;
 use thiserror::Error;
 
-use super::csr_tiled::{TILE_LANES, TILE_STRIDE, TiledCsr};
+use super::csr_tiled::{TILE_LANES, TILE_LANES_AVX2, TiledCsr};
 use super::matrix::{MatMut, MatRef, SendPtr};
 #[cfg(target_arch = "x86_64")]
 use super::simd::prefetch_l1;
@@ -179,7 +179,7 @@ pub fn csr_matmul(x: MatRef, w: &CsrMatrix, y: &mut MatMut, accumulate: bool) {
     // its own `[cols][group]` copy of Xᵀ: random column accesses then stay
     // inside one block of a few hundred pages (a block spanning the whole
     // batch would miss the TLB on nearly every nonzero).
-    let group = padded.min(if runs_tiled(batch) { TILE_LANES } else { GROUP });
+    let group = padded.min(if runs_tiled(batch) { tiled_lanes() } else { GROUP });
     let groups = padded.div_ceil(group);
     let threads = rayon::current_num_threads();
     // With many tiled groups, each group is one task (its transpose and its
@@ -218,7 +218,7 @@ fn for_each_task(count: usize, parallel: bool, task: impl Fn(usize) + Send + Syn
 const GROUPS_PER_THREAD: usize = 4;
 
 /// Batch entries per group of [`csr_matmul`] (a multiple of every lane
-/// width); the tiled product takes groups of its own width, [`TILE_LANES`].
+/// width); the tiled product takes groups of its own width, [`tiled_lanes`].
 const GROUP: usize = 64;
 
 /// The product for batch entries `g0 .. g0 + gw` (`out` already points at
@@ -229,7 +229,7 @@ fn group_product(x: MatRef, w: &CsrMatrix, g0: usize, gw: usize, lanes: usize, o
     XT_SCRATCH.with(|scratch| {
         let mut xt = scratch.borrow_mut();
         // One spare cache line, so that Xᵀ can start on a line boundary:
-        // with rows of 16 or 32 floats, every row is then whole cache lines
+        // with rows of a multiple of 16 floats, every row is then whole cache lines
         // (an unaligned 64-byte load touches two lines and costs two loads).
         if xt.len() < w.cols * gw + 16 {
             xt.resize(w.cols * gw + 16, 0.0);
@@ -317,11 +317,11 @@ fn tiled_product(w: &CsrMatrix, xt: &[f32], padded: usize, out: SparseOut, paral
         .expect("the tiled copy is built wherever AVX-512 or AVX2 is detected");
     let parts = if parallel { rayon::current_num_threads() } else { 1 };
     let task = |part: usize| {
-        let write = |rows: std::ops::Range<usize>, tile: &[f32]| write_tile(out, rows, tile);
+        let write = |rows: std::ops::Range<usize>, tile: &[f32]| write_tile(out, rows, tile, padded);
         let blocks = TiledCsr::blocks_starting_in(w.balanced_rows(part, parts));
         // SAFETY: AVX-512F or AVX2 and FMA detected (uses_tiled_product);
         // xt is `[cols][padded]` with padded = the group width, a multiple
-        // of 16 and at most TILE_LANES (the group width on this path).
+        // of 16 and at most tiled_lanes() (the group width on this path).
         unsafe {
             if super::simd::SimdLevel::detect() == super::simd::SimdLevel::Avx512 {
                 tiled.product(blocks, xt, padded, write)
@@ -334,14 +334,14 @@ fn tiled_product(w: &CsrMatrix, xt: &[f32], padded: usize, out: SparseOut, paral
 }
 
 /// Writes a finished tile of the tiled product to `Y`: row `rows.start + i`
-/// of `W` holds its `out.batch` outputs at `tile[i * TILE_STRIDE..]`, and
+/// of `W` holds its `out.batch` outputs at `tile[i * stride..]`, and
 /// they go to column `rows.start + i` of `Y`, a transpose. Where `Y`'s rows
 /// are contiguous, whole 8 x 8 blocks are transposed in AVX registers (the
 /// element-by-element copy had a tenth of a 1-thread product's samples at
 /// batch 1500, the blocks about half that); the edges and other layouts go
 /// one element at a time.
 #[cfg(target_arch = "x86_64")]
-fn write_tile(out: SparseOut, rows: std::ops::Range<usize>, tile: &[f32]) {
+fn write_tile(out: SparseOut, rows: std::ops::Range<usize>, tile: &[f32], stride: usize) {
     let (full_rows, full_batch) = if out.csy == 1 {
         (rows.len() / 8 * 8, out.batch / 8 * 8)
     } else {
@@ -350,15 +350,24 @@ fn write_tile(out: SparseOut, rows: std::ops::Range<usize>, tile: &[f32]) {
     if full_rows > 0 && full_batch > 0 {
         // SAFETY: AVX2 is present wherever the tiled product runs
         // (uses_tiled_product); the blocks lie inside the tile (full_rows
-        // rows of TILE_STRIDE >= batch floats) and inside Y (batch entries
+        // rows of stride >= batch floats) and inside Y (batch entries
         // and rows within this task's range, columns contiguous).
-        unsafe { avx2::write_tile_blocks(out, rows.start, full_rows, full_batch, tile) };
+        unsafe { avx2::write_tile_blocks(out, rows.start, full_rows, full_batch, tile, stride) };
     }
     for b in 0..out.batch {
         let skip = if b < full_batch { full_rows } else { 0 };
         for (i, r) in rows.clone().enumerate().skip(skip) {
-            store(out, b, r, tile[i * TILE_STRIDE + b]);
+            store(out, b, r, tile[i * stride + b]);
         }
+    }
+}
+
+/// Batch entries per group of the tiled product at the detected SIMD level.
+fn tiled_lanes() -> usize {
+    if super::simd::SimdLevel::detect() == super::simd::SimdLevel::Avx512 {
+        TILE_LANES
+    } else {
+        TILE_LANES_AVX2
     }
 }
 
@@ -483,7 +492,7 @@ macro_rules! narrow_kernel {
 /// and out of the tiled product's tiles (used at the AVX-512 level too).
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{CsrMatrix, MatRef, SparseOut, TILE_STRIDE, prefetch_l1, store};
+    use super::{CsrMatrix, MatRef, SparseOut, prefetch_l1, store};
     use std::arch::x86_64::*;
 
     narrow_kernel!(
@@ -615,12 +624,12 @@ mod avx2 {
     ///
     /// # Safety
     /// AVX2 must be present, `out.csy` must be 1, the tile must hold `rows`
-    /// rows of `TILE_STRIDE` floats, and `Y`'s entries `b < batch`, columns
+    /// rows of `stride` floats, and `Y`'s entries `b < batch`, columns
     /// `r0 .. r0 + rows` must belong to the caller.
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn write_tile_blocks(out: SparseOut, r0: usize, rows: usize, batch: usize, tile: &[f32]) {
+    pub(super) unsafe fn write_tile_blocks(out: SparseOut, r0: usize, rows: usize, batch: usize, tile: &[f32], stride: usize) {
         debug_assert!(out.csy == 1 && rows.is_multiple_of(8) && batch.is_multiple_of(8) && batch <= out.batch);
-        debug_assert!(tile.len() >= rows.saturating_sub(1) * TILE_STRIDE + batch);
+        debug_assert!(tile.len() >= rows.saturating_sub(1) * stride + batch);
         let t = tile.as_ptr();
         // Batch entries outer: 8 rows of Y written along at a time, not all
         // of them by turns (store streams the hardware can follow).
@@ -630,7 +639,7 @@ mod avx2 {
                 // entries b0 .. b0 + 8, columns r0 + i0 .. + 8 lie inside
                 // them (the caller's guarantee).
                 unsafe {
-                    let rows = std::array::from_fn(|k| _mm256_loadu_ps(t.add((i0 + k) * TILE_STRIDE + b0)));
+                    let rows = std::array::from_fn(|k| _mm256_loadu_ps(t.add((i0 + k) * stride + b0)));
                     for (j, column) in transpose8(rows).into_iter().enumerate() {
                         let y = out.ptr.get().add((b0 + j) * out.rsy + r0 + i0);
                         let value = if out.accumulate {

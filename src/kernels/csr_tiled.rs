@@ -2,10 +2,11 @@
 //! AVX-512 and AVX2 products.
 //!
 //! With dozens of batch entries every nonzero `W[r, c]` multiplies a row of
-//! `Xᵀ` (`Xᵀ[c, ..]`, [`TILE_LANES`] batch entries). The product takes `W`
-//! in blocks of [`ROW_BLOCK`] rows, and each row block in blocks of
-//! [`COL_BLOCK`] columns, whose `Xᵀ` rows (32 KiB) the block's rows read
-//! from L1 or L2 while the row block's outputs (a 32 KiB tile) wait in L2.
+//! `Xᵀ` (`Xᵀ[c, ..]`, a group of [`TILE_LANES`] batch entries, or
+//! [`TILE_LANES_AVX2`]). The product takes `W` in blocks of [`ROW_BLOCK`]
+//! rows, and each row block in blocks of [`COL_BLOCK`] columns, whose `Xᵀ`
+//! rows (64 KiB at 64 lanes) the block's rows read from L1 or L2 while the
+//! row block's outputs (a 64 KiB tile) wait in L2.
 //! Within one such block, every row with entries there (a *segment*) sums
 //! its entries' `value · Xᵀ[c, ..]` in registers and adds the sum to its
 //! row of the tile once: per entry loads and multiply-adds only, no store.
@@ -19,22 +20,29 @@
 use super::simd::FLOATS_PER_LINE;
 
 /// Rows of `W` per block: their outputs for [`TILE_LANES`] batch entries
-/// fill a 32 KiB tile. The more rows a block has, the more entries read each
+/// fill a 64 KiB tile. The more rows a block has, the more entries read each
 /// `Xᵀ` line while it is near: on Zen 3 (1 thread, 7680 x 2560 and
 /// 10752 x 3584, 95% sparse, batch 1500), 256 rows were 7-12% faster than
 /// 128, whose tile stayed in L1 beside `Xᵀ`, and 512 no faster than 256
 /// (but fewer blocks to balance over threads).
 pub(super) const ROW_BLOCK: usize = 256;
-/// Columns of `W` per block: their `Xᵀ` rows fill 32 KiB (an L1 on most x86
-/// cores; 128 columns, shorter segments, were slower). Column offsets are
+/// Columns of `W` per block: their `Xᵀ` rows fill 32 KiB at 32 lanes (an
+/// L1 on most x86 cores) and 64 KiB at 64. 128 columns, shorter segments,
+/// were slower at both widths (Zen 4, 64 lanes: 6-15%). Column offsets are
 /// stored as bytes.
 pub(super) const COL_BLOCK: usize = 256;
 const _: () = assert!(COL_BLOCK <= 1 << 8, "columns within a block are stored as u8");
-const _: () = assert!(ROW_BLOCK * TILE_STRIDE <= 1 << 16, "tile offsets are stored as u16");
-/// The most batch entries one pass takes (the tile's width): two vectors.
-pub(super) const TILE_LANES: usize = 32;
-/// Floats between rows of the output tile.
-pub(super) const TILE_STRIDE: usize = TILE_LANES;
+const _: () = assert!(ROW_BLOCK <= 1 << 16, "rows within a block are stored as u16");
+/// Batch entries per group with AVX-512 (the tile's width): four vectors.
+/// Every entry's value and column are read once per group, so wider groups
+/// read `W` fewer times. Zen 4, batch 1500, DeepBench's four sparse
+/// problems, in-process A/B: 64 lanes 4-9% faster than 32 on 1 and 2
+/// threads; 128 (eight vectors, an `Xᵀ` group of 1.3 MB past the 1 MiB L2)
+/// 10-20% slower than 64, and 16 lanes nearly twice as slow as 32.
+pub(super) const TILE_LANES: usize = 64;
+/// Batch entries per group with AVX2: four vectors, in two sets of
+/// accumulators, fill 8 of its 16 registers.
+pub(super) const TILE_LANES_AVX2: usize = 32;
 
 /// The entries of a CSR matrix in row blocks and column blocks, segment by
 /// segment (see the module doc).
@@ -45,9 +53,9 @@ pub(super) struct TiledCsr {
     /// Segments of row block `rb`, column block `cb` are
     /// `block_ptr[rb * col_blocks + cb]..block_ptr[rb * col_blocks + cb + 1]`.
     block_ptr: Vec<usize>,
-    /// Where each segment's row starts in the output tile, in floats (its
-    /// row within the row block times [`TILE_STRIDE`]).
-    seg_tile: Vec<u16>,
+    /// Each segment's row within its row block (its row of the output
+    /// tile, whose width is the pass's).
+    seg_row: Vec<u16>,
     /// Entries of segment `s` are `seg_ptr[s]..seg_ptr[s + 1]`.
     seg_ptr: Vec<usize>,
     /// Each entry's column within its column block.
@@ -65,7 +73,7 @@ impl TiledCsr {
             rows,
             cols,
             block_ptr: vec![0],
-            seg_tile: Vec::new(),
+            seg_row: Vec::new(),
             seg_ptr: vec![0],
             entry_col: Vec::with_capacity(values.len()),
             values: Vec::with_capacity(values.len()),
@@ -92,14 +100,14 @@ impl TiledCsr {
                 }
                 segments.sort_by_key(|(_, entries)| std::cmp::Reverse(entries.len()));
                 for (i, entries) in &segments {
-                    tiled.seg_tile.push((i * TILE_STRIDE) as u16);
+                    tiled.seg_row.push(*i as u16);
                     tiled
                         .entry_col
                         .extend(col_idx[entries.clone()].iter().map(|&c| (c as usize - c0) as u8));
                     tiled.values.extend_from_slice(&values[entries.clone()]);
                     tiled.seg_ptr.push(tiled.values.len());
                 }
-                tiled.block_ptr.push(tiled.seg_tile.len());
+                tiled.block_ptr.push(tiled.seg_row.len());
             }
         }
         tiled
@@ -125,28 +133,30 @@ thread_local! {
     static TILE: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Runs `f` on this thread's output tile (`ROW_BLOCK` rows of
-/// `TILE_STRIDE`), starting on a cache-line boundary.
+/// Runs `f` on this thread's output tile (room for `ROW_BLOCK` rows of
+/// `TILE_LANES` floats; a pass of `padded` lanes uses rows of `padded`),
+/// starting on a cache-line boundary.
 #[cfg(target_arch = "x86_64")]
 fn with_tile(f: impl FnOnce(&mut [f32])) {
     TILE.with(|tile| {
         let mut tile = tile.borrow_mut();
         // One spare cache line so the tile can start on a line boundary.
-        tile.resize(ROW_BLOCK * TILE_STRIDE + 16, 0.0);
+        tile.resize(ROW_BLOCK * TILE_LANES + 16, 0.0);
         let skip = tile.as_ptr().align_offset(64).min(16);
-        f(&mut tile[skip..skip + ROW_BLOCK * TILE_STRIDE])
+        f(&mut tile[skip..skip + ROW_BLOCK * TILE_LANES])
     })
 }
 
 #[cfg(target_arch = "x86_64")]
 impl TiledCsr {
     /// Row blocks `blocks` of `Yᵀ = W · Xᵀ` for up to [`TILE_LANES`] batch
-    /// entries: `Xᵀ` is `[cols][padded]` (`padded` 16 or 32), and each
-    /// finished block goes to `write(rows, tile)`: row `rows.start + i`'s
-    /// `padded` outputs start at `tile[i * TILE_STRIDE]`.
+    /// entries: `Xᵀ` is `[cols][padded]` (`padded` 16, 32, 48 or 64), and
+    /// each finished block goes to `write(rows, tile)`: row
+    /// `rows.start + i`'s `padded` outputs start at `tile[i * padded]`.
     ///
     /// # Safety
-    /// AVX-512F must be present and `xt` must hold `cols * padded` floats.
+    /// AVX-512F must be present, `padded` one of those widths, and `xt`
+    /// must hold `cols * padded` floats.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn product(
         &self,
@@ -155,36 +165,40 @@ impl TiledCsr {
         padded: usize,
         write: impl FnMut(std::ops::Range<usize>, &[f32]),
     ) {
-        debug_assert!(padded == 16 || padded == 32);
+        debug_assert!(matches!(padded, 16 | 32 | 48 | 64));
         debug_assert!(xt.len() >= self.cols * padded);
         with_tile(|tile| {
-            // SAFETY (both arms): forwarded from the caller.
+            // SAFETY (every arm): forwarded from the caller.
             unsafe {
-                if padded == 32 {
-                    self.pass::<2>(blocks, xt, tile, write)
-                } else {
-                    self.pass::<1>(blocks, xt, tile, write)
+                match padded {
+                    64 => self.pass::<4, 2>(blocks, xt, tile, write),
+                    48 => self.pass::<3, 2>(blocks, xt, tile, write),
+                    32 => self.pass::<2, 4>(blocks, xt, tile, write),
+                    _ => self.pass::<1, 4>(blocks, xt, tile, write),
                 }
             }
         })
     }
 
     /// [`Self::product`] for `CH` vectors of 16 batch entries (`padded = 16 · CH`).
-    /// A segment's entries go round-robin to four sets of accumulators, so
-    /// four multiply-add chains per vector overlap their latency.
+    /// A segment's entries go round-robin to `SETS` sets of accumulators
+    /// (1, 2 or 4), so that many multiply-add chains per vector overlap
+    /// their latency: four for one or two vectors, two for three or four
+    /// (their chains are long enough already, and fewer sets to clear and
+    /// sum per segment: Zen 4, 64 lanes, 1-3% faster than four).
     ///
     /// The loop is bound by loads, not multiply-adds: each group of four
     /// entries reads its four column bytes as one `u32` instead of a byte
-    /// load each, and each segment prefetches the tile row of the segment
-    /// two ahead into L1 (the tile and the block's `Xᵀ` rows, 32 KiB each,
-    /// do not both fit a 48 KiB L1). Zen 5, batch 1500, 7680 x 2560,
-    /// in-process A/B (best of 10): 3-8% faster at 90% and 95% sparsity on
-    /// 1 thread, 0-7% on 2. (Loading the four values at once and spreading
-    /// them by permutes gains nothing here: LLVM turns the permutes back
-    /// into broadcast loads, and with the register kept opaque the product
-    /// was no faster.)
+    /// load each. (Loading the four values at once and spreading them by
+    /// permutes gains nothing here: LLVM turns the permutes back into
+    /// broadcast loads, and with the register kept opaque the product was
+    /// no faster.) No software prefetch: at 32 lanes on Zen 5, prefetching
+    /// the tile row of the segment two ahead was 3-8% faster, but at 64
+    /// lanes on Zen 4 it was 0-2% slower, and so were prefetching the `Xᵀ`
+    /// rows of the entries 8 ahead (3-30%, one line to all four) and the
+    /// next column block's `Xᵀ` into L2 (no change).
     #[target_feature(enable = "avx512f")]
-    unsafe fn pass<const CH: usize>(
+    unsafe fn pass<const CH: usize, const SETS: usize>(
         &self,
         blocks: std::ops::Range<usize>,
         xt: &[f32],
@@ -192,12 +206,13 @@ impl TiledCsr {
         mut write: impl FnMut(std::ops::Range<usize>, &[f32]),
     ) {
         use std::arch::x86_64::*;
+        const { assert!(SETS == 1 || SETS == 2 || SETS == 4, "entries go to sets four at a time") };
         let padded = CH * 16;
         let (cols, vals) = (self.entry_col.as_slice(), self.values.as_slice());
         let col_blocks = self.col_blocks();
         for rb in blocks {
             let block_rows = rb * ROW_BLOCK..((rb + 1) * ROW_BLOCK).min(self.rows);
-            tile[..block_rows.len() * TILE_STRIDE].fill(0.0);
+            tile[..block_rows.len() * padded].fill(0.0);
             let t = tile.as_mut_ptr();
             for cb in 0..col_blocks {
                 let pair = rb * col_blocks + cb;
@@ -206,16 +221,7 @@ impl TiledCsr {
                 let segments = self.block_ptr[pair]..self.block_ptr[pair + 1];
                 for s in segments.clone() {
                     let entries = self.seg_ptr[s]..self.seg_ptr[s + 1];
-                    if s + 2 < segments.end {
-                        // SAFETY: a prefetch reads nothing; the address is
-                        // a row of the tile anyway.
-                        unsafe {
-                            let row = t.add(self.seg_tile[s + 2] as usize);
-                            _mm_prefetch::<_MM_HINT_T0>(row as *const i8);
-                            _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(FLOATS_PER_LINE) as *const i8);
-                        }
-                    }
-                    let mut acc = [[_mm512_setzero_ps(); CH]; 4];
+                    let mut acc = [[_mm512_setzero_ps(); CH]; SETS];
                     // SAFETY: an entry's column lies inside its column block,
                     // whose `padded` floats per column lie inside `xt` (the
                     // caller's guarantee); `j` stays inside the segment.
@@ -233,7 +239,8 @@ impl TiledCsr {
                         // `entry`.
                         unsafe {
                             let four_cols = (cols.as_ptr().add(j) as *const u32).read_unaligned().to_le();
-                            for (k, a) in acc.iter_mut().enumerate() {
+                            for k in 0..4 {
+                                let a = &mut acc[k % SETS];
                                 let v = _mm512_set1_ps(*vals.get_unchecked(j + k));
                                 let x = xs.add((four_cols >> (8 * k) & 0xff) as usize * padded);
                                 for (ch, a) in a.iter_mut().enumerate() {
@@ -246,13 +253,13 @@ impl TiledCsr {
                     for j in j..entries.end {
                         entry(&mut acc[0], j);
                     }
-                    // SAFETY: the segment's tile offset is a row of the block
-                    // times TILE_STRIDE, so its CH vectors lie inside the tile.
+                    // SAFETY: the segment's row lies inside the row block, so
+                    // its CH vectors lie inside the tile (ROW_BLOCK rows of
+                    // `padded` floats).
                     unsafe {
-                        let y = t.add(self.seg_tile[s] as usize);
-                        let [a0, a1, a2, a3] = acc;
-                        for (ch, (((a0, a1), a2), a3)) in a0.into_iter().zip(a1).zip(a2).zip(a3).enumerate() {
-                            let sum = _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3));
+                        let y = t.add(self.seg_row[s] as usize * padded);
+                        for ch in 0..CH {
+                            let sum = acc[1..].iter().fold(acc[0][ch], |sum, set| _mm512_add_ps(sum, set[ch]));
                             _mm512_storeu_ps(y.add(ch * 16), _mm512_add_ps(sum, _mm512_loadu_ps(y.add(ch * 16))));
                         }
                     }
@@ -307,7 +314,7 @@ impl TiledCsr {
         let col_blocks = self.col_blocks();
         for rb in blocks {
             let block_rows = rb * ROW_BLOCK..((rb + 1) * ROW_BLOCK).min(self.rows);
-            tile[..block_rows.len() * TILE_STRIDE].fill(0.0);
+            tile[..block_rows.len() * padded].fill(0.0);
             let t = tile.as_mut_ptr();
             for cb in 0..col_blocks {
                 let pair = rb * col_blocks + cb;
@@ -356,7 +363,7 @@ impl TiledCsr {
                     }
                     // SAFETY: as in `pass`.
                     unsafe {
-                        let y = t.add(self.seg_tile[s] as usize);
+                        let y = t.add(self.seg_row[s] as usize * padded);
                         for (ch, (a0, a1)) in acc[0].into_iter().zip(acc[1]).enumerate() {
                             _mm256_storeu_ps(y.add(ch * 8), _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_loadu_ps(y.add(ch * 8))));
                         }
@@ -405,14 +412,14 @@ mod tests {
                     "block ({rb}, {cb}): segments not sorted by length: {lengths:?}"
                 );
                 assert!(lengths.iter().all(|&n| n > 0), "block ({rb}, {cb}): empty segment stored");
-                let mut rows_here: Vec<u16> = segments.clone().map(|s| tiled.seg_tile[s]).collect();
+                let mut rows_here: Vec<u16> = segments.clone().map(|s| tiled.seg_row[s]).collect();
                 rows_here.sort_unstable();
                 assert!(
                     rows_here.windows(2).all(|w| w[0] < w[1]),
                     "block ({rb}, {cb}): a row has two segments"
                 );
                 for s in segments {
-                    let r = rb * ROW_BLOCK + tiled.seg_tile[s] as usize / TILE_STRIDE;
+                    let r = rb * ROW_BLOCK + tiled.seg_row[s] as usize;
                     assert!(r < rows && r != 5);
                     for j in tiled.seg_ptr[s]..tiled.seg_ptr[s + 1] {
                         let c = cb * COL_BLOCK + tiled.entry_col[j] as usize;
