@@ -28,7 +28,8 @@ use super::simd::FLOATS_PER_LINE;
 pub(super) const ROW_BLOCK: usize = 256;
 /// Columns of `W` per block: their `Xᵀ` rows fill 32 KiB at 32 lanes (an
 /// L1 on most x86 cores) and 64 KiB at 64. 128 columns, shorter segments,
-/// were slower at both widths (Zen 4, 64 lanes: 6-15%). Column offsets are
+/// were slower at both widths (Zen 4, 64 lanes: 3-4% at 90% sparsity,
+/// 10-20% at 95%). Column offsets are
 /// stored as bytes.
 pub(super) const COL_BLOCK: usize = 256;
 const _: () = assert!(COL_BLOCK <= 1 << 8, "columns within a block are stored as u8");
@@ -194,9 +195,10 @@ impl TiledCsr {
     /// broadcast loads, and with the register kept opaque the product was
     /// no faster.) No software prefetch: at 32 lanes on Zen 5, prefetching
     /// the tile row of the segment two ahead was 3-8% faster, but at 64
-    /// lanes on Zen 4 it was 0-2% slower, and so were prefetching the `Xᵀ`
-    /// rows of the entries 8 ahead (3-30%, one line to all four) and the
-    /// next column block's `Xᵀ` into L2 (no change).
+    /// lanes on Zen 4 it was 0-2% slower; prefetching the `Xᵀ` rows of the
+    /// entries 8 ahead was level at one line per row and 2-30% slower at two
+    /// or four, and prefetching the next column block's `Xᵀ` into L2 changed
+    /// nothing.
     #[target_feature(enable = "avx512f")]
     unsafe fn pass<const CH: usize, const SETS: usize>(
         &self,
