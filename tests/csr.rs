@@ -81,7 +81,7 @@ fn csr_reads_and_writes_strided_views() {
     let csr = CsrMatrix::from_dense(&w, rows, cols, 0.0).unwrap();
     for threads in [1, 2] {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-        for batch in [9, 37, 300] {
+        for batch in [1, 9, 37, 300] {
             let mut rng = SplitMix64::new(batch as u64);
             let x_wide: Vec<f32> = (0..batch * (cols + 5)).map(|_| rng.uniform(-1.0, 1.0)).collect();
             let x_row_padded = MatRef::new(&x_wide, batch, cols, cols + 5, 1);

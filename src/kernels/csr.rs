@@ -6,7 +6,9 @@
 //! into `[cols][batch]` (padded to the lane width) so that each nonzero
 //! `W[r, c]` is loaded once and multiplies the whole batch column `X[:, c]`
 //! in SIMD registers. Rows are split over rayon workers in ranges of equal
-//! nonzero count (not equal row count), and batch 1 takes a dot-product path.
+//! nonzero count (not equal row count), and batch 1 takes a dot-product path
+//! (with AVX-512, on a copy of the matrix in slices of 16 rows whose `x`
+//! lookups are register permutes, not gathers: `csr_sliced`).
 //! Large batches (AVX-512 or AVX2) go 32 entries at a time through a second copy of
 //! the matrix laid out in row and column blocks (`csr_tiled`), so a block's
 //! `Xᵀ` rows stay near while its rows pass; with many such groups of 32, each
@@ -16,11 +18,14 @@
 use rayon::prelude::*;
 use thiserror::Error;
 
+#[cfg(target_arch = "x86_64")]
+use super::csr_sliced::SLICE_ROWS;
+use super::csr_sliced::SlicedCsr;
 use super::csr_tiled::{TILE_LANES, TILE_LANES_AVX2, TiledCsr};
 use super::matrix::{MatMut, MatRef, SendPtr};
 #[cfg(target_arch = "x86_64")]
 use super::simd::prefetch_l1;
-use super::simd::{madd, multiversion};
+use super::simd::{SimdLevel, madd, multiversion};
 
 /// Why a CSR matrix could not be built.
 #[derive(Debug, Error, PartialEq)]
@@ -41,7 +46,10 @@ pub struct CsrMatrix {
     values: Vec<f32>,
     /// The same entries in tiles, for the large-batch x86 products (built
     /// only where that product runs).
-    tiled: Option<TiledCsr>,
+    tiled: Option<Box<TiledCsr>>,
+    /// The same entries in slices of 16 rows, for the AVX-512 batch-1
+    /// product (built only where it runs).
+    sliced: Option<Box<SlicedCsr>>,
 }
 
 /// Entries ahead (2 KiB of each stream) at which the AVX2 batch-1 kernel
@@ -56,8 +64,9 @@ pub struct CsrMatrix {
 ///   0.73 ms on 2; matrices that fit in L3 unchanged (within 5%); 256
 ///   entries ahead gained less, 1024 and 2048 as much.
 ///
-/// (The AVX-512 batch-1 kernel does not prefetch: it is bound by its
-/// gathers, and the same prefetch gained nothing there on Zen 5.)
+/// (The AVX-512 batch-1 kernels do not prefetch: the gather kernel, left
+/// for matrices narrower than a slice's window, is bound by its gathers,
+/// and the same prefetch gained nothing there on Zen 5 or Zen 4.)
 const STREAM_PREFETCH_AHEAD: usize = 512;
 
 /// Below this many multiply-adds a product runs on the calling thread.
@@ -85,7 +94,12 @@ impl CsrMatrix {
             row_ptr.push(values.len());
         }
         row_ptr.resize(rows + 1, values.len());
-        let tiled = uses_tiled_product().then(|| TiledCsr::new(rows, cols, &row_ptr, &col_idx, &values));
+        let tiled = uses_tiled_product().then(|| Box::new(TiledCsr::new(rows, cols, &row_ptr, &col_idx, &values)));
+        let sliced = if SimdLevel::detect() == SimdLevel::Avx512 {
+            SlicedCsr::new(rows, cols, &row_ptr, &col_idx, &values).map(Box::new)
+        } else {
+            None
+        };
         Ok(CsrMatrix {
             rows,
             cols,
@@ -93,6 +107,7 @@ impl CsrMatrix {
             col_idx,
             values,
             tiled,
+            sliced,
         })
     }
     /// Rows.
@@ -254,6 +269,10 @@ fn group_product(x: MatRef, w: &CsrMatrix, g0: usize, gw: usize, lanes: usize, o
         } else {
             rayon::current_num_threads()
         };
+        #[cfg(target_arch = "x86_64")]
+        if let (1, Some(sliced)) = (out.batch, &w.sliced) {
+            return sliced_product(sliced, w.rows, xt, out, parts);
+        }
         let task = |part: usize| spmm_rows(w, w.balanced_rows(part, parts), xt, gw, lanes, out);
         for_each_task(parts, true, task);
     });
@@ -269,7 +288,7 @@ fn transpose_columns(x: MatRef, g0: usize, c0: usize, gw: usize, chunk: &mut [f3
     #[allow(unused_mut)]
     let (mut block_entries, mut block_columns) = (0, 0);
     #[cfg(target_arch = "x86_64")]
-    if x.col_stride() == 1 && super::simd::SimdLevel::detect() >= super::simd::SimdLevel::Avx2Fma {
+    if x.col_stride() == 1 && SimdLevel::detect() >= SimdLevel::Avx2Fma {
         (block_entries, block_columns) = (entries / 8 * 8, columns / 8 * 8);
         if block_entries > 0 && block_columns > 0 {
             // SAFETY: AVX2 detected; entries g0 .. g0 + block_entries and
@@ -323,12 +342,29 @@ fn tiled_product(w: &CsrMatrix, xt: &[f32], padded: usize, out: SparseOut, paral
         // xt is `[cols][padded]` with padded = the group width, a multiple
         // of 16 and at most tiled_lanes() (the group width on this path).
         unsafe {
-            if super::simd::SimdLevel::detect() == super::simd::SimdLevel::Avx512 {
+            if SimdLevel::detect() == SimdLevel::Avx512 {
                 tiled.product(blocks, xt, padded, write)
             } else {
                 tiled.product_avx2(blocks, xt, padded, write)
             }
         };
+    };
+    for_each_task(parts, true, task);
+}
+
+/// Batch-1 path with AVX-512: [`SlicedCsr::product`] over `parts`
+/// balanced slice ranges, each slice's sums written to `Y`'s row.
+#[cfg(target_arch = "x86_64")]
+fn sliced_product(sliced: &SlicedCsr, rows: usize, x: &[f32], out: SparseOut, parts: usize) {
+    let task = |part: usize| {
+        let write = |r0: usize, sums: &[f32; SLICE_ROWS]| {
+            for (r, &sum) in (r0..rows.min(r0 + SLICE_ROWS)).zip(sums) {
+                store(out, 0, r, sum);
+            }
+        };
+        // SAFETY: the sliced copy is built only where AVX-512F is detected;
+        // x is the matrix's cols floats (Xᵀ of one batch entry).
+        unsafe { sliced.product(sliced.balanced_slices(part, parts), x, write) };
     };
     for_each_task(parts, true, task);
 }
@@ -364,7 +400,7 @@ fn write_tile(out: SparseOut, rows: std::ops::Range<usize>, tile: &[f32], stride
 
 /// Batch entries per group of the tiled product at the detected SIMD level.
 fn tiled_lanes() -> usize {
-    if super::simd::SimdLevel::detect() == super::simd::SimdLevel::Avx512 {
+    if SimdLevel::detect() == SimdLevel::Avx512 {
         TILE_LANES
     } else {
         TILE_LANES_AVX2
@@ -374,7 +410,7 @@ fn tiled_lanes() -> usize {
 /// Whether large batches run a tiled product (so `from_dense`
 /// builds the tiled form).
 fn uses_tiled_product() -> bool {
-    cfg!(target_arch = "x86_64") && super::simd::SimdLevel::detect() >= super::simd::SimdLevel::Avx2Fma
+    cfg!(target_arch = "x86_64") && SimdLevel::detect() >= SimdLevel::Avx2Fma
 }
 
 /// Where results go.
@@ -390,7 +426,7 @@ struct SparseOut {
 /// One task: rows `rows` of `W` against the whole (transposed, padded) batch.
 fn spmm_rows(w: &CsrMatrix, rows: std::ops::Range<usize>, xt: &[f32], padded: usize, lanes: usize, out: SparseOut) {
     #[cfg(target_arch = "x86_64")]
-    if super::simd::SimdLevel::detect() == super::simd::SimdLevel::Avx512 {
+    if SimdLevel::detect() == SimdLevel::Avx512 {
         if lanes == 16 {
             // SAFETY: AVX-512F is present (detected).
             unsafe { avx512::spmm16(w, rows, xt, padded, out) };
@@ -415,7 +451,7 @@ fn spmm_rows(w: &CsrMatrix, rows: std::ops::Range<usize>, xt: &[f32], padded: us
         }
     }
     #[cfg(target_arch = "x86_64")]
-    if super::simd::SimdLevel::detect() == super::simd::SimdLevel::Avx2Fma {
+    if SimdLevel::detect() == SimdLevel::Avx2Fma {
         if lanes == 1 {
             // SAFETY: AVX2 and FMA are present (detected); column indices
             // fit i32 (checked at construction).
@@ -688,7 +724,9 @@ mod avx512 {
         "avx512f,fma"
     );
 
-    /// Batch 1: sixteen nonzeros per step, `x` gathered by column index.
+    /// Batch 1 for matrices narrower than [`super::csr_sliced::WINDOW`]
+    /// (the others take the sliced copy): sixteen nonzeros per step, `x`
+    /// gathered by column index.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn spmv(w: &CsrMatrix, rows: std::ops::Range<usize>, x: &[f32], out: SparseOut) {
         let (cols, vals, base) = (w.col_idx.as_ptr(), w.values.as_ptr(), x.as_ptr());

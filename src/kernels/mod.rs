@@ -3,6 +3,7 @@
 
 pub mod activations;
 pub mod csr;
+mod csr_sliced;
 mod csr_tiled;
 pub mod gemm;
 pub mod matrix;
