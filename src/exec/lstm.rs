@@ -32,8 +32,8 @@ use crate::kernels::activations::{BLOCK_UNITS, lstm_cell_update, lstm_cell_updat
 use crate::kernels::matrix::SendPtr;
 use crate::kernels::team::run_team;
 use crate::kernels::{
-    MatMut, MatRef, PANEL, SharedOutput, Start, claim_granule, pack_a_part, packed_a_len, packed_gemm_claimed, packed_gemm_claimed_from,
-    packed_gemm_claimed_prepacked, reads_a_in_place,
+    MatMut, MatRef, PANEL, PanelOrder, SharedOutput, Start, claim_granule, pack_a_part, packed_a_len, packed_gemm_claimed,
+    packed_gemm_claimed_from, packed_gemm_claimed_prepacked, reads_a_in_place,
 };
 use crate::model::{Inputs, Model, ModelError};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -412,7 +412,7 @@ fn input_projection(layer: &Layer, x: MatRef, in_place: bool, shared: &Shared, c
             .max(1)
             .next_multiple_of(granule)
     };
-    let claim = claimer(claims, panels, chunk, granule, w, claims.len() > 1);
+    let claim = claimer(claims, panels, chunk, granule, w, claims.len() > 1, PanelOrder::Ascending);
     // SAFETY: packed, every part of X was packed before the last barrier;
     // each claimed panel's columns of G belong to the worker that claimed
     // them; the bias row outlives the call and nothing writes it.
@@ -433,7 +433,8 @@ fn input_projection(layer: &Layer, x: MatRef, in_place: bool, shared: &Shared, c
 /// of its own share first (worker `v`'s share is panels `panels * v /
 /// workers ..panels * (v + 1) / workers`, whose counter `claims[v]` counts
 /// the panels handed out), then what the others have not started, each
-/// share's in order. With `taper`, a range takes at most half of what is
+/// share's in `order` (from its last panel down, with
+/// [`PanelOrder::Descending`]). With `taper`, a range takes at most half of what is
 /// left of its share, so a share ends in ranges of 2 and 1 panels and the
 /// workers of a long product finish together. Ranges are whole multiples
 /// of `granule` panels but at the end of a share.
@@ -458,10 +459,11 @@ fn claimer(
     granule: usize,
     w: usize,
     taper: bool,
+    order: PanelOrder,
 ) -> impl FnMut() -> Option<std::ops::Range<usize>> {
     let workers = claims.len();
-    let mut order = (0..workers).map(move |i| (w + i) % workers);
-    let mut share = order.next();
+    let mut shares = (0..workers).map(move |i| (w + i) % workers);
+    let mut share = shares.next();
     move || {
         while let Some(v) = share {
             let (start, end) = (panels * v / workers, panels * (v + 1) / workers);
@@ -471,11 +473,12 @@ fn claimer(
                 let size = if taper { chunk.min(left.div_ceil(2)) } else { chunk };
                 let size = size.next_multiple_of(granule).min(left);
                 match claims[v].compare_exchange_weak(taken, taken + size, Ordering::Relaxed, Ordering::Relaxed) {
+                    Ok(_) if order == PanelOrder::Descending => return Some(end - taken - size..end - taken),
                     Ok(_) => return Some(start + taken..start + taken + size),
                     Err(now) => taken = now,
                 }
             }
-            share = order.next();
+            share = shares.next();
         }
         None
     }
@@ -495,7 +498,8 @@ fn recurrent_step(layer: &Layer, shared: &Shared, y: SendPtr, claims: &[AtomicUs
     let chunk = (panels.div_ceil(CHUNKS_PER_SHARE * workers))
         .max(MIN_CHUNK_MACS.div_ceil(batch * h * PANEL))
         .clamp(1, panels.max(1));
-    let claim = claimer(claims, panels, chunk, 1, w, false);
+    let order = step_order(t);
+    let claim = claimer(claims, panels, chunk, 1, w, false, order);
     let update = |panels: std::ops::Range<usize>| {
         let units = panels.start * UNITS_PER_PANEL..(panels.end * UNITS_PER_PANEL).min(h);
         for b in 0..batch {
@@ -531,7 +535,25 @@ fn recurrent_step(layer: &Layer, shared: &Shared, y: SendPtr, claims: &[AtomicUs
     unsafe {
         let h_prev = std::slice::from_raw_parts(y.get().add((t - 1) * batch * h), batch * h);
         let g = SharedOutput::from_raw(shared.gates, (t + 1) * batch, g4).rows(t * batch..(t + 1) * batch);
-        packed_gemm_claimed(MatRef::row_major(h_prev, batch, h), w_hh, g, true, claim, update);
+        packed_gemm_claimed(MatRef::row_major(h_prev, batch, h), w_hh, g, true, order, claim, update);
+    }
+}
+
+/// The order of step `t`'s panels: forward and backward by turns, so each
+/// step starts on the part of `W_hh` the last one read last, the part still
+/// in cache when `W_hh` (or a worker's share of it) is a little larger than
+/// the cache. In-process A/B on Sapphire Rapids (2 MiB L2 per core;
+/// compacted PTB model, 30 steps, medians of 400 alternated runs), against
+/// every step forward: batch 1 on 1 thread 2.96 -> 2.68 ms (its first
+/// layer's `W_hh` is 2.2 MB), batch 10 on 1 thread 13.4 -> 13.0 ms, dense
+/// 1500/1500 at batch 1 on 1 thread 86.6 -> 85.2 ms; 2 threads (1.1 MB
+/// shares) level. The products are the same either way, bit for bit: a
+/// panel's sums do not depend on when it runs.
+fn step_order(t: usize) -> PanelOrder {
+    if t.is_multiple_of(2) {
+        PanelOrder::Ascending
+    } else {
+        PanelOrder::Descending
     }
 }
 
@@ -604,7 +626,8 @@ mod tests {
 
     /// Every panel is handed out exactly once, whoever claims it: workers
     /// claiming in turn (the last one three times as often, so it steals),
-    /// each starting with its own share, with and without the taper.
+    /// each starting with its own share (at its first panel, or its last
+    /// in descending order), with and without the taper.
     #[test]
     fn claims_cover_every_panel_once_and_start_with_the_own_share() {
         let cases = [
@@ -619,9 +642,14 @@ mod tests {
             (29, 3, 4, 4),
         ];
         for (panels, workers, chunk, granule) in cases {
-            for taper in [false, true] {
+            for (taper, order) in [false, true]
+                .into_iter()
+                .flat_map(|t| [PanelOrder::Ascending, PanelOrder::Descending].map(|o| (t, o)))
+            {
                 let claims: Vec<AtomicUsize> = (0..workers).map(|_| AtomicUsize::new(0)).collect();
-                let mut claimers: Vec<_> = (0..workers).map(|w| claimer(&claims, panels, chunk, granule, w, taper)).collect();
+                let mut claimers: Vec<_> = (0..workers)
+                    .map(|w| claimer(&claims, panels, chunk, granule, w, taper, order))
+                    .collect();
                 let mut seen = vec![0usize; panels];
                 let mut first = vec![None; workers];
                 let mut live = vec![true; workers];
@@ -635,15 +663,20 @@ mod tests {
                     match claimers[w]() {
                         Some(range) => {
                             assert!(!range.is_empty() && range.len() <= chunk, "{range:?} of chunk {chunk}");
-                            let share_end = (0..workers)
-                                .map(|v| panels * (v + 1) / workers)
-                                .find(|&end| end > range.start)
-                                .unwrap();
+                            let v = (0..workers).find(|&v| panels * (v + 1) / workers > range.start).unwrap();
+                            let share = panels * v / workers..panels * (v + 1) / workers;
+                            let last_of_share = match order {
+                                PanelOrder::Ascending => range.end == share.end,
+                                PanelOrder::Descending => range.start == share.start,
+                            };
                             assert!(
-                                range.len().is_multiple_of(granule) || range.end == share_end,
-                                "{range:?}: not whole granules of {granule} before its share's end {share_end}"
+                                range.len().is_multiple_of(granule) || last_of_share,
+                                "{range:?}: not whole granules of {granule} before the end of its share {share:?}"
                             );
-                            first[w].get_or_insert(range.start);
+                            first[w].get_or_insert(match order {
+                                PanelOrder::Ascending => range.start,
+                                PanelOrder::Descending => range.end,
+                            });
                             for p in range {
                                 seen[p] += 1;
                             }
@@ -651,11 +684,16 @@ mod tests {
                         None => live[w] = false,
                     }
                 }
-                let case = format!("{panels} panels, {workers} workers, chunk {chunk}, granule {granule}, taper {taper}");
+                let case = format!("{panels} panels, {workers} workers, chunk {chunk}, granule {granule}, taper {taper}, {order:?}");
                 assert!(seen.iter().all(|&n| n == 1), "{case}: {seen:?}");
-                for (w, start) in first.iter().enumerate() {
-                    if let Some(start) = start {
-                        assert_eq!(*start, panels * w / workers, "{case}: worker {w} began outside its share");
+                for (w, first) in first.iter().enumerate() {
+                    let own_first = match order {
+                        PanelOrder::Ascending => panels * w / workers,
+                        PanelOrder::Descending => panels * (w + 1) / workers,
+                    };
+                    let own_share_empty = panels * w / workers == panels * (w + 1) / workers;
+                    if let (Some(first), false) = (first, own_share_empty) {
+                        assert_eq!(*first, own_first, "{case}: worker {w} began outside its share");
                     }
                 }
             }
@@ -667,7 +705,7 @@ mod tests {
     #[test]
     fn tapered_claims_shrink_towards_the_end_of_a_share() {
         let claims = [AtomicUsize::new(0)];
-        let claim = claimer(&claims, 23, 5, 1, 0, true);
+        let claim = claimer(&claims, 23, 5, 1, 0, true, PanelOrder::Ascending);
         let sizes: Vec<usize> = std::iter::from_fn(claim).map(|r| r.len()).collect();
         assert_eq!(sizes, [5, 5, 5, 4, 2, 1, 1]);
     }
@@ -677,8 +715,18 @@ mod tests {
     #[test]
     fn tapered_claims_keep_to_whole_granules() {
         let claims = [AtomicUsize::new(0)];
-        let claim = claimer(&claims, 23, 8, 4, 0, true);
+        let claim = claimer(&claims, 23, 8, 4, 0, true, PanelOrder::Ascending);
         let sizes: Vec<usize> = std::iter::from_fn(claim).map(|r| r.len()).collect();
         assert_eq!(sizes, [8, 8, 4, 3]);
+    }
+
+    /// In descending order the ranges run from the share's end down, the
+    /// same sizes in the same sequence.
+    #[test]
+    fn descending_claims_run_from_the_end_of_the_share() {
+        let claims = [AtomicUsize::new(0)];
+        let claim = claimer(&claims, 23, 5, 1, 0, true, PanelOrder::Descending);
+        let ranges: Vec<_> = std::iter::from_fn(claim).collect();
+        assert_eq!(ranges, [18..23, 13..18, 8..13, 4..8, 2..4, 1..2, 0..1]);
     }
 }

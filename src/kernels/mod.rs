@@ -14,7 +14,7 @@ pub mod team;
 pub use csr::{CsrMatrix, csr_matmul};
 pub use gemm::{gemm, gemm_reference};
 pub use matrix::{MatMut, MatRef};
-pub use packed::{PANEL, PackedMatrix, SharedOutput, packed_gemm, packed_gemm_bias, packed_gemm_claimed, packed_gemm_panels};
+pub use packed::{PANEL, PackedMatrix, PanelOrder, SharedOutput, packed_gemm, packed_gemm_bias, packed_gemm_claimed, packed_gemm_panels};
 pub(crate) use packed::{
     Start, claim_granule, pack_a_part, packed_a_len, packed_gemm_claimed_from, packed_gemm_claimed_prepacked, reads_a_in_place,
 };

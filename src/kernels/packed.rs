@@ -399,12 +399,12 @@ impl<'a> SharedOutput<'a> {
 pub unsafe fn packed_gemm_panels(a: MatRef, b: &PackedMatrix, c: SharedOutput, accumulate: bool, panels: std::ops::Range<usize>) {
     let out = c.out(Start::accumulate(accumulate));
     assert!(panels.end <= c.cols.div_ceil(PANEL), "panels {panels:?} of a {}-column C", c.cols);
-    with_job(a, b, c.rows, out, false, |job| job.run_panels(panels));
+    with_job(a, b, c.rows, out, false, |job| job.run_panels(panels, PanelOrder::Ascending));
 }
 
 /// [`packed_gemm_panels`] for panels handed out one chunk at a time: `A` is
 /// packed once (where it is packed), then for every range of panels `claim`
-/// returns, `C (+)= A · B` over those panels, followed by `done(range)`
+/// returns, `C (+)= A · B` over those panels (run in `order`), followed by `done(range)`
 /// (work on those columns that must follow their product), until `claim`
 /// returns `None`.
 ///
@@ -420,11 +420,37 @@ pub unsafe fn packed_gemm_claimed(
     b: &PackedMatrix,
     c: SharedOutput,
     accumulate: bool,
+    order: PanelOrder,
     claim: impl FnMut() -> Option<std::ops::Range<usize>>,
     done: impl FnMut(std::ops::Range<usize>),
 ) {
     // SAFETY: forwarded from the caller.
-    unsafe { packed_gemm_claimed_from(a, b, c, Start::accumulate(accumulate), claim, done) }
+    unsafe { claimed_product(a, b, c, Start::accumulate(accumulate), order, claim, done) }
+}
+
+/// The order in which a product runs the panels of each range it is given.
+///
+/// A product repeated on the same `B`, as the recurrent step is, can
+/// alternate the two: each call then starts with the panels the last one
+/// read most recently, which are still in cache where `B` is a little
+/// larger than the cache (a cache that keeps the most recently used lines
+/// misses on every line of a repeated front-to-back sweep of such a `B`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PanelOrder {
+    /// First panel first.
+    Ascending,
+    /// Last panel first.
+    Descending,
+}
+
+impl PanelOrder {
+    /// The `i`-th of `n` items (panels or chunks of them) to run.
+    fn nth(self, i: usize, n: usize) -> usize {
+        match self {
+            PanelOrder::Ascending => i,
+            PanelOrder::Descending => n - 1 - i,
+        }
+    }
 }
 
 /// [`packed_gemm_claimed`] with `C` starting from `start`.
@@ -437,18 +463,35 @@ pub(crate) unsafe fn packed_gemm_claimed_from(
     b: &PackedMatrix,
     c: SharedOutput,
     start: Start,
+    claim: impl FnMut() -> Option<std::ops::Range<usize>>,
+    done: impl FnMut(std::ops::Range<usize>),
+) {
+    // SAFETY: forwarded from the caller.
+    unsafe { claimed_product(a, b, c, start, PanelOrder::Ascending, claim, done) }
+}
+
+/// [`packed_gemm_claimed_from`] with each range's panels run in `order`.
+///
+/// # Safety
+/// As [`packed_gemm_claimed_from`].
+unsafe fn claimed_product(
+    a: MatRef,
+    b: &PackedMatrix,
+    c: SharedOutput,
+    start: Start,
+    order: PanelOrder,
     mut claim: impl FnMut() -> Option<std::ops::Range<usize>>,
     mut done: impl FnMut(std::ops::Range<usize>),
 ) {
     let out = c.out(start);
     let mut claimed_all = false;
     with_job(a, b, c.rows, out, false, |job| {
-        run_claims(Some(job), c.cols, &mut claim, &mut done);
+        run_claims(Some(job), c.cols, order, &mut claim, &mut done);
         claimed_all = true;
     });
     // An empty product (no rows or columns) still hands out its claims.
     if !claimed_all {
-        run_claims(None, c.cols, claim, done);
+        run_claims(None, c.cols, order, claim, done);
     }
 }
 
@@ -458,6 +501,7 @@ pub(crate) unsafe fn packed_gemm_claimed_from(
 fn run_claims(
     job: Option<&Job>,
     cols: usize,
+    order: PanelOrder,
     mut claim: impl FnMut() -> Option<std::ops::Range<usize>>,
     mut done: impl FnMut(std::ops::Range<usize>),
 ) {
@@ -465,7 +509,7 @@ fn run_claims(
     while let Some(range) = claim() {
         assert!(range.end <= panels, "panels {range:?} of a {cols}-column C");
         if let Some(job) = job {
-            job.run_panels(range.clone());
+            job.run_panels(range.clone(), order);
         }
         done(range);
     }
@@ -523,7 +567,7 @@ pub(crate) unsafe fn packed_gemm_claimed_prepacked(
     assert_eq!(c.rows, m, "packed_gemm: C has {} rows, A {m}", c.rows);
     let out = c.out(start);
     let job = (m > 0 && c.cols > 0).then(|| job(JobA::Packed(packed_a), m, k, b, out));
-    run_claims(job.as_ref(), c.cols, claim, done);
+    run_claims(job.as_ref(), c.cols, PanelOrder::Ascending, claim, done);
 }
 
 fn run(a: MatRef, b: &PackedMatrix, c: &mut MatMut, start: Start) {
@@ -545,7 +589,7 @@ fn run(a: MatRef, b: &PackedMatrix, c: &mut MatMut, start: Start) {
     };
     with_job(a, b, rows, out, workers > 1, |job| {
         if workers == 1 {
-            return job.run_panels(0..panels);
+            return job.run_panels(0..panels, PanelOrder::Ascending);
         }
         // Chunks of 16+ panels claimed from one counter, so that a core
         // the host slows hands the rest to the others (no allocation per
@@ -564,7 +608,7 @@ fn run(a: MatRef, b: &PackedMatrix, c: &mut MatMut, start: Start) {
                 if first >= panels {
                     break;
                 }
-                job.run_panels(first..(first + chunk).min(panels));
+                job.run_panels(first..(first + chunk).min(panels), PanelOrder::Ascending);
             }
         });
     });
@@ -1273,8 +1317,9 @@ impl Job<'_> {
         runs_block_major(self.level, self.passes)
     }
 
-    /// One task: the panels in `range`, all rows of `A`.
-    fn run_panels(&self, range: std::ops::Range<usize>) {
+    /// One task: the panels in `range`, all rows of `A`, in `order` (in
+    /// the large-`A` orders, their chunks in `order`).
+    fn run_panels(&self, range: std::ops::Range<usize>, order: PanelOrder) {
         // At least one K block, even for k = 0 (so C is still written).
         let k_starts = (0..self.k.max(1)).step_by(self.k_block);
         if self.a_leaves_l2() {
@@ -1296,7 +1341,9 @@ impl Job<'_> {
                 // with 4 panels per chunk (128 KiB) up to 512 rows and 8
                 // above. On AVX-512 see [`Job::runs_block_major`].
                 let chunk = block_major_chunk(self.row_blocks.rows);
-                for first in range.clone().step_by(chunk) {
+                let chunks = range.len().div_ceil(chunk);
+                for i in 0..chunks {
+                    let first = range.start + order.nth(i, chunks) * chunk;
                     let chunk = first..(first + chunk).min(range.end);
                     for k0 in k_starts.clone() {
                         self.run_block_major(chunk.clone(), k0);
@@ -1305,13 +1352,19 @@ impl Job<'_> {
                 return;
             }
             let chunk = (C_CHUNK_BYTES / (self.row_blocks.rows * PANEL * 4)).max(1);
-            let chunks = range.clone().step_by(chunk).map(move |first| first..(first + chunk).min(range.end));
+            let count = range.len().div_ceil(chunk);
+            let chunks = (0..count).map(move |i| {
+                let first = range.start + order.nth(i, count) * chunk;
+                first..(first + chunk).min(range.end)
+            });
             self.run_in_order(chunks.flat_map(|chunk| k_starts.clone().flat_map(move |k0| chunk.clone().map(move |p| (p, k0)))));
         } else {
             // A small A (batch 1–10, or a short sequence): it stays in L2,
             // and each panel streams front to back from memory, the order
             // the prefetchers and the prefetch hints expect.
-            self.run_in_order(range.flat_map(|p| k_starts.clone().map(move |k0| (p, k0))));
+            let panels = range.len();
+            let panel = move |i| range.start + order.nth(i, panels);
+            self.run_in_order((0..panels).flat_map(|i| k_starts.clone().map(move |k0| (panel(i), k0))));
         }
     }
 }
@@ -1923,6 +1976,50 @@ mod tests {
             });
             assert_eq!(done.load(Ordering::Relaxed), panels, "{m}x{k}x{n}: every panel done once");
             assert_eq!(got, want, "{m}x{k}x{n}");
+        }
+    }
+
+    /// Panels run last first, whole ranges or chunks of three, in the
+    /// small-`A` order and the large-`A` ones (250 x 601 and 700 x 300 are
+    /// larger than `A_RESIDENT_BYTES`), give the ascending product bit for
+    /// bit, every panel once.
+    #[test]
+    fn descending_panels_give_the_ascending_product() {
+        for (m, k, n) in [
+            (1usize, 5usize, 1usize),
+            (3, 373, 1492),
+            (250, 601, 97),
+            (700, 300, 200),
+            (0, 3, 40),
+        ] {
+            let value = |i: usize| ((i * 7919) % 1013) as f32 / 1013.0 - 0.5;
+            let a: Vec<f32> = (0..m * k).map(value).collect();
+            let w: Vec<f32> = (0..n * k).map(|i| value(i + 17)).collect();
+            let c0: Vec<f32> = (0..m * n).map(|i| value(i + 5)).collect();
+            let b = PackedMatrix::pack_transposed(&w, n, k);
+            let a = MatRef::row_major(&a, m, k);
+            let mut want = c0.clone();
+            packed_gemm(a, &b, &mut MatMut::row_major(&mut want, m, n), true);
+            let panels = n.div_ceil(PANEL);
+            for per_claim in [panels.max(1), 3] {
+                let mut got = c0.clone();
+                let mut next = panels;
+                let claim = || {
+                    let start = next.saturating_sub(per_claim);
+                    let range = start..next;
+                    next = start;
+                    (!range.is_empty()).then_some(range)
+                };
+                let mut seen = vec![0usize; panels];
+                let done = |r: std::ops::Range<usize>| r.for_each(|p| seen[p] += 1);
+                // SAFETY: one thread runs every claimed panel.
+                unsafe {
+                    let c = SharedOutput::new(&mut got, m, n);
+                    packed_gemm_claimed(a, &b, c, true, PanelOrder::Descending, claim, done);
+                }
+                assert!(seen.iter().all(|&s| s == 1), "{m}x{k}x{n}: {seen:?}");
+                assert_eq!(got, want, "{m}x{k}x{n}, {per_claim} panels per claim");
+            }
         }
     }
 
