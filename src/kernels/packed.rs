@@ -75,6 +75,18 @@ const STREAMED_B_BYTES: usize = 16 << 20;
 const L3_RESIDENT_B_BYTES: usize = 8 << 20;
 /// Largest packed `A` that stays in L2 while every panel streams past it.
 const A_RESIDENT_BYTES: usize = 512 * 1024;
+/// [`A_RESIDENT_BYTES`] for the AVX-512 kernels, whose calls take all of a
+/// short `k`: a panel slice at k = 315-373 (40-48 KiB) does not stay in L1
+/// beside the row blocks of `A` streaming past it, so an `A` of a few hundred
+/// rows runs faster in the block-major order, each row block of `A` in L1
+/// while a chunk of panels passes. In-process A/B on Sapphire Rapids
+/// (48 KiB L1d, 2 MiB L2; medians, 1 / 2 threads), 256 KiB against 512:
+/// 300 x 315 x 10000 (the compacted PTB model's softmax head at batch 10, A
+/// of 369 KiB) 17.1 -> 13.3 ms / 9.4 -> 6.9 ms, 300 x 373 x 1260 (its
+/// second input projection) 1.89 -> 1.72 / 1.11 -> 0.97 ms; 64 x 1500 x
+/// 6000 (375 KiB, the dense recurrent step at batch 64), 100 x 1500 x 1492
+/// and 640 x 315 x 10000 level; 128 KiB no better.
+const A_RESIDENT_BYTES_AVX512: usize = 256 * 1024;
 /// Bytes of `C` one task updates per pass over a K block (a part of L2).
 const C_CHUNK_BYTES: usize = 512 * 1024;
 /// Fewest panels per chunk that [`packed_gemm`]'s workers claim.
@@ -685,11 +697,16 @@ fn job<'a>(a: JobA<'a>, m: usize, k: usize, b: &'a PackedMatrix, out: PanelOut) 
     }
 }
 
-/// [`Job::a_leaves_l2`] for `rows x k` of `A` in `blocks` row blocks, with
-/// `passes` passes per panel.
-fn a_leaves_l2(rows: usize, k: usize, passes: usize, blocks: usize) -> bool {
+/// [`Job::a_leaves_l2`] at `level` for `rows x k` of `A` in `blocks` row
+/// blocks, with `passes` passes per panel.
+fn a_leaves_l2(level: SimdLevel, rows: usize, k: usize, passes: usize, blocks: usize) -> bool {
     let a_bytes = rows * k * std::mem::size_of::<f32>();
-    a_bytes > A_RESIDENT_BYTES || (passes > 1 && blocks >= LONG_SLICE_MIN_BLOCKS)
+    let resident = if level == SimdLevel::Avx512 {
+        A_RESIDENT_BYTES_AVX512
+    } else {
+        A_RESIDENT_BYTES
+    };
+    a_bytes > resident || (passes > 1 && blocks >= LONG_SLICE_MIN_BLOCKS)
 }
 
 /// [`Job::runs_block_major`] at `level` with `passes` passes per panel.
@@ -713,7 +730,7 @@ fn block_major_chunk(m: usize) -> usize {
 pub(crate) fn claim_granule(m: usize, k: usize) -> usize {
     let level = SimdLevel::detect();
     let passes = passes_per_panel(level, m);
-    if a_leaves_l2(m, k, passes, row_blocks(m).count) && runs_block_major(level, passes) {
+    if a_leaves_l2(level, m, k, passes, row_blocks(m).count) && runs_block_major(level, passes) {
         block_major_chunk(m)
     } else {
         1
@@ -1290,7 +1307,7 @@ impl Job<'_> {
     }
 
     /// Whether the large-`A` orders below apply: `A` is larger than
-    /// [`A_RESIDENT_BYTES`] and would not stay in L2 while the panels
+    /// [`A_RESIDENT_BYTES`] ([`A_RESIDENT_BYTES_AVX512`] with AVX-512) and would not stay in L2 while the panels
     /// stream past it, or AVX2's half passes run over many row blocks
     /// (each pass reads all of `A`'s slice again, and each panel's `C` tile
     /// spans as many rows, each on its own page when `C` is wide). In-process
@@ -1301,7 +1318,7 @@ impl Job<'_> {
     /// with the streaming order, which prefetches `B` from memory: 6% and
     /// 2% faster for them.
     fn a_leaves_l2(&self) -> bool {
-        a_leaves_l2(self.row_blocks.rows, self.k, self.passes, self.row_blocks.count)
+        a_leaves_l2(self.level, self.row_blocks.rows, self.k, self.passes, self.row_blocks.count)
     }
 
     /// Whether a large `A` ([`Job::a_leaves_l2`]) runs in the block-major
