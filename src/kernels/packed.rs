@@ -456,7 +456,7 @@ pub enum PanelOrder {
 }
 
 impl PanelOrder {
-    /// The `i`-th of `n` items (panels or chunks of them) to run.
+    /// Which of `n` items (panels, or chunks of them) runs `i`-th.
     fn nth(self, i: usize, n: usize) -> usize {
         match self {
             PanelOrder::Ascending => i,
