@@ -122,7 +122,9 @@ impl CsrMatrix {
     pub fn nnz(&self) -> usize {
         self.values.len()
     }
-    /// Bytes of values, indices and row pointers.
+    /// Bytes of values, indices and row pointers: the CSR arrays only, not
+    /// the tiled and sliced copies the x86 products read (each about as
+    /// large again where it is built).
     pub fn bytes(&self) -> usize {
         self.values.len() * 4 + self.col_idx.len() * 4 + self.row_ptr.len() * std::mem::size_of::<usize>()
     }
