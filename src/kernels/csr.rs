@@ -726,7 +726,7 @@ mod avx512 {
         "avx512f,fma"
     );
 
-    /// Batch 1 for matrices narrower than [`super::csr_sliced::WINDOW`]
+    /// Batch 1 for matrices narrower than [`crate::kernels::csr_sliced::WINDOW`]
     /// (the others take the sliced copy): sixteen nonzeros per step, `x`
     /// gathered by column index.
     #[target_feature(enable = "avx512f")]
