@@ -456,12 +456,18 @@ pub enum PanelOrder {
 }
 
 impl PanelOrder {
-    /// Which of `n` items (panels, or chunks of them) runs `i`-th.
-    fn nth(self, i: usize, n: usize) -> usize {
-        match self {
-            PanelOrder::Ascending => i,
-            PanelOrder::Descending => n - 1 - i,
-        }
+    /// `range` cut into consecutive chunks of `chunk` panels (the last one
+    /// shorter where it must be), handed out in this order.
+    fn chunks(self, range: std::ops::Range<usize>, chunk: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+        let count = range.len().div_ceil(chunk);
+        (0..count).map(move |i| {
+            let nth = match self {
+                PanelOrder::Ascending => i,
+                PanelOrder::Descending => count - 1 - i,
+            };
+            let first = range.start + nth * chunk;
+            first..(first + chunk).min(range.end)
+        })
     }
 }
 
@@ -820,7 +826,7 @@ impl RowBlocks {
     fn block(self, i: usize) -> std::ops::Range<usize> {
         self.start(i)..self.start(i + 1)
     }
-    fn iter(self) -> impl Iterator<Item = std::ops::Range<usize>> + Clone {
+    fn iter(self) -> impl Iterator<Item = std::ops::Range<usize>> {
         (0..self.count).map(move |i| self.block(i))
     }
 }
@@ -1307,8 +1313,8 @@ impl Job<'_> {
     }
 
     /// Whether the large-`A` orders below apply: `A` is larger than
-    /// [`A_RESIDENT_BYTES`] ([`A_RESIDENT_BYTES_AVX512`] with AVX-512) and would not stay in L2 while the panels
-    /// stream past it, or AVX2's half passes run over many row blocks
+    /// [`A_RESIDENT_BYTES`] ([`A_RESIDENT_BYTES_AVX512`] with AVX-512) and
+    /// would not stay in L2 while the panels stream past it, or AVX2's half passes run over many row blocks
     /// (each pass reads all of `A`'s slice again, and each panel's `C` tile
     /// spans as many rows, each on its own page when `C` is wide). In-process
     /// A/B on Zen 3: 300 x 315 x 10000 (the compacted PTB model's softmax
@@ -1357,11 +1363,7 @@ impl Job<'_> {
                 // at 300 x 1500 x 1492 and 12-16% at 1500 x 2560 x 7680,
                 // with 4 panels per chunk (128 KiB) up to 512 rows and 8
                 // above. On AVX-512 see [`Job::runs_block_major`].
-                let chunk = block_major_chunk(self.row_blocks.rows);
-                let chunks = range.len().div_ceil(chunk);
-                for i in 0..chunks {
-                    let first = range.start + order.nth(i, chunks) * chunk;
-                    let chunk = first..(first + chunk).min(range.end);
+                for chunk in order.chunks(range, block_major_chunk(self.row_blocks.rows)) {
                     for k0 in k_starts.clone() {
                         self.run_block_major(chunk.clone(), k0);
                     }
@@ -1369,19 +1371,14 @@ impl Job<'_> {
                 return;
             }
             let chunk = (C_CHUNK_BYTES / (self.row_blocks.rows * PANEL * 4)).max(1);
-            let count = range.len().div_ceil(chunk);
-            let chunks = (0..count).map(move |i| {
-                let first = range.start + order.nth(i, count) * chunk;
-                first..(first + chunk).min(range.end)
-            });
+            let chunks = order.chunks(range, chunk);
             self.run_in_order(chunks.flat_map(|chunk| k_starts.clone().flat_map(move |k0| chunk.clone().map(move |p| (p, k0)))));
         } else {
             // A small A (batch 1–10, or a short sequence): it stays in L2,
             // and each panel streams front to back from memory, the order
             // the prefetchers and the prefetch hints expect.
-            let panels = range.len();
-            let panel = move |i| range.start + order.nth(i, panels);
-            self.run_in_order((0..panels).flat_map(|i| k_starts.clone().map(move |k0| (panel(i), k0))));
+            let panels = order.chunks(range, 1).map(|panel| panel.start);
+            self.run_in_order(panels.flat_map(|p| k_starts.clone().map(move |k0| (p, k0))));
         }
     }
 }
