@@ -434,9 +434,9 @@ fn input_projection(layer: &Layer, x: MatRef, in_place: bool, shared: &Shared, c
 /// workers ..panels * (v + 1) / workers`, whose counter `claims[v]` counts
 /// the panels handed out), then what the others have not started, each
 /// share's in `order` (from its last panel down, with
-/// [`PanelOrder::Descending`]). With `taper`, a range takes at most half of what is
-/// left of its share, so a share ends in ranges of 2 and 1 panels and the
-/// workers of a long product finish together. Ranges are whole multiples
+/// [`PanelOrder::Descending`]). With `taper`, a range takes at most half of
+/// what is left of its share, so a share ends in ranges of 2 and 1 panels
+/// and the workers of a long product finish together. Ranges are whole multiples
 /// of `granule` panels but at the end of a share.
 ///
 /// (The input projections claim multiples of the kernel's block-major
