@@ -19,8 +19,17 @@ fn main() {
     let rev = git(&["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".into());
     // Dirty: what the binary is built from differs from HEAD (a changed
     // README or result file does not change what is measured).
-    let dirty = git(&["status", "--porcelain", "--untracked-files=no", "--", "src", "build.rs", "Cargo.toml", "Cargo.lock"])
-        .is_some_and(|s| !s.is_empty());
+    let dirty = git(&[
+        "status",
+        "--porcelain",
+        "--untracked-files=no",
+        "--",
+        "src",
+        "build.rs",
+        "Cargo.toml",
+        "Cargo.lock",
+    ])
+    .is_some_and(|s| !s.is_empty());
     println!("cargo:rustc-env=ISSBENCH_GIT_REV={rev}{}", if dirty { "-dirty" } else { "" });
     // HEAD, the branch it points to, and packed refs (where a branch lives
     // after `git gc`); paths come from git, so worktrees work too.

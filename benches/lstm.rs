@@ -14,16 +14,16 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
-use issbench::exec::Executor;
+use issbench::pipeline::{Point, Session, Source};
 use issbench::report::criterion::rows_from_criterion;
 use issbench::report::{CsvAppender, ReportError, Row, charts};
-use issbench::sweep::{Point, Session, Source, SweepSpec};
+use issbench::sweep::SweepSpec;
 
 /// The bench id of a point: `ptb/iss/b10`, `quick/h1024-k0.25/csr/b1`.
 fn bench_id(preset: &str, point: &Point) -> String {
     let mut id = match &point.source {
-        Source::Named(_) => format!("{preset}/{}/b{}", point.mode.name(), point.batch),
-        Source::Synthetic { hidden, .. } => format!("{preset}/h{hidden}-k{}/{}/b{}", point.kept_fraction, point.mode.name(), point.batch),
+        Source::Named(..) => format!("{preset}/{}/b{}", point.mode.name(), point.batch),
+        Source::Synthetic { hidden, kept, .. } => format!("{preset}/h{hidden}-k{kept}/{}/b{}", point.mode.name(), point.batch),
         Source::Gemm(g) => format!("{preset}/m{}_k{}_s{}/{}/n{}", g.m, g.k, g.sparsity, point.mode.name(), point.batch),
     };
     if point.head {
@@ -49,7 +49,7 @@ fn main() {
     let mut templates: Vec<(String, Row)> = Vec::new();
     for preset in ["ptb", "quick"] {
         let (spec, points) = points(preset);
-        let mut session = Session::new(&spec);
+        let mut session = Session::new(&spec.name);
         let mut group = criterion.benchmark_group("lstm");
         for point in &points {
             let id = bench_id(preset, point);

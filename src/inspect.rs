@@ -114,3 +114,61 @@ pub fn inspect(ck: &Checkpoint, threshold: f32, shrink_output: bool) -> Inspecti
         notes: ck.notes.clone(),
     }
 }
+
+impl Inspection {
+    /// The report for people, as `issbench inspect` prints it for `path`.
+    pub fn text(&self, path: &std::path::Path) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        let o = &mut out;
+        let _ = writeln!(o, "file     {}", path.display());
+        let _ = writeln!(o, "format   {}  layout {}", self.format, self.layout);
+        if let Some(fb) = self.forget_bias {
+            let _ = writeln!(o, "forget   bias {fb} folded into the f gate");
+        }
+        let _ = writeln!(o, "\ntensors");
+        let width = self.tensors.iter().map(|t| t.name.len()).max().unwrap_or(0);
+        for t in &self.tensors {
+            let _ = writeln!(
+                o,
+                "  {:width$}  {:>14}  {:4}  {}",
+                t.name,
+                format!("{:?}", t.shape),
+                t.dtype,
+                t.role
+            );
+        }
+        if let Some([vocab, dim]) = self.embedding {
+            let _ = writeln!(o, "\nembedding {vocab} x {dim}");
+        }
+        let _ = writeln!(
+            o,
+            "\n{:>5} {:>6} {:>6} {:>6} {:>9} {:>10} {:>11}  consumer / removed units (threshold {:e})",
+            "layer", "input", "hidden", "kept", "removable", "fully-zero", "partly-zero", self.threshold
+        );
+        for l in &self.layers {
+            let _ = writeln!(
+                o,
+                "{:>5} {:>6} {:>6} {:>6} {:>9} {:>10} {:>11}  {} / {:?}",
+                l.layer, l.input, l.hidden, l.kept, l.removable, l.fully_zero, l.partly_zero, l.consumer, l.removed
+            );
+        }
+        if let Some([out, input]) = self.head {
+            let _ = writeln!(o, "head     {input} -> {out}");
+        }
+        let _ = writeln!(
+            o,
+            "\nweights  {} -> {}   multiply-adds per step {} -> {}",
+            self.params_full, self.params_kept, self.macs_full, self.macs_kept
+        );
+        let _ = writeln!(
+            o,
+            "ideal    speedup {:.2}x (recurrent layers), {:.2}x with head",
+            self.ideal_speedup, self.ideal_speedup_with_head
+        );
+        for n in &self.notes {
+            let _ = writeln!(o, "note     {n}");
+        }
+        out
+    }
+}

@@ -215,12 +215,12 @@ fn matched_pruning_has_the_iss_weight_count() {
     let model = spec(9, &[16, 12], Some(5), Some(vec![6, 5]));
     let report = analyze(&model, 0.0);
     let compacted = compact(&model, &report).unwrap().model;
-    let pruned = match_iss(&model, &report).unwrap();
+    let pruned = match_iss(&model, &report, false).unwrap();
     let compact_weights: usize = compacted.layers().iter().map(|l| l.w_ih().len() + l.w_hh().len()).sum();
     assert_eq!(lstm_nonzeros(&pruned), compact_weights);
     // Here the nonzeros are exactly the ISS structure, so outputs are unchanged.
     let dense = magnitude(&spec(9, &[16, 12], Some(5), None), 0.0, Scope::Global).unwrap();
-    let matched_dense = match_iss(&dense, &report).unwrap();
+    let matched_dense = match_iss(&dense, &report, false).unwrap();
     assert_eq!(lstm_nonzeros(&matched_dense), compact_weights);
     let inputs = Inputs::random(&model, 3, 2, 1);
     assert_eq!(

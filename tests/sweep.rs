@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use issbench::mode::Mode;
 use issbench::report::{Row, read_rows};
 use issbench::sweep::{SweepOptions, SweepSpec, run_sweep};
 
@@ -34,7 +35,7 @@ threads = [1, 2]
 
 fn options(csv: &Path, resume: bool, stop: Arc<AtomicBool>) -> SweepOptions {
     SweepOptions {
-        csv: csv.to_path_buf(),
+        csv: Some(csv.to_path_buf()),
         resume,
         stop,
         on_row: Box::new(|_, _, _| {}),
@@ -61,7 +62,7 @@ fn a_sweep_writes_one_verified_row_per_point() {
             "{r:?}"
         );
         assert!(r.min_ns <= r.median_ns && r.median_ns <= r.max_ns);
-        match r.mode.as_str() {
+        match r.mode.name() {
             "dense" => {
                 assert_eq!((r.sparsity, r.verify_max_rel), (0.0, None));
                 assert_eq!(r.speedup_vs_dense.map(|s| s == 1.0), Some(true));
@@ -103,7 +104,7 @@ fn a_sparse_gemm_grid_writes_verified_dense_and_csr_rows() {
         assert_eq!((r.layers, r.seq), (0, 1));
         let (m, k): (usize, usize) = if r.model.starts_with("m37") { (37, 50) } else { (16, 7) };
         assert_eq!((r.hidden_full.clone(), r.input), (m.to_string(), k));
-        match r.mode.as_str() {
+        match r.mode.name() {
             "dense" => assert_eq!((r.macs_per_step, r.verify_max_rel), (m * k, None)),
             "csr" => {
                 // DeepBench's layout: the same nonzero count in every row.
@@ -148,7 +149,7 @@ fn resume_after_an_interrupted_sweep_completes_it_without_duplicates() {
     keys.dedup();
     assert_eq!(keys.len(), rows.len(), "duplicated points");
     // The iss rows measured after the resume still found their dense medians.
-    assert!(rows.iter().filter(|r| r.mode != "dense").all(|r| r.speedup_vs_dense.is_some()));
+    assert!(rows.iter().filter(|r| r.mode != Mode::Dense).all(|r| r.speedup_vs_dense.is_some()));
 }
 
 #[test]
@@ -172,10 +173,13 @@ fn a_bad_checkpoint_fails_its_points_and_the_sweep_goes_on() {
     assert!(
         failed
             .iter()
-            .all(|r| r.model == "broken.safetensors" && r.status.contains("broken.safetensors")),
+            .all(|r| r.model == "broken.safetensors" && r.status.to_string().contains("broken.safetensors")),
         "{failed:?}"
     );
-    let iss_head = rows.iter().find(|r| r.model == "tiny-iss" && r.mode == "iss" && r.head).unwrap();
+    let iss_head = rows
+        .iter()
+        .find(|r| r.model == "tiny-iss" && r.mode == Mode::Iss && r.head)
+        .unwrap();
     assert_eq!((iss_head.hidden_full.as_str(), iss_head.hidden_kept.as_str()), ("24/20", "9/7"));
 }
 
@@ -308,21 +312,22 @@ threads = [1]
         let mut opts = options(&csv, false, Arc::new(AtomicBool::new(false)));
         opts.peer = Some(peer);
         let summary = run_sweep(&spec, opts).unwrap();
-        assert_eq!((summary.measured, summary.failed), (3, 0));
+        // A peer that dies fails its rows, and they count as failed.
+        assert_eq!((summary.measured, summary.failed), (3, if die_after.is_some() { 2 } else { 0 }));
         let rows = read_rows(&[csv]).unwrap();
-        let modes: Vec<&str> = rows.iter().map(|r| r.mode.as_str()).collect();
+        let modes: Vec<&str> = rows.iter().map(|r| r.mode.name()).collect();
         // No peer row for csr: ONNX Runtime has no sparse LSTM.
         assert_eq!(modes, ["dense", "ort-dense", "iss", "ort-iss", "csr"]);
         for r in &rows {
-            if !r.mode.starts_with("ort-") {
+            if !r.mode.is_peer() {
                 assert!(r.ok() && r.runs >= 8, "{r:?}");
             } else if die_after.is_none() {
                 // 8 runs in 4 rounds of 2, all of the fake's 1000 ns.
                 assert!(r.ok(), "{r:?}");
                 assert_eq!((r.runs, r.median_ns, r.backend.as_str()), (8, 1000.0, "onnxruntime 0.0-fake"));
             } else {
-                assert!(r.status.starts_with("failed: onnxruntime:"), "{}", r.status);
-                assert!(r.status.contains("out of rounds"), "{}", r.status);
+                assert!(r.status.to_string().starts_with("failed: onnxruntime:"), "{}", r.status);
+                assert!(r.status.to_string().contains("out of rounds"), "{}", r.status);
             }
         }
         // The exported model was removed once the peer had loaded it.

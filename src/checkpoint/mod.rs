@@ -26,7 +26,7 @@ use thiserror::Error;
 use crate::model::{Model, ModelError};
 pub use layout::{Layout, TensorUse};
 pub use tensor::{DType, RawTensor};
-pub use write::{save_safetensors, torch_names, write_atomically};
+pub use write::{save_compacted, save_safetensors, torch_names, write_atomically};
 
 /// What is wrong with a checkpoint, without the file name (see
 /// [`CheckpointError`], which adds it).
@@ -165,7 +165,7 @@ impl Format {
 }
 
 /// Overrides for [`load`]; the defaults detect everything.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct LoadOptions {
     /// Read the file as this format instead of detecting it.
     pub format: Option<Format>,
@@ -286,11 +286,18 @@ fn model_name(path: &Path) -> String {
         .unwrap_or_else(|| "checkpoint".into())
 }
 
+/// Whether a model name on the command line is a checkpoint path (one
+/// that exists, or a TensorFlow prefix) rather than a built-in name.
+pub fn is_checkpoint_path(name_or_path: &str) -> bool {
+    let path = Path::new(name_or_path);
+    path.exists() || tf::index_path(path).is_file()
+}
+
 /// The model a command line names: a checkpoint path (loaded with
 /// `options`), or else a built-in synthetic model (`issbench models`).
 pub fn open_model(name_or_path: &str, options: &LoadOptions) -> Result<Model, CheckpointError> {
     let path = Path::new(name_or_path);
-    if path.exists() || tf::index_path(path).is_file() {
+    if is_checkpoint_path(name_or_path) {
         return load(path, options).map(|ck| ck.model);
     }
     match crate::model::synthetic::SynthSpec::builtin(name_or_path) {

@@ -58,6 +58,27 @@ pub fn save_safetensors(model: &Model, path: &Path, metadata: HashMap<String, St
     write_atomically(path, &bytes).map_err(|e| CheckpointError::new(path, e))
 }
 
+/// Writes a compaction of the model read from `source` to `path`
+/// ([`save_safetensors`]); the header records the source, the threshold,
+/// the full and kept sizes and the kept unit indices.
+pub fn save_compacted(verified: &crate::iss::Verified, source: &Path, path: &Path) -> Result<(), CheckpointError> {
+    let (report, compacted) = (&verified.report, &verified.compacted);
+    let sizes = |s: Vec<usize>| crate::model::sizes_label(&s);
+    let metadata = HashMap::from([
+        ("format".to_string(), "pt".to_string()),
+        ("issbench_version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
+        ("source".to_string(), source.display().to_string()),
+        ("full_hidden".to_string(), sizes(report.full_sizes())),
+        ("kept_hidden".to_string(), sizes(report.kept_sizes(compacted.shrink_output))),
+        ("threshold".to_string(), report.threshold().to_string()),
+        (
+            "kept_units".to_string(),
+            serde_json::to_string(&compacted.kept).expect("lists of numbers serialise"),
+        ),
+    ]);
+    save_safetensors(&compacted.model, path, metadata)
+}
+
 /// The bytes of an f32 slice (little-endian machines only, which is all
 /// issbench runs on; checked at compile time).
 fn bytemuck_f32(values: &[f32]) -> &[u8] {

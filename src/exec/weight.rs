@@ -4,7 +4,7 @@ use crate::kernels::{CsrMatrix, MatMut, MatRef, PackedMatrix, SimdLevel, csr_mat
 use rayon::prelude::*;
 
 /// Which GEMM runs the products.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Backend {
     /// Weights packed once into panels; issbench's own micro-kernel
     /// (runtime-selected AVX-512 / AVX2 / NEON / portable).

@@ -18,7 +18,10 @@ mod verify;
 
 pub use analyze::{Consumer, IssReport, LayerReport, analyze};
 pub use compact::{Compacted, compact, compact_with};
-pub use verify::{Equivalence, against_dense, compare_outputs, verify, verify_within};
+pub use verify::{
+    Equivalence, VERIFY_BATCH, VERIFY_SEQ, Verified, against_dense, compact_verified, compare_outputs, verification_inputs, verify,
+    verify_within, within_tolerance,
+};
 
 use thiserror::Error;
 

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::{Compacted, IssError};
+use super::{Compacted, IssError, IssReport, analyze, compact_with};
 use crate::exec::{Backend, Executor, LstmExecutor};
 use crate::model::{Inputs, Model};
 
@@ -52,7 +52,25 @@ pub fn verify(full: &Model, compacted: &Compacted, inputs: &Inputs) -> Result<Eq
 /// [`verify`], failing with [`IssError::NotEquivalent`] above `tolerance`
 /// (relative).
 pub fn verify_within(full: &Model, compacted: &Compacted, inputs: &Inputs, tolerance: f64) -> Result<Equivalence, IssError> {
-    let e = verify(full, compacted, inputs)?;
+    within_tolerance(verify(full, compacted, inputs)?, tolerance)
+}
+
+/// Time steps of the inputs every verification runs on.
+pub const VERIFY_SEQ: usize = 8;
+/// Sequences of the inputs every verification runs on.
+pub const VERIFY_BATCH: usize = 4;
+
+/// The inputs every verification of `model` runs on: [`VERIFY_SEQ`] steps
+/// of [`VERIFY_BATCH`] random sequences, token ids when the model is run
+/// with its embedding, else features (a fixed seed: the same every time).
+pub fn verification_inputs(model: &Model, with_embedding: bool) -> Inputs {
+    let vocab = model.embedding().filter(|_| with_embedding).map(|e| e.vocab());
+    Inputs::random_for(vocab, model.input_size(), VERIFY_SEQ, VERIFY_BATCH, 7)
+}
+
+/// The one tolerance rule: `e` if its relative error is at most
+/// `tolerance`, else [`IssError::NotEquivalent`] (a NaN error fails too).
+pub fn within_tolerance(e: Equivalence, tolerance: f64) -> Result<Equivalence, IssError> {
     if e.max_rel.is_nan() || e.max_rel > tolerance {
         return Err(IssError::NotEquivalent {
             max_abs: e.max_abs,
@@ -87,4 +105,28 @@ pub fn against_dense(model: &Model, exec: &mut dyn Executor, layers_only: bool, 
         .to_vec();
     let got = exec.run(inputs)?;
     Ok(compare_outputs(&want, got))
+}
+
+/// A compaction proved equivalent: the analysis, the reduced model and how
+/// close its outputs came.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub report: IssReport,
+    pub compacted: Compacted,
+    pub equivalence: Equivalence,
+}
+
+/// Analyzes `full` at `threshold`, compacts it (a last layer without head
+/// too when `shrink_output`) and verifies the result on
+/// [`verification_inputs`] within `tolerance`: what every command that
+/// writes or runs a compacted model does first.
+pub fn compact_verified(full: &Model, threshold: f32, shrink_output: bool, tolerance: f64) -> Result<Verified, IssError> {
+    let report = analyze(full, threshold);
+    let compacted = compact_with(full, &report, shrink_output)?;
+    let equivalence = within_tolerance(verify(full, &compacted, &verification_inputs(full, true))?, tolerance)?;
+    Ok(Verified {
+        report,
+        compacted,
+        equivalence,
+    })
 }

@@ -54,11 +54,11 @@ pub fn magnitude(model: &Model, sparsity: f64, scope: Scope) -> Result<Model, Pr
 /// The unstructured counterpart of an ISS model: `model` globally
 /// magnitude-pruned to exactly as many nonzero LSTM weights as the
 /// ISS-compacted model has weights (so `csr` and `iss` compare at equal
-/// weight count).
-pub fn match_iss(model: &Model, report: &IssReport) -> Result<Model, PruneError> {
+/// weight count); `shrink_output` as for the compaction.
+pub fn match_iss(model: &Model, report: &IssReport, shrink_output: bool) -> Result<Model, PruneError> {
     // Weights of a layer of h units with input n are 4h(n + h): its
     // multiply-adds per step.
-    let keep = report.cost_kept(false).lstm_macs;
+    let keep = report.cost_kept(shrink_output).lstm_macs;
     let mut mats = lstm_weights(model);
     keep_largest(&mut mats.iter_mut().map(|m| m.as_mut_slice()).collect::<Vec<_>>(), keep);
     rebuild(model, mats)

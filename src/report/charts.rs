@@ -27,6 +27,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::{ReportError, Row, write_atomically};
+use crate::mode::Mode;
 
 /// Canvas size of every chart, pixels.
 pub(crate) const SIZE: (u32, u32) = (1280, 800);
@@ -83,21 +84,15 @@ fn mix(c: RGBColor, to: RGBColor, t: f64) -> RGBColor {
 
 /// The colour of a mode, the same in every chart: dense dark grey, iss
 /// blue, csr red, other modes (a peer's) from the rest of the palette.
-pub(crate) fn mode_colour(mode: &str, other: usize) -> RGBColor {
+pub(crate) fn mode_colour(mode: Mode) -> RGBColor {
     match mode {
-        "dense" => RGBColor(64, 64, 64),
-        "iss" => colour(0),
-        "csr" => colour(1),
+        Mode::Dense => RGBColor(64, 64, 64),
+        Mode::Iss => colour(0),
+        Mode::Csr => colour(1),
         // The peer's modes: lighter shades of the mode they mirror.
-        "ort-dense" => RGBColor(165, 165, 165),
-        "ort-iss" => RGBColor(140, 190, 225),
-        _ => colour(2 + other),
+        Mode::OrtDense => RGBColor(165, 165, 165),
+        Mode::OrtIss => RGBColor(140, 190, 225),
     }
-}
-
-/// Legend order of modes: dense, iss, csr, then the others.
-fn mode_rank(mode: &str) -> usize {
-    ["dense", "iss", "csr"].iter().position(|m| *m == mode).unwrap_or(3)
 }
 
 /// Shade `i` of `n` of a colour family, dark to light.
@@ -892,7 +887,7 @@ fn sorted(mut pts: Vec<(f64, f64)>) -> Vec<(f64, f64)> {
 fn speedup_vs_sparsity(rows: &[&Row], batch: usize) -> Option<Chart> {
     let sel: Vec<&Row> = main_config(rows)
         .into_iter()
-        .filter(|r| r.batch == batch && (r.mode == "iss" || r.mode == "csr") && r.speedup_vs_dense.is_some())
+        .filter(|r| r.batch == batch && (r.mode == Mode::Iss || r.mode == Mode::Csr) && r.speedup_vs_dense.is_some())
         .collect();
     if sel.is_empty() {
         return None;
@@ -901,7 +896,7 @@ fn speedup_vs_sparsity(rows: &[&Row], batch: usize) -> Option<Chart> {
     let names = hidden_names(&sel);
     // (first size, hidden list, host tag) -> mode -> points; the ideal from iss rows.
     type Key = (u64, String, String);
-    let mut measured: BTreeMap<Key, BTreeMap<String, Vec<(f64, f64)>>> = BTreeMap::new();
+    let mut measured: BTreeMap<Key, BTreeMap<Mode, Vec<(f64, f64)>>> = BTreeMap::new();
     let mut ideal: BTreeMap<Key, Vec<(f64, f64)>> = BTreeMap::new();
     for r in &sel {
         let key = (first_size(&r.hidden_full) as u64, r.hidden_full.clone(), tag(r));
@@ -909,10 +904,10 @@ fn speedup_vs_sparsity(rows: &[&Row], batch: usize) -> Option<Chart> {
         let pts = measured
             .entry(key.clone())
             .or_default()
-            .entry(r.mode.clone())
+            .entry(r.mode)
             .or_insert_with(|| vec![(0.0, 1.0)]);
         pts.push((x, r.speedup_vs_dense.unwrap_or(1.0)));
-        if r.mode == "iss" {
+        if r.mode == Mode::Iss {
             ideal.entry(key).or_insert_with(|| vec![(0.0, 1.0)]).push((x, r.ideal_speedup));
         }
     }
@@ -922,12 +917,10 @@ fn speedup_vs_sparsity(rows: &[&Row], batch: usize) -> Option<Chart> {
         // thinner with squares, the ideal lighter and dashed.
         let base = colour(i);
         let name = format!("{}{}", names[&key.1], key.2);
-        let mut modes: Vec<(String, Vec<(f64, f64)>)> = modes.into_iter().collect();
-        modes.sort_by_key(|(m, _)| mode_rank(m));
         for (mode, pts) in modes {
             let s = Series::new(format!("{name} {mode}"), sorted(pts), base);
-            series.push(match mode.as_str() {
-                "iss" => s,
+            series.push(match mode {
+                Mode::Iss => s,
                 _ => Series {
                     colour: mix(base, BLACK, 0.45),
                     ..s.styled(Stroke::Thin, Marker::Square)
@@ -968,23 +961,23 @@ fn time_vs_hidden(rows: &[&Row], batch: usize) -> Option<Chart> {
     let tag = host_tag(&sel);
     // (mode, kept in hundredths, host) -> points. Dense time does not depend
     // on the kept fraction: one series.
-    let mut by: BTreeMap<(String, u64, String), Vec<(f64, f64)>> = BTreeMap::new();
+    let mut by: BTreeMap<(Mode, u64, String), Vec<(f64, f64)>> = BTreeMap::new();
     for r in &sel {
-        let k = if r.mode == "dense" {
+        let k = if r.mode == Mode::Dense {
             100
         } else {
             (r.kept_fraction * 100.0).round() as u64
         };
-        by.entry((r.mode.clone(), k, tag(r)))
+        by.entry((r.mode, k, tag(r)))
             .or_default()
             .push((first_size(&r.hidden_full), r.median_ms()));
     }
     // Colour families per mode, dark (most kept) to light.
-    let mut family: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+    let mut family: BTreeMap<Mode, Vec<u64>> = BTreeMap::new();
     for (mode, k, _) in by.keys() {
-        family.entry(mode).or_default().push(*k);
+        family.entry(*mode).or_default().push(*k);
     }
-    let family: BTreeMap<&str, Vec<u64>> = family
+    let family: BTreeMap<Mode, Vec<u64>> = family
         .into_iter()
         .map(|(m, mut ks)| {
             ks.sort_unstable_by(|a, b| b.cmp(a));
@@ -992,20 +985,22 @@ fn time_vs_hidden(rows: &[&Row], batch: usize) -> Option<Chart> {
             (m, ks)
         })
         .collect();
-    let modes: Vec<&str> = family.keys().copied().filter(|m| !["dense", "iss", "csr"].contains(m)).collect();
     let mut series = Vec::new();
     for ((mode, k, host), pts) in &by {
-        let ks = &family[mode.as_str()];
+        let ks = &family[mode];
         let i = ks.iter().position(|x| x == k).unwrap_or(0);
-        let other = modes.iter().position(|m| m == mode).unwrap_or(0);
-        let col = shade(mode_colour(mode, other), i, ks.len());
-        let name = if mode == "dense" {
+        let col = shade(mode_colour(*mode), i, ks.len());
+        let name = if *mode == Mode::Dense {
             format!("dense{host}")
         } else {
             format!("{mode} kept {}{host}", *k as f64 / 100.0)
         };
         let s = Series::new(name, sorted(pts.clone()), col);
-        series.push(if mode == "csr" { s.styled(Stroke::Thin, Marker::Square) } else { s });
+        series.push(if *mode == Mode::Csr {
+            s.styled(Stroke::Thin, Marker::Square)
+        } else {
+            s
+        });
     }
     // Dense first in the legend.
     series.sort_by_key(|s| !s.name.starts_with("dense"));
@@ -1018,28 +1013,32 @@ fn time_vs_hidden(rows: &[&Row], batch: usize) -> Option<Chart> {
 }
 
 fn ptb_table(rows: &[&Row]) -> Option<Chart> {
-    ptb_bars(rows, &["dense", "iss", "csr"], "dense / ISS / CSR")
+    ptb_bars(rows, &[Mode::Dense, Mode::Iss, Mode::Csr], "dense / ISS / CSR")
 }
 
 /// issbench against ONNX Runtime on the PTB shapes, when peer rows exist.
 fn ptb_vs_ort(rows: &[&Row]) -> Option<Chart> {
-    let peer: Vec<&Row> = rows.iter().copied().filter(|r| r.mode.starts_with("ort-")).collect();
+    let peer: Vec<&Row> = rows.iter().copied().filter(|r| r.mode.is_peer()).collect();
     let configs: BTreeSet<(bool, usize, usize)> = peer.iter().map(|r| (r.head, r.batch, r.threads)).collect();
     let sel: Vec<&Row> = rows
         .iter()
         .copied()
         .filter(|r| configs.contains(&(r.head, r.batch, r.threads)))
         .collect();
-    ptb_bars(&sel, &["dense", "ort-dense", "iss", "ort-iss"], "issbench vs ONNX Runtime")
+    ptb_bars(
+        &sel,
+        &[Mode::Dense, Mode::OrtDense, Mode::Iss, Mode::OrtIss],
+        "issbench vs ONNX Runtime",
+    )
 }
 
 /// Grouped bars of the PTB rows' median times for `modes`, one group per
 /// batch, threads and head setting (and host, when several).
-fn ptb_bars(rows: &[&Row], modes: &[&str], what: &str) -> Option<Chart> {
+fn ptb_bars(rows: &[&Row], modes: &[Mode], what: &str) -> Option<Chart> {
     let ptb: Vec<&Row> = rows
         .iter()
         .copied()
-        .filter(|r| r.model.starts_with("ptb") && modes.contains(&r.mode.as_str()))
+        .filter(|r| r.model.starts_with("ptb") && modes.contains(&r.mode))
         .collect();
     let seq = ptb.iter().map(|r| r.seq).min()?;
     let sel: Vec<&Row> = ptb.into_iter().filter(|r| r.seq == seq).collect();
@@ -1048,7 +1047,7 @@ fn ptb_bars(rows: &[&Row], modes: &[&str], what: &str) -> Option<Chart> {
         .iter()
         .map(|r| (r.head, r.batch, r.threads, if several { r.host.as_str() } else { "" }))
         .collect();
-    let modes: Vec<&str> = modes.iter().copied().filter(|m| sel.iter().any(|r| r.mode == *m)).collect();
+    let modes: Vec<Mode> = modes.iter().copied().filter(|m| sel.iter().any(|r| r.mode == *m)).collect();
     let groups = configs
         .iter()
         .map(|&(head, b, t, host)| {
@@ -1072,7 +1071,7 @@ fn ptb_bars(rows: &[&Row], modes: &[&str], what: &str) -> Option<Chart> {
         .collect();
     let sizes = sel
         .iter()
-        .find(|r| r.mode == "iss")
+        .find(|r| r.mode == Mode::Iss)
         .or(sel.first())
         .map(|r| format!(" {} vs ISS {}", r.hidden_full, r.hidden_kept))
         .unwrap_or_default();
@@ -1080,7 +1079,7 @@ fn ptb_bars(rows: &[&Row], modes: &[&str], what: &str) -> Option<Chart> {
         title: format!("PTB LSTM{sizes}, seq {seq}: {what} — {}", provenance(&sel)),
         y: Axis::log("median time per forward pass (ms, log scale)"),
         groups,
-        bars: modes.iter().enumerate().map(|(i, m)| (m.to_string(), mode_colour(m, i))).collect(),
+        bars: modes.iter().map(|m| (m.to_string(), mode_colour(*m))).collect(),
         values,
         value_label,
         x_label: "configuration: batch (b), threads (t), +head: with embedding and softmax head".into(),
@@ -1094,9 +1093,9 @@ fn latency_fine_hidden(rows: &[&Row]) -> Option<Chart> {
         return None;
     }
     let tag = host_tag(&sel);
-    let mut by: BTreeMap<(String, usize, String), Vec<(f64, f64)>> = BTreeMap::new();
+    let mut by: BTreeMap<(Mode, usize, String), Vec<(f64, f64)>> = BTreeMap::new();
     for r in &sel {
-        let key = (r.mode.clone(), r.batch, tag(r));
+        let key = (r.mode, r.batch, tag(r));
         by.entry(key).or_default().push((first_size(&r.hidden_full), r.median_ms()));
     }
     let series = by
@@ -1115,7 +1114,7 @@ fn latency_fine_hidden(rows: &[&Row]) -> Option<Chart> {
 /// FLOPs per byte of weights read per step: dense and iss read 4 bytes per
 /// weight, csr 8 (value and column index).
 pub(crate) fn intensity(r: &Row) -> f64 {
-    let bytes = r.nonzero_weights as f64 * if r.mode == "csr" { 8.0 } else { 4.0 };
+    let bytes = r.nonzero_weights as f64 * if r.mode == Mode::Csr { 8.0 } else { 4.0 };
     2.0 * r.macs_per_step as f64 * r.batch as f64 / bytes.max(1.0)
 }
 
@@ -1124,28 +1123,22 @@ fn roofline(rows: &[&Row]) -> Option<Chart> {
     if sel.is_empty() {
         return None;
     }
-    let mut by: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+    let mut by: BTreeMap<Mode, Vec<(f64, f64)>> = BTreeMap::new();
     for r in &sel {
-        by.entry(r.mode.clone()).or_default().push((intensity(r), r.gflops));
+        by.entry(r.mode).or_default().push((intensity(r), r.gflops));
     }
     let (xlo, xhi) = sel
         .iter()
         .map(|r| intensity(r))
         .fold((f64::INFINITY, 0.0f64), |(a, b), x| (a.min(x), b.max(x)));
-    let others: Vec<String> = by
-        .keys()
-        .filter(|m| !["dense", "iss", "csr"].contains(&m.as_str()))
-        .cloned()
-        .collect();
+    // The map's order is the legend's: dense, iss, csr, then the peer's.
     let mut series: Vec<Series> = by
         .into_iter()
         .map(|(mode, points)| {
-            let other = others.iter().position(|m| *m == mode).unwrap_or(0);
-            let marker = if mode == "csr" { Marker::Square } else { Marker::Circle };
-            Series::new(mode.clone(), points, mode_colour(&mode, other)).styled(Stroke::None, marker)
+            let marker = if mode == Mode::Csr { Marker::Square } else { Marker::Circle };
+            Series::new(mode.to_string(), points, mode_colour(mode)).styled(Stroke::None, marker)
         })
         .collect();
-    series.sort_by_key(|s| mode_rank(&s.name));
     // One roof per host and thread count: the highest peak and bandwidth
     // any of its sweeps measured. Other tenants only ever make a reading
     // low (a sweep on a shared host once read 98 GFLOP/s on 2 threads,
@@ -1227,6 +1220,7 @@ pub fn draw_all(rows: &[Row], out_dir: &Path) -> Result<Vec<PathBuf>, ReportErro
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::Status;
     use crate::report::tests::row;
 
     fn rows() -> Vec<Row> {
@@ -1246,7 +1240,7 @@ mod tests {
                             model: format!("lstm2x{h}-k{k}"),
                             hidden_full: format!("{h}/{h}"),
                             kept_fraction: k,
-                            mode: mode.into(),
+                            mode: Mode::parse(mode).unwrap(),
                             batch,
                             median_ns: dense_ms * 1e6 / gain,
                             speedup_vs_dense: Some(gain * 0.8),
@@ -1271,7 +1265,7 @@ mod tests {
                 preset: "ptb".into(),
                 hidden_full: "1500/1500".into(),
                 hidden_kept: "373/315".into(),
-                mode: mode.into(),
+                mode: Mode::parse(mode).unwrap(),
                 batch: 10,
                 median_ns: ms * 1e6,
                 ..row()
@@ -1280,16 +1274,21 @@ mod tests {
         for h in [64usize, 96, 128] {
             rows.push(Row {
                 preset: "full".into(),
+                model: format!("lstm2x{h}-k1"),
+                source: format!("synthetic:lstm2x{h}-k1"),
                 hidden_full: format!("{h}/{h}"),
                 median_ns: h as f64 * 1e4,
                 ..row()
             });
         }
         rows.push(Row {
-            status: "failed: broken.safetensors: corrupt".into(),
+            status: Status::failed("broken.safetensors: corrupt"),
             model: "broken".into(),
             ..row()
         });
+        for r in &mut rows {
+            r.source = format!("synthetic:{}@{}", r.model, r.hidden_full);
+        }
         rows
     }
 
@@ -1353,7 +1352,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         assert!(draw_all(&[], dir.path()).unwrap().is_empty());
         let failed = vec![Row {
-            status: "failed: x".into(),
+            status: Status::failed("x"),
             ..row()
         }];
         assert!(draw_all(&failed, dir.path()).unwrap().is_empty());

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::charts::{Axis, BarChart, Chart, colour, provenance, save, value_label};
 use super::{ReportError, Row, write_atomically};
+use crate::mode::Mode;
 
 /// Most points drawn in a comparison chart (the table has them all).
 const MAX_CHART_POINTS: usize = 24;
@@ -27,7 +28,7 @@ pub struct Comparison {
 
 /// Points by (model, mode, batch, point key), one newest row per target
 /// (`None` where the target did not measure it).
-type Points<'a> = BTreeMap<(String, String, usize, String), Vec<Option<&'a Row>>>;
+type Points<'a> = BTreeMap<(String, Mode, usize, String), Vec<Option<&'a Row>>>;
 
 /// Sets the targets in `rows` side by side for the points they share and
 /// writes `compare.md` and the charts `compare_time` and `compare_speedup`
@@ -61,7 +62,7 @@ pub fn compare(rows: &[Row], out_dir: &Path) -> Result<Comparison, ReportError> 
     for ((point, target), r) in &latest {
         let t = targets.iter().position(|x| x == target).expect("listed");
         let entry = points
-            .entry((r.model.clone(), r.mode.clone(), r.batch, point.clone()))
+            .entry((r.model.clone(), r.mode, r.batch, point.clone()))
             .or_insert_with(|| vec![None; targets.len()]);
         entry[t] = Some(r);
     }
@@ -95,7 +96,7 @@ pub fn compare(rows: &[Row], out_dir: &Path) -> Result<Comparison, ReportError> 
     let speedups: Vec<(String, Vec<Option<f64>>)> = points
         .iter()
         .zip(&labels)
-        .filter(|(((_, mode, _, _), _), _)| mode != "dense")
+        .filter(|(((_, mode, _, _), _), _)| *mode != Mode::Dense)
         .map(|((_, rs), label)| {
             (
                 label.clone(),
@@ -164,7 +165,7 @@ fn group_labels(points: &Points) -> Vec<String> {
         } else {
             r.hidden_full.as_str()
         };
-        let k = if r.mode == "dense" {
+        let k = if r.mode == Mode::Dense {
             String::new()
         } else {
             format!(" k{:.2}", r.kept_fraction)
@@ -210,7 +211,7 @@ fn table(targets: &[String], points: &Points) -> String {
         md.push_str(&format!("- T{}: {}\n", i + 1, cell(t)));
     }
     // Speedup columns only when a shared point is not dense.
-    let speedups = points.keys().any(|(_, mode, _, _)| mode != "dense");
+    let speedups = points.keys().any(|(_, mode, _, _)| *mode != Mode::Dense);
     md.push_str(&format!(
         "\n{} shared points. Median time per forward pass (ms){}; `fastest`: the target with the shortest median.\n\n| point |",
         points.len(),
@@ -238,7 +239,7 @@ fn table(targets: &[String], points: &Points) -> String {
             }
             if speedups {
                 match r.and_then(|r| r.speedup_vs_dense) {
-                    Some(s) if mode != "dense" => md.push_str(&format!(" {s:.2}x |")),
+                    Some(s) if *mode != Mode::Dense => md.push_str(&format!(" {s:.2}x |")),
                     _ => md.push_str(" |"),
                 }
             }
@@ -258,6 +259,7 @@ fn table(targets: &[String], points: &Points) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::Status;
     use crate::report::tests::row;
 
     fn host_rows(host: &str, scale: f64) -> Vec<Row> {
@@ -265,7 +267,7 @@ mod tests {
         for (mode, ms, speedup) in [("dense", 10.0, 1.0), ("iss", 2.0, 5.0), ("csr", 6.0, 10.0 / 6.0)] {
             rows.push(Row {
                 host: host.into(),
-                mode: mode.into(),
+                mode: Mode::parse(mode).unwrap(),
                 median_ns: ms * 1e6 * scale,
                 speedup_vs_dense: Some(speedup),
                 kept_fraction: if mode == "dense" { 1.0 } else { 0.25 },
@@ -293,7 +295,7 @@ mod tests {
         });
         // A failed row and a point only one target measured: neither counts.
         rows.push(Row {
-            status: "failed: out of memory".into(),
+            status: Status::failed("out of memory"),
             median_ns: 1.0,
             ..rows[1].clone()
         });

@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use super::{ReportError, Row};
 use crate::measure::Stats;
+use crate::mode::Mode;
 
 #[derive(Deserialize)]
 struct BenchmarkJson {
@@ -102,15 +103,15 @@ pub fn rows_from_criterion(criterion_dir: &Path, templates: &[(String, Row)]) ->
     let estimates = read_estimates(criterion_dir)?;
     let mut rows: Vec<Row> = templates
         .iter()
-        .filter_map(|(id, t)| estimates.get(id).map(|s| crate::sweep::complete_row(t, s, None)))
+        .filter_map(|(id, t)| estimates.get(id).map(|s| t.completed(s, None)))
         .collect();
     let dense: HashMap<String, f64> = rows
         .iter()
-        .filter(|r| r.mode == "dense")
-        .map(|r| (crate::sweep::dense_key(r), r.median_ns))
+        .filter(|r| r.mode == Mode::Dense)
+        .map(|r| (r.dense_key(), r.median_ns))
         .collect();
     for r in &mut rows {
-        r.speedup_vs_dense = dense.get(&crate::sweep::dense_key(r)).map(|d| d / r.median_ns);
+        r.speedup_vs_dense = dense.get(&r.dense_key()).map(|d| d / r.median_ns);
     }
     Ok(rows)
 }
@@ -164,8 +165,8 @@ mod tests {
             (s.median_ns, s.min_ns, s.max_ns, s.runs, s.ci_low_ns),
             (100.0, 95.0, 105.0, 2, 99.0)
         );
-        let template = |mode: &str| Row {
-            mode: mode.to_string(),
+        let template = |mode: Mode| Row {
+            mode,
             macs_per_step: 10,
             batch: 10,
             seq: 30,
@@ -174,9 +175,9 @@ mod tests {
         let rows = rows_from_criterion(
             dir.path(),
             &[
-                ("lstm/ptb/dense/b10".into(), template("dense")),
-                ("lstm/ptb/iss/b10".into(), template("iss")),
-                ("lstm/ptb/csr/b10".into(), template("csr")),
+                ("lstm/ptb/dense/b10".into(), template(Mode::Dense)),
+                ("lstm/ptb/iss/b10".into(), template(Mode::Iss)),
+                ("lstm/ptb/csr/b10".into(), template(Mode::Csr)),
             ],
         )
         .unwrap();

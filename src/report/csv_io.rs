@@ -105,6 +105,22 @@ impl CsvAppender {
     }
 }
 
+/// `rows` as CSV text with the header: what a sweep's file holds.
+pub fn to_csv(rows: &[Row]) -> Result<String, ReportError> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    for r in rows {
+        writer.serialize(r).map_err(|source| ReportError::Csv {
+            path: PathBuf::from("<output>"),
+            source,
+        })?;
+    }
+    let bytes = writer.into_inner().map_err(|e| ReportError::Io {
+        path: PathBuf::from("<output>"),
+        source: e.into_error(),
+    })?;
+    Ok(String::from_utf8(bytes).expect("CSV of UTF-8 fields is UTF-8"))
+}
+
 /// Writes `bytes` to `path` through a temporary file and a rename.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
     crate::checkpoint::write_atomically(path, bytes).map_err(io_err(path))

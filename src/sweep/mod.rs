@@ -1,12 +1,10 @@
 //! Sweeps: the cross product of models, hidden sizes, kept fractions, modes,
 //! batch sizes, sequence lengths and thread counts (or of sparse GEMM
-//! problems and batch sizes), measured point by point into one CSV
-//! ([`crate::report::Row`]).
+//! problems and batch sizes), measured point by point through the
+//! [`crate::pipeline`] into one CSV of [`crate::report::Row`]s.
 
 mod runner;
 mod spec;
 
-pub use runner::{
-    PointExecutor, Prepared, RowCallback, Session, SweepError, SweepOptions, SweepSummary, complete_row, dense_key, run_sweep,
-};
-pub use spec::{GemmShape, Grid, Mode, PRESETS, Point, Source, SpecError, SweepSpec};
+pub use runner::{RowCallback, SweepError, SweepOptions, SweepSummary, budget, run_sweep};
+pub use spec::{GemmShape, Grid, IssSettings, Mode, PRESETS, Point, Source, SpecError, SweepSpec};

@@ -6,6 +6,12 @@
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::checkpoint::{Format, Layout, LoadOptions};
+use crate::exec::Backend;
+use crate::iss::DEFAULT_THRESHOLD;
+pub use crate::mode::Mode;
+pub use crate::pipeline::{GemmShape, IssSettings, Point, Source};
+
 /// A spec that cannot be used.
 #[derive(Debug, Error)]
 pub enum SpecError {
@@ -18,29 +24,6 @@ pub enum SpecError {
     /// No preset of that name.
     #[error("no preset '{0}' (quick, ptb, deepbench, deepbench-sparse, full)")]
     UnknownPreset(String),
-}
-
-/// What a point runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// The full-width model, zeros included.
-    Dense,
-    /// The ISS-compacted model.
-    Iss,
-    /// Magnitude-pruned to the ISS weight count, on the CSR kernel.
-    Csr,
-}
-
-impl Mode {
-    /// The name in CSV rows.
-    pub fn name(self) -> &'static str {
-        match self {
-            Mode::Dense => "dense",
-            Mode::Iss => "iss",
-            Mode::Csr => "csr",
-        }
-    }
 }
 
 /// One grid of a sweep.
@@ -80,18 +63,30 @@ pub struct Grid {
     /// `dense` (the packed kernel, zeros included) and `csr`; `seq = [1]`.
     #[serde(default)]
     pub gemm: Vec<GemmShape>,
+    /// ISS: a unit is removable when every outgoing weight is at most this.
+    #[serde(default = "default_threshold")]
+    pub threshold: f32,
+    /// ISS: also shrink a last layer without head (checkpoints; synthetic
+    /// models always do).
+    #[serde(default)]
+    pub shrink_output: bool,
+    /// csr: prune to this fraction of zeros instead of the ISS weight count.
+    #[serde(default)]
+    pub sparsity: Option<f64>,
+    /// Checkpoints: read as this format (`tf-checkpoint`, `torch-zip`,
+    /// `safetensors`, `npz`, `npy`) instead of detecting it.
+    #[serde(default)]
+    pub file_format: Option<String>,
+    /// Checkpoints: map names with this layout (`tf-basic-lstm`, `pytorch`, `keras`).
+    #[serde(default)]
+    pub layout: Option<String>,
+    /// Checkpoints: TensorFlow BasicLSTMCell forget bias folded into the f gate.
+    #[serde(default)]
+    pub forget_bias: Option<f32>,
 }
 
-/// One sparse GEMM problem's matrix (its `n` is the grid's batch).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GemmShape {
-    /// Rows of `W` (outputs).
-    pub m: usize,
-    /// Columns of `W` (inputs).
-    pub k: usize,
-    /// Fraction of `W` that is zero, in [0, 1).
-    pub sparsity: f64,
+fn default_threshold() -> f32 {
+    DEFAULT_THRESHOLD
 }
 
 fn default_layers() -> usize {
@@ -171,18 +166,39 @@ pub const PRESETS: &[(&str, &str)] = &[
     ),
 ];
 
+impl Default for Grid {
+    /// An empty grid with every default of a TOML grid.
+    fn default() -> Grid {
+        Grid {
+            models: vec![],
+            hidden: vec![],
+            layers: default_layers(),
+            kept: default_kept(),
+            modes: vec![],
+            batch: vec![],
+            seq: vec![],
+            threads: default_threads(),
+            head: default_head(),
+            gemm: vec![],
+            threshold: DEFAULT_THRESHOLD,
+            shrink_output: false,
+            sparsity: None,
+            file_format: None,
+            layout: None,
+            forget_bias: None,
+        }
+    }
+}
+
 fn grid(hidden: Vec<usize>, layers: usize, kept: Vec<f64>, modes: Vec<Mode>, batch: Vec<usize>, seq: Vec<usize>) -> Grid {
     Grid {
-        models: vec![],
         hidden,
         layers,
         kept,
         modes,
         batch,
         seq,
-        threads: vec![0],
-        head: vec![false],
-        gemm: vec![],
+        ..Grid::default()
     }
 }
 
@@ -260,6 +276,15 @@ impl SweepSpec {
         Ok(spec)
     }
 
+    /// Reads and validates the TOML spec at `path`.
+    pub fn from_file(path: &std::path::Path) -> Result<SweepSpec, SpecError> {
+        let text = std::fs::read_to_string(path).map_err(|e| SpecError::Parse {
+            file: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        SweepSpec::from_toml(&path.display().to_string(), &text)
+    }
+
     /// Parses a TOML spec (`file` names it in errors) and validates it.
     pub fn from_toml(file: &str, text: &str) -> Result<SweepSpec, SpecError> {
         let spec: SweepSpec = toml::from_str(text).map_err(|e| SpecError::Parse {
@@ -282,11 +307,24 @@ impl SweepSpec {
         if self.min_runs == 0 || self.max_runs < self.min_runs {
             return Err(bad(format!("min_runs {} and max_runs {}", self.min_runs, self.max_runs)));
         }
-        if crate::exec::Backend::parse(&self.backend).is_none() {
+        if !matches!(Backend::parse(&self.backend), Some(Backend::Packed | Backend::Matrixmultiply)) {
             return Err(bad(format!("backend '{}' (packed or matrixmultiply)", self.backend)));
         }
         for (i, g) in self.grids.iter().enumerate() {
             let at = |m: &str| bad(format!("grid {}: {m}", i + 1));
+            if let Some(m) = g.modes.iter().find(|m| m.is_peer()) {
+                return Err(at(&format!("mode {m} is a peer's (use --peer ort)")));
+            }
+            if !(g.threshold.is_finite() && g.threshold >= 0.0) {
+                return Err(at(&format!("threshold {} must be a finite number of at least 0", g.threshold)));
+            }
+            if g.sparsity.is_some_and(|s| !(0.0..=1.0).contains(&s)) {
+                return Err(at("sparsity must be in [0, 1]"));
+            }
+            if g.forget_bias.is_some_and(|b| !b.is_finite()) {
+                return Err(at("forget_bias must be finite"));
+            }
+            g.load_options().map_err(|e| at(&e))?;
             if g.models.is_empty() && g.hidden.is_empty() && g.gemm.is_empty() {
                 return Err(at("needs models, hidden sizes or gemm problems"));
             }
@@ -351,26 +389,28 @@ impl SweepSpec {
     /// Every point of the sweep, in measurement order: per model instance,
     /// dense first, so that iss and csr rows can carry the dense speedup.
     pub fn points(&self) -> Vec<Point> {
+        let backend = Backend::parse(&self.backend).unwrap_or_default();
         let mut out = Vec::new();
         for g in &self.grids {
-            let mut instances: Vec<(Source, f64)> = g.models.iter().map(|m| (Source::Named(m.clone()), 1.0)).collect();
-            instances.extend(g.gemm.iter().map(|&shape| (Source::Gemm(shape), 1.0)));
-            for &h in &g.hidden {
-                let mut kept = g.kept.clone();
-                kept.sort_by(|a, b| b.total_cmp(a));
-                kept.dedup();
-                for k in kept {
-                    instances.push((
-                        Source::Synthetic {
-                            hidden: h,
-                            layers: g.layers,
-                        },
-                        k,
-                    ));
-                }
+            let load = g.load_options().unwrap_or_default();
+            let mut sources: Vec<Source> = g.models.iter().map(|m| Source::Named(m.clone(), load.clone())).collect();
+            sources.extend(g.gemm.iter().map(|&shape| Source::Gemm(shape)));
+            let mut kept = g.kept.clone();
+            kept.sort_by(|a, b| b.total_cmp(a));
+            kept.dedup();
+            let largest = kept.first().copied().unwrap_or(1.0);
+            for &hidden in &g.hidden {
+                sources.extend(kept.iter().map(|&kept| Source::Synthetic {
+                    hidden,
+                    layers: g.layers,
+                    kept,
+                }));
             }
-            for (source, kept_fraction) in instances {
-                let synthetic = matches!(source, Source::Synthetic { .. });
+            let iss = IssSettings {
+                threshold: g.threshold,
+                shrink_output: g.shrink_output,
+            };
+            for source in sources {
                 for &head in &g.head {
                     for &threads in &g.threads {
                         for &batch in &g.batch {
@@ -378,21 +418,24 @@ impl SweepSpec {
                                 for &mode in &g.modes {
                                     // Synthetic: dense is timed once per size (kept 1.0, or the
                                     // largest kept fraction); iss and csr only where there are zeros.
-                                    let largest = g.kept.iter().copied().fold(0.0, f64::max);
-                                    let skip = synthetic
-                                        && match mode {
-                                            Mode::Dense => kept_fraction != largest,
-                                            _ => kept_fraction >= 1.0,
-                                        };
+                                    let skip = match source {
+                                        Source::Synthetic { kept, .. } => match mode {
+                                            Mode::Dense => kept != largest,
+                                            _ => kept >= 1.0,
+                                        },
+                                        _ => false,
+                                    };
                                     if !skip {
                                         out.push(Point {
                                             source: source.clone(),
-                                            kept_fraction,
                                             mode,
                                             batch,
                                             seq,
                                             threads,
                                             head,
+                                            backend,
+                                            iss,
+                                            csr_sparsity: g.sparsity,
                                         });
                                     }
                                 }
@@ -406,29 +449,25 @@ impl SweepSpec {
     }
 }
 
-/// Where a point's model comes from.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Source {
-    /// A built-in name or a checkpoint path.
-    Named(String),
-    /// A synthetic stack of `layers` LSTM layers of width `hidden`.
-    Synthetic { hidden: usize, layers: usize },
-    /// A sparse GEMM problem (no LSTM).
-    Gemm(GemmShape),
-}
-
-/// One measurement of a sweep.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Point {
-    pub source: Source,
-    /// Kept fraction planted in a synthetic model (1.0 for named models).
-    pub kept_fraction: f64,
-    pub mode: Mode,
-    pub batch: usize,
-    pub seq: usize,
-    /// 0 = all logical cores.
-    pub threads: usize,
-    pub head: bool,
+impl Grid {
+    /// How this grid's checkpoints are read.
+    pub fn load_options(&self) -> Result<LoadOptions, String> {
+        let format = match &self.file_format {
+            Some(f) => {
+                Some(Format::parse(f).ok_or_else(|| format!("file_format '{f}' (tf-checkpoint, torch-zip, safetensors, npz, npy)"))?)
+            }
+            None => None,
+        };
+        let layout = match &self.layout {
+            Some(l) => Some(Layout::parse(l).ok_or_else(|| format!("layout '{l}' (tf-basic-lstm, pytorch, keras)"))?),
+            None => None,
+        };
+        Ok(LoadOptions {
+            format,
+            layout,
+            forget_bias: self.forget_bias,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -493,7 +532,7 @@ seq = [5]
         let points = spec.points();
         assert_eq!(points.len(), 2 * 2);
         assert_eq!(points[0].mode, Mode::Dense);
-        assert_eq!(points[1].kept_fraction, 0.5);
+        assert!(matches!(points[1].source, Source::Synthetic { kept: 0.5, .. }));
 
         let typo = SweepSpec::from_toml(
             "t.toml",

@@ -1,0 +1,304 @@
+//! The command line's arguments (clap), and how they become library values.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use issbench::checkpoint::{Format as FileFormat, Layout, LoadOptions};
+use issbench::exec::Backend;
+use issbench::iss::{DEFAULT_THRESHOLD, DEFAULT_TOLERANCE};
+use issbench::mode::Mode;
+use issbench::sweep::{Grid, SweepSpec};
+
+#[derive(Parser)]
+#[command(
+    name = "issbench",
+    version,
+    about = "Benchmark recurrent networks pruned with Intrinsic Sparse Structures: dense vs ISS vs sparse, on this machine"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Time one configuration of one model (a one-point sweep).
+    Run(RunArgs),
+    /// Read a checkpoint and report its tensors and what ISS compaction would keep.
+    Inspect(InspectArgs),
+    /// Compact a checkpoint, verify it, and write the reduced model as safetensors.
+    Compact(CompactArgs),
+    /// Measure a grid of points (a preset or a TOML spec) into a CSV, and draw the charts.
+    Sweep(SweepArgs),
+    /// Redraw every chart from result CSVs alone.
+    Report(ReportArgs),
+    /// Write a model (full or ISS-compacted) as an ONNX graph, for ONNX Runtime.
+    ExportOnnx(ExportArgs),
+    /// Set hardware targets (host / CPU / threads / backend) side by side for the points they share.
+    Compare(ReportArgs),
+    /// List the built-in models and presets.
+    Models,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+/// How to read a checkpoint (everything is detected by default).
+#[derive(Parser)]
+pub struct LoadArgs {
+    /// File format: tf-checkpoint, torch-zip, safetensors, npz or npy.
+    #[arg(long, value_parser = parse_file_format)]
+    file_format: Option<FileFormat>,
+    /// Naming scheme: tf-basic-lstm, pytorch or keras.
+    #[arg(long, value_parser = parse_layout)]
+    layout: Option<Layout>,
+    /// TensorFlow BasicLSTMCell forget bias, folded into the f gate (not stored
+    /// in TF checkpoints). Default 0.0 as in the ISS code; TensorFlow's default is 1.0.
+    #[arg(long, value_parser = finite::<f32>)]
+    forget_bias: Option<f32>,
+}
+
+impl LoadArgs {
+    pub fn options(&self) -> LoadOptions {
+        LoadOptions {
+            format: self.file_format,
+            layout: self.layout,
+            forget_bias: self.forget_bias,
+        }
+    }
+}
+
+fn parse_file_format(s: &str) -> Result<FileFormat, String> {
+    FileFormat::parse(s).ok_or_else(|| format!("unknown format '{s}' (tf-checkpoint, torch-zip, safetensors, npz, npy)"))
+}
+
+fn parse_layout(s: &str) -> Result<Layout, String> {
+    Layout::parse(s).ok_or_else(|| format!("unknown layout '{s}' (tf-basic-lstm, pytorch, keras)"))
+}
+
+fn parse_backend(s: &str) -> Result<Backend, String> {
+    match Backend::parse(s) {
+        Some(b @ (Backend::Packed | Backend::Matrixmultiply)) => Ok(b),
+        _ => Err(format!("unknown backend '{s}' (packed or matrixmultiply)")),
+    }
+}
+
+/// A finite number.
+fn finite<T: std::str::FromStr + Into<f64> + Copy>(s: &str) -> Result<T, String> {
+    let v: T = s.parse().map_err(|_| format!("'{s}' is not a number"))?;
+    if v.into().is_finite() {
+        Ok(v)
+    } else {
+        Err(format!("'{s}' is not a finite number"))
+    }
+}
+
+/// A finite number of at least 0.
+fn non_negative<T: std::str::FromStr + Into<f64> + Copy>(s: &str) -> Result<T, String> {
+    let v: T = finite(s)?;
+    if v.into() >= 0.0 { Ok(v) } else { Err(format!("{s} is negative")) }
+}
+
+/// A fraction in [0, 1].
+fn fraction(s: &str) -> Result<f64, String> {
+    let v: f64 = finite(s)?;
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{s} is not in [0, 1]"))
+    }
+}
+
+/// Seconds of timing: from 0 (the fewest runs only) to a day.
+fn seconds(s: &str) -> Result<f64, String> {
+    let v: f64 = finite(s)?;
+    if (0.0..=86_400.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{s} s: give 0 to 86400 seconds"))
+    }
+}
+
+/// ISS analysis settings shared by the commands that compact.
+#[derive(Parser)]
+pub struct IssArgs {
+    /// A component is removable when all its outgoing weights are at most this in magnitude.
+    #[arg(long, default_value_t = DEFAULT_THRESHOLD, value_parser = non_negative::<f32>)]
+    pub threshold: f32,
+    /// Also shrink a last layer that feeds the model output directly (no
+    /// head); the outputs are then the kept units only.
+    #[arg(long)]
+    pub shrink_output: bool,
+}
+
+#[derive(Parser)]
+pub struct InspectArgs {
+    /// Checkpoint: a file, a TensorFlow checkpoint folder, .index file or prefix.
+    pub path: PathBuf,
+    #[command(flatten)]
+    pub load: LoadArgs,
+    #[command(flatten)]
+    pub iss: IssArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: InspectFormat,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum InspectFormat {
+    Table,
+    Json,
+}
+
+#[derive(Parser)]
+pub struct CompactArgs {
+    /// Checkpoint to compact.
+    pub path: PathBuf,
+    /// Where to write the compacted model (safetensors, PyTorch names).
+    #[arg(short, long)]
+    pub output: PathBuf,
+    #[command(flatten)]
+    pub load: LoadArgs,
+    #[command(flatten)]
+    pub iss: IssArgs,
+    /// Largest accepted relative output error of the compacted model.
+    #[arg(long, default_value_t = DEFAULT_TOLERANCE, value_parser = non_negative::<f64>)]
+    pub tolerance: f64,
+}
+
+#[derive(Parser)]
+pub struct ReportArgs {
+    /// Result CSVs (files from several machines may be mixed).
+    #[arg(required = true)]
+    pub csv: Vec<PathBuf>,
+    /// Folder for the charts (and compare.md).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(Parser)]
+pub struct SweepArgs {
+    /// Built-in preset: quick, ptb, deepbench, deepbench-sparse or full (see `issbench models`).
+    #[arg(long, default_value = "quick", conflicts_with = "config")]
+    pub preset: String,
+    /// A TOML sweep spec instead of a preset (see README).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Folder for NAME.csv and the charts.
+    #[arg(long, default_value = "results/latest")]
+    pub out: PathBuf,
+    /// Skip points already in NAME.csv (same machine, model, mode, backend, batch, seq, threads, head).
+    #[arg(long)]
+    pub resume: bool,
+    /// Override the spec's timed-run budget per point, milliseconds.
+    #[arg(long)]
+    pub budget_ms: Option<u64>,
+    /// Do not draw charts after the sweep.
+    #[arg(long)]
+    pub no_charts: bool,
+    /// Also time each dense and iss point on a peer: `ort` (ONNX Runtime
+    /// through tools/peer_ort.py and ISSBENCH_PYTHON).
+    #[arg(long, value_parser = ["ort"])]
+    pub peer: Option<String>,
+}
+
+#[derive(Parser)]
+pub struct ExportArgs {
+    /// A built-in model name or a checkpoint path.
+    pub model: String,
+    /// Where to write the ONNX model.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    #[command(flatten)]
+    pub load: LoadArgs,
+    /// Export the ISS-compacted model (verified first) instead of the full one.
+    #[arg(long)]
+    pub compact: bool,
+    #[command(flatten)]
+    pub iss: IssArgs,
+    /// Recurrent layers only (features in, hidden states out), no embedding or head.
+    #[arg(long)]
+    pub layers_only: bool,
+}
+
+#[derive(Parser)]
+pub struct RunArgs {
+    /// A built-in model name (see `issbench models`) or a checkpoint path.
+    pub model: String,
+    #[command(flatten)]
+    pub load: LoadArgs,
+    /// What to run.
+    #[arg(long, value_enum, default_value = "dense")]
+    pub mode: Mode,
+    /// Sequences per batch.
+    #[arg(long, default_value_t = 10)]
+    pub batch: usize,
+    /// Time steps per sequence.
+    #[arg(long, default_value_t = 30)]
+    pub seq: usize,
+    /// Worker threads; default: all logical cores.
+    #[arg(long, default_value_t = 0, hide_default_value = true)]
+    pub threads: usize,
+    /// Time the recurrent layers only, without embedding and output projection.
+    #[arg(long)]
+    pub layers_only: bool,
+    /// GEMM backend: `packed` (issbench's kernel) or `matrixmultiply`.
+    #[arg(long, default_value = "packed", value_parser = parse_backend)]
+    pub backend: Backend,
+    /// Seconds of timed runs (after warm-up).
+    #[arg(long, default_value_t = 2.0, value_parser = seconds)]
+    pub time: f64,
+    /// Fewest timed runs, whatever the time.
+    #[arg(long, default_value_t = 5)]
+    pub min_runs: usize,
+    /// Most timed runs.
+    #[arg(long, default_value_t = 200)]
+    pub max_runs: usize,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+    #[command(flatten)]
+    pub iss: IssArgs,
+    /// CSR: prune the recurrent weights to this fraction of zeros (global
+    /// magnitude pruning) instead of matching the ISS model's weight count.
+    #[arg(long, value_parser = fraction)]
+    pub sparsity: Option<f64>,
+}
+
+impl RunArgs {
+    /// The one-point sweep `run` is.
+    pub fn spec(&self) -> SweepSpec {
+        let load = self.load.options();
+        SweepSpec {
+            name: "run".into(),
+            budget_ms: (self.time * 1e3).round() as u64,
+            min_runs: self.min_runs,
+            max_runs: self.max_runs,
+            backend: match self.backend {
+                Backend::Matrixmultiply => "matrixmultiply",
+                _ => "packed",
+            }
+            .into(),
+            grids: vec![Grid {
+                models: vec![self.model.clone()],
+                modes: vec![self.mode],
+                batch: vec![self.batch],
+                seq: vec![self.seq],
+                threads: vec![self.threads],
+                head: vec![!self.layers_only],
+                threshold: self.iss.threshold,
+                shrink_output: self.iss.shrink_output,
+                sparsity: self.sparsity,
+                file_format: load.format.map(|f| f.name().to_string()),
+                layout: load.layout.map(|l| l.name().to_string()),
+                forget_bias: load.forget_bias,
+                ..Grid::default()
+            }],
+        }
+    }
+}

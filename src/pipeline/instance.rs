@@ -1,0 +1,201 @@
+//! One model source's instances: the full model, its ISS compaction and its
+//! magnitude-pruned twin, each built on first use and verified once.
+
+use std::collections::HashMap;
+
+use super::point::{IssSettings, Source};
+use crate::checkpoint::open_model;
+use crate::exec::{Backend, LstmExecutor};
+use crate::iss::{
+    Compacted, DEFAULT_TOLERANCE, IssReport, against_dense, analyze, compact_with, verification_inputs, verify, within_tolerance,
+};
+use crate::mode::Mode;
+use crate::model::Model;
+use crate::model::synthetic::SynthSpec;
+use crate::prune::{Scope, lstm_nonzeros, magnitude, match_iss};
+use crate::report::Status;
+
+/// What a prepared executor's model multiplies per step, kept so that the
+/// model itself need not be kept twice.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Work {
+    /// Recurrent weights multiplied (nonzeros for csr).
+    pub multiplied: usize,
+    /// Head weights multiplied (0 without head).
+    pub head_weights: usize,
+    /// Multiply-adds per step and sequence.
+    pub macs: usize,
+    /// Embedding size when the model takes tokens.
+    pub vocab: Option<usize>,
+    /// Width of the first layer's input.
+    pub width: usize,
+}
+
+impl Work {
+    /// The work of running `model` in `mode`, with or without its head. The
+    /// csr mode multiplies only the nonzero recurrent weights.
+    pub fn of(model: &Model, mode: Mode, head: bool) -> Work {
+        let multiplied = if mode == Mode::Csr {
+            lstm_nonzeros(model)
+        } else {
+            model.lstm_weights()
+        };
+        Work {
+            multiplied,
+            head_weights: if head { model.head().map_or(0, |h| h.weight().len()) } else { 0 },
+            macs: model.macs_per_step(!head) - model.lstm_macs_per_step() + multiplied,
+            vocab: if head { model.embedding().map(|e| e.vocab()) } else { None },
+            width: model.input_size(),
+        }
+    }
+}
+
+/// Prepared executors by (mode, head, backend): `None` while lent out.
+type Executors = HashMap<(Mode, bool, Backend), (Option<LstmExecutor>, Work)>;
+
+/// A model source's instances (see the module documentation).
+pub(crate) struct Instance {
+    /// The full model, with embedding and head when it has them.
+    pub full: Model,
+    /// The ISS analysis of `full`, made once.
+    pub report: IssReport,
+    /// Whether compaction shrinks a last layer without head.
+    pub shrink_output: bool,
+    compacted: Option<Compacted>,
+    /// The pruned model and the sparsity target it was made for.
+    pruned: Option<(Option<u64>, Model)>,
+    /// Verification error (max relative) per (mode, head).
+    verified: HashMap<(Mode, bool), f64>,
+    executors: Executors,
+}
+
+/// The full model `source` names (not for GEMM problems).
+fn build_full(source: &Source) -> Result<Model, Status> {
+    match source {
+        Source::Named(name, load) => open_model(name, load).map_err(Status::failed_with),
+        Source::Synthetic { hidden, layers, kept } => {
+            let keep = ((*hidden as f64 * kept).round() as usize).clamp(1, *hidden);
+            SynthSpec {
+                name: source.name(),
+                input: *hidden,
+                layers: vec![*hidden; *layers],
+                vocab: None,
+                seed: 0x5EE9 ^ (*hidden as u64) << 8 ^ *layers as u64,
+                kept: (keep < *hidden).then(|| vec![keep; *layers]),
+            }
+            .build()
+            .map_err(Status::failed_with)
+        }
+        Source::Gemm(_) => Err(Status::failed(format!(
+            "{} is a GEMM problem, not a recurrent model",
+            source.name()
+        ))),
+    }
+}
+
+impl Instance {
+    /// Loads or generates `source`'s full model and analyzes it. Synthetic
+    /// models always shrink their last layer: it is planted like the others.
+    pub fn build(source: &Source, iss: IssSettings) -> Result<Instance, Status> {
+        let full = build_full(source)?;
+        let report = analyze(&full, iss.threshold);
+        Ok(Instance {
+            full,
+            report,
+            shrink_output: iss.shrink_output || matches!(source, Source::Synthetic { .. }),
+            compacted: None,
+            pruned: None,
+            verified: HashMap::new(),
+            executors: HashMap::new(),
+        })
+    }
+
+    /// Hidden sizes compaction keeps.
+    pub fn kept_sizes(&self) -> Vec<usize> {
+        self.report.kept_sizes(self.shrink_output)
+    }
+
+    /// The ISS compaction of `full`, built on first use.
+    pub fn compacted(&mut self) -> Result<&Compacted, Status> {
+        if self.compacted.is_none() {
+            let c = compact_with(&self.full, &self.report, self.shrink_output).map_err(Status::failed_with)?;
+            self.compacted = Some(c);
+        }
+        Ok(self.compacted.as_ref().expect("just built"))
+    }
+
+    /// The model `mode` runs (full, compacted or pruned), built on first
+    /// use. csr prunes to `sparsity` or, without one, to the ISS model's
+    /// weight count.
+    pub fn model(&mut self, mode: Mode, sparsity: Option<f64>) -> Result<&Model, Status> {
+        match mode.model_mode() {
+            Mode::Iss => Ok(&self.compacted()?.model),
+            Mode::Csr => {
+                let target = sparsity.map(f64::to_bits);
+                if self.pruned.as_ref().is_none_or(|(t, _)| *t != target) {
+                    let pruned = match sparsity {
+                        Some(s) => magnitude(&self.full, s, Scope::Global),
+                        None => match_iss(&self.full, &self.report, self.shrink_output),
+                    }
+                    .map_err(Status::failed_with)?;
+                    self.executors.retain(|(m, _, _), _| *m != Mode::Csr);
+                    self.verified.remove(&(Mode::Csr, false));
+                    self.verified.remove(&(Mode::Csr, true));
+                    self.pruned = Some((target, pruned));
+                }
+                Ok(&self.pruned.as_ref().expect("just built").1)
+            }
+            _ => Ok(&self.full),
+        }
+    }
+
+    /// Verifies `mode` against dense once (per head setting) and returns
+    /// the max relative error (`None` for dense): iss compares the
+    /// compacted model with the full one, csr the CSR kernel with the dense
+    /// kernel on the pruned weights. Above the tolerance the point fails.
+    pub fn verify(&mut self, mode: Mode, head: bool, sparsity: Option<f64>) -> Result<Option<f64>, Status> {
+        if mode == Mode::Dense {
+            return Ok(None);
+        }
+        if let Some(&e) = self.verified.get(&(mode, head)) {
+            return Ok(Some(e));
+        }
+        let eq = match mode {
+            Mode::Iss => {
+                let inputs = verification_inputs(&self.full, true);
+                self.compacted()?;
+                verify(&self.full, self.compacted.as_ref().expect("just built"), &inputs)
+            }
+            _ => {
+                let pruned = self.model(mode, sparsity)?;
+                let mut exec = LstmExecutor::prepare(pruned, Backend::Csr, !head, mode.name());
+                against_dense(pruned, &mut exec, !head, &verification_inputs(pruned, head))
+            }
+        }
+        .map_err(Status::failed_with)?;
+        let eq = within_tolerance(eq, DEFAULT_TOLERANCE).map_err(|e| Status::not_equivalent(format!("{mode}: {e}")))?;
+        self.verified.insert((mode, head), eq.max_rel);
+        Ok(Some(eq.max_rel))
+    }
+
+    /// The prepared executor for `mode`, `head` and `backend` (taken out of
+    /// the cache, or prepared now), and its model's work.
+    pub fn executor(&mut self, mode: Mode, head: bool, backend: Backend, sparsity: Option<f64>) -> Result<(LstmExecutor, Work), Status> {
+        let key = (mode, head, backend);
+        if let Some((slot @ Some(_), work)) = self.executors.get_mut(&key) {
+            return Ok((slot.take().expect("matched Some"), *work));
+        }
+        let model = self.model(mode, sparsity)?;
+        let work = Work::of(model, mode, head);
+        let exec = LstmExecutor::prepare(model, backend, !head, mode.name());
+        self.executors.insert(key, (None, work));
+        Ok((exec, work))
+    }
+
+    /// Returns an executor lent by [`Instance::executor`].
+    pub fn give_back(&mut self, mode: Mode, head: bool, backend: Backend, exec: LstmExecutor) {
+        if let Some(slot) = self.executors.get_mut(&(mode, head, backend)) {
+            slot.0 = Some(exec);
+        }
+    }
+}

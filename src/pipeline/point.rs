@@ -1,0 +1,113 @@
+//! What one measurement is: a model source and how to run it.
+
+use crate::checkpoint::{LoadOptions, is_checkpoint_path};
+use crate::exec::Backend;
+use crate::iss::DEFAULT_THRESHOLD;
+use crate::mode::Mode;
+
+/// One sparse GEMM problem's matrix (its `n` is the point's batch).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GemmShape {
+    /// Rows of `W` (outputs).
+    pub m: usize,
+    /// Columns of `W` (inputs).
+    pub k: usize,
+    /// Fraction of `W` that is zero, in [0, 1).
+    pub sparsity: f64,
+}
+
+/// Where a point's model comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    /// A built-in name or a checkpoint path, read with these options.
+    Named(String, LoadOptions),
+    /// A synthetic stack of `layers` LSTM layers of width `hidden`, a
+    /// fraction `kept` of whose units stay (the rest planted as zeroed ISS
+    /// components).
+    Synthetic { hidden: usize, layers: usize, kept: f64 },
+    /// A sparse GEMM problem (no recurrent model).
+    Gemm(GemmShape),
+}
+
+impl Source {
+    /// The model name rows carry: the checkpoint's file name, the built-in
+    /// name, `lstm{L}x{H}-k{K}` or `m{M}_k{K}_s{S}`.
+    pub fn name(&self) -> String {
+        match self {
+            Source::Named(n, _) => std::path::Path::new(n)
+                .file_name()
+                .map_or_else(|| n.clone(), |f| f.to_string_lossy().into_owned()),
+            Source::Synthetic { hidden, layers, kept } => format!("lstm{layers}x{hidden}-k{kept}"),
+            Source::Gemm(g) => format!("m{}_k{}_s{}", g.m, g.k, g.sparsity),
+        }
+    }
+}
+
+impl Source {
+    /// Where the model comes from, exactly (the rows' `source` column):
+    /// `file:` and the canonical path of a checkpoint, `builtin:NAME`,
+    /// `synthetic:NAME` or `gemm:NAME`. Two checkpoints of the same file
+    /// name in different folders differ here.
+    pub fn id(&self) -> String {
+        match self {
+            Source::Named(n, _) if is_checkpoint_path(n) => {
+                let path = std::path::Path::new(n);
+                let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| std::path::absolute(path).unwrap_or(path.into()));
+                format!("file:{}", canonical.display())
+            }
+            Source::Named(n, _) => format!("builtin:{n}"),
+            Source::Synthetic { .. } => format!("synthetic:{}", self.name()),
+            Source::Gemm(_) => format!("gemm:{}", self.name()),
+        }
+    }
+}
+
+/// How ISS analysis and compaction treat a model: one policy for every
+/// command.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct IssSettings {
+    /// A unit is removable when every outgoing weight is at most this in magnitude.
+    pub threshold: f32,
+    /// Also shrink a last layer that feeds the model output directly (no
+    /// head); the compacted model then outputs the kept units only.
+    /// Synthetic sources always shrink: their last layer is planted too.
+    pub shrink_output: bool,
+}
+
+impl Default for IssSettings {
+    fn default() -> Self {
+        IssSettings {
+            threshold: DEFAULT_THRESHOLD,
+            shrink_output: false,
+        }
+    }
+}
+
+/// One measurement: a source, a mode, a shape and a thread count.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point {
+    pub source: Source,
+    pub mode: Mode,
+    /// Sequences per batch (a GEMM problem's `n`).
+    pub batch: usize,
+    /// Time steps per sequence (1 for GEMM problems).
+    pub seq: usize,
+    /// Worker threads; 0 means all logical cores.
+    pub threads: usize,
+    /// With the embedding and head (models that have them).
+    pub head: bool,
+    /// The dense kernel for dense and iss (csr runs the CSR kernel).
+    pub backend: Backend,
+    pub iss: IssSettings,
+    /// For csr: prune to this fraction of zeros instead of the ISS model's
+    /// weight count.
+    pub csr_sparsity: Option<f64>,
+}
+
+impl Point {
+    /// The backend this point's mode runs on.
+    pub fn mode_backend(&self) -> Backend {
+        if self.mode == Mode::Csr { Backend::Csr } else { self.backend }
+    }
+}

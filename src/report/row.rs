@@ -1,0 +1,355 @@
+//! [`Row`]: the one result type. Every command and bench writes it, every
+//! report reads it; its columns are documented in results/README.md.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::measure::Stats;
+use crate::mode::Mode;
+
+/// Whether a point was measured.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Status {
+    /// Measured; the timing columns hold the result.
+    #[default]
+    Ok,
+    /// Not measured, and why (the timing columns are 0).
+    Failed(String),
+    /// Not measured: the model this mode runs does not compute what the
+    /// dense model does (`failed: not equivalent: ...` in CSV files).
+    NotEquivalent(String),
+}
+
+/// How a [`Status::NotEquivalent`] begins in CSV files, after `failed: `.
+const NOT_EQUIVALENT: &str = "not equivalent: ";
+
+impl Status {
+    /// A failure, its reason kept on one line.
+    pub fn failed(reason: impl AsRef<str>) -> Status {
+        Status::Failed(one_line(reason.as_ref()))
+    }
+    /// A failure for an error's message.
+    pub fn failed_with(e: impl std::fmt::Display) -> Status {
+        Status::failed(e.to_string())
+    }
+    /// A failed verification, its reason kept on one line.
+    pub fn not_equivalent(reason: impl AsRef<str>) -> Status {
+        Status::NotEquivalent(one_line(reason.as_ref()))
+    }
+}
+
+impl Status {
+    /// Why the point failed, as the CSV gives it after `failed: ` (empty for ok).
+    pub fn reason(&self) -> String {
+        match self {
+            Status::Ok => String::new(),
+            Status::Failed(why) => why.clone(),
+            Status::NotEquivalent(why) => format!("{NOT_EQUIVALENT}{why}"),
+        }
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.replace(['\n', '\r'], " ")
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Status::Ok => f.write_str("ok"),
+            Status::Failed(why) => write!(f, "failed: {why}"),
+            Status::NotEquivalent(why) => write!(f, "failed: {NOT_EQUIVALENT}{why}"),
+        }
+    }
+}
+
+impl Serialize for Status {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Status {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Status, D::Error> {
+        let text = String::deserialize(d)?;
+        match text.as_str() {
+            "ok" => Ok(Status::Ok),
+            _ => match text.strip_prefix("failed:").map(str::trim_start) {
+                Some(why) => Ok(match why.strip_prefix(NOT_EQUIVALENT) {
+                    Some(why) => Status::NotEquivalent(why.to_string()),
+                    None => Status::Failed(why.to_string()),
+                }),
+                None => Err(serde::de::Error::custom(format!(
+                    "status '{text}' is neither 'ok' nor 'failed: ...'"
+                ))),
+            },
+        }
+    }
+}
+
+/// One measured point. Every row stands alone: files from different
+/// machines concatenate and compare without editing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Row {
+    /// issbench version that measured it.
+    pub suite_version: String,
+    /// Git revision of the source (`unknown` outside a checkout).
+    pub git_rev: String,
+    /// When the point finished, RFC 3339 UTC.
+    pub timestamp: String,
+    /// Host name.
+    pub host: String,
+    /// CPU model name.
+    pub cpu_model: String,
+    /// SIMD level the kernels used and the CPU's features.
+    pub simd: String,
+    /// Logical cores of the machine.
+    pub logical_cores: usize,
+    /// Worker threads used (rayon pool size).
+    pub threads: usize,
+    /// Kernel backend (`packed-avx512`, `matrixmultiply`, `csr-avx2`, `onnxruntime X.Y`).
+    pub backend: String,
+    /// Sweep preset or config name (`run` for `issbench run`).
+    pub preset: String,
+    /// Model: built-in or synthetic spec name, or checkpoint file name.
+    pub model: String,
+    /// Where the model came from, exactly: `file:` and the checkpoint's
+    /// canonical path, `builtin:NAME`, `synthetic:NAME` or `gemm:NAME`
+    /// (empty in files written before the column existed).
+    #[serde(default)]
+    pub source: String,
+    /// Width of the first layer's input.
+    pub input: usize,
+    /// Number of recurrent layers.
+    pub layers: usize,
+    /// Hidden sizes of the full model, `/`-separated, input side first.
+    pub hidden_full: String,
+    /// Hidden sizes kept by ISS compaction (what the `iss` mode runs).
+    pub hidden_kept: String,
+    /// Kept fraction of hidden units (1 = no ISS zeros).
+    pub kept_fraction: f64,
+    /// Fraction of the full model's recurrent weights that are zero in what
+    /// this mode runs (0 for dense; the removed share for iss; the pruned share for csr).
+    pub sparsity: f64,
+    /// What ran.
+    pub mode: Mode,
+    /// Sequences per batch.
+    pub batch: usize,
+    /// Time steps per sequence.
+    pub seq: usize,
+    /// Whether the output projection (head) and embedding are included.
+    pub head: bool,
+    /// Weights the mode multiplies (nonzeros for csr), the head's included when timed.
+    pub nonzero_weights: usize,
+    /// Multiply-adds per time step and sequence that the mode performs.
+    pub macs_per_step: usize,
+    /// Median time of one forward pass (batch x seq), ns.
+    pub median_ns: f64,
+    /// Fastest run, ns.
+    pub min_ns: f64,
+    /// Slowest run, ns.
+    pub max_ns: f64,
+    /// 95% bootstrap confidence interval of the median, low end, ns.
+    pub ci_low_ns: f64,
+    /// The same, high end, ns.
+    pub ci_high_ns: f64,
+    /// Timed runs.
+    pub runs: usize,
+    /// `2 * macs_per_step * batch * seq / median`, GFLOP/s.
+    pub gflops: f64,
+    /// Median of the dense mode at the same point over this median (empty when unknown).
+    pub speedup_vs_dense: Option<f64>,
+    /// Multiply-add ratio dense / this mode (the speedup if time followed work).
+    pub ideal_speedup: f64,
+    /// Largest relative output difference against the dense model (empty for dense).
+    pub verify_max_rel: Option<f64>,
+    /// This machine's measured FMA peak at `threads` threads, GFLOP/s.
+    pub peak_gflops: f64,
+    /// This machine's measured memory read bandwidth at `threads` threads, GB/s.
+    pub bandwidth_gbs: f64,
+    /// `ok`, or `failed: REASON`.
+    pub status: Status,
+}
+
+impl Row {
+    /// What identifies a measurement: the machine and everything that was
+    /// run (model source, mode, backend, batch, seq, threads, head). Two rows with
+    /// the same key measured the same thing: `sweep --resume` skips a point
+    /// whose key is in the file, and reports keep the newest row per key.
+    pub fn key(&self) -> String {
+        format!(
+            "{}|{}|{}|{}|{}|b{}|s{}|t{}|{}",
+            self.host,
+            self.cpu_model,
+            if self.source.is_empty() { &self.model } else { &self.source },
+            self.mode,
+            self.backend,
+            self.batch,
+            self.seq,
+            self.threads,
+            self.head
+        )
+    }
+    /// The point without the machine, by what it computes (model, sizes,
+    /// mode, batch, seq, head): what two machines can share.
+    pub fn point_key(&self) -> String {
+        format!(
+            "{} in{} h{} k{} {} b{} s{}{}",
+            self.model,
+            self.input,
+            self.hidden_full,
+            self.hidden_kept,
+            self.mode,
+            self.batch,
+            self.seq,
+            if self.head { " +head" } else { "" }
+        )
+    }
+    /// The hardware target: host, CPU, threads and backend.
+    pub fn target_key(&self) -> String {
+        format!("{} / {} / {}t / {}", self.host, self.cpu_model, self.threads, self.backend)
+    }
+    /// The key of the dense measurement this row's speedup refers to: same
+    /// machine, input, full sizes, batch, seq, threads and head (any kept
+    /// fraction: dense time does not depend on where the zeros are).
+    pub fn dense_key(&self) -> String {
+        format!(
+            "{}|{}|{}|{}|b{}|s{}|t{}|{}",
+            self.host, self.cpu_model, self.input, self.hidden_full, self.batch, self.seq, self.threads, self.head
+        )
+    }
+    /// Whether the point was measured (not failed).
+    pub fn ok(&self) -> bool {
+        self.status == Status::Ok
+    }
+    /// Median in milliseconds.
+    pub fn median_ms(&self) -> f64 {
+        self.median_ns / 1e6
+    }
+    /// This row with the timing columns filled from `stats`, and its speedup
+    /// over `dense_median_ns` (a dense row is its own reference).
+    pub fn completed(&self, stats: &Stats, dense_median_ns: Option<f64>) -> Row {
+        let dense = if self.mode == Mode::Dense {
+            Some(stats.median_ns)
+        } else {
+            dense_median_ns
+        };
+        Row {
+            median_ns: stats.median_ns,
+            min_ns: stats.min_ns,
+            max_ns: stats.max_ns,
+            ci_low_ns: stats.ci_low_ns,
+            ci_high_ns: stats.ci_high_ns,
+            runs: stats.runs,
+            gflops: 2.0 * (self.macs_per_step * self.batch * self.seq) as f64 / stats.median_ns,
+            speedup_vs_dense: dense.map(|d| d / stats.median_ns),
+            timestamp: now_rfc3339(),
+            ..self.clone()
+        }
+    }
+    /// This row marked failed for `reason`, with no measurement.
+    pub fn failed(&self, reason: impl AsRef<str>) -> Row {
+        self.with_status(Status::failed(reason))
+    }
+    /// This row with `status` and no measurement.
+    pub fn with_status(&self, status: Status) -> Row {
+        Row {
+            status,
+            median_ns: 0.0,
+            min_ns: 0.0,
+            max_ns: 0.0,
+            ci_low_ns: 0.0,
+            ci_high_ns: 0.0,
+            runs: 0,
+            gflops: 0.0,
+            speedup_vs_dense: None,
+            timestamp: now_rfc3339(),
+            ..self.clone()
+        }
+    }
+}
+
+/// The time now, RFC 3339 UTC to the second.
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A complete row with plausible values, for tests to adjust.
+    pub(crate) fn row() -> Row {
+        Row {
+            suite_version: "0.1.0".into(),
+            git_rev: "abc".into(),
+            timestamp: "2026-11-29T07:00:00Z".into(),
+            host: "test-host".into(),
+            cpu_model: "Test CPU".into(),
+            simd: "avx512".into(),
+            logical_cores: 2,
+            threads: 2,
+            backend: "packed-avx512".into(),
+            preset: "quick".into(),
+            model: "lstm2x256-k1".into(),
+            source: "synthetic:lstm2x256-k1".into(),
+            input: 256,
+            layers: 2,
+            hidden_full: "256/256".into(),
+            hidden_kept: "256/256".into(),
+            kept_fraction: 1.0,
+            sparsity: 0.0,
+            mode: Mode::Dense,
+            batch: 1,
+            seq: 30,
+            head: false,
+            nonzero_weights: 1_048_576,
+            macs_per_step: 1_048_576,
+            median_ns: 1e6,
+            min_ns: 0.9e6,
+            max_ns: 1.2e6,
+            ci_low_ns: 0.95e6,
+            ci_high_ns: 1.05e6,
+            runs: 10,
+            gflops: 62.9,
+            speedup_vs_dense: Some(1.0),
+            ideal_speedup: 1.0,
+            verify_max_rel: None,
+            peak_gflops: 340.0,
+            bandwidth_gbs: 22.0,
+            status: Status::Ok,
+        }
+    }
+
+    #[test]
+    fn status_round_trips_and_refuses_other_text() {
+        for s in [
+            Status::Ok,
+            Status::failed("broken.npz: corrupt\nsecond line"),
+            Status::not_equivalent("max relative error 0.7"),
+        ] {
+            let json = serde_json::to_string(&s).unwrap();
+            assert_eq!(serde_json::from_str::<Status>(&json).unwrap(), s);
+        }
+        assert_eq!(Status::failed("a\nb").to_string(), "failed: a b");
+        assert!(serde_json::from_str::<Status>("\"fine\"").is_err());
+    }
+
+    #[test]
+    fn completion_fills_timing_and_speedup() {
+        let stats = Stats::from_samples(&[100.0, 110.0, 90.0]);
+        let iss = Row {
+            mode: Mode::Iss,
+            macs_per_step: 10,
+            batch: 2,
+            seq: 3,
+            ..row()
+        };
+        let done = iss.completed(&stats, Some(1000.0));
+        assert_eq!((done.median_ns, done.runs, done.speedup_vs_dense), (100.0, 3, Some(10.0)));
+        assert_eq!(done.gflops, 2.0 * 60.0 / 100.0);
+        let dense = row().completed(&stats, None);
+        assert_eq!(dense.speedup_vs_dense, Some(1.0));
+        let failed = done.failed("peer died");
+        assert!(!failed.ok() && failed.median_ns == 0.0 && failed.speedup_vs_dense.is_none());
+    }
+}

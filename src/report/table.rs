@@ -1,0 +1,91 @@
+//! A row for people: what `issbench run` prints by default.
+
+use super::Row;
+use crate::mode::Mode;
+
+/// `row` as a few labelled lines.
+pub fn row_text(r: &Row) -> String {
+    let mut out = String::new();
+    let mut line = |s: String| {
+        out.push_str(&s);
+        out.push('\n');
+    };
+    line(format!(
+        "model    {} (hidden {}, {})",
+        r.model,
+        r.hidden_full,
+        if r.head {
+            "with embedding and head"
+        } else {
+            "recurrent layers only"
+        }
+    ));
+    line(format!("mode     {}  backend {}  threads {}", r.mode, r.backend, r.threads));
+    line(format!(
+        "shape    batch {}  seq {}  {} multiply-adds per step",
+        r.batch, r.seq, r.macs_per_step
+    ));
+    if !r.ok() {
+        line(format!("status   {}", r.status));
+        return out;
+    }
+    let ms = |ns: f64| ns / 1e6;
+    line(format!(
+        "time     median {:.3} ms  min {:.3} ms  max {:.3} ms  95% CI of the median {:.3}-{:.3} ms  ({} runs)",
+        ms(r.median_ns),
+        ms(r.min_ns),
+        ms(r.max_ns),
+        ms(r.ci_low_ns),
+        ms(r.ci_high_ns),
+        r.runs
+    ));
+    line(format!(
+        "speed    {:.1} GFLOP/s at the median ({:.0}% of the measured FMA peak {:.0} GFLOP/s)",
+        r.gflops,
+        100.0 * r.gflops / r.peak_gflops,
+        r.peak_gflops
+    ));
+    match r.mode {
+        Mode::Iss => line(format!(
+            "iss      kept {} of {} units; ideal speedup {:.2}x",
+            r.hidden_kept, r.hidden_full, r.ideal_speedup
+        )),
+        Mode::Csr => line(format!(
+            "csr      {} weights multiplied (sparsity {:.4}); ideal speedup {:.2}x",
+            r.nonzero_weights, r.sparsity, r.ideal_speedup
+        )),
+        _ => {}
+    }
+    if let Some(e) = r.verify_max_rel {
+        line(format!("verify   outputs against the dense model: max relative error {e:.2e}"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::tests::row;
+
+    #[test]
+    fn the_text_names_what_ran() {
+        let iss = Row {
+            mode: Mode::Iss,
+            hidden_kept: "128/128".into(),
+            ideal_speedup: 3.2,
+            verify_max_rel: Some(2e-7),
+            ..row()
+        };
+        let text = row_text(&iss);
+        assert!(text.contains("kept 128/128 of 256/256 units; ideal speedup 3.20x"), "{text}");
+        assert!(
+            text.contains("recurrent layers only") && text.contains("max relative error 2.00e-7"),
+            "{text}"
+        );
+        let failed = row_text(&iss.failed("not equivalent"));
+        assert!(
+            failed.contains("status   failed: not equivalent") && !failed.contains("time"),
+            "{failed}"
+        );
+    }
+}
