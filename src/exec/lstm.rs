@@ -30,6 +30,7 @@ use super::weight::broadcast_rows;
 use super::{Backend, ExecError, Executor, PreparedWeight};
 use crate::kernels::activations::{BLOCK_UNITS, lstm_cell_update, lstm_cell_update_blocks};
 use crate::kernels::matrix::SendPtr;
+use crate::kernels::simd::SimdLevel;
 use crate::kernels::team::run_team;
 use crate::kernels::{
     MatMut, MatRef, PANEL, PanelOrder, SharedOutput, Start, claim_granule, pack_a_part, packed_a_len, packed_gemm_claimed,
@@ -278,9 +279,8 @@ fn layer_by_layer_forward(
     }
 }
 
-/// Chunks each worker's share of a recurrent step is cut into: the others
-/// can take over its second half. (Eight were measured slower, in the cell
-/// update: it then runs on a few units at a time.)
+/// Chunks each worker's share of a recurrent step is cut into, so the
+/// others can take over its second half.
 const CHUNKS_PER_SHARE: usize = 2;
 
 /// Multiply-adds below which a chunk of the recurrence is too small to
@@ -335,7 +335,12 @@ fn team_forward(
     let y_ptrs: Vec<SendPtr> = ys.iter_mut().map(|y| SendPtr(y.as_mut_ptr())).collect();
     // The kernels read every layer's input (row-major) in place, or need
     // a shared packed copy of it.
-    let in_place = reads_a_in_place(MatRef::row_major(x, rows, layers.first().map_or(0, |l| l.input)));
+    // Every layer is packed at the same SIMD level (prepare time).
+    let level = layers
+        .first()
+        .and_then(|l| l.w_ih.packed())
+        .map_or_else(SimdLevel::detect, |p| p.level());
+    let in_place = reads_a_in_place(level, MatRef::row_major(x, rows, layers.first().map_or(0, |l| l.input)));
     if !in_place {
         grow(packed_x, layers.iter().map(|l| packed_a_len(rows, l.input)).max().unwrap_or(0));
     }
@@ -389,14 +394,14 @@ fn prepare_projection(layer: &Layer, x: MatRef, shared: &Shared, w: usize, worke
     debug_assert_eq!(x.cols(), layer.input);
     // SAFETY: the workers pack disjoint parts of the shared buffer (sized
     // for every layer by `team_forward`); nobody reads it before the barrier.
-    unsafe { pack_a_part(x, shared.packed_x, w, workers) };
+    let level = layer.w_ih.packed().expect("team layers are packed").level();
+    unsafe { pack_a_part(level, x, shared.packed_x, w, workers) };
 }
 
 /// Worker `w`'s part of a layer's input projection, `G = bias + X · W_ihᵀ`
 /// over all rows: chunks of panels claimed through `claims`, with `X` read
-/// in place (`in_place`) or packed by [`prepare_projection`]. Starting the
-/// accumulators from the bias instead of filling `G` with it first saves a
-/// write and a read of `G` (3.3 MB for the compacted PTB model at batch 10).
+/// in place (`in_place`) or packed by [`prepare_projection`]. The
+/// accumulators start from the bias, which saves a write and a read of `G`.
 fn input_projection(layer: &Layer, x: MatRef, in_place: bool, shared: &Shared, claims: &[AtomicUsize], w: usize) {
     let rows = x.rows();
     let g4 = 4 * layer.hidden;
@@ -404,7 +409,7 @@ fn input_projection(layer: &Layer, x: MatRef, in_place: bool, shared: &Shared, c
     let panels = g4.div_ceil(PANEL);
     // Ranges of whole chunks of the kernel's order (each reads all of X);
     // one worker takes all the panels at once.
-    let granule = claim_granule(rows, layer.input);
+    let granule = claim_granule(w_ih.level(), rows, layer.input);
     let chunk = if claims.len() == 1 {
         panels
     } else {
@@ -439,19 +444,9 @@ fn input_projection(layer: &Layer, x: MatRef, in_place: bool, shared: &Shared, c
 /// and the workers of a long product finish together. Ranges are whole multiples
 /// of `granule` panels but at the end of a share.
 ///
-/// (The input projections claim multiples of the kernel's block-major
-/// chunk, [`claim_granule`]: their ranges of 5, 5, 5, 4, 2, 1, 1 panels
-/// read `X` ten times per share where 8, 8, 4, 3 read it six. In-process
-/// timing of the compacted PTB model's first projection at batch 64 on
-/// Zen 5, 1920 x 1500 x 1492: 48-51 -> 45-47 ms on 1 thread, with all
-/// panels in one range, and 27.2-27.4 -> 23.6-24.0 ms on 2; batch 10
-/// unchanged within the noise.)
-///
-/// (Shares of whole chunks, as before, gave the compacted PTB model's first
-/// projection 25 and 22 of its 47 panels: one worker then waited about
-/// three panels, a millisecond, at the barrier. Equal shares and the taper
-/// made that model's whole forward 2-5% faster at batch 10 and 7% at batch
-/// 1, on 2 threads; in-process A/B on Zen 3.)
+/// The input projections claim multiples of the kernel's block-major
+/// chunk, [`claim_granule`], so no range reads `X` again for a short
+/// remainder (docs/tuning.md, "Claims").
 fn claimer(
     claims: &[AtomicUsize],
     panels: usize,
@@ -542,13 +537,8 @@ fn recurrent_step(layer: &Layer, shared: &Shared, y: SendPtr, claims: &[AtomicUs
 /// The order of step `t`'s panels: forward and backward by turns, so each
 /// step starts on the part of `W_hh` the last one read last, the part still
 /// in cache when `W_hh` (or a worker's share of it) is a little larger than
-/// the cache. In-process A/B on Sapphire Rapids (2 MiB L2 per core;
-/// compacted PTB model, 30 steps, medians of 400 alternated runs), against
-/// every step forward: batch 1 on 1 thread 2.96 -> 2.68 ms (its first
-/// layer's `W_hh` is 2.2 MB), batch 10 on 1 thread 13.4 -> 13.0 ms, dense
-/// 1500/1500 at batch 1 on 1 thread 86.6 -> 85.2 ms; 2 threads (1.1 MB
-/// shares) level. The products are the same either way, bit for bit: a
-/// panel's sums do not depend on when it runs.
+/// the cache. The products are the same either way, bit for bit: a panel's
+/// sums do not depend on when it runs.
 fn step_order(t: usize) -> PanelOrder {
     if t.is_multiple_of(2) {
         PanelOrder::Ascending

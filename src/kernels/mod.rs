@@ -1,5 +1,8 @@
-//! Numeric kernels: matrix views, GEMM (general and pre-packed), activations,
-//! and the persistent worker team the recurrences run on.
+//! Numeric kernels: matrix views, GEMM (general and pre-packed), sparse
+//! products (CSR), activations, and the persistent worker team the
+//! recurrences run on. Each kernel family has its own folder, laid out the
+//! way matrixmultiply lays out its own (blocking, packing, schedule, one
+//! file per instruction set).
 
 pub mod activations;
 pub mod csr;

@@ -1,0 +1,118 @@
+//! The AVX-512 micro-kernels: up to 12 rows by a whole 32-column panel.
+
+use super::PANEL;
+use super::blocking::PREFETCH_AHEAD;
+use super::micro::{KernelFn, MicroKernels};
+use super::tile::Tile;
+
+/// The AVX-512 kernels.
+pub(super) struct Avx512;
+
+impl MicroKernels for Avx512 {
+    const MR: usize = 12;
+    const NR: usize = PANEL;
+    fn kernel(rows: usize, prefetch_b: bool) -> KernelFn {
+        macro_rules! rows {
+            ($pf:literal) => {
+                match rows {
+                    // One row runs a second accumulator chain over alternate
+                    // steps to cover the FMA latency; more rows keep one
+                    // (docs/tuning.md, "AVX-512 accumulator chains").
+                    1 => micro_avx512::<1, 2, $pf> as KernelFn,
+                    2 => micro_avx512::<2, 1, $pf>,
+                    3 => micro_avx512::<3, 1, $pf>,
+                    4 => micro_avx512::<4, 1, $pf>,
+                    5 => micro_avx512::<5, 1, $pf>,
+                    6 => micro_avx512::<6, 1, $pf>,
+                    7 => micro_avx512::<7, 1, $pf>,
+                    8 => micro_avx512::<8, 1, $pf>,
+                    9 => micro_avx512::<9, 1, $pf>,
+                    10 => micro_avx512::<10, 1, $pf>,
+                    11 => micro_avx512::<11, 1, $pf>,
+                    12 => micro_avx512::<12, 1, $pf>,
+                    _ => unreachable!("row block of {rows}"),
+                }
+            };
+        }
+        if prefetch_b { rows!(true) } else { rows!(false) }
+    }
+}
+
+/// `MR` rows x 32 columns in `2 * MR` zmm accumulators per chain; each `k`
+/// step loads one panel row (two vectors) and broadcasts `MR` elements of
+/// `A`. With `CHAINS > 1`, consecutive steps go to independent accumulator
+/// sets (summed at the end). With `PREFETCH`, each step prefetches the
+/// panel row [`PREFETCH_AHEAD`] ahead.
+///
+/// # Safety
+/// AVX-512F must be present, and the tile must lie inside `A`, the panel and `C`.
+#[target_feature(enable = "avx512f")]
+unsafe fn micro_avx512<const MR: usize, const CHAINS: usize, const PREFETCH: bool>(t: &Tile) {
+    // SAFETY: the caller guarantees the CPU features and that the tile
+    // lies inside A, the panel and C (see `Job::run_slice`).
+    unsafe {
+        use std::arch::x86_64::*;
+        // C is loaded first and the steps add onto it in order, so (with
+        // one chain, blocks of 2+ rows) a step whose A element is zero, an
+        // ISS-removed unit, leaves every sum bit for bit unchanged: the
+        // compacted model's outputs equal the full model's exactly.
+        let mut acc = [[[_mm512_setzero_ps(); 2]; MR]; CHAINS];
+        let mut buf = [0.0f32; PANEL];
+        for (r, acc_r) in acc[0].iter_mut().enumerate() {
+            if let Some(src) = t.initial_row(r, &mut buf) {
+                *acc_r = [_mm512_loadu_ps(src), _mm512_loadu_ps(src.add(16))];
+            }
+        }
+        let a = t.a.packed();
+        debug_assert_eq!(a.len(), t.kb * MR);
+        let mut ap = a.as_ptr();
+        let mut bp = t.panel.rows().as_ptr();
+        // One `k` step into accumulator set `$chain` (a macro, not a closure:
+        // a closure would not inherit this function's target features).
+        macro_rules! step {
+            ($chain:expr) => {
+                // The panel is one contiguous stream: where it comes
+                // from memory, fetch its row PREFETCH_AHEAD ahead so the
+                // memory-bound small-batch case overlaps loads with FMAs.
+                if PREFETCH {
+                    _mm_prefetch::<_MM_HINT_T0>(bp.wrapping_add(PREFETCH_AHEAD) as *const i8);
+                    _mm_prefetch::<_MM_HINT_T0>(bp.wrapping_add(PREFETCH_AHEAD + 16) as *const i8);
+                }
+                let b0 = _mm512_loadu_ps(bp);
+                let b1 = _mm512_loadu_ps(bp.add(16));
+                for (r, acc_r) in $chain.iter_mut().enumerate() {
+                    let x = _mm512_set1_ps(*ap.add(r));
+                    acc_r[0] = _mm512_fmadd_ps(x, b0, acc_r[0]);
+                    acc_r[1] = _mm512_fmadd_ps(x, b1, acc_r[1]);
+                }
+                bp = bp.add(PANEL);
+                ap = ap.add(MR);
+            };
+        }
+        for _ in 0..t.kb / CHAINS {
+            for chain in acc.iter_mut() {
+                step!(chain);
+            }
+        }
+        for _ in 0..t.kb % CHAINS {
+            step!(acc[0]);
+        }
+        let (first, others) = acc.split_at_mut(1);
+        for chain in others.iter() {
+            for (sum, part) in first[0].iter_mut().flatten().zip(chain.iter().flatten()) {
+                *sum = _mm512_add_ps(*sum, *part);
+            }
+        }
+        for (r, acc_r) in first[0].iter().enumerate() {
+            if t.c_is_contiguous() {
+                let c = t.c_row(r);
+                _mm512_storeu_ps(c, acc_r[0]);
+                _mm512_storeu_ps(c.add(16), acc_r[1]);
+            } else {
+                _mm512_storeu_ps(buf.as_mut_ptr(), acc_r[0]);
+                _mm512_storeu_ps(buf.as_mut_ptr().add(16), acc_r[1]);
+                t.store_c_row(r, &buf);
+            }
+        }
+    }
+}
