@@ -195,7 +195,7 @@ fn lanes_of<const L: usize>(v: &[f32], u0: usize) -> [f32; L] {
 
 /// Writes `lanes` to `v[u0..]`, as many as fit. A whole group is one
 /// fixed-size copy, which compiles to vector moves; a copy of a variable
-/// length is a call to `memmove` (a fifth of the update's time, on Zen 5).
+/// length is a call to `memmove`.
 #[inline(always)]
 fn store_lanes<const L: usize>(v: &mut [f32], u0: usize, lanes: &[f32; L]) {
     let n = (v.len() - u0).min(L);
@@ -243,7 +243,7 @@ fn cell_update_blocks_kernel<const FUSED: bool, const L: usize>(gates: &[f32], c
 /// written directly this takes five. Here every sigmoid and tanh is a
 /// fraction of two polynomials ([`tanh_ratio`]), and the fractions of each
 /// line are put over one denominator: two divisions per unit, no `exp`.
-/// (Through `exp`, 2.1x slower on Zen 3.) `σ` is accurate to about 2e-7
+/// `σ` is accurate to about 2e-7
 /// absolute, like MLAS's (ONNX Runtime), not relative near 0; `tanh` to
 /// 2.7e-7.
 #[inline(always)]

@@ -6,8 +6,6 @@
 
 pub mod activations;
 pub mod csr;
-mod csr_sliced;
-mod csr_tiled;
 pub mod gemm;
 pub mod matrix;
 pub mod packed;

@@ -155,7 +155,10 @@ pub(crate) fn madd<const FUSED: bool>(a: f32, b: f32, c: f32) -> f32 {
 }
 
 /// Defines `fn $name(args) -> ret` that runs the `#[inline(always)]` kernel
-/// `$kernel::<FUSED>(args)` compiled for the detected SIMD level.
+/// `$kernel::<FUSED>(args)` compiled for the detected SIMD level; with
+/// `fn $name[level](args)`, for the level passed as its first argument
+/// (`level: SimdLevel`, a level the CPU has: the one a prepared weight
+/// was prepared for).
 ///
 /// Each level gets its own wrapper carrying `target_feature`, and the kernel
 /// is called *directly* from it (never through a closure, which the compiler
@@ -165,28 +168,38 @@ macro_rules! multiversion {
     ($(#[$meta:meta])* $vis:vis fn $name:ident ($($arg:ident : $ty:ty),* $(,)?) $(-> $ret:ty)? => $kernel:ident) => {
         $(#[$meta])*
         $vis fn $name($($arg: $ty),*) $(-> $ret)? {
-            #[cfg(target_arch = "x86_64")]
-            #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-            unsafe fn avx512($($arg: $ty),*) $(-> $ret)? {
-                $kernel::<true>($($arg),*)
-            }
-            #[cfg(target_arch = "x86_64")]
-            #[target_feature(enable = "avx2,fma")]
-            unsafe fn avx2($($arg: $ty),*) $(-> $ret)? {
-                $kernel::<true>($($arg),*)
-            }
-            match $crate::kernels::simd::SimdLevel::detect() {
-                // SAFETY: detect() confirmed the CPU supports these features.
-                #[cfg(target_arch = "x86_64")]
-                $crate::kernels::simd::SimdLevel::Avx512 => unsafe { avx512($($arg),*) },
-                // SAFETY: as above.
-                #[cfg(target_arch = "x86_64")]
-                $crate::kernels::simd::SimdLevel::Avx2Fma => unsafe { avx2($($arg),*) },
-                #[cfg(target_arch = "aarch64")]
-                $crate::kernels::simd::SimdLevel::Neon => $kernel::<true>($($arg),*),
-                _ => $kernel::<false>($($arg),*),
-            }
+            $crate::kernels::simd::multiversion!(@dispatch $crate::kernels::simd::SimdLevel::detect(), ($($arg: $ty),*) $(-> $ret)? => $kernel)
         }
     };
+    ($(#[$meta:meta])* $vis:vis fn $name:ident [$level:ident] ($($arg:ident : $ty:ty),* $(,)?) $(-> $ret:ty)? => $kernel:ident) => {
+        $(#[$meta])*
+        $vis fn $name($level: $crate::kernels::simd::SimdLevel, $($arg: $ty),*) $(-> $ret)? {
+            $crate::kernels::simd::multiversion!(@dispatch $level, ($($arg: $ty),*) $(-> $ret)? => $kernel)
+        }
+    };
+    (@dispatch $level:expr, ($($arg:ident : $ty:ty),*) $(-> $ret:ty)? => $kernel:ident) => {{
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+        unsafe fn avx512($($arg: $ty),*) $(-> $ret)? {
+            $kernel::<true>($($arg),*)
+        }
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn avx2($($arg: $ty),*) $(-> $ret)? {
+            $kernel::<true>($($arg),*)
+        }
+        match $level {
+            // SAFETY: the level is one the CPU has (detected, or the level a
+            // weight was prepared for, itself detected).
+            #[cfg(target_arch = "x86_64")]
+            $crate::kernels::simd::SimdLevel::Avx512 => unsafe { avx512($($arg),*) },
+            // SAFETY: as above.
+            #[cfg(target_arch = "x86_64")]
+            $crate::kernels::simd::SimdLevel::Avx2Fma => unsafe { avx2($($arg),*) },
+            #[cfg(target_arch = "aarch64")]
+            $crate::kernels::simd::SimdLevel::Neon => $kernel::<true>($($arg),*),
+            _ => $kernel::<false>($($arg),*),
+        }
+    }};
 }
 pub(crate) use multiversion;

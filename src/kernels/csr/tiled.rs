@@ -17,29 +17,20 @@
 //! (about 26 at 90% sparsity), and a loop whose trip count changes at random
 //! mispredicts its exit every time, while runs of equal lengths predict well.
 
-use super::simd::FLOATS_PER_LINE;
+use crate::kernels::simd::FLOATS_PER_LINE;
 
 /// Rows of `W` per block: their outputs for [`TILE_LANES`] batch entries
 /// fill a 64 KiB tile. The more rows a block has, the more entries read each
-/// `Xᵀ` line while it is near: on Zen 3 (1 thread, 7680 x 2560 and
-/// 10752 x 3584, 95% sparse, batch 1500), 256 rows were 7-12% faster than
-/// 128, whose tile stayed in L1 beside `Xᵀ`, and 512 no faster than 256
-/// (but fewer blocks to balance over threads).
+/// `Xᵀ` line while it is near.
 pub(super) const ROW_BLOCK: usize = 256;
 /// Columns of `W` per block: their `Xᵀ` rows fill 32 KiB at 32 lanes (an
-/// L1 on most x86 cores) and 64 KiB at 64. 128 columns, shorter segments,
-/// were slower at both widths (Zen 4, 64 lanes: 3-4% at 90% sparsity,
-/// 10-20% at 95%). Column offsets are
-/// stored as bytes.
+/// L1 on most x86 cores) and 64 KiB at 64. Column offsets are stored as bytes.
 pub(super) const COL_BLOCK: usize = 256;
 const _: () = assert!(COL_BLOCK <= 1 << 8, "columns within a block are stored as u8");
 const _: () = assert!(ROW_BLOCK <= 1 << 16, "rows within a block are stored as u16");
 /// Batch entries per group with AVX-512 (the tile's width): four vectors.
 /// Every entry's value and column are read once per group, so wider groups
-/// read `W` fewer times. Zen 4, batch 1500, DeepBench's four sparse
-/// problems, in-process A/B: 64 lanes 4-9% faster than 32 on 1 and 2
-/// threads; 128 (eight vectors, an `Xᵀ` group of 1.3 MB past the 1 MiB L2)
-/// 10-20% slower than 64, and 16 lanes nearly twice as slow as 32.
+/// read `W` fewer times (up to where the group's `Xᵀ` leaves L2).
 pub(super) const TILE_LANES: usize = 64;
 /// Batch entries per group with AVX2: four vectors, in two sets of
 /// accumulators, fill 8 of its 16 registers.
@@ -186,19 +177,12 @@ impl TiledCsr {
     /// (1, 2 or 4), so that many multiply-add chains per vector overlap
     /// their latency: four for one or two vectors, two for three or four
     /// (their chains are long enough already, and fewer sets to clear and
-    /// sum per segment: Zen 4, 64 lanes, 1-3% faster than four).
+    /// sum per segment).
     ///
     /// The loop is bound by loads, not multiply-adds: each group of four
     /// entries reads its four column bytes as one `u32` instead of a byte
-    /// load each. (Loading the four values at once and spreading them by
-    /// permutes gains nothing here: LLVM turns the permutes back into
-    /// broadcast loads, and with the register kept opaque the product was
-    /// no faster.) No software prefetch: at 32 lanes on Zen 5, prefetching
-    /// the tile row of the segment two ahead was 3-8% faster, but at 64
-    /// lanes on Zen 4 it was 0-2% slower; prefetching the `Xᵀ` rows of the
-    /// entries 8 ahead was level at one line per row and 2-30% slower at two
-    /// or four, and prefetching the next column block's `Xᵀ` into L2 changed
-    /// nothing.
+    /// load each. No software prefetch: none measured paid on every CPU
+    /// (docs/tuning.md).
     #[target_feature(enable = "avx512f")]
     unsafe fn pass<const CH: usize, const SETS: usize>(
         &self,
@@ -325,9 +309,7 @@ impl TiledCsr {
                 // the last), two lines per segment into L2 (all of them when
                 // most rows have entries here): with Xᵀ of a few hundred KiB
                 // and the matrix streaming through L2, they were probably
-                // gone since the last row block read them. Zen 3, batch
-                // 1500, in-process A/B medians: 1-16% faster on 1 thread and
-                // 3-10% on 2, at 90% and 95% sparsity.
+                // gone since the last row block read them.
                 let next = (cb + 1) % col_blocks;
                 let next_xt = &xt[next * COL_BLOCK * padded..];
                 let next_floats = next_xt.len().min(COL_BLOCK * padded);

@@ -3,9 +3,8 @@
 //! permutes instead of gathers.
 //!
 //! Batch 1 is a sparse dot product per row, and the CSR kernel's `x[c]`
-//! lookups are gathers, which on Zen 4 cost about 1.3 cycles per element
-//! whether `W` comes from L2 or L3 (scalar loads cost about as much): the
-//! lookups, not the memory, bound it. Here each *vector* holds one entry of
+//! lookups are gathers, which cost about as much per element whether `W`
+//! comes from L2 or L3: the lookups, not the memory, bound it. Here each *vector* holds one entry of
 //! each of 16 consecutive rows, all inside a window of [`WINDOW`] columns of
 //! `x`; the window's 64 floats are four registers, and two `vpermt2ps` and
 //! a blend pick each lane's `x[c]`. The window slides with the slice: it
@@ -16,7 +15,7 @@
 //! 90%, so with its byte offsets the copy is no larger than the CSR arrays
 //! (about 8 bytes per entry).
 
-use super::simd::FLOATS_PER_LINE;
+use crate::kernels::simd::FLOATS_PER_LINE;
 
 /// Rows per slice: one per lane of a 512-bit vector.
 pub(super) const SLICE_ROWS: usize = 16;
