@@ -1,0 +1,299 @@
+//! Charts drawn from result rows alone (so `issbench report` can redraw
+//! them from CSV): SVG and PNG of each, with an embedded font (DejaVu Sans,
+//! licence in assets/fonts) so the PNGs need no system font libraries.
+//!
+//! | file stem | what it shows |
+//! |---|---|
+//! | `speedup_vs_sparsity_b{B}` | measured speedup over dense vs share of removed units, per hidden size and mode, with the ideal (multiply-add ratio) dashed |
+//! | `time_vs_hidden_b{B}` | median time vs hidden size per mode and kept fraction (log-log), synthetic grids |
+//! | `ptb_table` | the PTB model: dense / ISS / CSR median time per batch, threads and head setting |
+//! | `latency_fine_hidden` | median time vs hidden size on the `full` preset's fine grid (latency hysteresis) |
+//! | `roofline` | every point's GFLOP/s against its arithmetic intensity, under the machine's measured roofs |
+//!
+//! Failed rows are skipped, and of rows measuring the same point on the same
+//! target ([`Row::key`]) only the newest counts; a chart without data is not
+//! drawn. Rows from several hosts may be mixed: series then carry `@host`.
+//! The speedup, time and latency charts use one configuration per host and
+//! preset: no head, the most threads, the shortest sequence.
+
+mod axis;
+mod figures;
+mod model;
+mod render;
+mod style;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::{ReportError, Row};
+use figures::*;
+
+pub(crate) use axis::{Axis, value_label};
+pub(crate) use figures::provenance;
+pub(crate) use model::{BarChart, Chart};
+pub(crate) use render::save;
+pub(crate) use style::colour;
+pub use style::register_font;
+
+/// Draws every chart the rows have data for into `out_dir`, each as SVG and
+/// PNG, and returns the files written. Rows without data for any chart
+/// (none, or only failed ones) give an empty list, not an error.
+pub fn draw_all(rows: &[Row], out_dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
+    // Newest ok row per point and target.
+    let mut newest: BTreeMap<String, &Row> = BTreeMap::new();
+    for r in rows.iter().filter(|r| r.ok()) {
+        let key = r.key();
+        if newest.get(&key).is_none_or(|old| old.timestamp <= r.timestamp) {
+            newest.insert(key, r);
+        }
+    }
+    // Sparse GEMM problems (`layers` 0) are not LSTMs: every chart here is
+    // about LSTMs, so they stay in the CSV and `compare` only.
+    let ok: Vec<&Row> = newest.into_values().filter(|r| r.layers > 0).collect();
+    let mut charts: Vec<(String, Chart)> = Vec::new();
+    for b in batches(&ok) {
+        if let Some(c) = speedup_vs_sparsity(&ok, b) {
+            charts.push((format!("speedup_vs_sparsity_b{b}"), c));
+        }
+        if let Some(c) = time_vs_hidden(&ok, b) {
+            charts.push((format!("time_vs_hidden_b{b}"), c));
+        }
+    }
+    if let Some(c) = ptb_table(&ok) {
+        charts.push(("ptb_table".into(), c));
+    }
+    if let Some(c) = ptb_vs_ort(&ok) {
+        charts.push(("ptb_vs_ort".into(), c));
+    }
+    if let Some(c) = latency_fine_hidden(&ok) {
+        charts.push(("latency_fine_hidden".into(), c));
+    }
+    if let Some(c) = roofline(&ok) {
+        charts.push(("roofline".into(), c));
+    }
+    let mut files = Vec::new();
+    for (stem, chart) in charts {
+        files.extend(save(&chart, out_dir, &stem)?);
+    }
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::axis::tick_label;
+    use super::render::legend_place;
+    use super::*;
+    use crate::mode::Mode;
+    use crate::report::Status;
+    use crate::report::tests::row;
+
+    fn rows() -> Vec<Row> {
+        let mut rows = Vec::new();
+        for h in [256usize, 512] {
+            for batch in [1usize, 10] {
+                let dense_ms = h as f64 * batch as f64 / 100.0;
+                rows.push(Row {
+                    hidden_full: format!("{h}/{h}"),
+                    batch,
+                    median_ns: dense_ms * 1e6,
+                    ..row()
+                });
+                for k in [0.5, 0.25] {
+                    for (mode, gain) in [("iss", 1.0 / (k * k)), ("csr", 1.0 / k)] {
+                        rows.push(Row {
+                            model: format!("lstm2x{h}-k{k}"),
+                            hidden_full: format!("{h}/{h}"),
+                            kept_fraction: k,
+                            mode: Mode::parse(mode).unwrap(),
+                            batch,
+                            median_ns: dense_ms * 1e6 / gain,
+                            speedup_vs_dense: Some(gain * 0.8),
+                            ideal_speedup: gain,
+                            nonzero_weights: (1_048_576.0 * k * k) as usize,
+                            macs_per_step: (1_048_576.0 * k * k) as usize,
+                            ..row()
+                        });
+                    }
+                }
+            }
+        }
+        for (mode, ms) in [
+            ("dense", 140.0),
+            ("iss", 15.0),
+            ("csr", 95.0),
+            ("ort-dense", 160.0),
+            ("ort-iss", 13.0),
+        ] {
+            rows.push(Row {
+                model: "ptb-iss".into(),
+                preset: "ptb".into(),
+                hidden_full: "1500/1500".into(),
+                hidden_kept: "373/315".into(),
+                mode: Mode::parse(mode).unwrap(),
+                batch: 10,
+                median_ns: ms * 1e6,
+                ..row()
+            });
+        }
+        for h in [64usize, 96, 128] {
+            rows.push(Row {
+                preset: "full".into(),
+                model: format!("lstm2x{h}-k1"),
+                source: format!("synthetic:lstm2x{h}-k1"),
+                hidden_full: format!("{h}/{h}"),
+                median_ns: h as f64 * 1e4,
+                ..row()
+            });
+        }
+        rows.push(Row {
+            status: Status::failed("broken.safetensors: corrupt"),
+            model: "broken".into(),
+            ..row()
+        });
+        for r in &mut rows {
+            r.source = format!("synthetic:{}@{}", r.model, r.hidden_full);
+        }
+        rows
+    }
+
+    #[test]
+    fn every_chart_renders_with_its_series() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = draw_all(&rows(), dir.path()).unwrap();
+        for stem in [
+            "speedup_vs_sparsity_b1",
+            "speedup_vs_sparsity_b10",
+            "time_vs_hidden_b1",
+            "time_vs_hidden_b10",
+            "ptb_table",
+            "ptb_vs_ort",
+            "latency_fine_hidden",
+            "roofline",
+        ] {
+            let png = dir.path().join(format!("{stem}.png"));
+            let bytes = std::fs::read(&png).unwrap_or_else(|e| panic!("{stem}: {e}"));
+            assert!(
+                bytes.starts_with(b"\x89PNG\r\n\x1a\n") && bytes.len() > 10_000,
+                "{stem}: {} bytes",
+                bytes.len()
+            );
+            assert!(files.contains(&png));
+        }
+        let svg = |stem: &str| std::fs::read_to_string(dir.path().join(format!("{stem}.svg"))).unwrap();
+        let speedup = svg("speedup_vs_sparsity_b10");
+        for name in ["h256 iss", "h256 csr", "h512 ideal", "test-host"] {
+            assert!(speedup.contains(name), "{name}");
+        }
+        assert_eq!(files.len(), 16, "{files:?}");
+        for name in [
+            "dense",
+            "iss kept 0.25",
+            "iss kept 0.5",
+            "csr kept 0.25",
+            "median time per forward pass (ms, log scale)",
+        ] {
+            assert!(svg("time_vs_hidden_b1").contains(name), "{name}");
+        }
+        for name in ["dense", "iss", "csr", "b10 t2", "140", "15.0", "95.0"] {
+            assert!(svg("ptb_table").contains(name), "{name}");
+        }
+        assert!(svg("latency_fine_hidden").contains("dense b1"));
+        assert!(svg("ptb_table").contains("373/315"));
+        assert!(svg("roofline").contains("roof test-host 2t"));
+        assert!(svg("ptb_vs_ort").contains("ort-iss") && !svg("ptb_vs_ort").contains(">csr<"));
+        assert!(!svg("ptb_table").contains("ort-dense"));
+        assert!(!svg("roofline").contains("broken"), "failed rows are skipped");
+        // No leftover temporary files.
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().all(|n| !n.starts_with('.')), "{names:?}");
+    }
+
+    #[test]
+    fn no_rows_no_charts() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(draw_all(&[], dir.path()).unwrap().is_empty());
+        let failed = vec![Row {
+            status: Status::failed("x"),
+            ..row()
+        }];
+        assert!(draw_all(&failed, dir.path()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn several_hosts_are_told_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut all = rows();
+        all.extend(rows().into_iter().map(|r| Row {
+            host: "other-host".into(),
+            threads: 8,
+            peak_gflops: 900.0,
+            timestamp: "2026-12-02T07:00:00Z".into(),
+            ..r
+        }));
+        draw_all(&all, dir.path()).unwrap();
+        let speedup = std::fs::read_to_string(dir.path().join("speedup_vs_sparsity_b1.svg")).unwrap();
+        for name in ["h256 @other-host iss", "h256 @test-host csr", "other-host, test-host — 2026-12-02"] {
+            assert!(speedup.contains(name), "{name}");
+        }
+        let roofline = std::fs::read_to_string(dir.path().join("roofline.svg")).unwrap();
+        assert!(roofline.contains("roof other-host 8t: 900 GFLOP/s, 22.0 GB/s") && roofline.contains("roof test-host 2t: 340"));
+        let ptb = std::fs::read_to_string(dir.path().join("ptb_table.svg")).unwrap();
+        assert!(ptb.contains("b10 t8 @other-host"));
+    }
+
+    #[test]
+    fn a_roof_takes_the_best_reading_of_its_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut all = rows();
+        // The same host and threads, re-measured in a slow moment.
+        all.extend(rows().into_iter().map(|r| Row {
+            batch: r.batch + 1,
+            peak_gflops: 100.0,
+            bandwidth_gbs: 30.0,
+            ..r
+        }));
+        draw_all(&all, dir.path()).unwrap();
+        let roofline = std::fs::read_to_string(dir.path().join("roofline.svg")).unwrap();
+        assert!(roofline.contains("roof test-host 2t: 340 GFLOP/s, 30.0 GB/s"), "{roofline}");
+        assert_eq!(roofline.matches("roof test-host 2t").count(), 1);
+    }
+
+    #[test]
+    fn newest_row_of_a_point_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut all = rows();
+        let old = Row {
+            timestamp: "2020-01-01T00:00:00Z".into(),
+            model: "ptb-iss".into(),
+            preset: "ptb".into(),
+            hidden_full: "1500/1500".into(),
+            hidden_kept: "373/315".into(),
+            batch: 10,
+            median_ns: 777.0e6,
+            ..row()
+        };
+        all.insert(0, old);
+        draw_all(&all, dir.path()).unwrap();
+        let ptb = std::fs::read_to_string(dir.path().join("ptb_table.svg")).unwrap();
+        assert!(ptb.contains("140") && !ptb.contains("777"));
+    }
+
+    #[test]
+    fn labels_and_legend_place() {
+        assert_eq!(
+            [2822.4, 85.43, 1.234, 0.01523, 0.0].map(value_label),
+            ["2822", "85.4", "1.23", "0.0152", "0"].map(String::from)
+        );
+        assert_eq!(
+            [1.0, 2.5, 0.03, 1500.0, 2e6].map(tick_label),
+            ["1", "2.5", "0.03", "1500", "2e6"].map(String::from)
+        );
+        // Data in the upper left: the legend goes to the upper right.
+        let samples: Vec<(i32, i32)> = (0..100).map(|i| (i, i)).collect();
+        assert_eq!(legend_place(&samples, (0..1000, 0..600), (200, 100)), (788, 12));
+        assert_eq!(legend_place(&[], (0..1000, 0..600), (200, 100)), (12, 12));
+    }
+}
