@@ -1,8 +1,11 @@
 //! issbench: how much faster does an LSTM run after Intrinsic Sparse
 //! Structures pruning, on this machine?
 //!
-//! Data flow (see DESIGN.md): a [`model::Model`] (synthetic or loaded) is
-//! prepared by an [`exec::Executor`], timed by [`measure`], and reported.
+//! Data flow (docs/design.md): a [`pipeline::Point`] names a model and how
+//! to run it; the [`pipeline::Session`] builds the [`model::Model`]s
+//! (full, ISS-compacted, pruned), verifies them, prepares an
+//! [`exec::Executor`] and times it ([`measure`]) into a [`report::Row`],
+//! which the reports read.
 
 pub mod checkpoint;
 pub mod deepbench;
