@@ -163,7 +163,9 @@ impl Fuzzer {
         for p in &entries {
             let name = p.file_name().unwrap_or_default().to_string_lossy().into_owned();
             match target {
-                Target::Tf if p.is_dir() => tf_dirs.push(p.clone()),
+                // TF checkpoint folders (their `checkpoint` file at the top;
+                // a SavedModel keeps its bundle under variables/).
+                Target::Tf if p.join("checkpoint").is_file() => tf_dirs.push(p.clone()),
                 Target::Safetensors if ext(p, "safetensors") => seeds.push((name, std::fs::read(p)?)),
                 Target::Numpy if ext(p, "npz") => {
                     if let Some(npy) = read_zip_member(p, ".npy") {
