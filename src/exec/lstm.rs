@@ -12,17 +12,22 @@
 //! With the packed backend the gate rows are reordered at prepare time so
 //! that each 32-column panel holds the four gates of 8 hidden units
 //! (`i f g o` of units `8p..8p+8`), and the whole forward pass runs on one
-//! team of persistent workers (`kernels::team`), separated only by spinning
-//! barriers: no fork-join and no sleeping thread between phases. Per layer,
-//! the workers compute the input projection chunk of panels by chunk (after
-//! packing the layer's input together, where the kernels read `A` packed);
-//! then, step by step, each computes the recurrent product of a chunk of
-//! panels (hidden units) and the cell update of those units while their
-//! gates are in its cache, and meets the others at a barrier. In both, a
+//! team of persistent workers (`kernels::team`): no fork-join between
+//! phases. Per layer, the workers compute the input projection chunk of
+//! panels by chunk (after packing the layer's input together, where the
+//! kernels read `A` packed); then, step by step, each computes the
+//! recurrent product of a chunk of panels (hidden units) and the cell
+//! update of those units while their gates are in its cache. In both, a
 //! worker takes the chunks of its own share first (the same ones every
 //! time, so its share of the weights stays in its core's cache where it
-//! fits), then helps with any the others have not started: on a shared
-//! host one core is often slower than the other.
+//! fits), then helps with any the others have not started.
+//!
+//! Workers wait for work to be done, not for each other: each phase counts
+//! the panels finished ([`Progress`]), and the next phase starts when the
+//! count is complete, whoever did the work. A worker that has lost its core
+//! (a busy host, or more threads than cores) therefore holds nobody up
+//! unless it holds unfinished work, and the waiting ones spin briefly, then
+//! park, giving the core back.
 
 use rayon::prelude::*;
 
@@ -31,7 +36,7 @@ use super::{Backend, ExecError, Executor, PreparedWeight};
 use crate::kernels::activations::{BLOCK_UNITS, lstm_cell_update, lstm_cell_update_blocks};
 use crate::kernels::matrix::SendPtr;
 use crate::kernels::simd::SimdLevel;
-use crate::kernels::team::run_team;
+use crate::kernels::team::{Team, run_team};
 use crate::kernels::{
     MatMut, MatRef, PANEL, PanelOrder, SharedOutput, Start, claim_granule, pack_a_part, packed_a_len, packed_gemm_claimed,
     packed_gemm_claimed_from, packed_gemm_claimed_prepacked, reads_a_in_place,
@@ -90,6 +95,8 @@ pub struct LstmExecutor {
     packed_x: Vec<f32>,
     /// Claimed chunks per (layer, phase, worker share) of the team forward.
     claims: Vec<AtomicUsize>,
+    /// Work done per (layer, phase) of the team forward.
+    progress: Vec<AtomicUsize>,
     /// Time spent preparing weights (packing, CSR conversion).
     prepare_ns: u64,
 }
@@ -154,6 +161,7 @@ impl LstmExecutor {
             logits: Vec::new(),
             packed_x: Vec::new(),
             claims: Vec::new(),
+            progress: Vec::new(),
             prepare_ns: started.elapsed().as_nanos() as u64,
         }
     }
@@ -303,7 +311,46 @@ struct Shared<'a> {
     /// Claim counters: per layer, one set for the input projection, then
     /// one per step (a counter per worker's share in each set).
     claims: &'a [AtomicUsize],
+    /// Progress counters: per layer, [`Progress`]'s.
+    progress: &'a [AtomicUsize],
 }
+
+/// The progress counters of one layer of the team forward: the parts of
+/// `X` packed (claimed, then done), the projection's panels done, and each
+/// step's panels done. Workers wait for work to be done, not for each
+/// other: a worker that has lost its core holds nobody up unless it holds
+/// unfinished work, and the others take over its share.
+struct Progress<'a>(&'a [AtomicUsize]);
+
+impl<'a> Progress<'a> {
+    /// Counters per layer.
+    fn len(seq: usize) -> usize {
+        seq + 3
+    }
+    fn of(all: &'a [AtomicUsize], layer: usize, seq: usize) -> Progress<'a> {
+        Progress(&all[layer * Self::len(seq)..(layer + 1) * Self::len(seq)])
+    }
+    /// Parts of `X` claimed for packing.
+    fn pack_claimed(&self) -> &'a AtomicUsize {
+        &self.0[0]
+    }
+    /// Parts of `X` packed.
+    fn packed(&self) -> &'a AtomicUsize {
+        &self.0[1]
+    }
+    /// Panels of the input projection done.
+    fn projected(&self) -> &'a AtomicUsize {
+        &self.0[2]
+    }
+    /// Panels of step `t` done (product and cell update).
+    fn stepped(&self, t: usize) -> &'a AtomicUsize {
+        &self.0[3 + t]
+    }
+}
+
+/// Parts per worker that a layer's input is packed in (claimed, so that
+/// the others pack the parts of a worker that has lost its core).
+const PACK_PARTS_PER_WORKER: usize = 2;
 
 /// The whole forward pass of packed (gate-interleaved) layers on one team
 /// of workers: see the module documentation. `x` is layer 0's input for
@@ -317,6 +364,7 @@ fn team_forward(
     cell: &mut [f32],
     packed_x: &mut Vec<f32>,
     claims: &mut Vec<AtomicUsize>,
+    progress: &mut Vec<AtomicUsize>,
     seq: usize,
     batch: usize,
 ) {
@@ -332,6 +380,8 @@ fn team_forward(
     }
     claims.resize_with(layers.len() * (seq + 1) * workers, || AtomicUsize::new(0));
     claims.iter_mut().for_each(|c| *c.get_mut() = 0);
+    progress.resize_with(layers.len() * Progress::len(seq), || AtomicUsize::new(0));
+    progress.iter_mut().for_each(|c| *c.get_mut() = 0);
     let y_ptrs: Vec<SendPtr> = ys.iter_mut().map(|y| SendPtr(y.as_mut_ptr())).collect();
     // The kernels read every layer's input (row-major) in place, or need
     // a shared packed copy of it.
@@ -351,58 +401,73 @@ fn team_forward(
         ys: &y_ptrs,
         cell: SendPtr(cell.as_mut_ptr()),
         claims,
+        progress,
     };
-    run_team(workers, &|w, barrier| {
+    run_team(workers, &|w, team| {
         for (li, layer) in layers.iter().enumerate() {
             let input = if li == 0 {
                 shared.x
             } else {
-                // SAFETY: the previous layer's last step ended at a barrier;
-                // nobody writes its outputs any more.
+                // SAFETY: the previous layer's last step is done (waited
+                // for below); nobody writes its outputs any more.
                 unsafe { std::slice::from_raw_parts(shared.ys[li - 1].get(), rows * layer.input) }
             };
             let claims = &shared.claims[li * (seq + 1) * workers..(li + 1) * (seq + 1) * workers];
             let (projection_claims, step_claims) = claims.split_at(workers);
+            let progress = Progress::of(shared.progress, li, seq);
             let x = MatRef::row_major(&input[..rows * layer.input], rows, layer.input);
             if !in_place {
-                prepare_projection(layer, x, &shared, w, workers);
-                barrier.wait();
+                let parts = PACK_PARTS_PER_WORKER * workers;
+                prepare_projection(layer, x, &shared, team, &progress, parts);
+                team.wait_done(progress.packed(), parts);
             }
-            input_projection(layer, x, in_place, &shared, projection_claims, w);
-            barrier.wait();
+            input_projection(layer, x, in_place, &shared, team, &progress, projection_claims, w);
+            let panels = (4 * layer.hidden).div_ceil(PANEL);
+            team.wait_done(progress.projected(), panels);
             for t in 0..seq {
-                recurrent_step(
-                    layer,
-                    &shared,
-                    shared.ys[li],
-                    &step_claims[t * workers..(t + 1) * workers],
-                    t,
-                    batch,
-                    w,
-                );
-                barrier.wait();
+                let claims = &step_claims[t * workers..(t + 1) * workers];
+                recurrent_step(layer, &shared, team, progress.stepped(t), shared.ys[li], claims, t, batch, w);
+                team.wait_done(progress.stepped(t), panels);
             }
         }
     });
 }
 
-/// Worker `w`'s part of getting a layer's input projection ready where
-/// the kernels read `X` packed: its share of `X`'s row blocks packed into
-/// the buffer all workers read. (The bias needs no pass of its own: the
-/// projection's accumulators start from it.)
-fn prepare_projection(layer: &Layer, x: MatRef, shared: &Shared, w: usize, workers: usize) {
+/// A worker's part of getting a layer's input projection ready where the
+/// kernels read `X` packed: parts of `X`'s row blocks (of `parts`, claimed
+/// one at a time) packed into the buffer all workers read. (The bias needs
+/// no pass of its own: the projection's accumulators start from it.)
+fn prepare_projection(layer: &Layer, x: MatRef, shared: &Shared, team: &Team, progress: &Progress, parts: usize) {
     debug_assert_eq!(x.cols(), layer.input);
-    // SAFETY: the workers pack disjoint parts of the shared buffer (sized
-    // for every layer by `team_forward`); nobody reads it before the barrier.
     let level = layer.w_ih.packed().expect("team layers are packed").level();
-    unsafe { pack_a_part(level, x, shared.packed_x, w, workers) };
+    loop {
+        let part = progress.pack_claimed().fetch_add(1, Ordering::Relaxed);
+        if part >= parts {
+            return;
+        }
+        // SAFETY: each part is packed once, by the worker that claimed it,
+        // into its own range of the shared buffer (sized for every layer
+        // by `team_forward`); nobody reads it before all parts are done.
+        unsafe { pack_a_part(level, x, shared.packed_x, part, parts) };
+        team.complete(progress.packed(), 1);
+    }
 }
 
 /// Worker `w`'s part of a layer's input projection, `G = bias + X · W_ihᵀ`
 /// over all rows: chunks of panels claimed through `claims`, with `X` read
 /// in place (`in_place`) or packed by [`prepare_projection`]. The
 /// accumulators start from the bias, which saves a write and a read of `G`.
-fn input_projection(layer: &Layer, x: MatRef, in_place: bool, shared: &Shared, claims: &[AtomicUsize], w: usize) {
+#[allow(clippy::too_many_arguments)]
+fn input_projection(
+    layer: &Layer,
+    x: MatRef,
+    in_place: bool,
+    shared: &Shared,
+    team: &Team,
+    progress: &Progress,
+    claims: &[AtomicUsize],
+    w: usize,
+) {
     let rows = x.rows();
     let g4 = 4 * layer.hidden;
     let w_ih = layer.w_ih.packed().expect("team layers are packed");
@@ -418,18 +483,19 @@ fn input_projection(layer: &Layer, x: MatRef, in_place: bool, shared: &Shared, c
             .next_multiple_of(granule)
     };
     let claim = claimer(claims, panels, chunk, granule, w, claims.len() > 1, PanelOrder::Ascending);
-    // SAFETY: packed, every part of X was packed before the last barrier;
-    // each claimed panel's columns of G belong to the worker that claimed
-    // them; the bias row outlives the call and nothing writes it.
+    let done = |range: std::ops::Range<usize>| team.complete(progress.projected(), range.len());
+    // SAFETY: packed, every part of X was packed before (waited for); each
+    // claimed panel's columns of G belong to the worker that claimed them;
+    // the bias row outlives the call and nothing writes it.
     unsafe {
         let g = SharedOutput::from_raw(shared.gates, rows, g4);
         debug_assert_eq!(layer.bias.len(), g4);
         let bias = Start::bias(&layer.bias);
         if in_place {
-            packed_gemm_claimed_from(x, w_ih, g, bias, claim, |_| {});
+            packed_gemm_claimed_from(x, w_ih, g, bias, claim, done);
         } else {
             let packed_x = std::slice::from_raw_parts(shared.packed_x.get(), packed_a_len(rows, layer.input));
-            packed_gemm_claimed_prepacked(packed_x, rows, w_ih, g, bias, claim, |_| {});
+            packed_gemm_claimed_prepacked(packed_x, rows, w_ih, g, bias, claim, done);
         }
     }
 }
@@ -480,10 +546,21 @@ fn claimer(
 }
 
 /// Worker `w`'s part of step `t` of a layer's recurrence, writing `H_t` to
-/// `y`: chunks of panels claimed through `claims` (one counter per worker's
-/// share), each getting `H_{t-1} · W_hhᵀ` added to its gates (from step 1)
-/// and then the cell update of its units.
-fn recurrent_step(layer: &Layer, shared: &Shared, y: SendPtr, claims: &[AtomicUsize], t: usize, batch: usize, w: usize) {
+/// `shared.ys`: chunks of panels claimed through `claims` (one counter per
+/// worker's share), each getting `H_{t-1} · W_hhᵀ` added to its gates (from
+/// step 1), then the cell update of its units, then counted in `done`.
+#[allow(clippy::too_many_arguments)]
+fn recurrent_step(
+    layer: &Layer,
+    shared: &Shared,
+    team: &Team,
+    done: &AtomicUsize,
+    y: SendPtr,
+    claims: &[AtomicUsize],
+    t: usize,
+    batch: usize,
+    w: usize,
+) {
     let h = layer.hidden;
     let g4 = 4 * h;
     let panels = g4.div_ceil(PANEL);
@@ -514,6 +591,7 @@ fn recurrent_step(layer: &Layer, shared: &Shared, y: SendPtr, claims: &[AtomicUs
             }
             lstm_cell_update_blocks(g, c, y);
         }
+        team.complete(done, panels.len());
     };
     if t == 0 {
         // No recurrent product: H_{-1} = 0.
@@ -524,7 +602,7 @@ fn recurrent_step(layer: &Layer, shared: &Shared, y: SendPtr, claims: &[AtomicUs
         return;
     }
     let w_hh = layer.w_hh.packed().expect("team layers are packed");
-    // SAFETY: rows t-1 of y were finished before the last barrier and
+    // SAFETY: rows t-1 of y were done before this step (waited for) and
     // nobody writes them during step t; each claimed panel's columns of
     // G belong to the worker that claimed it.
     unsafe {
@@ -588,6 +666,7 @@ impl Executor for LstmExecutor {
                 &mut self.cell,
                 &mut self.packed_x,
                 &mut self.claims,
+                &mut self.progress,
                 seq,
                 batch,
             );
