@@ -4,11 +4,13 @@
 //! `lstm/ptb/{dense,iss,csr}/b{1,10,64}[/head]` and
 //! `lstm/quick/h{H}-k{K}/{mode}/b{B}`.
 //!
-//! After criterion finishes, its estimates are exported into issbench's CSV
-//! schema with the charts, under `target/criterion-export` (or the folder in
-//! `ISSBENCH_EXPORT_DIR`), so `cargo bench` users get the sweep's report.
-//! Models are built, compacted, pruned and verified by the sweep's own
-//! [`Session`], so the bench measures exactly what the sweep measures.
+//! After criterion finishes, the estimates of the benchmarks this run
+//! measured (and only those) are exported into issbench's CSV schema with
+//! the charts, under `target/criterion-export` (or the folder in
+//! `ISSBENCH_EXPORT_DIR`), and printed: the median, as the CSV has it, next
+//! to criterion's own report. Models are built, compacted, pruned and
+//! verified by the sweep's own [`Session`], so the bench measures exactly
+//! what the sweep measures; only the points a filter selects are built.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -39,6 +41,55 @@ fn points(preset: &str) -> (SweepSpec, Vec<Point>) {
     (spec, points)
 }
 
+/// Criterion's options that take a value (so the value is not the filter).
+const VALUE_OPTIONS: &[&str] = &[
+    "--save-baseline",
+    "-s",
+    "--baseline",
+    "-b",
+    "--baseline-lenient",
+    "--load-baseline",
+    "--profile-time",
+    "--sample-size",
+    "--warm-up-time",
+    "--measurement-time",
+    "--nresamples",
+    "--noise-threshold",
+    "--confidence-level",
+    "--significance-level",
+    "--output-format",
+    "--color",
+    "-c",
+    "--plotting-backend",
+    "--format",
+];
+
+/// Whether criterion will run the benchmark `id` under this command line:
+/// its filter is the first argument that is no option nor an option's
+/// value (a regular expression, or the exact id with `--exact`).
+fn selected(id: &str) -> bool {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let exact = args.iter().any(|a| a == "--exact");
+    let mut filter = None;
+    let mut skip = false;
+    for a in &args {
+        if std::mem::take(&mut skip) {
+            continue;
+        }
+        if VALUE_OPTIONS.contains(&a.as_str()) {
+            skip = true;
+        } else if !a.starts_with('-') {
+            filter = Some(a.clone());
+            break;
+        }
+    }
+    match filter {
+        None => true,
+        Some(f) if exact => f == id,
+        Some(f) => regex::Regex::new(&f).map_or(true, |re| re.is_match(id)),
+    }
+}
+
 fn main() {
     charts::register_font();
     let mut criterion = Criterion::default()
@@ -53,6 +104,9 @@ fn main() {
         let mut group = criterion.benchmark_group("lstm");
         for point in &points {
             let id = bench_id(preset, point);
+            if !selected(&format!("lstm/{id}")) {
+                continue;
+            }
             let mut prepared = match session.prepare(point).expect("thread pool") {
                 Ok(p) => p,
                 Err(failed) => {
@@ -90,6 +144,16 @@ fn export(templates: &[(String, Row)]) {
         Ok(_) => return eprintln!("criterion export: no estimates under {}", criterion_dir.display()),
         Err(e) => return eprintln!("criterion export: {e}"),
     };
+    for r in &rows {
+        let id = templates.iter().find(|(_, t)| t.key() == r.key()).map_or("", |(id, _)| id.as_str());
+        eprintln!(
+            "exported {id}: median {:.3} ms [{:.3}, {:.3}], {} samples",
+            r.median_ms(),
+            r.ci_low_ns / 1e6,
+            r.ci_high_ns / 1e6,
+            r.runs
+        );
+    }
     // Written whole to a temporary file, then renamed over the last export.
     let csv_path = out.join("criterion.csv");
     let tmp = out.join(".criterion.csv.tmp");

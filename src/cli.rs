@@ -205,6 +205,33 @@ pub struct SweepArgs {
     /// through tools/peer_ort.py and ISSBENCH_PYTHON).
     #[arg(long, value_parser = ["ort"])]
     pub peer: Option<String>,
+    #[command(flatten)]
+    pub stability: StabilityArgs,
+}
+
+/// Repeats and oversubscription, for `run` and `sweep`.
+#[derive(Parser)]
+pub struct StabilityArgs {
+    /// Measure everything N times, one pass after the other, and report
+    /// how far the passes agree.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100))]
+    pub repeat: Option<u64>,
+    /// Measure thread counts above the machine's cores (else those points
+    /// fail, saying why); their rows are flagged `oversubscribed`.
+    #[arg(long)]
+    pub oversubscribe: bool,
+}
+
+impl StabilityArgs {
+    /// Applies the flags to `spec`.
+    pub fn apply(&self, spec: &mut SweepSpec) {
+        if let Some(n) = self.repeat {
+            spec.repeat = n as usize;
+        }
+        if self.oversubscribe {
+            spec.grids.iter_mut().for_each(|g| g.oversubscribe = true);
+        }
+    }
 }
 
 #[derive(Parser)]
@@ -268,13 +295,23 @@ pub struct RunArgs {
     /// magnitude pruning) instead of matching the ISS model's weight count.
     #[arg(long, value_parser = fraction)]
     pub sparsity: Option<f64>,
+    /// Also time the dense model in the same rounds, for a speedup with
+    /// its interval (iss and csr).
+    #[arg(long)]
+    pub with_dense: bool,
+    #[command(flatten)]
+    pub stability: StabilityArgs,
 }
 
 impl RunArgs {
-    /// The one-point sweep `run` is.
+    /// The one-point sweep `run` is (two points with `--with-dense`).
     pub fn spec(&self) -> SweepSpec {
         let load = self.load.options();
-        SweepSpec {
+        let mut modes = vec![self.mode];
+        if self.with_dense && self.mode != Mode::Dense {
+            modes.insert(0, Mode::Dense);
+        }
+        let mut spec = SweepSpec {
             name: "run".into(),
             budget_ms: (self.time * 1e3).round() as u64,
             min_runs: self.min_runs,
@@ -286,7 +323,7 @@ impl RunArgs {
             .into(),
             grids: vec![Grid {
                 models: vec![self.model.clone()],
-                modes: vec![self.mode],
+                modes,
                 batch: vec![self.batch],
                 seq: vec![self.seq],
                 threads: vec![self.threads],
@@ -299,6 +336,9 @@ impl RunArgs {
                 forget_bias: load.forget_bias,
                 ..Grid::default()
             }],
-        }
+            repeat: 1,
+        };
+        self.stability.apply(&mut spec);
+        spec
     }
 }

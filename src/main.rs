@@ -16,11 +16,12 @@ use issbench::checkpoint::{load, open_model, save_compacted, write_atomically};
 use issbench::inspect::inspect;
 use issbench::iss::{DEFAULT_TOLERANCE, IssError, compact_verified};
 use issbench::kernels::simd::{SimdLevel, cpu_features};
+use issbench::mode::Mode;
 use issbench::model::sizes_label;
 use issbench::model::synthetic::BUILTIN;
 use issbench::peer::OrtPeer;
 use issbench::report::{Row, Status, charts, compare, read_rows, table, to_csv};
-use issbench::sweep::{PRESETS, SweepOptions, SweepSpec, run_sweep};
+use issbench::sweep::{PRESETS, RepeatSpread, SweepOptions, SweepSpec, run_sweep};
 
 /// A point that failed (exit code 1, or 2 when it was not equivalent).
 #[derive(Debug, thiserror::Error)]
@@ -39,14 +40,23 @@ fn run(args: RunArgs) -> Result<()> {
         on_row: Box::new(move |_, _, row| sink.borrow_mut().push(row.clone())),
         peer: None,
     };
-    run_sweep(&spec, options)?;
+    let summary = run_sweep(&spec, options)?;
     let rows = rows.take();
-    let row = rows.first().context("the run measured nothing")?;
+    // The point asked for: the last row of the last pass (dense comes first).
+    let row = rows
+        .iter()
+        .rev()
+        .find(|r| r.mode == args.mode)
+        .context("the run measured nothing")?;
     match args.format {
         Format::Table if !row.ok() => {}
-        Format::Table => print!("{}", table::row_text(row)),
+        Format::Table => {
+            print!("{}", table::row_text(row));
+            print_spreads(&summary.spreads);
+        }
         Format::Csv => print!("{}", to_csv(&rows)?),
-        Format::Json => println!("{}", serde_json::to_string_pretty(row)?),
+        Format::Json if rows.len() == 1 => println!("{}", serde_json::to_string_pretty(row)?),
+        Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
     }
     match &row.status {
         Status::Ok => Ok(()),
@@ -93,8 +103,9 @@ fn sweep_cmd(args: SweepArgs) -> Result<()> {
     };
     if let Some(ms) = args.budget_ms {
         spec.budget_ms = ms;
-        spec.validate()?;
     }
+    args.stability.apply(&mut spec);
+    spec.validate()?;
     let csv = args.out.join(format!("{}.csv", spec.name));
     let stop = Arc::new(AtomicBool::new(false));
     let handler_stop = stop.clone();
@@ -146,6 +157,7 @@ fn sweep_cmd(args: SweepArgs) -> Result<()> {
     };
     let summary = run_sweep(&spec, options)?;
     bar.finish();
+    print_spreads(&summary.spreads);
     println!(
         "{} measured, {} failed, {} already in the file{}",
         summary.measured,
@@ -164,20 +176,42 @@ fn sweep_cmd(args: SweepArgs) -> Result<()> {
     Ok(())
 }
 
-/// One row as the sweep's progress line.
+/// One row as the sweep's progress line: the median, the speedup with its
+/// interval, and the flags of a suspect number.
 fn progress_line(row: &Row) -> String {
     if !row.ok() {
         return format!("{} {} b{}: {}", row.model, row.mode, row.batch, row.status);
     }
-    let speedup = row.speedup_vs_dense.map(|s| format!(", {s:.2}x vs dense")).unwrap_or_default();
+    let speedup = match (row.mode, row.speedup_vs_dense, row.speedup_ci_low, row.speedup_ci_high) {
+        (Mode::Dense, ..) | (_, None, ..) => String::new(),
+        (_, Some(s), Some(lo), Some(hi)) => format!(", {s:.2}x [{lo:.2}-{hi:.2}] vs dense"),
+        (_, Some(s), ..) => format!(", {s:.2}x vs dense"),
+    };
+    let flags = if row.flags.is_empty() {
+        String::new()
+    } else {
+        format!("  [suspect: {}]", row.flags)
+    };
     format!(
-        "{} {} b{} t{}: {:.3} ms{speedup}",
+        "{} {} b{} t{}: {:.3} ms{speedup}{flags}",
         row.model,
         row.mode,
         row.batch,
         row.threads,
         row.median_ms()
     )
+}
+
+/// How far repeated measurements of each point agree (`--repeat`).
+fn print_spreads(spreads: &[RepeatSpread]) {
+    if spreads.is_empty() {
+        return;
+    }
+    println!("repeats: slowest over fastest median, and the speedups of each repeat");
+    for s in spreads {
+        let speedups: Vec<String> = s.speedups.iter().map(|v| format!("{v:.2}x")).collect();
+        println!("  {:40} {:>6.1}%  {}", s.point, 100.0 * s.spread(), speedups.join(" "));
+    }
 }
 
 fn export_cmd(args: ExportArgs) -> Result<()> {

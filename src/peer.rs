@@ -3,7 +3,7 @@
 //! [`crate::onnx::export`] writes with the same batch, sequence length,
 //! threads and timing protocol as issbench. It stays running with the model
 //! loaded ([`PeerRun`]) and times rounds on request, so the sweep can
-//! alternate them with its own ([`crate::measure::time_interleaved`]).
+//! alternate them with its own ([`crate::measure::time_rounds`]).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -111,7 +111,7 @@ impl OrtPeer {
 
 /// A running peer holding one loaded model; it times a round of runs on
 /// request, so that the sweep can alternate its rounds with issbench's own
-/// ([`crate::measure::time_interleaved`]). Dropping it ends the process.
+/// ([`crate::measure::time_rounds`]). Dropping it ends the process.
 pub struct PeerRun {
     child: Child,
     stdin: Option<ChildStdin>,
@@ -120,6 +120,11 @@ pub struct PeerRun {
 }
 
 impl PeerRun {
+    /// The peer's process id (its CPU time is the sweep's, not other load).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Times one round under `round` (no warm-up: the peer warmed up when
     /// it started) and returns its run times in ns.
     pub fn sample(&mut self, round: Budget) -> Result<Vec<f64>, String> {

@@ -49,8 +49,9 @@ fn a_sweep_writes_one_verified_row_per_point() {
     let csv = dir.path().join("tiny.csv");
     let spec = tiny_spec("");
     let points = spec.points().len();
-    // Per size, batch, threads: dense at kept 1.0, iss and csr at kept 0.5.
-    assert_eq!(points, 2 * 2 * 2 * 3);
+    // Per size, batch, threads: dense at kept 1.0, and a case of dense,
+    // iss and csr at kept 0.5.
+    assert_eq!(points, 2 * 2 * 2 * 4);
     let summary = run_sweep(&spec, options(&csv, false, Arc::new(AtomicBool::new(false)))).unwrap();
     assert_eq!((summary.measured, summary.failed, summary.skipped), (points, 0, 0));
     let rows = read_rows(&[csv]).unwrap();
@@ -71,7 +72,9 @@ fn a_sweep_writes_one_verified_row_per_point() {
                 let h: usize = r.hidden_full.split('/').next().unwrap().parse().unwrap();
                 assert_eq!(r.hidden_kept, format!("{}/{}", h / 2, h / 2));
                 assert!(r.verify_max_rel.unwrap() <= 1e-4);
-                assert!(r.speedup_vs_dense.is_some());
+                // Timed in rounds with its dense point: a paired interval.
+                let (s, lo, hi) = (r.speedup_vs_dense.unwrap(), r.speedup_ci_low.unwrap(), r.speedup_ci_high.unwrap());
+                assert!(lo <= s && s <= hi && r.rounds == 3, "{r:?}");
                 // Half the units of both layers; the first layer's input stays full:
                 // 2 * 4h * 2h / (4(h/2)(h + h/2) + 4(h/2)h) = 3.2.
                 assert!((r.ideal_speedup - 3.2).abs() < 1e-9, "{}", r.ideal_speedup);
@@ -134,14 +137,18 @@ fn resume_after_an_interrupted_sweep_completes_it_without_duplicates() {
     });
     let first = run_sweep(&spec, opts).unwrap();
     assert!(first.interrupted);
-    assert_eq!(first.measured, 5);
+    // The case in progress when the flag went up was finished.
+    assert!(first.measured >= 5 && first.measured < spec.points().len(), "{first:?}");
     // A point cut short mid-write leaves a partial line; the appender drops it.
     let mut bytes = std::fs::read(&csv).unwrap();
     bytes.extend_from_slice(b"0.1.0,abc,2026");
     std::fs::write(&csv, bytes).unwrap();
 
     let second = run_sweep(&spec, options(&csv, true, Arc::new(AtomicBool::new(false)))).unwrap();
-    assert_eq!((second.skipped, second.measured), (5, spec.points().len() - 5));
+    assert_eq!(
+        (second.skipped, second.measured),
+        (first.measured, spec.points().len() - first.measured)
+    );
     let rows = read_rows(&[csv]).unwrap();
     assert_eq!(rows.len(), spec.points().len());
     let mut keys: Vec<String> = rows.iter().map(Row::key).collect();
@@ -204,11 +211,12 @@ fn csv_files_from_two_hosts_concatenate_and_keep_their_targets() {
     }
     w.flush().unwrap();
     let both = read_rows(&[csv, other]).unwrap();
-    assert_eq!(both.len(), 4);
+    // Dense at kept 1.0; dense and iss at kept 0.5: three points per host.
+    assert_eq!(both.len(), 6);
     let targets: std::collections::BTreeSet<String> = both.iter().map(Row::target_key).collect();
     assert_eq!(targets.len(), 2);
     let points: std::collections::BTreeSet<String> = both.iter().map(Row::point_key).collect();
-    assert_eq!(points.len(), 2);
+    assert_eq!(points.len(), 3);
 }
 
 #[test]
@@ -336,5 +344,62 @@ threads = [1]
                 .unwrap()
                 .any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".onnx"))
         );
+    }
+}
+
+#[test]
+fn more_threads_than_cores_fail_unless_asked_for_and_are_flagged() {
+    let dir = tempfile::tempdir().unwrap();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let spec = |oversubscribe: bool| {
+        SweepSpec::from_toml(
+            "o.toml",
+            &format!(
+                "name = \"o\"\nbudget_ms = 1\nmin_runs = 1\nmax_runs = 2\n[[grid]]\nhidden = [16]\nkept = [0.5]\nmodes = [\"dense\", \"iss\"]\nbatch = [1]\nseq = [2]\nthreads = [{}]\noversubscribe = {oversubscribe}\n",
+                cores + 1
+            ),
+        )
+        .unwrap()
+    };
+    let refused = dir.path().join("refused.csv");
+    let summary = run_sweep(&spec(false), options(&refused, false, Arc::new(AtomicBool::new(false)))).unwrap();
+    assert_eq!((summary.measured, summary.failed), (0, 2));
+    for r in read_rows(&[refused]).unwrap() {
+        let status = r.status.to_string();
+        assert!(status.contains("online cores") && status.contains("--oversubscribe"), "{status}");
+    }
+    let allowed = dir.path().join("allowed.csv");
+    let summary = run_sweep(&spec(true), options(&allowed, false, Arc::new(AtomicBool::new(false)))).unwrap();
+    assert_eq!((summary.measured, summary.failed), (2, 0));
+    for r in read_rows(&[allowed]).unwrap() {
+        assert!(r.ok() && r.flags.split(';').any(|f| f == "oversubscribed"), "{r:?}");
+    }
+    // A thread count no machine has is refused with the spec.
+    let huge = SweepSpec::from_toml(
+        "h.toml",
+        "name = \"h\"\n[[grid]]\nhidden = [16]\nmodes = [\"dense\"]\nbatch = [1]\nseq = [2]\nthreads = [18446744073709551615]\n",
+    );
+    assert!(huge.unwrap_err().to_string().contains("threads above 1024"));
+}
+
+#[test]
+fn repeats_measure_every_point_again_and_report_their_spread() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("r.csv");
+    let spec = SweepSpec::from_toml(
+        "r.toml",
+        "name = \"r\"\nbudget_ms = 1\nmin_runs = 1\nmax_runs = 2\nrepeat = 3\n[[grid]]\nhidden = [16]\nkept = [0.5]\nmodes = [\"dense\", \"iss\"]\nbatch = [1]\nseq = [2]\nthreads = [1]\n",
+    )
+    .unwrap();
+    let summary = run_sweep(&spec, options(&csv, false, Arc::new(AtomicBool::new(false)))).unwrap();
+    assert_eq!(summary.measured, 6);
+    let rows = read_rows(&[csv]).unwrap();
+    let repeats: Vec<usize> = rows.iter().map(|r| r.repeat).collect();
+    assert_eq!(repeats, [1, 1, 2, 2, 3, 3]);
+    assert_eq!(summary.spreads.len(), 2, "{:?}", summary.spreads);
+    for s in &summary.spreads {
+        assert_eq!(s.medians_ms.len(), 3);
+        assert!(s.spread() >= 0.0);
+        assert_eq!(s.speedups.len(), if s.point.contains(" iss ") { 3 } else { 0 }, "{s:?}");
     }
 }

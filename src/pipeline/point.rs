@@ -103,9 +103,22 @@ pub struct Point {
     /// For csr: prune to this fraction of zeros instead of the ISS model's
     /// weight count.
     pub csr_sparsity: Option<f64>,
+    /// Measure it even when `threads` is above the machine's cores.
+    pub oversubscribe: bool,
+    /// Which measurement of the point this is, with `--repeat` (from 1).
+    pub repeat: usize,
 }
 
 impl Point {
+    /// Whether `other` is the same case: everything but the mode equal
+    /// (the points a case times together).
+    pub fn same_case(&self, other: &Point) -> bool {
+        Point {
+            mode: self.mode,
+            ..other.clone()
+        } == *self
+    }
+
     /// The backend this point's mode runs on.
     pub fn mode_backend(&self) -> Backend {
         if self.mode == Mode::Csr { Backend::Csr } else { self.backend }

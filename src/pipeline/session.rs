@@ -6,10 +6,8 @@ use super::machine::{Machine, PoolError};
 use super::point::{IssSettings, Point, Source};
 use crate::exec::{ExecError, Executor, GemmExecutor, LstmExecutor};
 use crate::hardware::{Limits, git_revision};
-use crate::measure::{Budget, Stats, time_interleaved, time_runs};
 use crate::mode::Mode;
 use crate::model::{Inputs, sizes_label};
-use crate::peer::PeerRun;
 use crate::report::{Row, Status, now_rfc3339};
 
 /// What a point runs: a recurrent model, or one sparse GEMM problem.
@@ -124,6 +122,16 @@ impl Session {
             verify_max_rel: None,
             peak_gflops: 0.0,
             bandwidth_gbs: 0.0,
+            mean_ns: 0.0,
+            stddev_ns: 0.0,
+            cv: 0.0,
+            p90_ns: None,
+            p99_ns: None,
+            rounds: 0,
+            speedup_ci_low: None,
+            speedup_ci_high: None,
+            flags: String::new(),
+            repeat: point.repeat,
             status: Status::Ok,
         }
     }
@@ -167,25 +175,6 @@ impl Session {
             }
         };
         Ok(prepared.map_err(|status| base.with_status(status)))
-    }
-
-    /// Times a prepared point under `budget` on its pool, alternating
-    /// rounds with `peer` when one is given. Returns issbench's statistics
-    /// and the peer's (or why the peer failed).
-    pub fn time(
-        &mut self,
-        prepared: &mut Prepared,
-        budget: Budget,
-        peer: Option<&mut PeerRun>,
-    ) -> Result<(Stats, Option<Result<Stats, String>>), String> {
-        let pool = self.pool(prepared.row.threads).map_err(|e| e.to_string())?;
-        let (exec, inputs) = (&mut prepared.exec, &prepared.inputs);
-        let ours = || exec.run(inputs).map(|_| ());
-        pool.install(|| match peer {
-            Some(peer) => time_interleaved(budget, ours, |round| peer.sample(round)).map(|(s, p)| (s, Some(p))),
-            None => time_runs(budget, ours).map(|s| (s, None)),
-        })
-        .map_err(|e| e.to_string())
     }
 
     /// Returns a point's executor to the cache for the next point of the same model.

@@ -34,6 +34,7 @@ struct Estimate {
 struct EstimatesJson {
     median: Estimate,
     mean: Estimate,
+    std_dev: Estimate,
 }
 
 #[derive(Deserialize)]
@@ -90,6 +91,9 @@ pub fn read_estimates(criterion_dir: &Path) -> Result<HashMap<String, Stats>, Re
                 runs: per_iter.len(),
                 ci_low_ns: est.median.confidence_interval.lower_bound,
                 ci_high_ns: est.median.confidence_interval.upper_bound,
+                p90_ns: None,
+                p99_ns: None,
+                stddev_ns: est.std_dev.point_estimate,
             },
         );
     }
@@ -103,7 +107,7 @@ pub fn rows_from_criterion(criterion_dir: &Path, templates: &[(String, Row)]) ->
     let estimates = read_estimates(criterion_dir)?;
     let mut rows: Vec<Row> = templates
         .iter()
-        .filter_map(|(id, t)| estimates.get(id).map(|s| t.completed(s, None)))
+        .filter_map(|(id, t)| estimates.get(id).map(|s| t.completed(s, 0, None)))
         .collect();
     let dense: HashMap<String, f64> = rows
         .iter()
@@ -111,7 +115,11 @@ pub fn rows_from_criterion(criterion_dir: &Path, templates: &[(String, Row)]) ->
         .map(|r| (r.dense_key(), r.median_ns))
         .collect();
     for r in &mut rows {
-        r.speedup_vs_dense = dense.get(&r.dense_key()).map(|d| d / r.median_ns);
+        // Criterion times each benchmark on its own, so the speedup is the
+        // ratio of medians, with no interval.
+        if r.mode != Mode::Dense {
+            r.speedup_vs_dense = dense.get(&r.dense_key()).map(|d| d / r.median_ns);
+        }
     }
     Ok(rows)
 }

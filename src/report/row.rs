@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::measure::Stats;
+use crate::measure::{Speedup, Stats};
 use crate::mode::Mode;
 
 /// Whether a point was measured.
@@ -148,16 +148,41 @@ pub struct Row {
     pub min_ns: f64,
     /// Slowest run, ns.
     pub max_ns: f64,
+    /// Mean run time, ns (0 in files written before the column existed).
+    #[serde(default)]
+    pub mean_ns: f64,
+    /// Standard deviation of the run times, ns.
+    #[serde(default)]
+    pub stddev_ns: f64,
+    /// Coefficient of variation: `stddev_ns / mean_ns`.
+    #[serde(default)]
+    pub cv: f64,
+    /// 90th percentile, ns (empty below 10 runs).
+    #[serde(default)]
+    pub p90_ns: Option<f64>,
+    /// 99th percentile, ns (empty below 100 runs).
+    #[serde(default)]
+    pub p99_ns: Option<f64>,
     /// 95% bootstrap confidence interval of the median, low end, ns.
     pub ci_low_ns: f64,
     /// The same, high end, ns.
     pub ci_high_ns: f64,
     /// Timed runs.
     pub runs: usize,
+    /// Rounds the runs were taken in, in turn with the point's other modes.
+    #[serde(default)]
+    pub rounds: usize,
     /// `2 * macs_per_step * batch * seq / median`, GFLOP/s.
     pub gflops: f64,
     /// Median of the dense mode at the same point over this median (empty when unknown).
     pub speedup_vs_dense: Option<f64>,
+    /// 95% interval of the speedup: a bootstrap over the rounds the two
+    /// modes were timed in (empty when not timed together).
+    #[serde(default)]
+    pub speedup_ci_low: Option<f64>,
+    /// The same, high end.
+    #[serde(default)]
+    pub speedup_ci_high: Option<f64>,
     /// Multiply-add ratio dense / this mode (the speedup if time followed work).
     pub ideal_speedup: f64,
     /// Largest relative output difference against the dense model (empty for dense).
@@ -166,18 +191,31 @@ pub struct Row {
     pub peak_gflops: f64,
     /// This machine's measured memory read bandwidth at `threads` threads, GB/s.
     pub bandwidth_gbs: f64,
+    /// Why the number may not be what it seems, `;`-separated (see
+    /// results/README.md): `above-ideal`, `noisy`, `rounds-disagree`,
+    /// `busy-host`, `oversubscribed`; empty when none.
+    #[serde(default)]
+    pub flags: String,
+    /// Which of `--repeat N` measurements of the point this is (1 to N).
+    #[serde(default = "first_repeat")]
+    pub repeat: usize,
     /// `ok`, or `failed: REASON`.
     pub status: Status,
 }
 
+fn first_repeat() -> usize {
+    1
+}
+
 impl Row {
     /// What identifies a measurement: the machine and everything that was
-    /// run (model source, mode, backend, batch, seq, threads, head). Two rows with
+    /// run (model source, mode, backend, batch, seq, threads, head, and
+    /// which repeat). Two rows with
     /// the same key measured the same thing: `sweep --resume` skips a point
     /// whose key is in the file, and reports keep the newest row per key.
     pub fn key(&self) -> String {
         format!(
-            "{}|{}|{}|{}|{}|b{}|s{}|t{}|{}",
+            "{}|{}|{}|{}|{}|b{}|s{}|t{}|{}|r{}",
             self.host,
             self.cpu_model,
             if self.source.is_empty() { &self.model } else { &self.source },
@@ -186,7 +224,8 @@ impl Row {
             self.batch,
             self.seq,
             self.threads,
-            self.head
+            self.head,
+            self.repeat
         )
     }
     /// The point without the machine, by what it computes (model, sizes,
@@ -225,23 +264,35 @@ impl Row {
     pub fn median_ms(&self) -> f64 {
         self.median_ns / 1e6
     }
-    /// This row with the timing columns filled from `stats`, and its speedup
-    /// over `dense_median_ns` (a dense row is its own reference).
-    pub fn completed(&self, stats: &Stats, dense_median_ns: Option<f64>) -> Row {
-        let dense = if self.mode == Mode::Dense {
-            Some(stats.median_ns)
+    /// This row with the timing columns filled from `stats` (taken in
+    /// `rounds` rounds) and its speedup over dense (a dense row is its own
+    /// reference: 1).
+    pub fn completed(&self, stats: &Stats, rounds: usize, speedup: Option<Speedup>) -> Row {
+        let speedup = if self.mode == Mode::Dense {
+            Some(Speedup {
+                estimate: 1.0,
+                interval: None,
+            })
         } else {
-            dense_median_ns
+            speedup
         };
         Row {
             median_ns: stats.median_ns,
             min_ns: stats.min_ns,
             max_ns: stats.max_ns,
+            mean_ns: stats.mean_ns,
+            stddev_ns: stats.stddev_ns,
+            cv: stats.cv(),
+            p90_ns: stats.p90_ns,
+            p99_ns: stats.p99_ns,
             ci_low_ns: stats.ci_low_ns,
             ci_high_ns: stats.ci_high_ns,
             runs: stats.runs,
+            rounds,
             gflops: 2.0 * (self.macs_per_step * self.batch * self.seq) as f64 / stats.median_ns,
-            speedup_vs_dense: dense.map(|d| d / stats.median_ns),
+            speedup_vs_dense: speedup.map(|s| s.estimate),
+            speedup_ci_low: speedup.and_then(|s| s.interval).map(|i| i.0),
+            speedup_ci_high: speedup.and_then(|s| s.interval).map(|i| i.1),
             timestamp: now_rfc3339(),
             ..self.clone()
         }
@@ -257,11 +308,19 @@ impl Row {
             median_ns: 0.0,
             min_ns: 0.0,
             max_ns: 0.0,
+            mean_ns: 0.0,
+            stddev_ns: 0.0,
+            cv: 0.0,
+            p90_ns: None,
+            p99_ns: None,
             ci_low_ns: 0.0,
             ci_high_ns: 0.0,
             runs: 0,
+            rounds: 0,
             gflops: 0.0,
             speedup_vs_dense: None,
+            speedup_ci_low: None,
+            speedup_ci_high: None,
             timestamp: now_rfc3339(),
             ..self.clone()
         }
@@ -307,15 +366,25 @@ pub(crate) mod tests {
             median_ns: 1e6,
             min_ns: 0.9e6,
             max_ns: 1.2e6,
+            mean_ns: 1.01e6,
+            stddev_ns: 0.05e6,
+            cv: 0.05,
+            p90_ns: Some(1.1e6),
+            p99_ns: None,
             ci_low_ns: 0.95e6,
             ci_high_ns: 1.05e6,
             runs: 10,
+            rounds: 8,
             gflops: 62.9,
             speedup_vs_dense: Some(1.0),
+            speedup_ci_low: None,
+            speedup_ci_high: None,
             ideal_speedup: 1.0,
             verify_max_rel: None,
             peak_gflops: 340.0,
             bandwidth_gbs: 22.0,
+            flags: String::new(),
+            repeat: 1,
             status: Status::Ok,
         }
     }
@@ -344,11 +413,19 @@ pub(crate) mod tests {
             seq: 3,
             ..row()
         };
-        let done = iss.completed(&stats, Some(1000.0));
-        assert_eq!((done.median_ns, done.runs, done.speedup_vs_dense), (100.0, 3, Some(10.0)));
+        let speedup = Speedup {
+            estimate: 10.0,
+            interval: Some((9.0, 11.0)),
+        };
+        let done = iss.completed(&stats, 3, Some(speedup));
+        assert_eq!(
+            (done.median_ns, done.runs, done.rounds, done.speedup_vs_dense),
+            (100.0, 3, 3, Some(10.0))
+        );
+        assert_eq!((done.speedup_ci_low, done.speedup_ci_high), (Some(9.0), Some(11.0)));
         assert_eq!(done.gflops, 2.0 * 60.0 / 100.0);
-        let dense = row().completed(&stats, None);
-        assert_eq!(dense.speedup_vs_dense, Some(1.0));
+        let dense = row().completed(&stats, 3, None);
+        assert_eq!((dense.speedup_vs_dense, dense.speedup_ci_low), (Some(1.0), None));
         let failed = done.failed("peer died");
         assert!(!failed.ok() && failed.median_ns == 0.0 && failed.speedup_vs_dense.is_none());
     }

@@ -6,5 +6,5 @@
 mod runner;
 mod spec;
 
-pub use runner::{RowCallback, SweepError, SweepOptions, SweepSummary, budget, run_sweep};
+pub use runner::{RepeatSpread, RowCallback, SweepError, SweepOptions, SweepSummary, budget, run_sweep};
 pub use spec::{GemmShape, Grid, IssSettings, Mode, PRESETS, Point, Source, SpecError, SweepSpec};

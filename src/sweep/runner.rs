@@ -1,8 +1,9 @@
-//! Runs a sweep: every point through the [`Session`] (built, verified,
-//! prepared, timed), one row appended to the CSV as soon as it is measured.
+//! Runs a sweep: case by case through the [`Session`] (the modes of a point
+//! built, verified, prepared and timed together), each row appended to the
+//! CSV as soon as its case is measured.
 
-use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -10,10 +11,10 @@ use std::time::Duration;
 use thiserror::Error;
 
 use super::spec::SweepSpec;
-use crate::measure::{Budget, Stats};
+use crate::measure::Budget;
 use crate::mode::Mode;
-use crate::peer::{OrtPeer, PeerPoint, PeerRun};
-use crate::pipeline::{Point, PoolError, Prepared, Session, Source};
+use crate::peer::OrtPeer;
+use crate::pipeline::{CaseOptions, PoolError, Session};
 use crate::report::{CsvAppender, ReportError, Row, read_rows};
 
 /// A sweep that could not run at all (single points fail into their rows).
@@ -37,7 +38,7 @@ pub struct SweepOptions {
     pub csv: Option<PathBuf>,
     /// Skip points whose row ([`Row::key`]) is already in the CSV.
     pub resume: bool,
-    /// Set to stop after the point in progress (Ctrl-C).
+    /// Set to stop after the case in progress (Ctrl-C).
     pub stop: Arc<AtomicBool>,
     /// Called after each row (progress display, `issbench run`'s output).
     pub on_row: RowCallback,
@@ -45,17 +46,41 @@ pub struct SweepOptions {
     pub peer: Option<OrtPeer>,
 }
 
+/// How far the repeats of one point agree (`--repeat`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RepeatSpread {
+    /// The point: model, mode, batch, seq, threads, head.
+    pub point: String,
+    /// The repeats' medians, ms.
+    pub medians_ms: Vec<f64>,
+    /// The repeats' speedups over dense (empty for dense).
+    pub speedups: Vec<f64>,
+}
+
+impl RepeatSpread {
+    /// Slowest over fastest median, minus one.
+    pub fn spread(&self) -> f64 {
+        let (lo, hi) = self
+            .medians_ms
+            .iter()
+            .fold((f64::INFINITY, 0.0f64), |(lo, hi), &m| (lo.min(m), hi.max(m)));
+        hi / lo - 1.0
+    }
+}
+
 /// What a sweep did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct SweepSummary {
     /// Points measured and written.
     pub measured: usize,
-    /// Points that failed (written with `status = failed: ...`).
+    /// Rows that failed (written with `status = failed: ...`), the peer's included.
     pub failed: usize,
     /// Points skipped because `--resume` found them in the file.
     pub skipped: usize,
     /// Whether the stop flag ended the sweep early.
     pub interrupted: bool,
+    /// With `repeat` > 1: how far the repeats of each point agree.
+    pub spreads: Vec<RepeatSpread>,
 }
 
 /// The budget every point of `spec` is timed under.
@@ -68,7 +93,7 @@ pub fn budget(spec: &SweepSpec) -> Budget {
     }
 }
 
-/// Runs every point of `spec`, appending rows to `options.csv`.
+/// Runs every case of `spec`, appending rows to `options.csv`.
 pub fn run_sweep(spec: &SweepSpec, mut options: SweepOptions) -> Result<SweepSummary, SweepError> {
     let mut session = Session::new(&spec.name);
     let mut done: HashSet<String> = HashSet::new();
@@ -91,29 +116,41 @@ pub fn run_sweep(spec: &SweepSpec, mut options: SweepOptions) -> Result<SweepSum
         }
         None => None,
     };
-    let points = spec.points();
-    let total = points.len();
+    let cases = spec.cases();
+    let total: usize = cases.iter().map(Vec::len).sum();
     let mut summary = SweepSummary::default();
+    let mut measured_rows = Vec::new();
     let budget = budget(spec);
-    for (index, point) in points.iter().enumerate() {
+    let mut index = 0;
+    for case in cases {
         if options.stop.load(Ordering::SeqCst) {
             summary.interrupted = true;
             break;
         }
-        let key = session.key(point);
-        if done.contains(&key) {
-            summary.skipped += 1;
+        let keys: Vec<String> = case.iter().map(|p| session.key(p)).collect();
+        if keys.iter().all(|k| done.contains(k)) {
+            summary.skipped += case.len();
+            index += case.len();
             continue;
         }
-        let peer = options
-            .peer
-            .as_ref()
-            .filter(|_| point.mode.on_peer().is_some() && !matches!(point.source, Source::Gemm(_)));
-        let rows = match session.prepare(point)? {
-            Err(failed) => vec![failed],
-            Ok(prepared) => measure(&mut session, prepared, point, budget, peer, &dense_medians, options.csv.as_deref()),
+        let earlier = dense_medians.clone();
+        let earlier_dense = move |r: &Row| earlier.get(&r.dense_key()).copied();
+        let case_options = CaseOptions {
+            budget,
+            peer: options.peer.as_ref(),
+            oversubscribe: case[0].oversubscribe,
+            earlier_dense: &earlier_dense,
         };
-        for row in rows {
+        for row in session.measure_case(&case, &case_options)? {
+            if !row.mode.is_peer() {
+                index += 1;
+            }
+            // A case cut short by an interruption is measured again whole;
+            // its rows already in the file are not written twice.
+            if done.contains(&row.key()) {
+                summary.skipped += 1;
+                continue;
+            }
             if row.ok() {
                 summary.measured += usize::from(!row.mode.is_peer());
                 if row.mode == Mode::Dense {
@@ -125,89 +162,39 @@ pub fn run_sweep(spec: &SweepSpec, mut options: SweepOptions) -> Result<SweepSum
             if let Some(csv) = &mut csv {
                 csv.append(&row)?;
             }
-            (options.on_row)(index + 1, total, &row);
+            (options.on_row)(index, total, &row);
+            done.insert(row.key());
+            if spec.repeat > 1 {
+                measured_rows.push(row);
+            }
         }
-        done.insert(key);
     }
+    summary.spreads = repeat_spreads(&measured_rows);
     Ok(summary)
 }
 
-/// Times one prepared point (interleaved with the peer, when there is one)
-/// and returns its row and the peer's.
-fn measure(
-    session: &mut Session,
-    mut prepared: Prepared,
-    point: &Point,
-    budget: Budget,
-    peer: Option<&OrtPeer>,
-    dense_medians: &HashMap<String, f64>,
-    csv: Option<&Path>,
-) -> Vec<Row> {
-    // The peer loads and warms up first, so that its rounds can alternate with ours.
-    let mut peer_run = peer.map(|p| start_peer(session, p, point, &prepared.row, csv));
-    let timed = match &mut peer_run {
-        Some(Ok(run)) => session.time(&mut prepared, budget, Some(run)),
-        Some(Err(e)) => session.time(&mut prepared, budget, None).map(|(s, _)| (s, Some(Err(e.clone())))),
-        None => session.time(&mut prepared, budget, None),
-    };
-    drop(peer_run);
-    let dense_median = dense_medians.get(&prepared.row.dense_key()).copied();
-    let rows = match timed {
-        Ok((stats, theirs)) => {
-            let row = prepared.row.completed(&stats, dense_median);
-            // The peer's speedup is against issbench's dense median, which
-            // for a dense point is this very row's.
-            let dense_median = if row.mode == Mode::Dense {
-                Some(row.median_ns)
-            } else {
-                dense_median
-            };
-            let mut rows = vec![row];
-            if let (Some(peer), Some(theirs)) = (peer, theirs) {
-                rows.push(peer_row(peer, &rows[0], theirs, dense_median));
-            }
-            rows
-        }
-        Err(e) => vec![prepared.row.failed(e)],
-    };
-    session.give_back(prepared);
-    rows
-}
-
-/// Starts the ONNX Runtime peer on `point`'s model: exports it next to the
-/// CSV (or in the temporary folder), starts the peer with the point's batch,
-/// seq and threads (it loads the file, which is then removed) and returns
-/// it ready to time rounds.
-fn start_peer(session: &mut Session, peer: &OrtPeer, point: &Point, row: &Row, csv: Option<&Path>) -> Result<PeerRun, String> {
-    let name = format!(".peer-{}.onnx", std::process::id());
-    let onnx = csv.map_or_else(|| std::env::temp_dir().join(&name), |c| c.with_file_name(&name));
-    let started = session
-        .export_onnx(point)
-        .map_err(|status| status.to_string())
-        .and_then(|(bytes, vocab)| {
-            std::fs::write(&onnx, bytes).map_err(|e| format!("{}: {e}", onnx.display()))?;
-            let shape = PeerPoint {
-                batch: point.batch,
-                seq: point.seq,
-                threads: row.threads,
-                vocab: vocab.unwrap_or(1),
-            };
-            peer.start(&onnx, &shape)
+/// How far the repeats of each point measured agree.
+fn repeat_spreads(rows: &[Row]) -> Vec<RepeatSpread> {
+    let mut by: BTreeMap<String, RepeatSpread> = BTreeMap::new();
+    for r in rows.iter().filter(|r| r.ok()) {
+        let point = format!(
+            "{} {} b{} s{} t{}{}",
+            r.model,
+            r.mode,
+            r.batch,
+            r.seq,
+            r.threads,
+            if r.head { " +head" } else { "" }
+        );
+        let spread = by.entry(point.clone()).or_insert(RepeatSpread {
+            point,
+            medians_ms: Vec::new(),
+            speedups: Vec::new(),
         });
-    let _ = std::fs::remove_file(&onnx);
-    started
-}
-
-/// The peer's row for issbench's `row` (mode `ort-dense` / `ort-iss`,
-/// speedup against issbench's dense median).
-fn peer_row(peer: &OrtPeer, row: &Row, result: Result<Stats, String>, dense_median: Option<f64>) -> Row {
-    let template = Row {
-        mode: row.mode.on_peer().expect("only modes the peer runs are sent to it"),
-        backend: peer.backend(),
-        ..row.clone()
-    };
-    match result {
-        Ok(stats) => template.completed(&stats, dense_median),
-        Err(e) => template.failed(format!("onnxruntime: {e}")),
+        spread.medians_ms.push(r.median_ms());
+        if r.mode != Mode::Dense {
+            spread.speedups.extend(r.speedup_vs_dense);
+        }
     }
+    by.into_values().filter(|s| s.medians_ms.len() > 1).collect()
 }

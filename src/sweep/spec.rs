@@ -83,6 +83,10 @@ pub struct Grid {
     /// Checkpoints: TensorFlow BasicLSTMCell forget bias folded into the f gate.
     #[serde(default)]
     pub forget_bias: Option<f32>,
+    /// Measure thread counts above the machine's cores (else their points
+    /// fail with the reason); their rows are flagged `oversubscribed`.
+    #[serde(default)]
+    pub oversubscribe: bool,
 }
 
 fn default_threshold() -> f32 {
@@ -120,10 +124,23 @@ pub struct SweepSpec {
     /// Kernel backend for dense and iss (`packed` or `matrixmultiply`).
     #[serde(default = "default_backend")]
     pub backend: String,
+    /// Measure the whole sweep this many times, one after the other
+    /// (rows carry `repeat` = 1..N), to see how far repeats agree.
+    #[serde(default = "default_repeat")]
+    pub repeat: usize,
     /// The grids, measured in order.
     #[serde(rename = "grid")]
     pub grids: Vec<Grid>,
 }
+
+fn default_repeat() -> usize {
+    1
+}
+
+/// Most repeats of a sweep, and most threads of a point.
+pub const MAX_REPEAT: usize = 100;
+/// See [`MAX_REPEAT`].
+pub const MAX_THREADS: usize = 1024;
 
 fn default_budget() -> u64 {
     300
@@ -146,7 +163,7 @@ pub const MAX_POINTS: usize = 100_000;
 pub const PRESETS: &[(&str, &str)] = &[
     (
         "quick",
-        "hidden 256/512/1024 (2 layers), kept 1.0/0.5/0.25/0.1, dense/iss/csr, batch 1 and 10, seq 30, all threads (about 2 minutes on 2 cores)",
+        "hidden 256/512/1024 (2 layers), kept 0.5/0.25/0.1, dense/iss/csr timed together, batch 1 and 10, seq 30, all threads (about 40 s on 2 cores)",
     ),
     (
         "ptb",
@@ -154,7 +171,7 @@ pub const PRESETS: &[(&str, &str)] = &[
     ),
     (
         "deepbench",
-        "DeepBench's inference LSTM set (1 layer): hidden 512/1024/2048 at batch 1/2/4 and 25 steps, 1536 at 50 steps, 256 at 150 steps; dense, and ISS kept 0.5 and 0.25 with the matching CSR",
+        "DeepBench's inference LSTM set (1 layer): hidden 512/1024/2048 at batch 1/2/4 and 25 steps, 1536 at 50 steps, 256 at 150 steps; ISS kept 0.5 and 0.25 with dense and the matching CSR",
     ),
     (
         "deepbench-sparse",
@@ -186,6 +203,7 @@ impl Default for Grid {
             file_format: None,
             layout: None,
             forget_bias: None,
+            oversubscribe: false,
         }
     }
 }
@@ -209,7 +227,7 @@ impl SweepSpec {
         let all = vec![Dense, Iss, Csr];
         let (grids, budget_ms) = match name {
             "quick" => (
-                vec![grid(vec![256, 512, 1024], 2, vec![1.0, 0.5, 0.25, 0.1], all, vec![1, 10], vec![30])],
+                vec![grid(vec![256, 512, 1024], 2, vec![0.5, 0.25, 0.1], all, vec![1, 10], vec![30])],
                 500,
             ),
             "ptb" => (
@@ -222,7 +240,7 @@ impl SweepSpec {
                 1000,
             ),
             "deepbench" => {
-                let kept = vec![1.0, 0.5, 0.25];
+                let kept = vec![0.5, 0.25];
                 (
                     vec![
                         grid(vec![512, 1024, 2048], 1, kept.clone(), all.clone(), vec![1, 2, 4], vec![25]),
@@ -270,6 +288,7 @@ impl SweepSpec {
             min_runs: default_min_runs(),
             max_runs: default_max_runs(),
             backend: default_backend(),
+            repeat: 1,
             grids,
         };
         spec.validate()?;
@@ -306,6 +325,12 @@ impl SweepSpec {
         }
         if self.min_runs == 0 || self.max_runs < self.min_runs {
             return Err(bad(format!("min_runs {} and max_runs {}", self.min_runs, self.max_runs)));
+        }
+        if self.budget_ms > 86_400_000 {
+            return Err(bad(format!("budget_ms {} is more than a day", self.budget_ms)));
+        }
+        if !(1..=MAX_REPEAT).contains(&self.repeat) {
+            return Err(bad(format!("repeat {} (1 to {MAX_REPEAT})", self.repeat)));
         }
         if !matches!(Backend::parse(&self.backend), Some(Backend::Packed | Backend::Matrixmultiply)) {
             return Err(bad(format!("backend '{}' (packed or matrixmultiply)", self.backend)));
@@ -350,6 +375,9 @@ impl SweepSpec {
             if g.modes.is_empty() || g.threads.is_empty() || g.head.is_empty() || g.kept.is_empty() {
                 return Err(at("modes, threads, head and kept must not be empty"));
             }
+            if g.threads.iter().any(|&t| t > MAX_THREADS) {
+                return Err(at(&format!("threads above {MAX_THREADS}")));
+            }
             if g.hidden.contains(&0) || (!g.hidden.is_empty() && g.layers == 0) {
                 return Err(at("hidden sizes and layers must be at least 1"));
             }
@@ -386,46 +414,42 @@ impl SweepSpec {
         Ok(())
     }
 
-    /// Every point of the sweep, in measurement order: per model instance,
-    /// dense first, so that iss and csr rows can carry the dense speedup.
+    /// Every point of the sweep, in measurement order: case by case (the
+    /// modes of one source, batch, seq, threads and head, dense first),
+    /// the whole sweep `repeat` times.
     pub fn points(&self) -> Vec<Point> {
         let backend = Backend::parse(&self.backend).unwrap_or_default();
         let mut out = Vec::new();
-        for g in &self.grids {
-            let load = g.load_options().unwrap_or_default();
-            let mut sources: Vec<Source> = g.models.iter().map(|m| Source::Named(m.clone(), load.clone())).collect();
-            sources.extend(g.gemm.iter().map(|&shape| Source::Gemm(shape)));
-            let mut kept = g.kept.clone();
-            kept.sort_by(|a, b| b.total_cmp(a));
-            kept.dedup();
-            let largest = kept.first().copied().unwrap_or(1.0);
-            for &hidden in &g.hidden {
-                sources.extend(kept.iter().map(|&kept| Source::Synthetic {
-                    hidden,
-                    layers: g.layers,
-                    kept,
-                }));
-            }
-            let iss = IssSettings {
-                threshold: g.threshold,
-                shrink_output: g.shrink_output,
-            };
-            for source in sources {
-                for &head in &g.head {
-                    for &threads in &g.threads {
-                        for &batch in &g.batch {
-                            for &seq in &g.seq {
-                                for &mode in &g.modes {
-                                    // Synthetic: dense is timed once per size (kept 1.0, or the
-                                    // largest kept fraction); iss and csr only where there are zeros.
-                                    let skip = match source {
-                                        Source::Synthetic { kept, .. } => match mode {
-                                            Mode::Dense => kept != largest,
-                                            _ => kept >= 1.0,
-                                        },
-                                        _ => false,
-                                    };
-                                    if !skip {
+        for repeat in 1..=self.repeat {
+            for g in &self.grids {
+                let load = g.load_options().unwrap_or_default();
+                let mut sources: Vec<Source> = g.models.iter().map(|m| Source::Named(m.clone(), load.clone())).collect();
+                sources.extend(g.gemm.iter().map(|&shape| Source::Gemm(shape)));
+                let mut kept = g.kept.clone();
+                kept.sort_by(|a, b| b.total_cmp(a));
+                kept.dedup();
+                for &hidden in &g.hidden {
+                    sources.extend(kept.iter().map(|&kept| Source::Synthetic {
+                        hidden,
+                        layers: g.layers,
+                        kept,
+                    }));
+                }
+                let iss = IssSettings {
+                    threshold: g.threshold,
+                    shrink_output: g.shrink_output,
+                };
+                let mut modes = g.modes.clone();
+                modes.sort();
+                modes.dedup();
+                for source in sources {
+                    // A synthetic model without zeros has nothing to compact or prune.
+                    let unplanted = matches!(source, Source::Synthetic { kept, .. } if kept >= 1.0);
+                    for &head in &g.head {
+                        for &threads in &g.threads {
+                            for &batch in &g.batch {
+                                for &seq in &g.seq {
+                                    for &mode in modes.iter().filter(|&&m| !unplanted || m == Mode::Dense) {
                                         out.push(Point {
                                             source: source.clone(),
                                             mode,
@@ -436,6 +460,8 @@ impl SweepSpec {
                                             backend,
                                             iss,
                                             csr_sparsity: g.sparsity,
+                                            oversubscribe: g.oversubscribe,
+                                            repeat,
                                         });
                                     }
                                 }
@@ -446,6 +472,19 @@ impl SweepSpec {
             }
         }
         out
+    }
+
+    /// The points grouped into cases: consecutive points that differ only
+    /// in their mode, timed together.
+    pub fn cases(&self) -> Vec<Vec<Point>> {
+        let mut cases: Vec<Vec<Point>> = Vec::new();
+        for point in self.points() {
+            match cases.last_mut() {
+                Some(case) if case[0].same_case(&point) => case.push(point),
+                _ => cases.push(vec![point]),
+            }
+        }
+        cases
     }
 }
 
@@ -494,13 +533,20 @@ mod tests {
     #[test]
     fn presets_parse_and_count() {
         let quick = SweepSpec::preset("quick").unwrap();
-        // Per hidden size and batch: 1 dense + 3 kept fractions x (iss, csr).
-        assert_eq!(quick.points().len(), 3 * 2 * 7);
+        // Per hidden size, kept fraction and batch: a case of dense, iss and csr.
+        assert_eq!(quick.points().len(), 3 * 3 * 2 * 3);
+        assert_eq!(quick.cases().len(), 3 * 3 * 2);
+        assert!(
+            quick
+                .cases()
+                .iter()
+                .all(|c| c.iter().map(|p| p.mode).collect::<Vec<_>>() == [Mode::Dense, Mode::Iss, Mode::Csr])
+        );
         let ptb = SweepSpec::preset("ptb").unwrap();
         assert_eq!(ptb.points().len(), 3 * 3 * 2 * 2 * 2);
         let deep = SweepSpec::preset("deepbench").unwrap();
-        // 5 sizes x 3 batches x (dense + 2 x (iss, csr)).
-        assert_eq!(deep.points().len(), 5 * 3 * 5);
+        // 5 sizes x 3 batches x 2 kept fractions x (dense, iss, csr).
+        assert_eq!(deep.points().len(), 5 * 3 * 2 * 3);
         assert_eq!(SweepSpec::preset("full").unwrap().points().len(), 63 * 2);
         let sparse = SweepSpec::preset("deepbench-sparse").unwrap();
         // 2 shapes x 2 sparsities, n = 1/2/4/1500, dense and csr, 1 and all threads.
@@ -530,9 +576,11 @@ seq = [5]
         .unwrap();
         assert_eq!((spec.min_runs, spec.backend.as_str(), spec.grids[0].layers), (3, "packed", 2));
         let points = spec.points();
-        assert_eq!(points.len(), 2 * 2);
+        // Per size: dense alone at kept 1.0, dense and iss at kept 0.5.
+        assert_eq!(points.len(), 2 * 3);
         assert_eq!(points[0].mode, Mode::Dense);
         assert!(matches!(points[1].source, Source::Synthetic { kept: 0.5, .. }));
+        assert_eq!(spec.cases().iter().map(Vec::len).collect::<Vec<_>>(), [1, 2, 1, 2]);
 
         let typo = SweepSpec::from_toml(
             "t.toml",
