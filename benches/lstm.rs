@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use criterion::Criterion;
 use issbench::pipeline::{Point, Session, Source};
 use issbench::report::criterion::rows_from_criterion;
-use issbench::report::{CsvAppender, ReportError, Row, charts};
+use issbench::report::{ReportError, Row, charts, to_csv, write_atomically};
 use issbench::sweep::SweepSpec;
 
 /// The bench id of a point: `ptb/iss/b10`, `quick/h1024-k0.25/csr/b1`.
@@ -156,15 +156,11 @@ fn export(templates: &[(String, Row)]) {
     }
     // Written whole to a temporary file, then renamed over the last export.
     let csv_path = out.join("criterion.csv");
-    let tmp = out.join(".criterion.csv.tmp");
-    let _ = std::fs::remove_file(&tmp);
-    let written = CsvAppender::open(&tmp).and_then(|mut csv| rows.iter().try_for_each(|r| csv.append(r)));
-    if let Err(e) = written.and_then(|_| {
-        std::fs::rename(&tmp, &csv_path).map_err(|source| ReportError::Io {
-            path: csv_path.clone(),
-            source,
-        })
-    }) {
+    let written = std::fs::create_dir_all(&out)
+        .map_err(|error| ReportError::Io { path: out.clone(), error })
+        .and_then(|_| to_csv(&rows))
+        .and_then(|text| write_atomically(&csv_path, text.as_bytes()));
+    if let Err(e) = written {
         return eprintln!("criterion export: {e}");
     }
     match charts::draw_all(&rows, &out) {

@@ -138,6 +138,19 @@ fn cpu_model_from_cpuinfo(cpuinfo: &str) -> Option<String> {
     })
 }
 
+/// Bytes of memory available to start new work (`MemAvailable` in
+/// /proc/meminfo on Linux; unbounded where the system does not say).
+pub fn available_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib.saturating_mul(1024))
+        })
+        .unwrap_or(u64::MAX)
+}
+
 /// The host name (from the kernel), or "unknown".
 pub fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")

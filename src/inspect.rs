@@ -149,8 +149,16 @@ impl Inspection {
         for l in &self.layers {
             let _ = writeln!(
                 o,
-                "{:>5} {:>6} {:>6} {:>6} {:>9} {:>10} {:>11}  {} / {:?}",
-                l.layer, l.input, l.hidden, l.kept, l.removable, l.fully_zero, l.partly_zero, l.consumer, l.removed
+                "{:>5} {:>6} {:>6} {:>6} {:>9} {:>10} {:>11}  {} / {}",
+                l.layer,
+                l.input,
+                l.hidden,
+                l.kept,
+                l.removable,
+                l.fully_zero,
+                l.partly_zero,
+                l.consumer,
+                ranges(&l.removed)
             );
         }
         if let Some([out, input]) = self.head {
@@ -170,5 +178,53 @@ impl Inspection {
             let _ = writeln!(o, "note     {n}");
         }
         out
+    }
+}
+
+/// Sorted unit indices as ranges, `0-3, 7, 9-20`, cut after about a line
+/// (the JSON form lists them all).
+fn ranges(units: &[usize]) -> String {
+    if units.is_empty() {
+        return "none".into();
+    }
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < units.len() {
+        let mut j = i;
+        while j + 1 < units.len() && units[j + 1] == units[j] + 1 {
+            j += 1;
+        }
+        parts.push(if j > i {
+            format!("{}-{}", units[i], units[j])
+        } else {
+            units[i].to_string()
+        });
+        i = j + 1;
+    }
+    let mut text = String::new();
+    for (n, p) in parts.iter().enumerate() {
+        if text.len() + p.len() > 60 {
+            text.push_str(&format!(", ... ({} more ranges; all in --format json)", parts.len() - n));
+            break;
+        }
+        if n > 0 {
+            text.push_str(", ");
+        }
+        text.push_str(p);
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ranges;
+
+    #[test]
+    fn removed_units_print_as_ranges() {
+        assert_eq!(ranges(&[]), "none");
+        assert_eq!(ranges(&[0, 1, 2, 3, 7, 9, 10]), "0-3, 7, 9-10");
+        let many: Vec<usize> = (0..2000).filter(|u| u % 3 != 0).collect();
+        let text = ranges(&many);
+        assert!(text.len() < 120 && text.contains("more ranges; all in --format json"), "{text}");
     }
 }

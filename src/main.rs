@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 
 use cli::{Cli, Command, CompactArgs, ExportArgs, Format, InspectArgs, InspectFormat, ReportArgs, RunArgs, SweepArgs};
-use issbench::checkpoint::{load, open_model, save_compacted, write_atomically};
+use issbench::checkpoint::{is_checkpoint_path, load, open_model, overwrites_input, save_compacted, shadows_builtin, write_atomically};
 use issbench::inspect::inspect;
 use issbench::iss::{DEFAULT_TOLERANCE, IssError, compact_verified};
 use issbench::kernels::simd::{SimdLevel, cpu_features};
@@ -28,7 +28,42 @@ use issbench::sweep::{PRESETS, RepeatSpread, SweepOptions, SweepSpec, run_sweep}
 #[error("{}", .0.reason())]
 struct PointFailed(Status);
 
+/// A sweep stopped by Ctrl-C before its end (exit code 130).
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted: run the same command with --resume to finish the sweep")]
+struct Interrupted;
+
+/// An output that would overwrite the model it is made from.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: is (or belongs to) the input checkpoint {}; write the output elsewhere", output.display(), input.display())]
+struct OverwritesInput {
+    input: std::path::PathBuf,
+    output: std::path::PathBuf,
+}
+
+/// Refuses an output path that is the input checkpoint or one of its files.
+fn check_output(input: &std::path::Path, output: &std::path::Path) -> Result<()> {
+    if overwrites_input(input, output) {
+        return Err(OverwritesInput {
+            input: input.to_path_buf(),
+            output: output.to_path_buf(),
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// Says so when a model name is both a file here and a built-in model.
+fn note_shadowed(name: &str) {
+    if shadows_builtin(name) {
+        eprintln!(
+            "issbench: note: '{name}' is a path here and also a built-in model; reading the path (write builtin:{name} for the built-in)"
+        );
+    }
+}
+
 fn run(args: RunArgs) -> Result<()> {
+    note_shadowed(&args.model);
     let spec = args.spec();
     spec.validate()?;
     let rows = Rc::new(RefCell::new(Vec::new()));
@@ -75,6 +110,7 @@ fn inspect_cmd(args: InspectArgs) -> Result<()> {
 }
 
 fn compact_cmd(args: CompactArgs) -> Result<()> {
+    check_output(&args.path, &args.output)?;
     let ck = load(&args.path, &args.load.options())?;
     let v = compact_verified(&ck.model, args.iss.threshold, args.iss.shrink_output, args.tolerance)?;
     let (full, kept) = (v.report.cost_full(), v.report.cost_kept(args.iss.shrink_output));
@@ -159,19 +195,15 @@ fn sweep_cmd(args: SweepArgs) -> Result<()> {
     bar.finish();
     print_spreads(&summary.spreads);
     println!(
-        "{} measured, {} failed, {} already in the file{}",
-        summary.measured,
-        summary.failed,
-        summary.skipped,
-        if summary.interrupted {
-            "; interrupted: run again with --resume to finish"
-        } else {
-            ""
-        }
+        "{} measured, {} failed, {} already in the file",
+        summary.measured, summary.failed, summary.skipped
     );
     if !args.no_charts {
         let files = charts::draw_all(&read_rows(std::slice::from_ref(&csv))?, &args.out)?;
         println!("charts: {} files in {}", files.len(), args.out.display());
+    }
+    if summary.interrupted {
+        return Err(Interrupted.into());
     }
     Ok(())
 }
@@ -215,6 +247,10 @@ fn print_spreads(spreads: &[RepeatSpread]) {
 }
 
 fn export_cmd(args: ExportArgs) -> Result<()> {
+    note_shadowed(&args.model);
+    if is_checkpoint_path(&args.model) {
+        check_output(std::path::Path::new(&args.model), &args.output)?;
+    }
     let full = open_model(&args.model, &args.load.options())?;
     let model = if args.compact {
         compact_verified(&full, args.iss.threshold, args.iss.shrink_output, DEFAULT_TOLERANCE)?
@@ -270,16 +306,32 @@ fn models_cmd() -> Result<()> {
     Ok(())
 }
 
-/// 2 when a compacted (or pruned) model was not equivalent, else 1.
+/// 2 when a compacted (or pruned) model was not equivalent, 130 for an
+/// interrupted sweep, else 1.
 fn exit_code(e: &anyhow::Error) -> u8 {
     let not_equivalent = e.chain().any(|c| {
         matches!(c.downcast_ref::<IssError>(), Some(IssError::NotEquivalent { .. }))
             || matches!(c.downcast_ref::<PointFailed>(), Some(PointFailed(Status::NotEquivalent(_))))
     });
-    if not_equivalent { 2 } else { 1 }
+    if not_equivalent {
+        2
+    } else if e.downcast_ref::<Interrupted>().is_some() {
+        130
+    } else {
+        1
+    }
 }
 
 fn main() -> ExitCode {
+    // A closed standard output (`issbench models | head -1`) ends the
+    // program quietly, as it ends other command-line tools, instead of a
+    // panic on the failed write.
+    #[cfg(target_os = "linux")]
+    // SAFETY: restoring the default disposition of SIGPIPE, before any
+    // thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     // Usage errors exit 1 like every other user error (clap's own code, 2,
     // means "not equivalent" here); --help and --version exit 0.
     let cli = match Cli::try_parse() {

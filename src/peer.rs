@@ -7,9 +7,21 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::time::Duration;
 
 use crate::measure::Budget;
+
+/// Longest the peer may take to load a model and warm up before its first
+/// answer (a large model with its head loads in seconds).
+const START_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Longest a round may take beyond its own time budget.
+const ROUND_SLACK: Duration = Duration::from_secs(120);
+
+/// Longest a one-shot peer command (`version`, `check`) may take.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A usable peer: the interpreter, the script and onnxruntime's version.
 #[derive(Debug, Clone)]
@@ -20,8 +32,33 @@ pub struct OrtPeer {
     pub version: String,
 }
 
+/// Runs `cmd` to its end, within [`COMMAND_TIMEOUT`] (a peer that never
+/// answers is killed), and returns its output.
 fn output(cmd: &mut Command) -> Result<String, String> {
-    let out = cmd.output().map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    let (done, finished) = channel();
+    let (mut stdout, mut stderr) = (child.stdout.take().expect("piped"), child.stderr.take().expect("piped"));
+    std::thread::spawn(move || {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let _ = stdout.read_to_end(&mut out);
+        let _ = stderr.read_to_end(&mut err);
+        let _ = done.send((out, err));
+    });
+    let (stdout, stderr) = match finished.recv_timeout(COMMAND_TIMEOUT) {
+        Ok(outputs) => outputs,
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("{cmd:?} did not finish within {} s; stopped it", COMMAND_TIMEOUT.as_secs()));
+        }
+    };
+    let status = child.wait().map_err(|e| format!("{cmd:?}: {e}"))?;
+    let out = std::process::Output { status, stdout, stderr };
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         let last = err.lines().last().unwrap_or("").trim().to_string();
@@ -81,13 +118,25 @@ impl OrtPeer {
             let _ = stderr.read_to_string(&mut text);
             text
         });
+        // Its answers come through a channel, so that waiting for one can
+        // time out.
+        let stdout = child.stdout.take().expect("piped");
+        let (lines_in, lines) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if lines_in.send(line).is_err() {
+                    break;
+                }
+            }
+        });
         let mut run = PeerRun {
             stdin: child.stdin.take(),
-            stdout: BufReader::new(child.stdout.take().expect("piped")),
+            lines,
             child,
             stderr: Some(stderr),
         };
-        let ready = run.reply()?;
+        let ready = run.reply(START_TIMEOUT)?;
         if ready["ready"] != serde_json::Value::Bool(true) {
             return Err(format!("peer did not start: {ready}"));
         }
@@ -115,7 +164,8 @@ impl OrtPeer {
 pub struct PeerRun {
     child: Child,
     stdin: Option<ChildStdin>,
-    stdout: BufReader<ChildStdout>,
+    /// The peer's output, line by line.
+    lines: Receiver<String>,
     stderr: Option<std::thread::JoinHandle<String>>,
 }
 
@@ -128,6 +178,12 @@ impl PeerRun {
     /// Times one round under `round` (no warm-up: the peer warmed up when
     /// it started) and returns its run times in ns.
     pub fn sample(&mut self, round: Budget) -> Result<Vec<f64>, String> {
+        self.sample_within(round, round.time + ROUND_SLACK)
+    }
+
+    /// [`PeerRun::sample`], failing (and stopping the peer) when no answer
+    /// comes within `timeout`.
+    pub fn sample_within(&mut self, round: Budget, timeout: Duration) -> Result<Vec<f64>, String> {
         let request = format!("time {} {} {}\n", round.time.as_secs_f64() * 1e3, round.min_runs, round.max_runs);
         let sent = self
             .stdin
@@ -136,7 +192,7 @@ impl PeerRun {
         if !matches!(sent, Some(Ok(()))) {
             return Err(self.died("cannot send it a request"));
         }
-        let reply = self.reply()?;
+        let reply = self.reply(timeout)?;
         let samples = reply["samples_ns"]
             .as_array()
             .and_then(|a| a.iter().map(|v| v.as_f64()).collect::<Option<Vec<f64>>>())
@@ -144,12 +200,16 @@ impl PeerRun {
         Ok(samples)
     }
 
-    /// The peer's next line of output, as JSON.
-    fn reply(&mut self) -> Result<serde_json::Value, String> {
-        let mut line = String::new();
-        match self.stdout.read_line(&mut line) {
-            Ok(n) if n > 0 => serde_json::from_str(&line).map_err(|e| format!("peer output {:?}: {e}", line.trim())),
-            _ => Err(self.died("no reply")),
+    /// The peer's next line of output, as JSON, within `timeout` (a peer
+    /// that does not answer in time is stopped).
+    fn reply(&mut self, timeout: Duration) -> Result<serde_json::Value, String> {
+        match self.lines.recv_timeout(timeout) {
+            Ok(line) => serde_json::from_str(&line).map_err(|e| format!("peer output {:?}: {e}", line.trim())),
+            Err(RecvTimeoutError::Timeout) => {
+                let _ = self.child.kill();
+                Err(self.died(&format!("no answer within {} s", timeout.as_secs())))
+            }
+            Err(RecvTimeoutError::Disconnected) => Err(self.died("no reply")),
         }
     }
 

@@ -51,9 +51,15 @@ impl Layout {
     }
     /// Tells the layout from the tensor names; exactly one must match.
     pub fn detect(tensors: &[RawTensor]) -> Result<Layout, ErrorKind> {
-        let has = |f: &dyn Fn(&str) -> bool| tensors.iter().any(|t| f(&t.name));
+        let names: Vec<&str> = tensors.iter().map(|t| t.name.as_str()).collect();
+        Layout::detect_names(&names)
+    }
+
+    /// [`Layout::detect`] from the names alone.
+    pub fn detect_names(names: &[&str]) -> Result<Layout, ErrorKind> {
+        let has = |f: &dyn Fn(&str) -> bool| names.iter().any(|n| f(n));
         let found: Vec<Layout> = [
-            (Layout::TfBasicLstm, !tf_kernels(tensors).is_empty()),
+            (Layout::TfBasicLstm, !tf_kernel_names(names).is_empty()),
             (Layout::Pytorch, has(&|n| torch_layer(n).is_some())),
             (Layout::Keras, has(&|n| n.ends_with("recurrent_kernel"))),
         ]
@@ -63,16 +69,34 @@ impl Layout {
         match found[..] {
             [one] => Ok(one),
             [] => {
-                let names: Vec<_> = tensors.iter().take(6).map(|t| t.name.as_str()).collect();
+                let first: Vec<_> = names.iter().take(6).copied().collect();
                 Err(ErrorKind::Layout(format!(
                     "no LSTM weights found under TensorFlow, PyTorch or Keras names (first names: {})",
-                    names.join(", ")
+                    first.join(", ")
                 )))
             }
             _ => Err(ErrorKind::Layout(format!(
                 "names of several layouts ({}); pass --layout",
                 found.iter().map(|l| l.name()).collect::<Vec<_>>().join(", ")
             ))),
+        }
+    }
+}
+
+impl Layout {
+    /// Whether this layout's builder may read the tensor called `name`
+    /// (readers skip the data of the others: optimizer slots, counters).
+    pub fn may_use(self, name: &str) -> bool {
+        let ends = |suffixes: &[&str]| suffixes.iter().any(|s| name.ends_with(s));
+        match self {
+            Layout::TfBasicLstm => ends(&["kernel", "weights", "bias", "biases", "embedding", "softmax_w", "softmax_b"]),
+            Layout::Pytorch => {
+                ends(&["weight", "bias"])
+                    || ["weight_ih_l", "weight_hh_l", "bias_ih_l", "bias_hh_l"]
+                        .iter()
+                        .any(|p| name.contains(p))
+            }
+            Layout::Keras => ends(&["kernel", "recurrent_kernel", "bias", "embeddings"]),
         }
     }
 }
@@ -226,11 +250,17 @@ fn tf_cell_dir(name: &str) -> Option<&str> {
 /// Names of TF cell kernels: a cell scope's `kernel`/`weights` with no Keras
 /// `recurrent_kernel` beside it.
 fn tf_kernels(tensors: &[RawTensor]) -> Vec<&str> {
-    let names: std::collections::HashSet<&str> = tensors.iter().map(|t| t.name.as_str()).collect();
-    tensors
+    let names: Vec<&str> = tensors.iter().map(|t| t.name.as_str()).collect();
+    tf_kernel_names(&names)
+}
+
+/// [`tf_kernels`] from the names alone.
+fn tf_kernel_names<'a>(names: &[&'a str]) -> Vec<&'a str> {
+    let set: std::collections::HashSet<&str> = names.iter().copied().collect();
+    names
         .iter()
-        .map(|t| t.name.as_str())
-        .filter(|n| tf_cell_dir(n).is_some_and(|dir| !names.contains(format!("{dir}/recurrent_kernel").as_str())))
+        .copied()
+        .filter(|n| tf_cell_dir(n).is_some_and(|dir| !set.contains(format!("{dir}/recurrent_kernel").as_str())))
         .collect()
 }
 
@@ -375,11 +405,30 @@ fn build_torch(t: &mut Tensors) -> Result<Parts, BuildError> {
             let n = layers.len();
             let wi = format!("{prefix}weight_ih_l{k}");
             let wh = format!("{prefix}weight_hh_l{k}");
-            let (g4, input) = match t.shape(&wi)? {
-                [r, c] if r % 4 == 0 && *r > 0 => (*r, *c),
-                s => return Err((Some(wi), ErrorKind::Shape(format!("weight_ih is [4h, in], the file has {s:?}")))),
+            // The gate count is weight_hh's rows over its columns: 4 for an
+            // LSTM, 3 for a GRU (told apart by the shapes, not guessed).
+            let h = match t.shape(&wh)? {
+                [r, c] if *c > 0 && r % c == 0 && r / c == 3 => {
+                    return Err((
+                        Some(wh),
+                        ErrorKind::Unsupported(format!(
+                            "a GRU: weight_hh is [3h, h] = [{r}, {c}] (an LSTM's is [4h, h]); GRUs are not supported yet"
+                        )),
+                    ));
+                }
+                [r, c] if *c > 0 && *r == 4 * c => *c,
+                s => return Err((Some(wh), ErrorKind::Shape(format!("weight_hh is [4h, h], the file has {s:?}")))),
             };
-            let h = g4 / 4;
+            let g4 = 4 * h;
+            let input = match t.shape(&wi)? {
+                [r, c] if *r == g4 => *c,
+                s => {
+                    return Err((
+                        Some(wi),
+                        ErrorKind::Shape(format!("weight_ih is [4h, in] = [{g4}, in], the file has {s:?}")),
+                    ));
+                }
+            };
             let w_ih = t.values(&wi, &[g4, input], &format!("layer {n} w_ih"))?;
             let w_hh = t.values(&wh, &[g4, h], &format!("layer {n} w_hh"))?;
             let (bi, bh) = (format!("{prefix}bias_ih_l{k}"), format!("{prefix}bias_hh_l{k}"));
@@ -411,6 +460,14 @@ fn build_torch(t: &mut Tensors) -> Result<Parts, BuildError> {
             heads.push((x.name.clone(), bias));
         } else if !t.has(&bias) && x.shape[1] == first_in {
             embeddings.push(x.name.clone());
+        } else if t.has(&bias) && looks_like_head(module) {
+            return Err((
+                Some(x.name.clone()),
+                ErrorKind::Shape(format!(
+                    "looks like the output projection, but it is {:?}: a head over the last layer's {last_h} units is [out, {last_h}]",
+                    x.shape
+                )),
+            ));
         }
     }
     if embeddings.len() > 1 {
@@ -450,7 +507,39 @@ fn build_torch(t: &mut Tensors) -> Result<Parts, BuildError> {
     Ok((embedding, layers, head))
 }
 
+/// Whether a module name is one output projections go by.
+fn looks_like_head(module: &str) -> bool {
+    let module = module
+        .trim_end_matches('.')
+        .rsplit('.')
+        .next()
+        .unwrap_or(module)
+        .to_ascii_lowercase();
+    [
+        "decoder",
+        "head",
+        "fc",
+        "out",
+        "output",
+        "proj",
+        "projection",
+        "classifier",
+        "linear",
+        "softmax",
+        "dense",
+        "logits",
+    ]
+    .iter()
+    .any(|n| module == *n || module.starts_with(n))
+}
+
 fn build_keras(t: &mut Tensors) -> Result<Parts, BuildError> {
+    if let Some(x) = t.all.iter().find(|x| x.name.contains("gru_cell/")) {
+        return Err((
+            Some(x.name.clone()),
+            ErrorKind::Unsupported("a GRU layer (gru_cell); GRUs are not supported yet".into()),
+        ));
+    }
     let mut cells: Vec<(String, (String, u64))> = t
         .all
         .iter()
@@ -494,12 +583,24 @@ fn build_keras(t: &mut Tensors) -> Result<Parts, BuildError> {
         None => None,
     };
     let last_h = layers.last().map_or(0, LstmLayer::hidden);
-    let denses: Vec<String> = t
-        .all
-        .iter()
-        .filter(|x| x.name.ends_with("/kernel") && !x.name.contains("lstm_cell") && x.shape.len() == 2 && x.shape[0] == last_h)
-        .map(|x| x.name.clone())
-        .collect();
+    let dense_kernels = |fits: bool| {
+        t.all
+            .iter()
+            .filter(move |x| {
+                x.name.ends_with("/kernel") && !x.name.contains("lstm_cell") && x.shape.len() == 2 && (x.shape[0] == last_h) == fits
+            })
+            .map(|x| x.name.clone())
+    };
+    if let Some(other) = dense_kernels(false).find(|n| looks_like_head(n.split('/').next().unwrap_or(n))) {
+        let shape = t.shape(&other)?.to_vec();
+        return Err((
+            Some(other),
+            ErrorKind::Shape(format!(
+                "looks like the output projection, but it is {shape:?}: a Dense over the last layer's {last_h} units is [{last_h}, out]"
+            )),
+        ));
+    }
+    let denses: Vec<String> = dense_kernels(true).collect();
     let head = match &denses[..] {
         [] => None,
         [k] => {

@@ -34,7 +34,14 @@ pub use write::{save_compacted, save_safetensors, torch_names, write_atomically}
 pub enum ErrorKind {
     /// The operating system could not read the file.
     #[error("cannot read: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
+    /// The operating system could not write the file.
+    #[error("cannot write: {0}")]
+    Write(std::io::Error),
+    /// A path that is not a regular file (a device, a pipe), which could
+    /// be read forever.
+    #[error("not a regular file")]
+    NotRegular,
     /// Neither the extension nor the first bytes say what the file is.
     #[error("not a checkpoint issbench can read ({0})")]
     UnknownFormat(String),
@@ -74,6 +81,12 @@ pub enum ErrorKind {
     /// The tensors do not form a valid model.
     #[error("{0}")]
     Model(Box<ModelError>),
+}
+
+impl From<std::io::Error> for ErrorKind {
+    fn from(e: std::io::Error) -> Self {
+        ErrorKind::Io(e)
+    }
 }
 
 impl From<ModelError> for ErrorKind {
@@ -258,10 +271,28 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Checkpoint, Checkpoint
         Some(f) => f,
         None => detect_format(path)?,
     };
-    let tensors = read_tensors(path, format)?;
-    let layout = match options.layout {
-        Some(l) => l,
-        None => Layout::detect(&tensors).map_err(|e| CheckpointError::new(path, e))?,
+    let choose = |names: &[&str]| match options.layout {
+        Some(l) => Ok(l),
+        None => Layout::detect_names(names).map_err(|e| CheckpointError::new(path, e)),
+    };
+    // Zip archives: the layout first (from the names), then only the data
+    // it may use, so that large members nothing reads are never inflated.
+    let (tensors, layout) = match format {
+        Format::Npz => {
+            let names = npz::array_names(path)?;
+            let layout = choose(&names.iter().map(String::as_str).collect::<Vec<_>>())?;
+            (npz::read_npz_keeping(path, &|n| layout.may_use(n))?, layout)
+        }
+        Format::TorchZip => {
+            let names = torch::entry_names(path)?;
+            let layout = choose(&names.iter().map(String::as_str).collect::<Vec<_>>())?;
+            (torch::read_keeping(path, &|n| layout.may_use(n))?, layout)
+        }
+        _ => {
+            let tensors = read_tensors(path, format)?;
+            let layout = choose(&tensors.iter().map(|t| t.name.as_str()).collect::<Vec<_>>())?;
+            (tensors, layout)
+        }
     };
     let name = model_name(path);
     let built = layout::build(&name, &tensors, layout, options.forget_bias).map_err(|(tensor, kind)| CheckpointError {
@@ -288,23 +319,95 @@ fn model_name(path: &Path) -> String {
 
 /// Whether a model name on the command line is a checkpoint path (one
 /// that exists, or a TensorFlow prefix) rather than a built-in name.
+/// `builtin:NAME` always names the built-in model.
 pub fn is_checkpoint_path(name_or_path: &str) -> bool {
     let path = Path::new(name_or_path);
-    path.exists() || tf::index_path(path).is_file()
+    !name_or_path.starts_with("builtin:") && (path.exists() || tf::index_path(path).is_file())
+}
+
+/// Whether `name` is both a built-in model and a path here (the path wins;
+/// `builtin:NAME` picks the built-in).
+pub fn shadows_builtin(name: &str) -> bool {
+    is_checkpoint_path(name) && crate::model::synthetic::SynthSpec::builtin(name).is_some()
 }
 
 /// The model a command line names: a checkpoint path (loaded with
-/// `options`), or else a built-in synthetic model (`issbench models`).
+/// `options`), or else a built-in synthetic model (`issbench models`;
+/// `builtin:NAME` names one even where a file of that name exists).
 pub fn open_model(name_or_path: &str, options: &LoadOptions) -> Result<Model, CheckpointError> {
     let path = Path::new(name_or_path);
     if is_checkpoint_path(name_or_path) {
         return load(path, options).map(|ck| ck.model);
     }
-    match crate::model::synthetic::SynthSpec::builtin(name_or_path) {
+    let name = name_or_path.strip_prefix("builtin:").unwrap_or(name_or_path);
+    match crate::model::synthetic::SynthSpec::builtin(name) {
         Some(spec) => spec.build().map_err(|e| CheckpointError::new(path, e)),
         None => Err(CheckpointError::new(
             path,
-            ErrorKind::Missing("no such file, and not a built-in model (see `issbench models`)".into()),
+            ErrorKind::Unsupported("no such file, nor a built-in model of that name (`issbench models` lists them)".into()),
         )),
     }
+}
+
+/// Reads a whole file that must be a regular file (not a device or a
+/// pipe, which a symbolic link can make any path).
+pub(crate) fn read_regular(path: &Path) -> Result<Vec<u8>, CheckpointError> {
+    check_regular(path)?;
+    std::fs::read(path).map_err(|e| CheckpointError::new(path, e))
+}
+
+/// Fails unless `path` is a regular file.
+pub(crate) fn check_regular(path: &Path) -> Result<(), CheckpointError> {
+    let meta = std::fs::metadata(path).map_err(|e| CheckpointError::new(path, e))?;
+    if meta.is_file() {
+        Ok(())
+    } else {
+        Err(CheckpointError::new(path, ErrorKind::NotRegular))
+    }
+}
+
+/// Whether `a` and `b` are the same file (the same inode, or, where that
+/// cannot be told, the same canonical path). Missing files are different.
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let (Ok(x), Ok(y)) = (std::fs::metadata(a), std::fs::metadata(b)) {
+            return x.dev() == y.dev() && x.ino() == y.ino();
+        }
+        false
+    }
+    #[cfg(not(unix))]
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    }
+}
+
+/// Whether writing `output` would overwrite a file the checkpoint at
+/// `input` is read from (its file, or a file of its TensorFlow folder or
+/// prefix).
+pub fn overwrites_input(input: &Path, output: &Path) -> bool {
+    if same_file(input, output) {
+        return true;
+    }
+    let in_folder = |dir: &Path| {
+        std::fs::read_dir(dir)
+            .map(|entries| entries.flatten().any(|e| same_file(&e.path(), output)))
+            .unwrap_or(false)
+    };
+    if input.is_dir() {
+        return in_folder(input);
+    }
+    // A TensorFlow prefix (`model.ckpt-N`) or index: the files beside it
+    // that start with the prefix.
+    let prefix = input.to_string_lossy().trim_end_matches(".index").to_string();
+    let dir = input.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .any(|e| e.path().to_string_lossy().starts_with(&prefix) && same_file(&e.path(), output))
+        })
+        .unwrap_or(false)
 }

@@ -20,6 +20,7 @@ const MAX_INFLATE_RATIO: u64 = 1100;
 
 /// Opens a zip archive (its central directory is bounded by the file).
 pub(crate) fn open_zip(path: &Path) -> Result<ZipArchive<File>, CheckpointError> {
+    super::check_regular(path)?;
     let file = File::open(path).map_err(|e| CheckpointError::new(path, e))?;
     ZipArchive::new(file).map_err(|e| CheckpointError::new(path, ErrorKind::Corrupt(format!("zip: {e}"))))
 }
@@ -80,20 +81,84 @@ pub(crate) fn zip_kind(path: &Path) -> Result<Format, CheckpointError> {
 
 /// Reads every array of an `.npz`, named by its member name without `.npy`.
 pub fn read_npz(path: &Path) -> Result<Vec<RawTensor>, CheckpointError> {
+    read_npz_keeping(path, &|_| true)
+}
+
+/// The array names of an `.npz` (its `.npy` members), read from the zip's
+/// directory alone.
+pub fn array_names(path: &Path) -> Result<Vec<String>, CheckpointError> {
+    Ok(member_names(&open_zip(path)?)
+        .into_iter()
+        .filter_map(|n| n.strip_suffix(".npy").map(str::to_string))
+        .collect())
+}
+
+/// Most bytes of a member read to find its `.npy` header.
+const NPY_HEADER_MAX: u64 = 1 << 16;
+
+/// Reads the arrays of an `.npz` whose names `keep` accepts; of the
+/// others only the header (name, shape, type) is inflated, so members a
+/// model does not use cost nothing however large they claim to be. The
+/// arrays kept must fit in the memory available.
+pub fn read_npz_keeping(path: &Path, keep: &dyn Fn(&str) -> bool) -> Result<Vec<RawTensor>, CheckpointError> {
     let mut zip = open_zip(path)?;
+    let mut needed = 0u64;
+    for index in 0..zip.len() {
+        let member = zip
+            .by_index_raw(index)
+            .map_err(|e| CheckpointError::new(path, ErrorKind::Corrupt(format!("zip member {index}: {e}"))))?;
+        if member.name().is_ok_and(|n| n.strip_suffix(".npy").is_some_and(keep)) {
+            needed = needed.saturating_add(member.size());
+        }
+    }
+    let available = crate::hardware::available_memory();
+    if needed > available {
+        return Err(CheckpointError::new(
+            path,
+            ErrorKind::TooLarge {
+                what: "the arrays the model uses".into(),
+                claimed: needed as u128,
+                available,
+            },
+        ));
+    }
     let mut tensors = Vec::new();
     for index in 0..zip.len() {
-        let (member, data) = read_member(&mut zip, index).map_err(|e| CheckpointError::new(path, e))?;
-        let Some(name) = member.strip_suffix(".npy") else { continue };
-        let tensor = parse_npy(name, &data).map_err(|e| CheckpointError::tensor(path, name, e))?;
-        tensors.push(tensor);
+        let name = zip
+            .name_for_index(index)
+            .and_then(|n| n.ok())
+            .map(|n| n.into_owned())
+            .unwrap_or_default();
+        let Some(name) = name.strip_suffix(".npy") else { continue };
+        let tensor = if keep(name) {
+            let (_, data) = read_member(&mut zip, index).map_err(|e| CheckpointError::new(path, e))?;
+            parse_npy(name, &data)
+        } else {
+            read_member_prefix(&mut zip, index, NPY_HEADER_MAX)
+                .and_then(|head| npy_header(&head))
+                .and_then(|(dtype, shape, _)| RawTensor::unread(name.to_string(), shape, dtype))
+        };
+        tensors.push(tensor.map_err(|e| CheckpointError::tensor(path, name, e))?);
     }
     Ok(tensors)
 }
 
+/// The first `max` bytes of a member (fewer when it is shorter).
+fn read_member_prefix(zip: &mut ZipArchive<File>, index: usize, max: u64) -> Result<Vec<u8>, ErrorKind> {
+    let member = zip
+        .by_index(index)
+        .map_err(|e| ErrorKind::Corrupt(format!("zip member {index}: {e}")))?;
+    let mut data = Vec::new();
+    member
+        .take(max)
+        .read_to_end(&mut data)
+        .map_err(|e| ErrorKind::Corrupt(format!("zip member {index}: {e}")))?;
+    Ok(data)
+}
+
 /// Reads a single `.npy` array, named after the file stem.
 pub fn read_npy(path: &Path) -> Result<Vec<RawTensor>, CheckpointError> {
-    let data = std::fs::read(path).map_err(|e| CheckpointError::new(path, e))?;
+    let data = super::read_regular(path)?;
     let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let tensor = parse_npy(&name, &data).map_err(|e| CheckpointError::tensor(path, &name, e))?;
     Ok(vec![tensor])
@@ -113,6 +178,38 @@ fn npy_dtype(type_str: &str) -> DType {
 /// Parses one `.npy` image into a C-order little-endian tensor (big-endian
 /// data is byte-swapped, Fortran order is transposed).
 pub fn parse_npy(name: &str, bytes: &[u8]) -> Result<RawTensor, ErrorKind> {
+    let (dtype, shape, header) = npy_header(bytes)?;
+    let data = &bytes[header.data_start..];
+    let item = dtype.size().expect("npy_header refuses unsized types");
+    let want = byte_len(&shape, &dtype).ok_or_else(|| ErrorKind::Shape(format!("shape {shape:?} overflows")))?;
+    if want as u64 > data.len() as u64 {
+        return Err(ErrorKind::TooLarge {
+            what: format!("shape {shape:?} of {}", header.type_str),
+            claimed: want as u128,
+            available: data.len() as u64,
+        });
+    }
+    let mut raw = data[..want].to_vec();
+    if header.type_str.starts_with('>') {
+        raw.chunks_exact_mut(item).for_each(<[u8]>::reverse);
+    }
+    if header.fortran && shape.len() > 1 {
+        raw = fortran_to_c(&raw, &shape, item);
+    }
+    RawTensor::new(name.to_string(), shape, dtype, raw)
+}
+
+/// What an `.npy` header says beyond the type and shape.
+struct NpyHeader {
+    /// Where the data starts.
+    data_start: usize,
+    type_str: String,
+    fortran: bool,
+}
+
+/// The element type and shape of an `.npy` image from its header (the
+/// header must be complete in `bytes`; the data need not be).
+fn npy_header(bytes: &[u8]) -> Result<(DType, Vec<usize>, NpyHeader), ErrorKind> {
     if !bytes.starts_with(b"\x93NUMPY") {
         return Err(ErrorKind::BadMagic("not a .npy array (expected \\x93NUMPY)".into()));
     }
@@ -134,7 +231,6 @@ pub fn parse_npy(name: &str, bytes: &[u8]) -> Result<RawTensor, ErrorKind> {
             available,
         });
     }
-    let data = &bytes[start + header_len as usize..];
     let header = npyz::NpyHeader::from_reader(bytes).map_err(|e| ErrorKind::Corrupt(format!(".npy header: {e}")))?;
     let npyz::DType::Plain(type_str) = header.dtype() else {
         return Err(ErrorKind::DType("structured .npy arrays are not tensors".into()));
@@ -146,25 +242,19 @@ pub fn parse_npy(name: &str, bytes: &[u8]) -> Result<RawTensor, ErrorKind> {
         .iter()
         .map(|&d| usize::try_from(d).map_err(|_| ErrorKind::Shape(format!("dimension {d} is too large"))))
         .collect::<Result<Vec<_>, _>>()?;
-    let Some(item) = dtype.size() else {
+    if dtype.size().is_none() {
         return Err(ErrorKind::DType(format!("element type {type_str} is not supported")));
-    };
-    let want = byte_len(&shape, &dtype).ok_or_else(|| ErrorKind::Shape(format!("shape {shape:?} overflows")))?;
-    if want as u64 > data.len() as u64 {
-        return Err(ErrorKind::TooLarge {
-            what: format!("shape {shape:?} of {type_str}"),
-            claimed: want as u128,
-            available: data.len() as u64,
-        });
     }
-    let mut raw = data[..want].to_vec();
-    if type_str.starts_with('>') {
-        raw.chunks_exact_mut(item).for_each(<[u8]>::reverse);
-    }
-    if header.order() == npyz::Order::Fortran && shape.len() > 1 {
-        raw = fortran_to_c(&raw, &shape, item);
-    }
-    RawTensor::new(name.to_string(), shape, dtype, raw)
+    let fortran = header.order() == npyz::Order::Fortran;
+    Ok((
+        dtype,
+        shape,
+        NpyHeader {
+            data_start: start + header_len as usize,
+            type_str,
+            fortran,
+        },
+    ))
 }
 
 /// Reorders column-major elements of `item` bytes into row-major order.

@@ -21,7 +21,7 @@ fn dtype(d: Dtype) -> DType {
 
 /// Reads every tensor of a safetensors file, in storage order.
 pub fn read(path: &Path) -> Result<Vec<RawTensor>, CheckpointError> {
-    let bytes = std::fs::read(path).map_err(|e| CheckpointError::new(path, e))?;
+    let bytes = super::read_regular(path)?;
     parse(&bytes).map_err(|e| CheckpointError::new(path, e))
 }
 
@@ -44,6 +44,7 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<RawTensor>, ErrorKind> {
                     shape,
                     dtype: dt,
                     data: Vec::new(),
+                    read: true,
                 });
             }
             RawTensor::new(name, shape, dt, view.data().to_vec())

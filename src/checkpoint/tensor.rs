@@ -51,8 +51,13 @@ pub struct RawTensor {
     pub shape: Vec<usize>,
     /// Element type.
     pub dtype: DType,
-    /// `numel * dtype.size()` little-endian bytes, C order.
+    /// `numel * dtype.size()` little-endian bytes, C order (empty when the
+    /// tensor was not read).
     pub data: Vec<u8>,
+    /// Whether `data` was read: a reader skips the tensors the layout
+    /// cannot use (optimizer slots, counters), keeping only their name,
+    /// shape and type.
+    pub read: bool,
 }
 
 /// Number of elements of `shape`, or `None` when the product overflows.
@@ -78,7 +83,25 @@ impl RawTensor {
                 data.len()
             )));
         }
-        Ok(RawTensor { name, shape, dtype, data })
+        Ok(RawTensor {
+            name,
+            shape,
+            dtype,
+            data,
+            read: true,
+        })
+    }
+
+    /// A tensor whose data was not read (see [`RawTensor::read`]).
+    pub fn unread(name: String, shape: Vec<usize>, dtype: DType) -> Result<Self, ErrorKind> {
+        byte_len(&shape, &dtype).ok_or_else(|| ErrorKind::Shape(format!("shape {shape:?} of {} is too large", dtype.name())))?;
+        Ok(RawTensor {
+            name,
+            shape,
+            dtype,
+            data: Vec::new(),
+            read: false,
+        })
     }
 
     /// Number of elements.
@@ -90,6 +113,11 @@ impl RawTensor {
     /// so (f64 values outside the f32 range become infinite and are refused
     /// later as non-finite weights); integer and unknown types are refused.
     pub fn to_f32(&self) -> Result<(Vec<f32>, Option<String>), ErrorKind> {
+        if !self.read {
+            return Err(ErrorKind::Unsupported(
+                "not read: its name matches none the layout uses (pass --layout if the detected one is wrong)".into(),
+            ));
+        }
         let le2 = |c: &[u8]| u16::from_le_bytes([c[0], c[1]]);
         let values: Vec<f32> = match self.dtype {
             DType::F32 => self

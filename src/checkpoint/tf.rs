@@ -29,7 +29,16 @@ pub fn index_path(prefix: &Path) -> PathBuf {
 pub fn resolve_prefix(path: &Path) -> Result<PathBuf, CheckpointError> {
     if path.is_dir() {
         let state = path.join("checkpoint");
-        if let Ok(text) = std::fs::read_to_string(&state) {
+        // The state file is a few lines of text: a bigger one (or a device
+        // behind a link) is not one.
+        let state_text = std::fs::metadata(&state)
+            .ok()
+            .filter(|m| m.is_file() && m.len() <= 1 << 20)
+            .and_then(|_| std::fs::read_to_string(&state).ok());
+        if std::fs::metadata(&state).is_ok_and(|m| !m.is_file()) {
+            return Err(CheckpointError::new(&state, ErrorKind::NotRegular));
+        }
+        if let Some(text) = state_text {
             let line = text.lines().find_map(|l| l.trim().strip_prefix("model_checkpoint_path:"));
             if let Some(value) = line {
                 let name = PathBuf::from(value.trim().trim_matches('"'));
@@ -76,7 +85,7 @@ fn mask(crc: u32) -> u32 {
 pub fn read(path: &Path) -> Result<Vec<RawTensor>, CheckpointError> {
     let prefix = resolve_prefix(path)?;
     let index_file = index_path(&prefix);
-    let index = std::fs::read(&index_file).map_err(|e| CheckpointError::new(&index_file, e))?;
+    let index = super::read_regular(&index_file)?;
     let entries = parse_index(&index).map_err(|(tensor, e)| CheckpointError {
         file: index_file.clone(),
         tensor,
@@ -100,6 +109,7 @@ pub fn read(path: &Path) -> Result<Vec<RawTensor>, CheckpointError> {
                 shape: entry.shape,
                 dtype: entry.dtype,
                 data: Vec::new(),
+                read: true,
             });
             continue;
         };
@@ -107,7 +117,7 @@ pub fn read(path: &Path) -> Result<Vec<RawTensor>, CheckpointError> {
             shards.resize(entries.num_shards, None);
         }
         if shards[entry.shard].is_none() {
-            shards[entry.shard] = Some(std::fs::read(&shard_file).map_err(|e| CheckpointError::new(&shard_file, e))?);
+            shards[entry.shard] = Some(super::read_regular(&shard_file)?);
         }
         let data = shards[entry.shard].as_deref().expect("just read");
         let tensor_err = |e| CheckpointError::tensor(&shard_file, &entry.name, e);

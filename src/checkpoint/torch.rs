@@ -4,7 +4,10 @@
 //! `pickle` module, which executes nothing.
 
 use std::collections::HashMap;
+use std::fs::File;
 use std::path::Path;
+
+use zip::ZipArchive;
 
 use super::npz::{member_names, open_zip, read_member};
 use super::pickle::{self, TensorRef, Value};
@@ -26,6 +29,21 @@ fn storage_dtype(storage_type: &str) -> DType {
 /// A checkpoint dict holding the state dict under `state_dict` or `model`
 /// is accepted too.
 pub fn read(path: &Path) -> Result<Vec<RawTensor>, CheckpointError> {
+    read_keeping(path, &|_| true)
+}
+
+/// The names in the state dict, in its order (the pickle alone is read).
+pub fn entry_names(path: &Path) -> Result<Vec<String>, CheckpointError> {
+    let (_, _, entries) = open_state_dict(path)?;
+    Ok(entries.into_iter().map(|(name, _)| name).collect())
+}
+
+/// An open `torch.save` archive: the zip, its root folder and the state
+/// dict's entries.
+type StateDict = (ZipArchive<File>, String, Vec<(String, TensorRef)>);
+
+/// The archive, its root folder and the state dict's entries.
+fn open_state_dict(path: &Path) -> Result<StateDict, CheckpointError> {
     let err = |e: ErrorKind| CheckpointError::new(path, e);
     let mut zip = open_zip(path)?;
     let pkl_name = member_names(&zip)
@@ -46,9 +64,28 @@ pub fn read(path: &Path) -> Result<Vec<RawTensor>, CheckpointError> {
     }
     let value = pickle::load(&pkl).map_err(err)?;
     let entries = state_dict_entries(value).map_err(err)?;
+    Ok((zip, root, entries))
+}
+
+/// Reads the tensors of the state dict whose names `keep` accepts; of the
+/// others only the name, shape and type (their storages are not inflated).
+pub fn read_keeping(path: &Path, keep: &dyn Fn(&str) -> bool) -> Result<Vec<RawTensor>, CheckpointError> {
+    let (mut zip, root, entries) = open_state_dict(path)?;
     let mut storages: HashMap<String, Vec<u8>> = HashMap::new();
     let mut tensors = Vec::with_capacity(entries.len());
     for (name, t) in entries {
+        if !keep(&name) {
+            let dtype = storage_dtype(&t.storage_type);
+            let shape = t
+                .shape
+                .iter()
+                .map(|&d| usize::try_from(d).map_err(|_| ErrorKind::Shape(format!("dimension {d} is too large"))))
+                .collect::<Result<Vec<_>, _>>()
+                .and_then(|shape| RawTensor::unread(name.clone(), shape, dtype));
+            let tensor = shape.map_err(|e| CheckpointError::tensor(path, &name, e))?;
+            tensors.push(tensor);
+            continue;
+        }
         if !storages.contains_key(&t.storage_key) {
             let member = format!("{root}data/{}", t.storage_key);
             let index = zip

@@ -55,7 +55,7 @@ pub fn save_safetensors(model: &Model, path: &Path, metadata: HashMap<String, St
         .collect::<Result<_, CheckpointError>>()?;
     let bytes =
         ::safetensors::serialize(views, Some(metadata)).map_err(|e| CheckpointError::new(path, ErrorKind::Corrupt(e.to_string())))?;
-    write_atomically(path, &bytes).map_err(|e| CheckpointError::new(path, e))
+    write_atomically(path, &bytes).map_err(|e| CheckpointError::new(path, ErrorKind::Write(e)))
 }
 
 /// Writes a compaction of the model read from `source` to `path`

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use super::point::{IssSettings, Source};
+use super::point::{IssSettings, Source, WEIGHT_COPIES};
 use crate::checkpoint::open_model;
 use crate::exec::{Backend, LstmExecutor};
 use crate::iss::{
@@ -23,6 +23,8 @@ pub(crate) struct Work {
     pub multiplied: usize,
     /// Head weights multiplied (0 without head).
     pub head_weights: usize,
+    /// The head's outputs (0 without head).
+    pub head_output: usize,
     /// Multiply-adds per step and sequence.
     pub macs: usize,
     /// Embedding size when the model takes tokens.
@@ -43,6 +45,7 @@ impl Work {
         Work {
             multiplied,
             head_weights: if head { model.head().map_or(0, |h| h.weight().len()) } else { 0 },
+            head_output: if head { model.head().map_or(0, |h| h.output()) } else { 0 },
             macs: model.macs_per_step(!head) - model.lstm_macs_per_step() + multiplied,
             vocab: if head { model.embedding().map(|e| e.vocab()) } else { None },
             width: model.input_size(),
@@ -93,10 +96,28 @@ fn build_full(source: &Source) -> Result<Model, Status> {
     }
 }
 
+/// Fails a source whose weights, in the copies a point holds, need more
+/// memory than the machine has available (a failed row, not an abort).
+pub(crate) fn check_memory(source: &Source) -> Result<(), Status> {
+    let Some(bytes) = source.weight_bytes() else { return Ok(()) };
+    let needed = bytes.saturating_mul(WEIGHT_COPIES);
+    let available = crate::hardware::available_memory();
+    if needed > available {
+        return Err(Status::failed(format!(
+            "{}: its weights need about {:.1} GB in the copies a point holds, {:.1} GB is available",
+            source.name(),
+            needed as f64 / 1e9,
+            available as f64 / 1e9
+        )));
+    }
+    Ok(())
+}
+
 impl Instance {
     /// Loads or generates `source`'s full model and analyzes it. Synthetic
     /// models always shrink their last layer: it is planted like the others.
     pub fn build(source: &Source, iss: IssSettings) -> Result<Instance, Status> {
+        check_memory(source)?;
         let full = build_full(source)?;
         let report = analyze(&full, iss.threshold);
         Ok(Instance {

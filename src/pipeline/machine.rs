@@ -50,8 +50,11 @@ impl Machine {
         let (pool, limits) = match self.pools.entry(threads) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => {
+                // Denormals as zeros in every worker, for the reason in
+                // `flush_denormals`.
                 let pool = rayon::ThreadPoolBuilder::new()
                     .num_threads(threads)
+                    .start_handler(|_| crate::kernels::simd::flush_denormals())
                     .build()
                     .map_err(|e| PoolError {
                         threads,

@@ -56,12 +56,44 @@ impl Source {
                 let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| std::path::absolute(path).unwrap_or(path.into()));
                 format!("file:{}", canonical.display())
             }
-            Source::Named(n, _) => format!("builtin:{n}"),
+            Source::Named(n, _) => format!("builtin:{}", n.strip_prefix("builtin:").unwrap_or(n)),
             Source::Synthetic { .. } => format!("synthetic:{}", self.name()),
             Source::Gemm(_) => format!("gemm:{}", self.name()),
         }
     }
 }
+
+impl Source {
+    /// About how many bytes the model's weights take in f32: from the
+    /// shape of a synthetic or GEMM source, from the file size of a
+    /// checkpoint (f16 files double), `None` for a built-in name.
+    pub fn weight_bytes(&self) -> Option<u64> {
+        match self {
+            Source::Synthetic { hidden, layers, .. } => {
+                let h = *hidden as u64;
+                Some(*layers as u64 * 4 * h * (2 * h + 1) * 4)
+            }
+            Source::Gemm(g) => Some(g.m as u64 * g.k as u64 * 4),
+            Source::Named(n, _) if is_checkpoint_path(n) => {
+                let path = std::path::Path::new(n);
+                let bytes = if path.is_dir() {
+                    std::fs::read_dir(path)
+                        .map(|entries| entries.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
+                        .unwrap_or(0)
+                } else {
+                    std::fs::metadata(path).map_or(0, |m| m.len())
+                };
+                Some(2 * bytes)
+            }
+            Source::Named(..) => None,
+        }
+    }
+}
+
+/// Copies of a model's weights a point may hold at once: the full model
+/// and its packed copy, the compacted model and its copy, the pruned model
+/// and the CSR arrays with their tiled and sliced copies.
+pub const WEIGHT_COPIES: u64 = 7;
 
 /// How ISS analysis and compaction treat a model: one policy for every
 /// command.

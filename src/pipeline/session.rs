@@ -108,6 +108,8 @@ impl Session {
             batch: point.batch,
             seq: point.seq,
             head: point.head,
+            vocab: 0,
+            head_output: 0,
             nonzero_weights: 0,
             macs_per_step: 0,
             median_ns: 0.0,
@@ -156,6 +158,9 @@ impl Session {
             if self.gemm.as_ref().is_none_or(|g| g.shape != shape) {
                 // Free the previous matrix (and any model instance) first.
                 (self.gemm, self.current) = (None, None);
+                if let Err(status) = super::instance::check_memory(&point.source) {
+                    return Ok(Err(base.with_status(status)));
+                }
                 self.gemm = Some(GemmInstance::build(shape));
             }
             let inst = self.gemm.as_mut().expect("just set");
@@ -238,6 +243,8 @@ fn prepare_model(inst: &mut Instance, point: &Point, base: Row) -> Result<Prepar
         ideal_speedup: dense_macs as f64 / work.macs as f64,
         verify_max_rel,
         backend: exec.backend(),
+        vocab: work.vocab.unwrap_or(0),
+        head_output: work.head_output,
         ..base
     };
     Ok(Prepared {

@@ -60,6 +60,12 @@ pub fn match_iss(model: &Model, report: &IssReport, shrink_output: bool) -> Resu
     // multiply-adds per step.
     let keep = report.cost_kept(shrink_output).lstm_macs;
     let mut mats = lstm_weights(model);
+    // Weights within the ISS threshold (denormals, say) are the zeros the
+    // analysis took them for: they never count as kept.
+    let floor = report.threshold();
+    for m in &mut mats {
+        m.iter_mut().filter(|w| w.abs() <= floor).for_each(|w| *w = 0.0);
+    }
     keep_largest(&mut mats.iter_mut().map(|m| m.as_mut_slice()).collect::<Vec<_>>(), keep);
     rebuild(model, mats)
 }

@@ -71,9 +71,9 @@ pub fn compare(rows: &[Row], out_dir: &Path) -> Result<Comparison, ReportError> 
         return Err(ReportError::Empty(format!("the targets share no measured point; {}", found())));
     }
     let markdown = table(&targets, &points);
-    std::fs::create_dir_all(out_dir).map_err(|source| ReportError::Io {
+    std::fs::create_dir_all(out_dir).map_err(|error| ReportError::Io {
         path: out_dir.to_path_buf(),
-        source,
+        error,
     })?;
     let md_path = out_dir.join("compare.md");
     write_atomically(&md_path, markdown.as_bytes())?;

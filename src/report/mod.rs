@@ -14,8 +14,8 @@ mod csv_io;
 mod row;
 pub mod table;
 
-pub use csv_io::{CsvAppender, ReportError, read_rows, to_csv, write_atomically};
-pub use row::{Row, Status, now_rfc3339};
+pub use csv_io::{CsvAppender, ReportError, header_line, read_rows, to_csv, write_atomically};
+pub use row::{COLUMNS, Row, Status, now_rfc3339};
 
 #[cfg(test)]
 pub(crate) mod tests {

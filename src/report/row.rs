@@ -86,6 +86,64 @@ impl<'de> Deserialize<'de> for Status {
     }
 }
 
+/// The columns of a results file of this version, in order (the fields of
+/// [`Row`]; results/README.md documents each).
+pub const COLUMNS: &[&str] = &[
+    "suite_version",
+    "git_rev",
+    "timestamp",
+    "host",
+    "cpu_model",
+    "simd",
+    "logical_cores",
+    "threads",
+    "backend",
+    "preset",
+    "model",
+    "source",
+    "input",
+    "layers",
+    "hidden_full",
+    "hidden_kept",
+    "kept_fraction",
+    "sparsity",
+    "mode",
+    "batch",
+    "seq",
+    "head",
+    "vocab",
+    "head_output",
+    "nonzero_weights",
+    "macs_per_step",
+    "median_ns",
+    "min_ns",
+    "max_ns",
+    "mean_ns",
+    "stddev_ns",
+    "cv",
+    "p90_ns",
+    "p99_ns",
+    "ci_low_ns",
+    "ci_high_ns",
+    "runs",
+    "rounds",
+    "gflops",
+    "speedup_vs_dense",
+    "speedup_ci_low",
+    "speedup_ci_high",
+    "ideal_speedup",
+    "verify_max_rel",
+    "peak_gflops",
+    "bandwidth_gbs",
+    "flags",
+    "repeat",
+    "status",
+];
+
+/// Columns that earlier versions wrote and this one no longer does (files
+/// that have them are still issbench's).
+pub const OLD_COLUMNS: &[&str] = &[];
+
 /// One measured point. Every row stands alone: files from different
 /// machines concatenate and compare without editing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -136,8 +194,15 @@ pub struct Row {
     pub batch: usize,
     /// Time steps per sequence.
     pub seq: usize,
-    /// Whether the output projection (head) and embedding are included.
+    /// Whether the output projection (head) and embedding were asked for
+    /// (run where the model has them: see `vocab` and `head_output`).
     pub head: bool,
+    /// Rows of the embedding that ran (0: none, features in).
+    #[serde(default)]
+    pub vocab: usize,
+    /// Outputs of the head that ran (0: none, hidden states out).
+    #[serde(default)]
+    pub head_output: usize,
     /// Weights the mode multiplies (nonzeros for csr), the head's included when timed.
     pub nonzero_weights: usize,
     /// Multiply-adds per time step and sequence that the mode performs.
@@ -361,6 +426,8 @@ pub(crate) mod tests {
             batch: 1,
             seq: 30,
             head: false,
+            vocab: 0,
+            head_output: 0,
             nonzero_weights: 1_048_576,
             macs_per_step: 1_048_576,
             median_ns: 1e6,

@@ -10,16 +10,14 @@ pub fn row_text(r: &Row) -> String {
         out.push_str(&s);
         out.push('\n');
     };
-    line(format!(
-        "model    {} (hidden {}, {})",
-        r.model,
-        r.hidden_full,
-        if r.head {
-            "with embedding and head"
-        } else {
-            "recurrent layers only"
-        }
-    ));
+    let parts = match (r.vocab, r.head_output) {
+        (0, 0) if r.head => "recurrent layers only: the model has no embedding or head".to_string(),
+        (0, 0) => "recurrent layers only".to_string(),
+        (0, out) => format!("features in, head of {out} outputs"),
+        (vocab, 0) => format!("embedding of {vocab} tokens, hidden states out"),
+        (vocab, out) => format!("embedding of {vocab} tokens and head of {out} outputs"),
+    };
+    line(format!("model    {} (hidden {}, {parts})", r.model, r.hidden_full));
     line(format!("mode     {}  backend {}  threads {}", r.mode, r.backend, r.threads));
     line(format!(
         "shape    batch {}  seq {}  {} multiply-adds per step",

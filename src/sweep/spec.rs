@@ -137,6 +137,14 @@ fn default_repeat() -> usize {
     1
 }
 
+/// Whether `name` can be a file name in the output folder and nowhere else.
+fn is_plain_stem(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 100
+        && !name.starts_with('.')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
 /// Most repeats of a sweep, and most threads of a point.
 pub const MAX_REPEAT: usize = 100;
 /// See [`MAX_REPEAT`].
@@ -320,6 +328,12 @@ impl SweepSpec {
             name: self.name.clone(),
             message,
         };
+        if !is_plain_stem(&self.name) {
+            return Err(bad(format!(
+                "name {:?}: the CSV is OUT/NAME.csv, so the name must be a plain file name (letters, digits, '.', '_', '-'; not starting with '.'; at most 100)",
+                self.name
+            )));
+        }
         if self.grids.is_empty() {
             return Err(bad("no [[grid]]".into()));
         }

@@ -472,7 +472,7 @@ pub(crate) fn save(chart: &Chart, out_dir: &Path, stem: &str) -> Result<Vec<Path
     register_font();
     let io = |path: &Path| {
         let path = path.to_path_buf();
-        move |source| ReportError::Io { path, source }
+        move |error| ReportError::Io { path, error }
     };
     let chart_err = |path: &Path| {
         let path = path.to_path_buf();
