@@ -1,6 +1,7 @@
 //! The `issbench` command line: parse, call the library, print.
 
 mod cli;
+mod exit;
 
 use std::cell::RefCell;
 use std::process::ExitCode;
@@ -12,55 +13,16 @@ use anyhow::{Context, Result};
 use clap::Parser;
 
 use cli::{Cli, Command, CompactArgs, ExportArgs, Format, InspectArgs, InspectFormat, ReportArgs, RunArgs, SweepArgs};
-use issbench::checkpoint::{is_checkpoint_path, load, open_model, overwrites_input, save_compacted, shadows_builtin, write_atomically};
+use exit::{Interrupted, PointFailed, check_output, exit_code, note_shadowed};
+use issbench::checkpoint::{is_checkpoint_path, load, open_model, save_compacted, write_atomically};
 use issbench::inspect::inspect;
-use issbench::iss::{DEFAULT_TOLERANCE, IssError, compact_verified};
+use issbench::iss::{DEFAULT_TOLERANCE, compact_verified};
 use issbench::kernels::simd::{SimdLevel, cpu_features};
-use issbench::mode::Mode;
 use issbench::model::sizes_label;
 use issbench::model::synthetic::BUILTIN;
 use issbench::peer::OrtPeer;
-use issbench::report::{Row, Status, charts, compare, read_rows, table, to_csv};
+use issbench::report::{Status, charts, compare, read_rows, table, to_csv};
 use issbench::sweep::{PRESETS, RepeatSpread, SweepOptions, SweepSpec, run_sweep};
-
-/// A point that failed (exit code 1, or 2 when it was not equivalent).
-#[derive(Debug, thiserror::Error)]
-#[error("{}", .0.reason())]
-struct PointFailed(Status);
-
-/// A sweep stopped by Ctrl-C before its end (exit code 130).
-#[derive(Debug, thiserror::Error)]
-#[error("interrupted: run the same command with --resume to finish the sweep")]
-struct Interrupted;
-
-/// An output that would overwrite the model it is made from.
-#[derive(Debug, thiserror::Error)]
-#[error("{}: is (or belongs to) the input checkpoint {}; write the output elsewhere", output.display(), input.display())]
-struct OverwritesInput {
-    input: std::path::PathBuf,
-    output: std::path::PathBuf,
-}
-
-/// Refuses an output path that is the input checkpoint or one of its files.
-fn check_output(input: &std::path::Path, output: &std::path::Path) -> Result<()> {
-    if overwrites_input(input, output) {
-        return Err(OverwritesInput {
-            input: input.to_path_buf(),
-            output: output.to_path_buf(),
-        }
-        .into());
-    }
-    Ok(())
-}
-
-/// Says so when a model name is both a file here and a built-in model.
-fn note_shadowed(name: &str) {
-    if shadows_builtin(name) {
-        eprintln!(
-            "issbench: note: '{name}' is a path here and also a built-in model; reading the path (write builtin:{name} for the built-in)"
-        );
-    }
-}
 
 fn run(args: RunArgs) -> Result<()> {
     note_shadowed(&args.model);
@@ -184,7 +146,7 @@ fn sweep_cmd(args: SweepArgs) -> Result<()> {
         stop,
         on_row: Box::new(move |i, _, row| {
             progress.set_position(i as u64);
-            let msg = progress_line(row);
+            let msg = table::progress_line(row);
             if progress.is_hidden() {
                 println!("[{i}/{points}] {msg}");
             }
@@ -206,32 +168,6 @@ fn sweep_cmd(args: SweepArgs) -> Result<()> {
         return Err(Interrupted.into());
     }
     Ok(())
-}
-
-/// One row as the sweep's progress line: the median, the speedup with its
-/// interval, and the flags of a suspect number.
-fn progress_line(row: &Row) -> String {
-    if !row.ok() {
-        return format!("{} {} b{}: {}", row.model, row.mode, row.batch, row.status);
-    }
-    let speedup = match (row.mode, row.speedup_vs_dense, row.speedup_ci_low, row.speedup_ci_high) {
-        (Mode::Dense, ..) | (_, None, ..) => String::new(),
-        (_, Some(s), Some(lo), Some(hi)) => format!(", {s:.2}x [{lo:.2}-{hi:.2}] vs dense"),
-        (_, Some(s), ..) => format!(", {s:.2}x vs dense"),
-    };
-    let flags = if row.flags.is_empty() {
-        String::new()
-    } else {
-        format!("  [suspect: {}]", row.flags)
-    };
-    format!(
-        "{} {} b{} t{}: {:.3} ms{speedup}{flags}",
-        row.model,
-        row.mode,
-        row.batch,
-        row.threads,
-        row.median_ms()
-    )
 }
 
 /// How far repeated measurements of each point agree (`--repeat`).
@@ -304,22 +240,6 @@ fn models_cmd() -> Result<()> {
     let (level, features) = (SimdLevel::detect().name(), cpu_features());
     println!("\nkernels run at SIMD level {level} on this CPU ({features})");
     Ok(())
-}
-
-/// 2 when a compacted (or pruned) model was not equivalent, 130 for an
-/// interrupted sweep, else 1.
-fn exit_code(e: &anyhow::Error) -> u8 {
-    let not_equivalent = e.chain().any(|c| {
-        matches!(c.downcast_ref::<IssError>(), Some(IssError::NotEquivalent { .. }))
-            || matches!(c.downcast_ref::<PointFailed>(), Some(PointFailed(Status::NotEquivalent(_))))
-    });
-    if not_equivalent {
-        2
-    } else if e.downcast_ref::<Interrupted>().is_some() {
-        130
-    } else {
-        1
-    }
 }
 
 fn main() -> ExitCode {

@@ -60,6 +60,32 @@ pub fn row_text(r: &Row) -> String {
     out
 }
 
+/// One row as the sweep's progress line: the median, the speedup with its
+/// interval, and the flags of a suspect number.
+pub fn progress_line(row: &Row) -> String {
+    if !row.ok() {
+        return format!("{} {} b{}: {}", row.model, row.mode, row.batch, row.status);
+    }
+    let speedup = match (row.mode, row.speedup_vs_dense, row.speedup_ci_low, row.speedup_ci_high) {
+        (Mode::Dense, ..) | (_, None, ..) => String::new(),
+        (_, Some(s), Some(lo), Some(hi)) => format!(", {s:.2}x [{lo:.2}-{hi:.2}] vs dense"),
+        (_, Some(s), ..) => format!(", {s:.2}x vs dense"),
+    };
+    let flags = if row.flags.is_empty() {
+        String::new()
+    } else {
+        format!("  [suspect: {}]", row.flags)
+    };
+    format!(
+        "{} {} b{} t{}: {:.3} ms{speedup}{flags}",
+        row.model,
+        row.mode,
+        row.batch,
+        row.threads,
+        row.median_ms()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
