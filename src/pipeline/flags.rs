@@ -7,10 +7,12 @@ use crate::report::Row;
 
 /// A speedup whose whole 95% interval lies above this multiple of its
 /// ideal (the multiply-add ratio) is flagged `above-ideal`. Cache effects
-/// explain a speedup somewhat above the ideal (a compacted model that fits
-/// in a cache the full one did not: the PTB model's 10.8x against 9.83x);
-/// half as much again is more than that explains.
-pub const ABOVE_IDEAL: f64 = 1.5;
+/// explain a speedup above the ideal (a compacted model that fits in a
+/// cache the full one did not): up to 2.05x the ideal in the quick sweep on
+/// the development machine (hidden 1024 at batch 1, dense streaming 64 MB
+/// from memory, the compacted model in L3). Three times the ideal is more
+/// than that explains.
+pub const ABOVE_IDEAL: f64 = 3.0;
 
 /// Run times whose coefficient of variation is above this are flagged
 /// `noisy`: on a quiet machine a point's runs vary by a few percent.
@@ -76,8 +78,8 @@ mod tests {
         assert_eq!(flags(&row(9.0, Some(8.5), 9.8, 0.02), &steady, quiet, false), "");
         // The 544x against an ideal of 30x.
         assert_eq!(flags(&row(544.0, Some(300.0), 30.0, 0.02), &steady, quiet, false), "above-ideal");
-        // Above 1.5x the ideal, but the interval reaches below it: not flagged.
-        assert_eq!(flags(&row(16.0, Some(14.0), 10.0, 0.02), &steady, quiet, false), "");
+        // Above 3x the ideal, but the interval reaches below it: not flagged.
+        assert_eq!(flags(&row(32.0, Some(28.0), 10.0, 0.02), &steady, quiet, false), "");
         let drifting = Rounds(vec![vec![10.0], vec![14.0]]);
         let busy = Some(HostLoad {
             other_cores: 0.9,
