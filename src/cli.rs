@@ -8,7 +8,8 @@ use issbench::checkpoint::{Format as FileFormat, Layout, LoadOptions};
 use issbench::exec::Backend;
 use issbench::iss::{DEFAULT_THRESHOLD, DEFAULT_TOLERANCE};
 use issbench::mode::Mode;
-use issbench::sweep::{Grid, SweepSpec};
+use issbench::report::check_label;
+use issbench::sweep::{Grid, Shard, SweepSpec};
 
 #[derive(Parser)]
 #[command(
@@ -35,8 +36,11 @@ pub enum Command {
     Report(ReportArgs),
     /// Write a model (full or ISS-compacted) as an ONNX graph, for ONNX Runtime.
     ExportOnnx(ExportArgs),
-    /// Set hardware targets (host / CPU / threads / backend) side by side for the points they share.
-    Compare(ReportArgs),
+    /// Set machines side by side for the points they share: times, ratios
+    /// against a baseline, geometric means per mode.
+    Compare(CompareArgs),
+    /// Merge result CSVs (the shards of a sweep) into one, without duplicates.
+    Merge(MergeArgs),
     /// List the built-in models and presets.
     Models,
 }
@@ -173,12 +177,47 @@ pub struct CompactArgs {
 
 #[derive(Parser)]
 pub struct ReportArgs {
-    /// Result CSVs (files from several machines may be mixed).
+    /// Result CSVs, each optionally named `NAME=file.csv` to label the
+    /// machine that measured it (several machines: one folder of charts each).
     #[arg(required = true)]
-    pub csv: Vec<PathBuf>,
-    /// Folder for the charts (and compare.md).
+    pub csv: Vec<String>,
+    /// Folder for the charts (one subfolder per machine when there are
+    /// several, and the comparison).
+    #[arg(long, required_unless_present = "html")]
+    pub out: Option<PathBuf>,
+    /// Also write one self-contained `index.html` into this folder: machine
+    /// summaries, tables and every chart inline.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
+}
+
+#[derive(Parser)]
+pub struct CompareArgs {
+    /// Result CSVs, each optionally named `NAME=file.csv` to label the
+    /// machine that measured it.
+    #[arg(required = true)]
+    pub csv: Vec<String>,
+    /// Folder for compare.md, compare.csv and the charts.
     #[arg(long)]
     pub out: PathBuf,
+    /// The machine the others are divided by: its label, its number (1 is
+    /// the first machine listed), or a part of its name; default the first.
+    #[arg(long)]
+    pub baseline: Option<String>,
+}
+
+#[derive(Parser)]
+pub struct MergeArgs {
+    /// Result CSVs to merge (the shards of one sweep, or any result files).
+    #[arg(required = true)]
+    pub csv: Vec<PathBuf>,
+    /// The merged CSV to write (must not exist).
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Fail unless the merged rows measure exactly the points of this CSV
+    /// (an unsharded run of the same sweep), each once.
+    #[arg(long)]
+    pub expect: Option<PathBuf>,
 }
 
 #[derive(Parser)]
@@ -198,6 +237,14 @@ pub struct SweepArgs {
     /// Override the spec's timed-run budget per point, milliseconds.
     #[arg(long)]
     pub budget_ms: Option<u64>,
+    /// Name this machine in every row (what `compare` and `report` call it).
+    #[arg(long, value_parser = check_label)]
+    pub label: Option<String>,
+    /// Measure only share I of N (0-based, cost-balanced, the same split
+    /// on every machine) into NAME.shard-I-of-N.csv; merge the shards with
+    /// `issbench merge`. For Slurm arrays: `--shard $SLURM_ARRAY_TASK_ID/N`.
+    #[arg(long)]
+    pub shard: Option<Shard>,
     /// Do not draw charts after the sweep.
     #[arg(long)]
     pub no_charts: bool,

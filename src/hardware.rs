@@ -151,6 +151,19 @@ pub fn available_memory() -> u64 {
         .unwrap_or(u64::MAX)
 }
 
+/// The machine's memory in GiB, to one decimal (0 where /proc/meminfo
+/// cannot be read).
+pub fn total_memory_gib() -> f64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+            let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some((kib / (1024.0 * 1024.0) * 10.0).round() / 10.0)
+        })
+        .unwrap_or(0.0)
+}
+
 /// The host name (from the kernel), or "unknown".
 pub fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")

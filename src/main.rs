@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{Context, Result};
 use clap::Parser;
 
-use cli::{Cli, Command, CompactArgs, ExportArgs, Format, InspectArgs, InspectFormat, ReportArgs, RunArgs, SweepArgs};
+use cli::{
+    Cli, Command, CompactArgs, CompareArgs, ExportArgs, Format, InspectArgs, InspectFormat, MergeArgs, ReportArgs, RunArgs, SweepArgs,
+};
 use exit::{Interrupted, PointFailed, check_output, exit_code, note_shadowed};
 use issbench::checkpoint::{is_checkpoint_path, load, open_model, save_compacted, write_atomically};
 use issbench::inspect::inspect;
@@ -21,8 +23,8 @@ use issbench::kernels::simd::{SimdLevel, cpu_features};
 use issbench::model::sizes_label;
 use issbench::model::synthetic::BUILTIN;
 use issbench::peer::OrtPeer;
-use issbench::report::{Status, charts, compare, read_rows, table, to_csv};
-use issbench::sweep::{PRESETS, RepeatSpread, SweepOptions, SweepSpec, run_sweep};
+use issbench::report::{Input, Status, charts, compare, html, merge, parse_input, read_inputs, read_rows, table, to_csv};
+use issbench::sweep::{PRESETS, RepeatSpread, SweepOptions, SweepSpec, budget, run_sweep};
 
 fn run(args: RunArgs) -> Result<()> {
     note_shadowed(&args.model);
@@ -36,6 +38,8 @@ fn run(args: RunArgs) -> Result<()> {
         stop: Arc::new(AtomicBool::new(false)),
         on_row: Box::new(move |_, _, row| sink.borrow_mut().push(row.clone())),
         peer: None,
+        label: String::new(),
+        shard: None,
     };
     let summary = run_sweep(&spec, options)?;
     let rows = rows.take();
@@ -104,7 +108,10 @@ fn sweep_cmd(args: SweepArgs) -> Result<()> {
     }
     args.stability.apply(&mut spec);
     spec.validate()?;
-    let csv = args.out.join(format!("{}.csv", spec.name));
+    let csv = args.out.join(match args.shard {
+        Some(shard) => shard.file_name(&spec.name),
+        None => format!("{}.csv", spec.name),
+    });
     let stop = Arc::new(AtomicBool::new(false));
     let handler_stop = stop.clone();
     ctrlc::set_handler(move || {
@@ -115,9 +122,17 @@ fn sweep_cmd(args: SweepArgs) -> Result<()> {
         eprintln!("\nissbench: stopping after the point in progress (Ctrl-C again to quit now)");
     })
     .context("installing the Ctrl-C handler")?;
-    let points = spec.points().len();
+    let points: usize = match args.shard {
+        Some(shard) => shard
+            .select(spec.cases(), budget(&spec).time, spec.min_runs)
+            .iter()
+            .map(Vec::len)
+            .sum(),
+        None => spec.points().len(),
+    };
+    let share = args.shard.map(|s| format!(" (shard {s})")).unwrap_or_default();
     println!(
-        "sweep {}: {points} points, {} ms per point, writing {}",
+        "sweep {}{share}: {points} points, {} ms per point, writing {}",
         spec.name,
         spec.budget_ms,
         csv.display()
@@ -141,6 +156,8 @@ fn sweep_cmd(args: SweepArgs) -> Result<()> {
     });
     let options = SweepOptions {
         peer,
+        label: args.label.clone().unwrap_or_default(),
+        shard: args.shard,
         csv: Some(csv.clone()),
         resume: args.resume,
         stop,
@@ -160,7 +177,9 @@ fn sweep_cmd(args: SweepArgs) -> Result<()> {
         "{} measured, {} failed, {} already in the file",
         summary.measured, summary.failed, summary.skipped
     );
-    if !args.no_charts {
+    if args.shard.is_some() {
+        println!("charts: not drawn for a shard; merge the shards (issbench merge) and run issbench report");
+    } else if !args.no_charts {
         let files = charts::draw_all(&read_rows(std::slice::from_ref(&csv))?, &args.out)?;
         println!("charts: {} files in {}", files.len(), args.out.display());
     }
@@ -207,25 +226,102 @@ fn export_cmd(args: ExportArgs) -> Result<()> {
     Ok(())
 }
 
+/// The result files named on the command line (`NAME=file.csv` labels a file's machine).
+fn inputs(args: &[String]) -> Result<Vec<Input>> {
+    args.iter().map(|a| parse_input(a).map_err(anyhow::Error::msg)).collect()
+}
+
 fn report_cmd(args: ReportArgs) -> Result<()> {
-    let rows = read_rows(&args.csv)?;
-    let files = charts::draw_all(&rows, &args.out)?;
-    println!("{} rows; {} chart files in {}", rows.len(), files.len(), args.out.display());
-    for f in files {
-        println!("  {}", f.display());
+    let inputs = inputs(&args.csv)?;
+    let rows = read_inputs(&inputs)?;
+    let machines = issbench::report::machines::machines(&rows);
+    if let Some(out) = &args.out {
+        let files = charts::draw_all(&rows, out)?;
+        println!(
+            "{} rows from {} machine(s); {} chart files in {}",
+            rows.len(),
+            machines.len(),
+            files.len(),
+            out.display()
+        );
+        if machines.len() > 1 {
+            for (i, m) in machines.iter().enumerate() {
+                println!("  M{}: {} -> {}", i + 1, m.name(), out.join(m.slug(i + 1)).display());
+            }
+            match compare::compare(&rows, None) {
+                Ok(c) => {
+                    let written = compare::write(&c, out)?;
+                    println!("  comparison: {} files ({} shared points)", written.len(), c.points.len());
+                }
+                Err(e) => println!("  no comparison: {e}"),
+            }
+        }
+    }
+    if let Some(dir) = &args.html {
+        let sources: Vec<String> = args.csv.clone();
+        let page = html::write_html(&rows, &sources, dir)?;
+        println!("report: {}", page.display());
     }
     Ok(())
 }
 
-fn compare_cmd(args: ReportArgs) -> Result<()> {
-    let c = compare::compare(&read_rows(&args.csv)?, &args.out)?;
-    print!("{}", c.markdown);
+fn compare_cmd(args: CompareArgs) -> Result<()> {
+    let rows = read_inputs(&inputs(&args.csv)?)?;
+    let c = compare::compare(&rows, args.baseline.as_deref())?;
+    let files = compare::write(&c, &args.out)?;
+    print!("{}", compare::markdown(&c));
     println!(
-        "\n{} targets, {} shared points; files in {}",
-        c.targets.len(),
-        c.shared_points,
+        "\n{} machines, {} shared points; {} files in {}",
+        c.machines.len(),
+        c.points.len(),
+        files.len(),
         args.out.display()
     );
+    Ok(())
+}
+
+fn merge_cmd(args: MergeArgs) -> Result<()> {
+    if args.output.exists() {
+        anyhow::bail!("{}: already exists; merge writes a new file", args.output.display());
+    }
+    let merged = merge::merge(&args.csv)?;
+    let missing = merged.missing();
+    issbench::report::write_atomically(&args.output, to_csv(&merged.rows)?.as_bytes())?;
+    println!(
+        "{}: {} rows from {} files ({} read, {} older copies dropped)",
+        args.output.display(),
+        merged.rows.len(),
+        args.csv.len(),
+        merged.read,
+        merged.duplicates
+    );
+    for ((name, count), present) in &merged.shards {
+        println!(
+            "  {name}: shards {} of {count}",
+            present.iter().map(usize::to_string).collect::<Vec<_>>().join(", ")
+        );
+    }
+    let mut problems = Vec::new();
+    if !missing.is_empty() {
+        problems.push(format!("incomplete: {}", missing.join("; ")));
+    }
+    if let Some(expected) = &args.expect {
+        let differences = merge::differences(&merged.rows, &read_rows(std::slice::from_ref(expected))?);
+        if differences.is_empty() {
+            println!("  the same {} measurements as {}, each once", merged.rows.len(), expected.display());
+        } else {
+            let shown: Vec<&str> = differences.iter().take(10).map(String::as_str).collect();
+            problems.push(format!(
+                "not the points of {} ({} differences): {}",
+                expected.display(),
+                differences.len(),
+                shown.join("; ")
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        anyhow::bail!("{} (the merged file is written)", problems.join("; "));
+    }
     Ok(())
 }
 
@@ -270,6 +366,7 @@ fn main() -> ExitCode {
         Command::Report(args) => report_cmd(args),
         Command::ExportOnnx(args) => export_cmd(args),
         Command::Compare(args) => compare_cmd(args),
+        Command::Merge(args) => merge_cmd(args),
         Command::Models => models_cmd(),
     };
     match result {

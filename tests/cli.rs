@@ -26,6 +26,13 @@ fn ok(args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// The stderr of a command that must fail.
+fn fails(args: &[&str]) -> String {
+    let out = issbench(args);
+    assert!(!out.status.success(), "issbench {args:?} succeeded");
+    String::from_utf8(out.stderr).unwrap()
+}
+
 /// A short `run` of the built-in `tiny-iss` model.
 fn run_args<'a>(mode: &'a str, format: &'a str, threads: &'a str) -> Vec<&'a str> {
     vec![
@@ -109,26 +116,46 @@ fn run_prints_the_sweeps_row_in_every_format_and_mode() {
 fn report_and_compare_read_what_run_writes() {
     let dir = tempfile::tempdir().unwrap();
     let mut files = Vec::new();
-    for threads in ["1", "2"] {
-        let path = dir.path().join(format!("t{threads}.csv"));
+    // Two runs on this machine, told apart by labels.
+    for name in ["first", "second"] {
+        let path = dir.path().join(format!("{name}.csv"));
         let mut text = String::new();
         for (i, mode) in ["dense", "iss"].into_iter().enumerate() {
-            let csv = ok(&run_args(mode, "csv", threads));
+            let csv = ok(&run_args(mode, "csv", "1"));
             text.push_str(if i == 0 { &csv } else { csv.split_once('\n').unwrap().1 });
         }
         std::fs::write(&path, text).unwrap();
-        files.push(path.to_str().unwrap().to_string());
+        files.push(format!("{name}={}", path.display()));
     }
     let out = dir.path().join("cmp");
     let mut args = vec!["compare"];
     args.extend(files.iter().map(String::as_str));
-    args.extend(["--out", out.to_str().unwrap()]);
+    args.extend(["--out", out.to_str().unwrap(), "--baseline", "second"]);
     let table = ok(&args);
-    assert!(table.contains("2 targets, 2 shared points"), "{table}");
-    assert!(out.join("compare.md").is_file());
-    args[0] = "report";
+    assert!(table.contains("2 machines, 2 shared points"), "{table}");
+    assert!(
+        table.contains("| M2 (baseline) | second |") && table.contains("| M1 / M2 |"),
+        "{table}"
+    );
+    for f in ["compare.md", "compare.csv", "compare_ratio.png", "compare_geomean.png"] {
+        assert!(out.join(f).is_file(), "{f}");
+    }
+    // Unlabelled, the two files are one machine: no comparison.
+    let plain: Vec<String> = files.iter().map(|f| f.split_once('=').unwrap().1.to_string()).collect();
+    let e = fails(&["compare", &plain[0], &plain[1], "--out", out.to_str().unwrap()]);
+    assert!(e.contains("at least two machines") && e.contains("NAME=file.csv"), "{e}");
+    // report: a folder of charts per machine, the comparison, and the page.
+    let charts = dir.path().join("charts");
+    let html = dir.path().join("html");
+    let mut args = vec!["report"];
+    args.extend(files.iter().map(String::as_str));
+    args.extend(["--out", charts.to_str().unwrap(), "--html", html.to_str().unwrap()]);
     let report = ok(&args);
-    assert!(report.starts_with("4 rows;"), "{report}");
+    assert!(report.starts_with("4 rows from 2 machine(s)"), "{report}");
+    assert!(charts.join("m1-first").is_dir() && charts.join("m2-second").is_dir(), "{report}");
+    assert!(charts.join("compare.md").is_file());
+    let page = std::fs::read_to_string(html.join("index.html")).unwrap();
+    assert!(page.contains("<h2>Machines compared</h2>") && page.contains("M2: second — charts"));
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! verification errors, resume without duplicates, failed points recorded,
 //! files from two hosts concatenated.
 
+use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -40,6 +41,8 @@ fn options(csv: &Path, resume: bool, stop: Arc<AtomicBool>) -> SweepOptions {
         stop,
         on_row: Box::new(|_, _, _| {}),
         peer: None,
+        label: String::new(),
+        shard: None,
     }
 }
 
@@ -191,7 +194,7 @@ fn a_bad_checkpoint_fails_its_points_and_the_sweep_goes_on() {
 }
 
 #[test]
-fn csv_files_from_two_hosts_concatenate_and_keep_their_targets() {
+fn csv_files_from_two_machines_concatenate_and_keep_their_machines() {
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("a.csv");
     let spec = SweepSpec::from_toml(
@@ -201,11 +204,12 @@ fn csv_files_from_two_hosts_concatenate_and_keep_their_targets() {
     .unwrap();
     run_sweep(&spec, options(&csv, false, Arc::new(AtomicBool::new(false)))).unwrap();
     let mut rows = read_rows(std::slice::from_ref(&csv)).unwrap();
-    // The same file as if measured on another host.
+    // The same file as if measured on another host of another CPU.
     let other = dir.path().join("b.csv");
     let mut w = csv::Writer::from_path(&other).unwrap();
     for r in &mut rows {
         r.host = "other-host".into();
+        r.cpu_model = "Other CPU (family 6 model 143)".into();
         (r.median_ns, r.min_ns, r.max_ns) = (2.0 * r.median_ns, 2.0 * r.min_ns, 2.0 * r.max_ns);
         w.serialize(&*r).unwrap();
     }
@@ -213,8 +217,20 @@ fn csv_files_from_two_hosts_concatenate_and_keep_their_targets() {
     let both = read_rows(&[csv, other]).unwrap();
     // Dense at kept 1.0; dense and iss at kept 0.5: three points per host.
     assert_eq!(both.len(), 6);
-    let targets: std::collections::BTreeSet<String> = both.iter().map(Row::target_key).collect();
-    assert_eq!(targets.len(), 2);
+    let machines: std::collections::BTreeSet<String> = both.iter().map(Row::machine_key).collect();
+    assert_eq!(machines.len(), 2);
+    // Another host of the same machine type is the same machine.
+    let same: std::collections::BTreeSet<String> = both
+        .iter()
+        .map(|r| {
+            Row {
+                cpu_model: "x".into(),
+                ..r.clone()
+            }
+            .machine_key()
+        })
+        .collect();
+    assert_eq!(same.len(), 1);
     let points: std::collections::BTreeSet<String> = both.iter().map(Row::point_key).collect();
     assert_eq!(points.len(), 3);
 }
@@ -246,7 +262,7 @@ fn report_redraws_the_sweeps_charts_from_the_csv_alone() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    for stem in ["speedup_vs_sparsity_b2", "time_vs_hidden_b2", "roofline"] {
+    for stem in ["speedup_vs_sparsity_b2", "time_vs_hidden_b2", "gflops_vs_weights"] {
         let a = std::fs::read_to_string(swept.join(format!("{stem}.svg"))).unwrap();
         let b = std::fs::read_to_string(redrawn.join(format!("{stem}.svg"))).unwrap();
         assert_eq!(a, b, "{stem}: the redrawn chart differs");
@@ -285,8 +301,8 @@ for line in sys.stdin:
     match issbench::peer::OrtPeer::with("python3".into(), script) {
         Ok(peer) => Some(peer),
         Err((python, e)) => {
-            println!("SKIPPED (no {python} to run the fake peer): {e}");
-            eprintln!("SKIPPED (no {python} to run the fake peer): {e}");
+            // Straight to the stderr handle: the harness captures eprintln!.
+            let _ = writeln!(std::io::stderr(), "SKIPPED (no {python} to run the fake peer): {e}");
             None
         }
     }

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use crate::hardware::{Limits, cpu_model, host_name, measure_limits};
+use crate::hardware::{Limits, cpu_model, host_name, measure_limits, total_memory_gib};
 use crate::kernels::simd::{SimdLevel, cpu_features};
 
 /// A thread pool could not start.
@@ -18,12 +18,16 @@ pub struct PoolError {
 pub struct Machine {
     /// Host name.
     pub host: String,
+    /// The user's name for the machine (`--label`); empty when none.
+    pub label: String,
     /// CPU model with family and model numbers.
     pub cpu: String,
     /// SIMD level the kernels run at, and the CPU's features.
     pub simd: String,
     /// Logical cores.
     pub cores: usize,
+    /// Memory, GiB.
+    pub memory_gib: f64,
     pools: HashMap<usize, (rayon::ThreadPool, Limits)>,
 }
 
@@ -32,9 +36,11 @@ impl Machine {
     pub fn new() -> Machine {
         Machine {
             host: host_name(),
+            label: String::new(),
             cpu: cpu_model(),
             simd: format!("{} ({})", SimdLevel::detect().name(), cpu_features()),
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            memory_gib: total_memory_gib(),
             pools: HashMap::new(),
         }
     }

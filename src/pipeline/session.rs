@@ -67,6 +67,11 @@ impl Session {
         &self.machine
     }
 
+    /// Names the machine in every row from now on (`--label`).
+    pub fn set_label(&mut self, label: &str) {
+        self.machine.label = label.to_string();
+    }
+
     /// Threads a point uses (0 means all logical cores).
     pub fn threads(&self, point: &Point) -> usize {
         self.machine.threads(point.threads)
@@ -87,9 +92,11 @@ impl Session {
             git_rev: git_revision().to_string(),
             timestamp: now_rfc3339(),
             host: self.machine.host.clone(),
+            label: self.machine.label.clone(),
             cpu_model: self.machine.cpu.clone(),
             simd: self.machine.simd.clone(),
             logical_cores: self.machine.cores,
+            memory_gib: self.machine.memory_gib,
             threads: self.threads(point),
             backend: point.mode_backend().describe(),
             preset: self.preset.clone(),
@@ -134,6 +141,7 @@ impl Session {
             speedup_ci_high: None,
             flags: String::new(),
             repeat: point.repeat,
+            shard: String::new(),
             status: Status::Ok,
         }
     }

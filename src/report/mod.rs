@@ -11,10 +11,16 @@ pub mod charts;
 pub mod compare;
 pub mod criterion;
 mod csv_io;
+pub mod doc;
+pub mod html;
+mod inputs;
+pub mod machines;
+pub mod merge;
 mod row;
 pub mod table;
 
 pub use csv_io::{CsvAppender, ReportError, header_line, read_rows, to_csv, write_atomically};
+pub use inputs::{Input, check_label, parse_input, read_inputs};
 pub use row::{COLUMNS, Row, Status, now_rfc3339};
 
 #[cfg(test)]

@@ -93,9 +93,11 @@ pub const COLUMNS: &[&str] = &[
     "git_rev",
     "timestamp",
     "host",
+    "label",
     "cpu_model",
     "simd",
     "logical_cores",
+    "memory_gib",
     "threads",
     "backend",
     "preset",
@@ -137,6 +139,7 @@ pub const COLUMNS: &[&str] = &[
     "bandwidth_gbs",
     "flags",
     "repeat",
+    "shard",
     "status",
 ];
 
@@ -156,12 +159,20 @@ pub struct Row {
     pub timestamp: String,
     /// Host name.
     pub host: String,
-    /// CPU model name.
+    /// The machine's name given by the user (`sweep --label`, or
+    /// `NAME=file.csv` in `report` and `compare`); empty when none.
+    #[serde(default)]
+    pub label: String,
+    /// CPU model name, with family and model numbers where the OS gives them.
     pub cpu_model: String,
     /// SIMD level the kernels used and the CPU's features.
     pub simd: String,
     /// Logical cores of the machine.
     pub logical_cores: usize,
+    /// The machine's memory, GiB to one decimal (0 in files written before
+    /// the column existed).
+    #[serde(default)]
+    pub memory_gib: f64,
     /// Worker threads used (rayon pool size).
     pub threads: usize,
     /// Kernel backend (`packed-avx512`, `matrixmultiply`, `csr-avx2`, `onnxruntime X.Y`).
@@ -264,6 +275,9 @@ pub struct Row {
     /// Which of `--repeat N` measurements of the point this is (1 to N).
     #[serde(default = "first_repeat")]
     pub repeat: usize,
+    /// `I/N` when a sharded sweep (`sweep --shard I/N`) measured it; empty otherwise.
+    #[serde(default)]
+    pub shard: String,
     /// `ok`, or `failed: REASON`.
     pub status: Status,
 }
@@ -308,9 +322,40 @@ impl Row {
             if self.head { " +head" } else { "" }
         )
     }
-    /// The hardware target: host, CPU, threads and backend.
-    pub fn target_key(&self) -> String {
-        format!("{} / {} / {}t / {}", self.host, self.cpu_model, self.threads, self.backend)
+    /// The machine that measured the row, as a person would name it: the
+    /// label where there is one, else the CPU (with family and model),
+    /// cores, SIMD level and memory. Not the host name: the nodes of a
+    /// cluster are one machine type, and reference files all say `vm`.
+    pub fn machine_key(&self) -> String {
+        if !self.label.is_empty() {
+            return self.label.clone();
+        }
+        let memory = if self.memory_gib > 0.0 {
+            format!(", {:.0} GiB", self.memory_gib)
+        } else {
+            String::new()
+        };
+        format!("{}, {} cores, {}{memory}", self.cpu_model, self.logical_cores, self.simd_level())
+    }
+    /// The SIMD level the kernels ran at (the `simd` column's first word).
+    pub fn simd_level(&self) -> &str {
+        self.simd.split_whitespace().next().unwrap_or("")
+    }
+    /// The kernel family, without its instruction set or version
+    /// (`packed`, `matrixmultiply`, `csr`, `onnxruntime`): what a point
+    /// keeps across machines whose SIMD levels differ.
+    pub fn backend_family(&self) -> &str {
+        let b = self.backend.split_whitespace().next().unwrap_or("");
+        ["-avx512", "-avx2", "-neon", "-portable"]
+            .iter()
+            .find_map(|s| b.strip_suffix(s))
+            .unwrap_or(b)
+    }
+    /// A point as machines share it: [`Row::point_key`] with the threads
+    /// and the kernel family (thread counts and backends are dimensions of
+    /// a point, not of a machine).
+    pub fn shared_point_key(&self) -> String {
+        format!("{} t{} {}", self.point_key(), self.threads, self.backend_family())
     }
     /// The key of the dense measurement this row's speedup refers to: same
     /// machine, input, full sizes, batch, seq, threads and head (any kept
@@ -408,9 +453,11 @@ pub(crate) mod tests {
             git_rev: "abc".into(),
             timestamp: "2026-11-29T07:00:00Z".into(),
             host: "test-host".into(),
+            label: String::new(),
             cpu_model: "Test CPU".into(),
             simd: "avx512".into(),
             logical_cores: 2,
+            memory_gib: 16.0,
             threads: 2,
             backend: "packed-avx512".into(),
             preset: "quick".into(),
@@ -452,6 +499,7 @@ pub(crate) mod tests {
             bandwidth_gbs: 22.0,
             flags: String::new(),
             repeat: 1,
+            shard: String::new(),
             status: Status::Ok,
         }
     }

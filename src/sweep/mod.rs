@@ -4,7 +4,9 @@
 //! [`crate::pipeline`] into one CSV of [`crate::report::Row`]s.
 
 mod runner;
+mod shard;
 mod spec;
 
 pub use runner::{RepeatSpread, RowCallback, SweepError, SweepOptions, SweepSummary, budget, run_sweep};
+pub use shard::{MAX_SHARDS, Shard, balance, case_seconds};
 pub use spec::{GemmShape, Grid, IssSettings, Mode, PRESETS, Point, Source, SpecError, SweepSpec};

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+use super::shard::Shard;
 use super::spec::SweepSpec;
 use crate::measure::Budget;
 use crate::mode::Mode;
@@ -44,6 +45,10 @@ pub struct SweepOptions {
     pub on_row: RowCallback,
     /// Also time each dense and iss point on ONNX Runtime (rows `ort-dense`, `ort-iss`).
     pub peer: Option<OrtPeer>,
+    /// The user's name for this machine, in every row (`--label`).
+    pub label: String,
+    /// Measure only this share of the cases (`--shard I/N`).
+    pub shard: Option<Shard>,
 }
 
 /// How far the repeats of one point agree (`--repeat`).
@@ -96,6 +101,7 @@ pub fn budget(spec: &SweepSpec) -> Budget {
 /// Runs every case of `spec`, appending rows to `options.csv`.
 pub fn run_sweep(spec: &SweepSpec, mut options: SweepOptions) -> Result<SweepSummary, SweepError> {
     let mut session = Session::new(&spec.name);
+    session.set_label(&options.label);
     let mut done: HashSet<String> = HashSet::new();
     let mut dense_medians: HashMap<String, f64> = HashMap::new();
     let mut csv = match &options.csv {
@@ -116,11 +122,15 @@ pub fn run_sweep(spec: &SweepSpec, mut options: SweepOptions) -> Result<SweepSum
         }
         None => None,
     };
-    let cases = spec.cases();
+    let budget = budget(spec);
+    let cases = match options.shard {
+        Some(shard) => shard.select(spec.cases(), budget.time, spec.min_runs),
+        None => spec.cases(),
+    };
+    let shard = options.shard.map(|s| s.to_string()).unwrap_or_default();
     let total: usize = cases.iter().map(Vec::len).sum();
     let mut summary = SweepSummary::default();
     let mut measured_rows = Vec::new();
-    let budget = budget(spec);
     let mut index = 0;
     for case in cases {
         if options.stop.load(Ordering::SeqCst) {
@@ -141,7 +151,8 @@ pub fn run_sweep(spec: &SweepSpec, mut options: SweepOptions) -> Result<SweepSum
             oversubscribe: case[0].oversubscribe,
             earlier_dense: &earlier_dense,
         };
-        for row in session.measure_case(&case, &case_options)? {
+        for mut row in session.measure_case(&case, &case_options)? {
+            row.shard.clone_from(&shard);
             if !row.mode.is_peer() {
                 index += 1;
             }

@@ -4,11 +4,14 @@ use std::ops::Range;
 
 use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged};
 
-/// One axis: its label and whether it is logarithmic.
+/// One axis: its label, whether it is logarithmic, and where its ticks go
+/// when not at round numbers.
 #[derive(Clone)]
 pub(crate) struct Axis {
     pub label: String,
     pub log: bool,
+    /// Ticks at these values (the sizes measured) instead of round ones.
+    pub ticks_at: Vec<f64>,
 }
 
 impl Axis {
@@ -16,13 +19,20 @@ impl Axis {
         Axis {
             label: label.into(),
             log: false,
+            ticks_at: Vec::new(),
         }
     }
     pub(crate) fn log(label: &str) -> Axis {
         Axis {
             label: label.into(),
             log: true,
+            ticks_at: Vec::new(),
         }
+    }
+    /// The same axis with ticks at `values` only.
+    pub(crate) fn with_ticks_at(mut self, values: Vec<f64>) -> Axis {
+        self.ticks_at = values;
+        self
     }
     pub(super) fn plot_at(&self, v: f64) -> f64 {
         if self.log { v.max(f64::MIN_POSITIVE).log10() } else { v }
@@ -36,6 +46,20 @@ impl Axis {
     }
     /// Plot range with a margin, and the tick positions (in plot space).
     pub(super) fn range_and_ticks(&self, lo: f64, hi: f64) -> (Range<f64>, Vec<f64>) {
+        let (range, ticks) = self.round_range_and_ticks(lo, hi);
+        if self.ticks_at.is_empty() {
+            return (range, ticks);
+        }
+        let at = self
+            .ticks_at
+            .iter()
+            .filter(|v| self.valid(**v))
+            .map(|&v| self.plot_at(v))
+            .filter(|v| range.contains(v))
+            .collect();
+        (range, at)
+    }
+    fn round_range_and_ticks(&self, lo: f64, hi: f64) -> (Range<f64>, Vec<f64>) {
         if self.log {
             let (lo, hi) = (lo.max(1e-12), hi.max(lo.max(1e-12) * 1.0001));
             let (a, b) = (lo.log10() - 0.08, hi.log10() + 0.08);

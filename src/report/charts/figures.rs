@@ -1,4 +1,4 @@
-//! Which chart each kind of result gets, from rows alone.
+//! Which chart each kind of result gets, from one machine's rows alone.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -10,17 +10,22 @@ use super::style::*;
 use crate::mode::Mode;
 use crate::report::Row;
 
-/// "h2 — 2026-11-29": who measured (at most three hosts named), and the
+/// "machine — 2026-11-29": who measured (the machine's name), and the
 /// newest date.
 pub(crate) fn provenance(rows: &[&Row]) -> String {
-    let hosts: Vec<&str> = rows.iter().map(|r| r.host.as_str()).collect::<BTreeSet<_>>().into_iter().collect();
+    let names: Vec<String> = rows
+        .iter()
+        .map(|r| if r.label.is_empty() { r.cpu_model.clone() } else { r.label.clone() })
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
     let date = rows.iter().map(|r| r.timestamp.get(..10).unwrap_or("")).max().unwrap_or("");
-    let hosts = if hosts.len() > 3 {
-        format!("{} and {} more hosts", hosts[..2].join(", "), hosts.len() - 2)
+    let names = if names.len() > 2 {
+        format!("{} and {} more machines", names[0], names.len() - 1)
     } else {
-        hosts.join(", ")
+        names.join(", ")
     };
-    format!("{hosts} — {date}")
+    format!("{names} — {date}")
 }
 
 /// The first number of a `/`-separated size list.
@@ -28,13 +33,13 @@ pub(crate) fn first_size(sizes: &str) -> f64 {
     sizes.split('/').next().and_then(|s| s.trim().parse().ok()).unwrap_or(0.0)
 }
 
-/// Of each host and preset, the rows of one configuration: no head, the
+/// Of each preset and kernel, the rows of one configuration: no head, the
 /// most threads, the shortest sequence (what the charts compare across
 /// sizes and modes).
 pub(super) fn main_config<'a>(rows: &[&'a Row]) -> Vec<&'a Row> {
-    let mut by: BTreeMap<(&str, &str, &str, &str), Vec<&'a Row>> = BTreeMap::new();
+    let mut by: BTreeMap<(&str, &str), Vec<&'a Row>> = BTreeMap::new();
     for r in rows {
-        by.entry((&r.host, &r.cpu_model, &r.backend, &r.preset)).or_default().push(r);
+        by.entry((r.backend_family(), &r.preset)).or_default().push(r);
     }
     let mut out = Vec::new();
     for group in by.into_values() {
@@ -46,11 +51,17 @@ pub(super) fn main_config<'a>(rows: &[&'a Row]) -> Vec<&'a Row> {
     out
 }
 
-/// `" @host"` when the rows come from more than one host, else nothing:
-/// the suffix series names carry.
-pub(super) fn host_tag<'a>(rows: &[&Row]) -> impl Fn(&Row) -> String + 'a {
-    let several = rows.iter().map(|r| &r.host).collect::<BTreeSet<_>>().len() > 1;
-    move |r: &Row| if several { format!(" @{}", r.host) } else { String::new() }
+/// The threads and sequence lengths of `rows`, for titles: `2 threads, seq 30`.
+pub(super) fn config_text(rows: &[&Row]) -> String {
+    let list = |v: BTreeSet<usize>| v.iter().map(usize::to_string).collect::<Vec<_>>().join("/");
+    let threads: BTreeSet<usize> = rows.iter().map(|r| r.threads).collect();
+    let seqs: BTreeSet<usize> = rows.iter().map(|r| r.seq).collect();
+    let t = if threads.len() == 1 && threads.contains(&1) {
+        "1 thread".to_string()
+    } else {
+        format!("{} threads", list(threads))
+    };
+    format!("{t}, seq {}", list(seqs))
 }
 
 /// Series label of each hidden size list: `h1024` by its first size, the
@@ -80,6 +91,15 @@ pub(super) fn sorted(mut pts: Vec<(f64, f64)>) -> Vec<(f64, f64)> {
     pts
 }
 
+/// A point and its interval.
+type Pt = ((f64, f64), Option<Interval>);
+
+/// Points sorted by x with their intervals kept alongside.
+fn sorted_with(mut pts: Vec<Pt>) -> (Vec<(f64, f64)>, Vec<Option<Interval>>) {
+    pts.sort_by(|a, b| a.0.0.total_cmp(&b.0.0).then(a.0.1.total_cmp(&b.0.1)));
+    pts.into_iter().unzip()
+}
+
 pub(super) fn speedup_vs_sparsity(rows: &[&Row], batch: usize) -> Option<Chart> {
     let sel: Vec<&Row> = main_config(rows)
         .into_iter()
@@ -88,21 +108,21 @@ pub(super) fn speedup_vs_sparsity(rows: &[&Row], batch: usize) -> Option<Chart> 
     if sel.is_empty() {
         return None;
     }
-    let tag = host_tag(&sel);
     let names = hidden_names(&sel);
-    // (first size, hidden list, host tag) -> mode -> points; the ideal from iss rows.
-    type Key = (u64, String, String);
-    let mut measured: BTreeMap<Key, BTreeMap<Mode, Vec<(f64, f64)>>> = BTreeMap::new();
+    // (first size, hidden list) -> mode -> points with their intervals;
+    // the ideal (multiply-add ratio) from the iss rows.
+    type Key = (u64, String);
+    let mut measured: BTreeMap<Key, BTreeMap<Mode, Vec<Pt>>> = BTreeMap::new();
     let mut ideal: BTreeMap<Key, Vec<(f64, f64)>> = BTreeMap::new();
     for r in &sel {
-        let key = (first_size(&r.hidden_full) as u64, r.hidden_full.clone(), tag(r));
+        let key = (first_size(&r.hidden_full) as u64, r.hidden_full.clone());
         let x = (1.0 - r.kept_fraction) * 100.0;
         let pts = measured
             .entry(key.clone())
             .or_default()
             .entry(r.mode)
-            .or_insert_with(|| vec![(0.0, 1.0)]);
-        pts.push((x, r.speedup_vs_dense.unwrap_or(1.0)));
+            .or_insert_with(|| vec![((0.0, 1.0), None)]);
+        pts.push(((x, r.speedup_vs_dense.unwrap_or(1.0)), r.speedup_ci_low.zip(r.speedup_ci_high)));
         if r.mode == Mode::Iss {
             ideal.entry(key).or_insert_with(|| vec![(0.0, 1.0)]).push((x, r.ideal_speedup));
         }
@@ -110,11 +130,12 @@ pub(super) fn speedup_vs_sparsity(rows: &[&Row], batch: usize) -> Option<Chart> 
     let mut series = Vec::new();
     for (i, (key, modes)) in measured.into_iter().enumerate() {
         // One colour family per hidden size: iss the colour, csr darker and
-        // thinner with squares, the ideal lighter and dashed.
+        // thinner with squares.
         let base = colour(i);
-        let name = format!("{}{}", names[&key.1], key.2);
+        let name = &names[&key.1];
         for (mode, pts) in modes {
-            let s = Series::new(format!("{name} {mode}"), sorted(pts), base);
+            let (pts, errors) = sorted_with(pts);
+            let s = Series::new(format!("{name} {mode}"), pts, base).with_errors(errors);
             series.push(match mode {
                 Mode::Iss => s,
                 _ => Series {
@@ -123,24 +144,39 @@ pub(super) fn speedup_vs_sparsity(rows: &[&Row], batch: usize) -> Option<Chart> 
                 },
             });
         }
-        if let Some(pts) = ideal.remove(&key) {
-            series.push(Series::new(format!("{name} ideal"), sorted(pts), mix(base, WHITE, 0.4)).styled(Stroke::Dashed, Marker::Dot));
-        }
     }
-    let ys: Vec<f64> = series
-        .iter()
-        .flat_map(|s| s.points.iter().map(|p| p.1))
-        .filter(|y| *y > 0.0)
-        .collect();
-    let spread = ys.iter().copied().fold(0.0, f64::max) / ys.iter().copied().fold(f64::INFINITY, f64::min);
-    Some(Chart::Lines(LineChart {
-        title: format!("Speedup over dense vs removed hidden units, batch {batch} — {}", provenance(&sel)),
-        x: Axis::linear("hidden units removed by ISS (%)"),
-        y: if spread > 20.0 {
-            Axis::log("speedup over dense (×, log scale)")
+    // The ideal depends on the shapes only: sizes whose ideal lines are the
+    // same share one dashed line and one legend entry.
+    // Rounded points -> (sizes, points).
+    type Ideal = (Vec<String>, Vec<(f64, f64)>);
+    let mut ideals: BTreeMap<Vec<(i64, i64)>, Ideal> = BTreeMap::new();
+    for (key, pts) in ideal {
+        let pts = sorted(pts);
+        let rounded = pts
+            .iter()
+            .map(|(x, y)| ((x * 100.0).round() as i64, (y * 1000.0).round() as i64))
+            .collect();
+        let entry = ideals.entry(rounded).or_insert_with(|| (Vec::new(), pts));
+        entry.0.push(names[&key.1].clone());
+    }
+    let one = ideals.len() == 1;
+    for (i, (sizes, pts)) in ideals.into_values().enumerate() {
+        let name = if one {
+            "ideal (multiply-add ratio)".to_string()
         } else {
-            Axis::linear("speedup over dense (×)")
-        },
+            format!("{} ideal", sizes.join(", "))
+        };
+        let col = if one { RGBColor(120, 120, 120) } else { mix(colour(i), WHITE, 0.4) };
+        series.push(Series::new(name, pts, col).styled(Stroke::Dashed, Marker::Dot));
+    }
+    Some(Chart::Lines(LineChart {
+        title: format!(
+            "Speedup over dense vs removed hidden units, batch {batch}, {} — {}",
+            config_text(&sel),
+            provenance(&sel)
+        ),
+        x: Axis::linear("hidden units removed by ISS (%)"),
+        y: Axis::log("speedup over dense (×, log scale; whiskers: 95% interval)"),
         series,
     }))
 }
@@ -148,48 +184,41 @@ pub(super) fn speedup_vs_sparsity(rows: &[&Row], batch: usize) -> Option<Chart> 
 pub(super) fn time_vs_hidden(rows: &[&Row], batch: usize) -> Option<Chart> {
     let sel: Vec<&Row> = main_config(rows)
         .into_iter()
-        .filter(|r| r.batch == batch && r.preset != "ptb" && r.preset != "full" && !r.model.starts_with("ptb"))
+        .filter(|r| r.batch == batch && r.preset != "ptb" && r.preset != "full" && r.model.starts_with("lstm"))
         .collect();
     let sizes: BTreeSet<u64> = sel.iter().map(|r| first_size(&r.hidden_full) as u64).collect();
     if sizes.len() < 2 {
         return None;
     }
-    let tag = host_tag(&sel);
-    // (mode, kept in hundredths, host) -> points. Dense time does not depend
-    // on the kept fraction: one series.
-    let mut by: BTreeMap<(Mode, u64, String), Vec<(f64, f64)>> = BTreeMap::new();
+    // (mode, kept in hundredths) -> points. Dense time does not depend on
+    // the kept fraction: one series.
+    let mut by: BTreeMap<(Mode, u64), Vec<(f64, f64)>> = BTreeMap::new();
     for r in &sel {
         let k = if r.mode == Mode::Dense {
             100
         } else {
             (r.kept_fraction * 100.0).round() as u64
         };
-        by.entry((r.mode, k, tag(r)))
-            .or_default()
-            .push((first_size(&r.hidden_full), r.median_ms()));
+        by.entry((r.mode, k)).or_default().push((first_size(&r.hidden_full), r.median_ms()));
     }
     // Colour families per mode, dark (most kept) to light.
     let mut family: BTreeMap<Mode, Vec<u64>> = BTreeMap::new();
-    for (mode, k, _) in by.keys() {
+    for (mode, k) in by.keys() {
         family.entry(*mode).or_default().push(*k);
     }
-    let family: BTreeMap<Mode, Vec<u64>> = family
-        .into_iter()
-        .map(|(m, mut ks)| {
-            ks.sort_unstable_by(|a, b| b.cmp(a));
-            ks.dedup();
-            (m, ks)
-        })
-        .collect();
+    for ks in family.values_mut() {
+        ks.sort_unstable_by(|a, b| b.cmp(a));
+        ks.dedup();
+    }
     let mut series = Vec::new();
-    for ((mode, k, host), pts) in &by {
+    for ((mode, k), pts) in &by {
         let ks = &family[mode];
         let i = ks.iter().position(|x| x == k).unwrap_or(0);
         let col = shade(mode_colour(*mode), i, ks.len());
         let name = if *mode == Mode::Dense {
-            format!("dense{host}")
+            "dense".to_string()
         } else {
-            format!("{mode} kept {}{host}", *k as f64 / 100.0)
+            format!("{mode} kept {}", *k as f64 / 100.0)
         };
         let s = Series::new(name, sorted(pts.clone()), col);
         series.push(if *mode == Mode::Csr {
@@ -198,11 +227,15 @@ pub(super) fn time_vs_hidden(rows: &[&Row], batch: usize) -> Option<Chart> {
             s
         });
     }
-    // Dense first in the legend.
     series.sort_by_key(|s| !s.name.starts_with("dense"));
     Some(Chart::Lines(LineChart {
-        title: format!("Time per forward pass vs hidden size, batch {batch} — {}", provenance(&sel)),
-        x: Axis::log("hidden units in the first layer of the full model (log scale)"),
+        title: format!(
+            "Time per forward pass vs hidden size, batch {batch}, {} — {}",
+            config_text(&sel),
+            provenance(&sel)
+        ),
+        x: Axis::log("hidden units in the first layer of the full model (log scale)")
+            .with_ticks_at(sizes.iter().map(|&s| s as f64).collect()),
         y: Axis::log("median time per forward pass (ms, log scale)"),
         series,
     }))
@@ -229,7 +262,8 @@ pub(super) fn ptb_vs_ort(rows: &[&Row]) -> Option<Chart> {
 }
 
 /// Grouped bars of the PTB rows' median times for `modes`, one group per
-/// batch, threads and head setting (and host, when several).
+/// batch, threads and head setting, on a linear axis with each bar's value
+/// printed.
 pub(super) fn ptb_bars(rows: &[&Row], modes: &[Mode], what: &str) -> Option<Chart> {
     let ptb: Vec<&Row> = rows
         .iter()
@@ -238,27 +272,20 @@ pub(super) fn ptb_bars(rows: &[&Row], modes: &[Mode], what: &str) -> Option<Char
         .collect();
     let seq = ptb.iter().map(|r| r.seq).min()?;
     let sel: Vec<&Row> = ptb.into_iter().filter(|r| r.seq == seq).collect();
-    let several = sel.iter().map(|r| &r.host).collect::<BTreeSet<_>>().len() > 1;
-    let configs: BTreeSet<(bool, usize, usize, &str)> = sel
-        .iter()
-        .map(|r| (r.head, r.batch, r.threads, if several { r.host.as_str() } else { "" }))
-        .collect();
+    let configs: BTreeSet<(bool, usize, usize)> = sel.iter().map(|r| (r.head, r.batch, r.threads)).collect();
     let modes: Vec<Mode> = modes.iter().copied().filter(|m| sel.iter().any(|r| r.mode == *m)).collect();
     let groups = configs
         .iter()
-        .map(|&(head, b, t, host)| {
-            let host = if host.is_empty() { String::new() } else { format!(" @{host}") };
-            format!("b{b} t{t}{}{host}", if head { " +head" } else { "" })
-        })
+        .map(|&(head, b, t)| format!("b{b} t{t}{}", if head { " +head" } else { "" }))
         .collect();
     let values = configs
         .iter()
-        .map(|&(head, b, t, host)| {
+        .map(|&(head, b, t)| {
             modes
                 .iter()
                 .map(|m| {
                     sel.iter()
-                        .filter(|r| r.head == head && r.batch == b && r.threads == t && r.mode == *m && (host.is_empty() || r.host == host))
+                        .filter(|r| r.head == head && r.batch == b && r.threads == t && r.mode == *m)
                         .max_by(|a, b| a.timestamp.cmp(&b.timestamp))
                         .map(|r| r.median_ms())
                 })
@@ -273,7 +300,7 @@ pub(super) fn ptb_bars(rows: &[&Row], modes: &[Mode], what: &str) -> Option<Char
         .unwrap_or_default();
     Some(Chart::Bars(BarChart {
         title: format!("PTB LSTM{sizes}, seq {seq}: {what} — {}", provenance(&sel)),
-        y: Axis::log("median time per forward pass (ms, log scale)"),
+        y: Axis::linear("median time per forward pass (ms)"),
         groups,
         bars: modes.iter().map(|m| (m.to_string(), mode_colour(*m))).collect(),
         values,
@@ -288,83 +315,93 @@ pub(super) fn latency_fine_hidden(rows: &[&Row]) -> Option<Chart> {
     if sel.len() < 2 {
         return None;
     }
-    let tag = host_tag(&sel);
-    let mut by: BTreeMap<(Mode, usize, String), Vec<(f64, f64)>> = BTreeMap::new();
+    let mut by: BTreeMap<(Mode, usize), Vec<(f64, f64)>> = BTreeMap::new();
     for r in &sel {
-        let key = (r.mode, r.batch, tag(r));
-        by.entry(key).or_default().push((first_size(&r.hidden_full), r.median_ms()));
+        by.entry((r.mode, r.batch))
+            .or_default()
+            .push((first_size(&r.hidden_full), r.median_ms()));
     }
     let series = by
         .into_iter()
         .enumerate()
-        .map(|(i, ((mode, b, host), pts))| Series::new(format!("{mode} b{b}{host}"), sorted(pts), colour(i)))
+        .map(|(i, ((mode, b), pts))| Series::new(format!("{mode} b{b}"), sorted(pts), colour(i)))
         .collect();
     Some(Chart::Lines(LineChart {
-        title: format!("Latency on the fine hidden-size grid — {}", provenance(&sel)),
+        title: format!("Latency on the fine hidden-size grid, {} — {}", config_text(&sel), provenance(&sel)),
         x: Axis::linear("hidden units in the first layer"),
-        y: Axis::linear("median time per forward pass (ms)"),
+        y: Axis::log("median time per forward pass (ms, log scale)"),
         series,
     }))
 }
 
-/// FLOPs per byte of weights read per step: dense and iss read 4 bytes per
-/// weight, csr 8 (value and column index).
-pub(crate) fn intensity(r: &Row) -> f64 {
-    let bytes = r.nonzero_weights as f64 * if r.mode == Mode::Csr { 8.0 } else { 4.0 };
-    2.0 * r.macs_per_step as f64 * r.batch as f64 / bytes.max(1.0)
+/// Bytes of weights a mode reads per step: 4 per weight for dense and
+/// iss, 8 per nonzero for csr (value and column index).
+pub(crate) fn weight_bytes(r: &Row) -> f64 {
+    r.nonzero_weights as f64 * if r.mode == Mode::Csr { 8.0 } else { 4.0 }
 }
 
-pub(super) fn roofline(rows: &[&Row]) -> Option<Chart> {
+/// GFLOP/s against the bytes of weights each point reads per step, with
+/// the machine's FMA peak and, per batch, the rate at which streaming the
+/// weights from memory every step would cap a dense model. Points left of
+/// the caches' size run above that cap; a roofline (GFLOP/s against FLOP
+/// per byte) would stack them in one column per batch, as FLOP per byte
+/// of weights is batch/2 for every dense shape.
+pub(super) fn gflops_vs_weights(rows: &[&Row]) -> Option<Chart> {
     let sel: Vec<&Row> = rows.iter().copied().filter(|r| r.gflops > 0.0 && r.nonzero_weights > 0).collect();
     if sel.is_empty() {
         return None;
     }
-    let mut by: BTreeMap<Mode, Vec<(f64, f64)>> = BTreeMap::new();
+    let batches: Vec<usize> = batches(&sel).into_iter().collect();
+    let mut by: BTreeMap<(Mode, usize), Vec<(f64, f64)>> = BTreeMap::new();
     for r in &sel {
-        by.entry(r.mode).or_default().push((intensity(r), r.gflops));
+        by.entry((r.mode, r.batch)).or_default().push((weight_bytes(r) / 1e6, r.gflops));
     }
-    let (xlo, xhi) = sel
-        .iter()
-        .map(|r| intensity(r))
-        .fold((f64::INFINITY, 0.0f64), |(a, b), x| (a.min(x), b.max(x)));
-    // The map's order is the legend's: dense, iss, csr, then the peer's.
     let mut series: Vec<Series> = by
         .into_iter()
-        .map(|(mode, points)| {
-            let marker = if mode == Mode::Csr { Marker::Square } else { Marker::Circle };
-            Series::new(mode.to_string(), points, mode_colour(mode)).styled(Stroke::None, marker)
+        .map(|((mode, b), pts)| {
+            let i = batches.iter().position(|&x| x == b).unwrap_or(0);
+            Series::new(format!("{mode} b{b}"), sorted(pts), mode_colour(mode)).styled(Stroke::None, marker(i))
         })
         .collect();
-    // One roof per host and thread count: the highest peak and bandwidth
-    // any of its sweeps measured. Other tenants only ever make a reading
-    // low (a sweep on a shared host once read 98 GFLOP/s on 2 threads,
-    // another 188), and a roof below the points it bounds misleads.
-    let mut roofs: BTreeMap<(String, usize), (f64, f64)> = BTreeMap::new();
+    let (xlo, xhi) = sel
+        .iter()
+        .map(|r| weight_bytes(r) / 1e6)
+        .fold((f64::INFINITY, 0.0f64), |(a, b), x| (a.min(x), b.max(x)));
+    let (x0, x1) = (xlo / 1.5, xhi * 1.5);
+    // The best reading of the limits per thread count: other tenants only
+    // make a reading low, and a cap below the points it bounds misleads.
+    let mut limits: BTreeMap<usize, (f64, f64)> = BTreeMap::new();
     for r in sel.iter().filter(|r| r.peak_gflops > 0.0 && r.bandwidth_gbs > 0.0) {
-        let roof = roofs.entry((r.host.clone(), r.threads)).or_insert((0.0, 0.0));
-        *roof = (roof.0.max(r.peak_gflops), roof.1.max(r.bandwidth_gbs));
+        let l = limits.entry(r.threads).or_insert((0.0, 0.0));
+        *l = (l.0.max(r.peak_gflops), l.1.max(r.bandwidth_gbs));
     }
-    let (x0, x1) = (xlo / 2.0, (xhi * 2.0).max(xlo * 4.0));
-    // Roof colours: the palette after the modes' blue and red.
-    for (i, ((host, threads), (peak, bw))) in roofs.into_iter().enumerate() {
-        let ridge = peak / bw;
-        let mut pts = vec![(x0, (bw * x0).min(peak))];
-        if ridge > x0 && ridge < x1 {
-            pts.push((ridge, peak));
-        }
-        pts.push((x1, (bw * x1).min(peak)));
+    let grey = RGBColor(110, 110, 110);
+    if let Some((&threads, &(peak, bw))) = limits.iter().next_back() {
         series.push(
             Series::new(
-                format!("roof {host} {threads}t: {peak:.0} GFLOP/s, {bw:.1} GB/s"),
-                pts,
-                colour(2 + i),
+                format!("FMA peak, {threads} threads: {peak:.0} GFLOP/s"),
+                vec![(x0, peak), (x1, peak)],
+                grey,
             )
             .styled(Stroke::Dashed, Marker::None),
         );
+        for (i, b) in batches.iter().enumerate() {
+            let cap = bw * *b as f64 / 2.0;
+            if cap < peak {
+                series.push(
+                    Series::new(
+                        format!("weights from memory, b{b}: {cap:.0} GFLOP/s ({bw:.1} GB/s)"),
+                        vec![(x0, cap), (x1, cap)],
+                        shade(RGBColor(180, 120, 40), i, batches.len()),
+                    )
+                    .styled(Stroke::Dashed, Marker::None),
+                );
+            }
+        }
     }
     Some(Chart::Lines(LineChart {
-        title: format!("Roofline (points above a roof run from cache) — {}", provenance(&sel)),
-        x: Axis::log("arithmetic intensity (FLOP per byte of weights, log scale)"),
+        title: format!("GFLOP/s vs bytes of weights read per step — {}", provenance(&sel)),
+        x: Axis::log("weights read per step (MB, log scale; csr: values and indices)"),
         y: Axis::log("GFLOP/s (log scale)"),
         series,
     }))

@@ -4,20 +4,26 @@
 //!
 //! | file stem | what it shows |
 //! |---|---|
-//! | `speedup_vs_sparsity_b{B}` | measured speedup over dense vs share of removed units, per hidden size and mode, with the ideal (multiply-add ratio) dashed |
+//! | `speedup_vs_sparsity_b{B}` | measured speedup over dense (with its 95% interval) vs share of removed units, per hidden size and mode, with the ideal (multiply-add ratio) dashed |
 //! | `time_vs_hidden_b{B}` | median time vs hidden size per mode and kept fraction (log-log), synthetic grids |
 //! | `ptb_table` | the PTB model: dense / ISS / CSR median time per batch, threads and head setting |
+//! | `ptb_vs_ort` | the same against ONNX Runtime, where peer rows exist |
 //! | `latency_fine_hidden` | median time vs hidden size on the `full` preset's fine grid (latency hysteresis) |
-//! | `roofline` | every point's GFLOP/s against its arithmetic intensity, under the machine's measured roofs |
+//! | `gflops_vs_weights` | every point's GFLOP/s against the bytes of weights it reads per step, under the machine's FMA peak and memory caps |
 //!
-//! Failed rows are skipped, and of rows measuring the same point on the same
-//! target ([`Row::key`]) only the newest counts; a chart without data is not
-//! drawn. Rows from several hosts may be mixed: series then carry `@host`.
-//! The speedup, time and latency charts use one configuration per host and
-//! preset: no head, the most threads, the shortest sequence.
+//! Every chart shows one machine ([`Row::machine_key`]): rows from several
+//! are drawn into one folder per machine, never merged. Failed rows are
+//! skipped, and of rows measuring the same point ([`Row::key`]) only the
+//! newest counts; a chart without data is not drawn. The speedup, time and
+//! latency charts use one configuration per preset (no head, the most
+//! threads, the shortest sequence), named in their titles.
 
 mod axis;
+mod bars;
+mod dots;
 mod figures;
+mod legend;
+mod lines;
 mod model;
 mod render;
 mod style;
@@ -25,21 +31,20 @@ mod style;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use super::machines::machines;
 use super::{ReportError, Row};
 use figures::*;
 
 pub(crate) use axis::{Axis, value_label};
-pub(crate) use figures::provenance;
-pub(crate) use model::{BarChart, Chart};
-pub(crate) use render::save;
+pub(crate) use figures::first_size;
+pub(crate) use model::{BarChart, Chart, DotChart, DotSeries, WithInterval, marker};
+pub(crate) use render::{save, svg_text};
 pub(crate) use style::colour;
 pub use style::register_font;
 
-/// Draws every chart the rows have data for into `out_dir`, each as SVG and
-/// PNG, and returns the files written. Rows without data for any chart
-/// (none, or only failed ones) give an empty list, not an error.
-pub fn draw_all(rows: &[Row], out_dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
-    // Newest ok row per point and target.
+/// The charts one machine's rows have data for, by file stem.
+pub(crate) fn charts_for(rows: &[Row]) -> Vec<(String, Chart)> {
+    // Newest ok row per point.
     let mut newest: BTreeMap<String, &Row> = BTreeMap::new();
     for r in rows.iter().filter(|r| r.ok()) {
         let key = r.key();
@@ -68,12 +73,40 @@ pub fn draw_all(rows: &[Row], out_dir: &Path) -> Result<Vec<PathBuf>, ReportErro
     if let Some(c) = latency_fine_hidden(&ok) {
         charts.push(("latency_fine_hidden".into(), c));
     }
-    if let Some(c) = roofline(&ok) {
-        charts.push(("roofline".into(), c));
+    if let Some(c) = gflops_vs_weights(&ok) {
+        charts.push(("gflops_vs_weights".into(), c));
     }
+    charts
+}
+
+/// The rows of each machine, by machine, in the order machines first appear.
+pub(crate) fn by_machine(rows: &[Row]) -> Vec<(super::machines::Machine, Vec<Row>)> {
+    machines(rows)
+        .into_iter()
+        .map(|m| {
+            let own = rows.iter().filter(|r| r.machine_key() == m.key).cloned().collect();
+            (m, own)
+        })
+        .collect()
+}
+
+/// Draws every chart the rows have data for, each as SVG and PNG, and
+/// returns the files written: into `out_dir` when the rows come from one
+/// machine, else into one folder per machine (`out_dir/m1-NAME`, ...).
+/// Rows without data for any chart give an empty list, not an error.
+pub fn draw_all(rows: &[Row], out_dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
+    let groups = by_machine(rows);
+    let several = groups.len() > 1;
     let mut files = Vec::new();
-    for (stem, chart) in charts {
-        files.extend(save(&chart, out_dir, &stem)?);
+    for (i, (machine, own)) in groups.iter().enumerate() {
+        let dir = if several {
+            out_dir.join(machine.slug(i + 1))
+        } else {
+            out_dir.to_path_buf()
+        };
+        for (stem, chart) in charts_for(own) {
+            files.extend(save(&chart, &dir, &stem)?);
+        }
     }
     Ok(files)
 }
@@ -81,7 +114,7 @@ pub fn draw_all(rows: &[Row], out_dir: &Path) -> Result<Vec<PathBuf>, ReportErro
 #[cfg(test)]
 mod tests {
     use super::axis::tick_label;
-    use super::render::legend_place;
+    use super::legend::legend_place;
     use super::*;
     use crate::mode::Mode;
     use crate::report::Status;
@@ -168,7 +201,7 @@ mod tests {
             "ptb_table",
             "ptb_vs_ort",
             "latency_fine_hidden",
-            "roofline",
+            "gflops_vs_weights",
         ] {
             let png = dir.path().join(format!("{stem}.png"));
             let bytes = std::fs::read(&png).unwrap_or_else(|e| panic!("{stem}: {e}"));
@@ -181,9 +214,18 @@ mod tests {
         }
         let svg = |stem: &str| std::fs::read_to_string(dir.path().join(format!("{stem}.svg"))).unwrap();
         let speedup = svg("speedup_vs_sparsity_b10");
-        for name in ["h256 iss", "h256 csr", "h512 ideal", "test-host"] {
+        for name in [
+            "h256 iss",
+            "h256 csr",
+            "h256, h512 ideal",
+            "h1500 ideal",
+            "Test CPU",
+            "batch 10, 2 threads, seq 30",
+        ] {
             assert!(speedup.contains(name), "{name}");
         }
+        // The synthetic sizes' ideal lines are one line (the PTB model's differs).
+        assert_eq!(speedup.matches("ideal").count(), 2);
         assert_eq!(files.len(), 16, "{files:?}");
         for name in [
             "dense",
@@ -199,10 +241,15 @@ mod tests {
         }
         assert!(svg("latency_fine_hidden").contains("dense b1"));
         assert!(svg("ptb_table").contains("373/315"));
-        assert!(svg("roofline").contains("roof test-host 2t"));
+        assert!(svg("gflops_vs_weights").contains("FMA peak, 2 threads: 340 GFLOP/s"));
+        assert!(svg("gflops_vs_weights").contains("weights from memory, b1: 11 GFLOP/s"));
         assert!(svg("ptb_vs_ort").contains("ort-iss") && !svg("ptb_vs_ort").contains(">csr<"));
         assert!(!svg("ptb_table").contains("ort-dense"));
-        assert!(!svg("roofline").contains("broken"), "failed rows are skipped");
+        assert!(!svg("gflops_vs_weights").contains("broken"), "failed rows are skipped");
+        // Ticks of the hidden-size axis at the sizes measured.
+        let hidden = svg("time_vs_hidden_b1");
+        let tick = |v: &str| hidden.contains(&format!(">\n{v}\n</text>"));
+        assert!(tick("256") && tick("512") && !tick("300"), "{hidden}");
         // No leftover temporary files.
         let names: Vec<String> = std::fs::read_dir(dir.path())
             .unwrap()
@@ -223,32 +270,39 @@ mod tests {
     }
 
     #[test]
-    fn several_hosts_are_told_apart() {
+    fn several_machines_get_a_folder_each() {
         let dir = tempfile::tempdir().unwrap();
         let mut all = rows();
+        // The same machine on another host: merged with the first.
         all.extend(rows().into_iter().map(|r| Row {
-            host: "other-host".into(),
+            host: "node-2".into(),
+            timestamp: "2026-12-01T07:00:00Z".into(),
+            ..r
+        }));
+        all.extend(rows().into_iter().map(|r| Row {
+            cpu_model: "Other CPU (family 25 model 17)".into(),
             threads: 8,
             peak_gflops: 900.0,
             timestamp: "2026-12-02T07:00:00Z".into(),
             ..r
         }));
-        draw_all(&all, dir.path()).unwrap();
-        let speedup = std::fs::read_to_string(dir.path().join("speedup_vs_sparsity_b1.svg")).unwrap();
-        for name in ["h256 @other-host iss", "h256 @test-host csr", "other-host, test-host — 2026-12-02"] {
-            assert!(speedup.contains(name), "{name}");
-        }
-        let roofline = std::fs::read_to_string(dir.path().join("roofline.svg")).unwrap();
-        assert!(roofline.contains("roof other-host 8t: 900 GFLOP/s, 22.0 GB/s") && roofline.contains("roof test-host 2t: 340"));
-        let ptb = std::fs::read_to_string(dir.path().join("ptb_table.svg")).unwrap();
-        assert!(ptb.contains("b10 t8 @other-host"));
+        let files = draw_all(&all, dir.path()).unwrap();
+        assert_eq!(files.len(), 32, "{files:?}");
+        let first = dir.path().join("m1-test-cpu-2-cores-avx512");
+        let second = dir.path().join("m2-other-cpu-family-25-model-17-2-cores-avx512");
+        assert!(first.join("ptb_table.png").is_file() && second.join("ptb_table.png").is_file());
+        assert!(!dir.path().join("ptb_table.png").exists(), "no chart merges machines");
+        let other = std::fs::read_to_string(second.join("gflops_vs_weights.svg")).unwrap();
+        assert!(other.contains("FMA peak, 8 threads: 900") && !other.contains("340"), "{other}");
+        let speedup = std::fs::read_to_string(first.join("speedup_vs_sparsity_b1.svg")).unwrap();
+        assert!(speedup.contains("Test CPU — 2026-12-01") && !speedup.contains("node-2"));
     }
 
     #[test]
-    fn a_roof_takes_the_best_reading_of_its_target() {
+    fn a_cap_takes_the_best_reading_of_its_machine() {
         let dir = tempfile::tempdir().unwrap();
         let mut all = rows();
-        // The same host and threads, re-measured in a slow moment.
+        // The same machine and threads, re-measured in a slow moment.
         all.extend(rows().into_iter().map(|r| Row {
             batch: r.batch + 1,
             peak_gflops: 100.0,
@@ -256,9 +310,10 @@ mod tests {
             ..r
         }));
         draw_all(&all, dir.path()).unwrap();
-        let roofline = std::fs::read_to_string(dir.path().join("roofline.svg")).unwrap();
-        assert!(roofline.contains("roof test-host 2t: 340 GFLOP/s, 30.0 GB/s"), "{roofline}");
-        assert_eq!(roofline.matches("roof test-host 2t").count(), 1);
+        let chart = std::fs::read_to_string(dir.path().join("gflops_vs_weights.svg")).unwrap();
+        assert!(chart.contains("FMA peak, 2 threads: 340 GFLOP/s"), "{chart}");
+        assert!(chart.contains("weights from memory, b1: 15 GFLOP/s (30.0 GB/s)"), "{chart}");
+        assert_eq!(chart.matches("FMA peak").count(), 1);
     }
 
     #[test]

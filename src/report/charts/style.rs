@@ -101,3 +101,19 @@ pub(super) fn text_size<DB: DrawingBackend>(area: &Area<DB>, text: &str, px: u32
     let (w, h) = area.estimate_text_size(text, &font(px)).map_err(err)?;
     Ok((w as i32, h as i32))
 }
+
+/// `text` cut (with an ellipsis) to fit `width` pixels.
+pub(super) fn fit_text<DB: DrawingBackend>(area: &Area<DB>, text: &str, px: u32, width: i32) -> Result<String, String> {
+    if text_size(area, text, px)?.0 <= width {
+        return Ok(text.to_string());
+    }
+    let mut chars: Vec<char> = text.chars().collect();
+    while !chars.is_empty() {
+        chars.pop();
+        let cut = format!("{}…", chars.iter().collect::<String>());
+        if text_size(area, &cut, px)?.0 <= width {
+            return Ok(cut);
+        }
+    }
+    Ok(String::new())
+}
