@@ -5,6 +5,7 @@
 //! file per instruction set).
 
 pub mod activations;
+pub mod bf16;
 pub mod csr;
 pub mod gemm;
 pub mod int8;
