@@ -168,13 +168,17 @@ impl Out {
     #[inline(always)]
     pub(crate) unsafe fn start_values<const W: usize>(&self, row: usize, col: usize, buf: &mut [f32; W]) {
         let valid = (self.cols - col).min(W);
+        // Whole segments are read as one value of `W` floats, which the
+        // compiler turns into vector loads; a partial one element by
+        // element (a copy of variable length would call memcpy, and the
+        // compiler merges two copies into one such call).
         // SAFETY: (row, col..col + valid) lies inside C and the start row
         // (the caller's contract).
         unsafe {
             match self.start {
                 Start::Zero => *buf = [0.0; W],
                 Start::C if self.csc == 1 && valid == W => {
-                    std::ptr::copy_nonoverlapping(self.ptr.get().add(row * self.rsc + col), buf.as_mut_ptr(), W)
+                    *buf = self.ptr.get().add(row * self.rsc + col).cast::<[f32; W]>().read_unaligned()
                 }
                 Start::C => {
                     *buf = [0.0; W];
@@ -182,9 +186,12 @@ impl Out {
                         *v = *self.ptr.get().add(row * self.rsc + (col + l) * self.csc);
                     }
                 }
+                Start::Row(bias) if valid == W => *buf = bias.get().add(col).cast::<[f32; W]>().read_unaligned(),
                 Start::Row(bias) => {
                     *buf = [0.0; W];
-                    std::ptr::copy_nonoverlapping(bias.get().add(col), buf.as_mut_ptr(), valid);
+                    for (l, v) in buf.iter_mut().enumerate().take(valid) {
+                        *v = *bias.get().add(col + l);
+                    }
                 }
             }
         }
@@ -197,10 +204,11 @@ impl Out {
     #[inline(always)]
     pub(crate) unsafe fn store<const W: usize>(&self, row: usize, col: usize, vals: &[f32; W]) {
         let valid = (self.cols - col).min(W);
+        // As in `start_values`: whole segments as one value.
         // SAFETY: (row, col..col + valid) lies inside C (the caller's contract).
         unsafe {
-            if self.csc == 1 {
-                std::ptr::copy_nonoverlapping(vals.as_ptr(), self.ptr.get().add(row * self.rsc + col), valid);
+            if self.csc == 1 && valid == W {
+                self.ptr.get().add(row * self.rsc + col).cast::<[f32; W]>().write_unaligned(*vals);
             } else {
                 for (l, v) in vals.iter().enumerate().take(valid) {
                     *self.ptr.get().add(row * self.rsc + (col + l) * self.csc) = *v;

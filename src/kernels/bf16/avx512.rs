@@ -97,10 +97,16 @@ unsafe fn bf16<const MR: usize, const CHAINS: usize, const PREFETCH: bool>(t: &T
                 *sum = _mm512_add_ps(*sum, *part);
             }
         }
-        for (r, acc_r) in first[0].iter().enumerate() {
-            _mm512_storeu_ps(buf.as_mut_ptr(), acc_r[0]);
-            _mm512_storeu_ps(buf.as_mut_ptr().add(16), acc_r[1]);
-            t.store_row::<PANEL>(r, &buf);
+        // All sums out of the registers first, in a loop the compiler
+        // unrolls: a row index into `acc` in the longer loop below would
+        // keep `acc` in memory, and every step would store it.
+        let mut rows = [[0.0f32; PANEL]; MR];
+        for (row, acc_r) in rows.iter_mut().zip(first[0].iter()) {
+            _mm512_storeu_ps(row.as_mut_ptr(), acc_r[0]);
+            _mm512_storeu_ps(row.as_mut_ptr().add(16), acc_r[1]);
+        }
+        for (r, row) in rows.iter().enumerate() {
+            t.store_row::<PANEL>(r, row);
         }
     }
 }

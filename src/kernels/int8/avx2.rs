@@ -1,4 +1,4 @@
-//! The AVX2 micro-kernels: up to 4 rows by 8 columns of a panel, the
+//! The AVX2 micro-kernels: up to 6 rows by 8 columns of a panel, the
 //! weights widened to `s16` (`vpmovsxbw`) and multiplied with `A` as `u16`
 //! by `vpmaddwd`, whose sums of two products cannot saturate.
 //!
@@ -21,7 +21,7 @@ pub(super) struct Avx2;
 const QUARTER: usize = 8;
 
 impl MicroKernels for Avx2 {
-    const MR: usize = 4;
+    const MR: usize = 6;
     const NR: usize = QUARTER;
     fn kernel(rows: usize, _prefetch: bool) -> KernelFn {
         match rows {
@@ -29,6 +29,8 @@ impl MicroKernels for Avx2 {
             2 => avx2::<2>,
             3 => avx2::<3>,
             4 => avx2::<4>,
+            5 => avx2::<5>,
+            6 => avx2::<6>,
             _ => unreachable!("row block of {rows}"),
         }
     }
@@ -64,13 +66,14 @@ unsafe fn avx2<const MR: usize>(t: &Tile) {
             bp = bp.add(GROUP_ROW_BYTES);
             ap = ap.add(2 * GROUP * MR);
         }
-        let mut sums = [0i32; QUARTER];
-        for (r, acc_r) in acc.iter().enumerate() {
+        // All sums out of the registers first (see the AVX-512 kernel).
+        let mut sums = [[0i32; QUARTER]; MR];
+        for (sums_r, acc_r) in sums.iter_mut().zip(acc.iter()) {
             // [c0 c1 c4 c5 | c2 c3 c6 c7], then the 64-bit lanes in order.
             let pairs = _mm256_hadd_epi32(acc_r[0], acc_r[1]);
             let cols = _mm256_permute4x64_epi64::<0b11_01_10_00>(pairs);
-            _mm256_storeu_si256(sums.as_mut_ptr().cast(), cols);
-            t.finish_row::<QUARTER>(r, &sums);
+            _mm256_storeu_si256(sums_r.as_mut_ptr().cast(), cols);
         }
+        t.finish_rows::<QUARTER>(&sums);
     }
 }

@@ -92,11 +92,14 @@ unsafe fn vnni<const MR: usize, const CHAINS: usize, const PREFETCH: bool>(t: &T
                 *sum = _mm512_add_epi32(*sum, *part);
             }
         }
-        let mut sums = [0i32; PANEL];
-        for (r, acc_r) in first[0].iter().enumerate() {
-            _mm512_storeu_si512(sums.as_mut_ptr().cast(), acc_r[0]);
-            _mm512_storeu_si512(sums.as_mut_ptr().add(16).cast(), acc_r[1]);
-            t.finish_row::<PANEL>(r, &sums);
+        // All sums out of the registers first, in a loop the compiler
+        // unrolls: a row index into `acc` in the longer loop below would
+        // keep `acc` in memory, and every step would store it.
+        let mut sums = [[0i32; PANEL]; MR];
+        for (sums_r, acc_r) in sums.iter_mut().zip(first[0].iter()) {
+            _mm512_storeu_si512(sums_r.as_mut_ptr().cast(), acc_r[0]);
+            _mm512_storeu_si512(sums_r.as_mut_ptr().add(16).cast(), acc_r[1]);
         }
+        t.finish_rows::<PANEL>(&sums);
     }
 }

@@ -71,11 +71,12 @@ unsafe fn avx_vnni<const MR: usize, const CHAINS: usize>(t: &Tile) {
                 *sum = _mm256_add_epi32(*sum, *part);
             }
         }
-        let mut sums = [0i32; HALF];
-        for (r, acc_r) in first[0].iter().enumerate() {
-            _mm256_storeu_si256(sums.as_mut_ptr().cast(), acc_r[0]);
-            _mm256_storeu_si256(sums.as_mut_ptr().add(8).cast(), acc_r[1]);
-            t.finish_row::<HALF>(r, &sums);
+        // All sums out of the registers first (see the AVX-512 kernel).
+        let mut sums = [[0i32; HALF]; MR];
+        for (sums_r, acc_r) in sums.iter_mut().zip(first[0].iter()) {
+            _mm256_storeu_si256(sums_r.as_mut_ptr().cast(), acc_r[0]);
+            _mm256_storeu_si256(sums_r.as_mut_ptr().add(8).cast(), acc_r[1]);
         }
+        t.finish_rows::<HALF>(&sums);
     }
 }

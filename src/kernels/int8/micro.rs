@@ -162,32 +162,40 @@ pub(super) struct Tile<'a> {
 }
 
 impl Tile<'_> {
-    /// Dequantizes row `r`'s sums over the columns `col0..col0 + W` and
+    /// Dequantizes the rows' sums over the columns `col0..col0 + W` and
     /// writes them to `C`: `start + (a_scale · scale_j) · (sum_j −
     /// zero_point · col_sum_j)`, the `i32` difference wrapping (it is
     /// exact: the true value fits) and converted to `f32`, then one
     /// multiplication and one addition, never fused, so that every kernel
-    /// gives the same bits.
+    /// gives the same bits. The column factors are computed once per call,
+    /// into locals (a store to `C` could alias the weights' scales, so the
+    /// compiler would otherwise load them again for every row).
     ///
     /// # Safety
     /// The tile must lie inside `C` (and its start row), and nothing else
     /// may touch those values meanwhile.
     #[inline(always)]
-    pub(super) unsafe fn finish_row<const W: usize>(&self, r: usize, sums: &[i32; W]) {
+    pub(super) unsafe fn finish_rows<const W: usize>(&self, sums: &[[i32; W]]) {
         let d = self.dequant;
-        let (row, col) = (self.row0 + r, self.j0 + self.col0);
-        let mut start = [0.0f32; W];
-        // SAFETY: the row and columns lie inside C (the caller's contract).
-        unsafe { self.out.start_values(row, col, &mut start) };
-        let scales = &d.scales[self.col0..self.col0 + W];
-        let col_sums = &d.col_sums[self.col0..self.col0 + W];
-        let mut vals = [0.0f32; W];
+        let col = self.j0 + self.col0;
+        let mut offsets = [0i32; W];
+        let mut factors = [0.0f32; W];
         for l in 0..W {
-            let t = sums[l].wrapping_sub(d.zero_point.wrapping_mul(col_sums[l])) as f32;
-            vals[l] = start[l] + (d.a_scale * scales[l]) * t;
+            offsets[l] = d.zero_point.wrapping_mul(d.col_sums[self.col0 + l]);
+            factors[l] = d.a_scale * d.scales[self.col0 + l];
         }
-        // SAFETY: as above.
-        unsafe { self.out.store(row, col, &vals) };
+        for (r, sums_r) in sums.iter().enumerate() {
+            let row = self.row0 + r;
+            let mut vals = [0.0f32; W];
+            // SAFETY: the row and columns lie inside C (the caller's contract).
+            unsafe { self.out.start_values(row, col, &mut vals) };
+            for l in 0..W {
+                let t = sums_r[l].wrapping_sub(offsets[l]) as f32;
+                vals[l] += factors[l] * t;
+            }
+            // SAFETY: as above.
+            unsafe { self.out.store(row, col, &vals) };
+        }
     }
 }
 

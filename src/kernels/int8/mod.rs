@@ -26,8 +26,11 @@
 //! by the caller's workers ([`int8_gemm_claimed`] and the crate's
 //! `int8_gemm_claimed_from` / `int8_gemm_claimed_prepacked`).
 
+#[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "x86_64")]
 mod avx512;
+#[cfg(target_arch = "x86_64")]
 mod avxvnni;
 mod blocking;
 mod micro;
