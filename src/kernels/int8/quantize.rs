@@ -138,47 +138,21 @@ impl SharedRange {
 
 /// `a` quantized with [`AQuant::of`], row-major (`m · k` values): the
 /// values every int8 product on `a` multiplies, in the plain layout (the
-/// products write them in their kernels' layout).
+/// products write them in their kernels' layout, by the same code).
 pub fn quantize_a(a: MatRef) -> (AQuant, Vec<u8>) {
     let q = AQuant::of(a);
-    let k = a.cols();
-    let mut out = vec![0u8; a.rows() * k];
-    for (i, row) in out.chunks_exact_mut(k.max(1)).enumerate().take(a.rows()) {
-        quantize_row_at(crate::kernels::simd::SimdLevel::detect(), a, i, 0, q, row);
-    }
+    let (m, k) = (a.rows(), a.cols());
+    let padded = k.div_ceil(GROUP) * GROUP;
+    // Blocks of one row: row-major, each row padded to whole groups.
+    let mut rows = vec![0u8; m * padded];
+    quantize_blocks_at(crate::kernels::simd::SimdLevel::detect(), a, q, 0..m, 1, false, &mut rows);
+    let out = rows
+        .chunks_exact(padded.max(1))
+        .take(m)
+        .flat_map(|row| &row[..k])
+        .copied()
+        .collect();
     (q, out)
-}
-
-multiversion!(fn quantize_row_at[level](a: MatRef, i: usize, from: usize, q: AQuant, dst: &mut [u8]) => quantize_row_kernel);
-
-/// Row `i` of `a` from column `from`, quantized into `dst` (as many values
-/// as it holds, at most to the end of the row; zeros past it).
-#[inline(always)]
-fn quantize_row_kernel<const FUSED: bool>(a: MatRef, i: usize, from: usize, q: AQuant, dst: &mut [u8]) {
-    let end = (from + dst.len()).min(a.cols());
-    let zero_point = f32::from(q.zero_point);
-    let (values, pad) = dst.split_at_mut(end.max(from) - from);
-    pad.fill(0);
-    match a.row(i) {
-        Some(row) => {
-            let src = &row[from..end];
-            let mut chunks = values.chunks_exact_mut(LANES);
-            let mut srcs = src.chunks_exact(LANES);
-            for (d, s) in (&mut chunks).zip(&mut srcs) {
-                for l in 0..LANES {
-                    d[l] = ((s[l] / q.scale).round_ties_even() + zero_point).clamp(0.0, 255.0) as u8;
-                }
-            }
-            for (d, &s) in chunks.into_remainder().iter_mut().zip(srcs.remainder()) {
-                *d = q.quantize(s);
-            }
-        }
-        None => {
-            for (j, d) in values.iter_mut().enumerate() {
-                *d = q.quantize(a.at(i, from + j));
-            }
-        }
-    }
 }
 
 /// Bytes of `A` (`m x k`) quantized in the layout of `kernel`.
@@ -204,29 +178,88 @@ pub(super) fn part_rows(kernel: Int8Kernel, m: usize, part: usize, parts: usize)
 /// so a kernel reads one row's group with one broadcast, the rows of a
 /// block one after the other. Past `k`, zeros (the weights there are zero too).
 pub(super) fn quantize_blocks(kernel: Int8Kernel, a: MatRef, q: AQuant, rows: std::ops::Range<usize>, dst: &mut [u8]) {
-    let groups = a.cols().div_ceil(GROUP);
-    let value_bytes = kernel.a_value_bytes();
-    let row_bytes = groups * GROUP * value_bytes;
+    let row_bytes = a.cols().div_ceil(GROUP) * GROUP * kernel.a_value_bytes();
     assert_eq!(dst.len(), rows.len() * row_bytes, "quantized rows {rows:?}");
-    // The buffer's row blocks, those of `rows` among them.
-    for block in row_blocks(a.rows(), kernel.mr()).filter(|b| b.start >= rows.start && b.end <= rows.end) {
-        let base = (block.start - rows.start) * row_bytes;
+    let wide = kernel.a_value_bytes() == 2;
+    quantize_blocks_at(kernel.level(), a, q, rows, kernel.mr(), wide, dst);
+}
+
+multiversion!(fn quantize_blocks_at[level](a: MatRef, q: AQuant, rows: std::ops::Range<usize>, mr: usize, wide: bool, dst: &mut [u8]) => quantize_blocks_kernel);
+
+/// Values quantized per pass: 16 groups.
+const CHUNK: usize = 64;
+
+/// [`quantize_blocks`] (`wide`: values as `u16`), one row at a time: a
+/// chunk of 64 values quantized lane by lane (vectorised for the caller's
+/// target features), then its 16 groups written to their places, one
+/// group row of the block apart.
+#[inline(always)]
+fn quantize_blocks_kernel<const FUSED: bool>(a: MatRef, q: AQuant, rows: std::ops::Range<usize>, mr: usize, wide: bool, dst: &mut [u8]) {
+    let k = a.cols();
+    let groups = k.div_ceil(GROUP);
+    let value_bytes = if wide { 2 } else { 1 };
+    let row_bytes = groups * GROUP * value_bytes;
+    let zero_point = f32::from(q.zero_point);
+    for block in row_blocks(a.rows(), mr).filter(|b| b.start >= rows.start && b.end <= rows.end) {
         let height = block.len();
-        for (r, i) in block.clone().enumerate() {
-            // 64 values at a time through a buffer on the stack, then
-            // scattered by groups of 4 to the row's place in each group.
-            let mut buf = [0u8; 64];
-            for from in (0..groups * GROUP).step_by(buf.len()) {
-                let count = (groups * GROUP - from).min(buf.len());
-                quantize_row_at(kernel.level(), a, i, from, q, &mut buf[..count]);
-                for (gi, four) in buf[..count].chunks_exact(GROUP).enumerate() {
-                    let g = from / GROUP + gi;
-                    let at = base + (g * height + r) * GROUP * value_bytes;
-                    if value_bytes == 1 {
-                        dst[at..at + GROUP].copy_from_slice(four);
+        let base = (block.start - rows.start) * row_bytes;
+        assert!(base + height * row_bytes <= dst.len());
+        // Bytes from one of a row's groups to its next.
+        let step = height * GROUP * value_bytes;
+        for (r, i) in block.enumerate() {
+            let first = base + r * GROUP * value_bytes;
+            let row = a.row(i);
+            for g0 in (0..groups).step_by(CHUNK / GROUP) {
+                let from = g0 * GROUP;
+                let count = (k - from).min(CHUNK);
+                // A whole chunk read in place, else copied (zeros past `k`).
+                let mut copy = [0.0f32; CHUNK];
+                let src: &[f32; CHUNK] = match row {
+                    Some(row) if count == CHUNK => row[from..from + CHUNK].try_into().expect("a whole chunk"),
+                    Some(row) => {
+                        copy[..count].copy_from_slice(&row[from..from + count]);
+                        &copy
+                    }
+                    None => {
+                        for (l, v) in copy.iter_mut().enumerate().take(count) {
+                            *v = a.at(i, from + l);
+                        }
+                        &copy
+                    }
+                };
+                let mut values = [0u8; CHUNK];
+                for l in 0..CHUNK {
+                    // `max` and `min` turn a NaN into 0 (as `quantize`'s
+                    // clamp and cast do), so the value is an integer in
+                    // 0..=255 and converts without the checks a saturating
+                    // cast would vectorise badly.
+                    #[allow(clippy::manual_clamp, reason = "clamp keeps a NaN, max turns it into 0")]
+                    let v = ((src[l] / q.scale).round_ties_even() + zero_point).max(0.0).min(255.0);
+                    // SAFETY: `v` is finite and within i32 (above).
+                    values[l] = unsafe { v.to_int_unchecked::<i32>() } as u8;
+                }
+                values[count..].fill(0);
+                let chunk_groups = (groups - g0).min(CHUNK / GROUP);
+                // SAFETY: group g of row r of the block is at `first + g ·
+                // step`, `GROUP · value_bytes` bytes, inside the block
+                // (asserted above).
+                unsafe {
+                    let out = dst.as_mut_ptr().add(first + g0 * step);
+                    if wide {
+                        let mut words = [0u16; CHUNK];
+                        for l in 0..CHUNK {
+                            words[l] = u16::from(values[l]);
+                        }
+                        for g in 0..chunk_groups {
+                            out.add(g * step)
+                                .cast::<[u16; GROUP]>()
+                                .write_unaligned(words[g * GROUP..][..GROUP].try_into().expect("a group"));
+                        }
                     } else {
-                        for (d, &v) in dst[at..at + 2 * GROUP].chunks_exact_mut(2).zip(four) {
-                            d.copy_from_slice(&u16::from(v).to_le_bytes());
+                        for g in 0..chunk_groups {
+                            out.add(g * step)
+                                .cast::<[u8; GROUP]>()
+                                .write_unaligned(values[g * GROUP..][..GROUP].try_into().expect("a group"));
                         }
                     }
                 }
