@@ -8,9 +8,11 @@
 //!   values, bit for bit in f32 (so the kernels' `i32` sums are exact) and
 //!   within f32 rounding of the same formula in f64;
 //! - bf16: every output against the same sum of the same rounded values in
-//!   f32 in `vdpbf16ps`'s order (bit for bit for the portable kernels,
-//!   within f32 summation rounding for `vdpbf16ps` itself), and within bf16
-//!   rounding of the f32 product;
+//!   f32 in `vdpbf16ps`'s order (bit for bit for the portable kernel, and
+//!   for the AVX2 and AVX-512F ones on blocks of 4+ rows; within f32
+//!   summation rounding for blocks whose sums are split over several
+//!   accumulators, and for `vdpbf16ps` itself), and within bf16 rounding
+//!   of the f32 product;
 //!
 //! on odd shapes (empty, 1, primes), every start (zero, `C`, a bias), and
 //! panels claimed in any order by one or several workers.
@@ -435,9 +437,12 @@ impl Bf16Case {
                 let s = start_value(start, &self.c0, &self.bias, n, i, j);
                 let terms = (0..k).map(|p| self.a16[i * k + p] * self.w16[j * k + p]);
                 let size: f64 = f64::from(s.abs()) + terms.clone().map(|t| f64::from(t.abs())).sum::<f64>();
-                if kernel == Bf16Kernel::Avx512Bf16 {
-                    // `vdpbf16ps` in hardware: the same exact products, summed
-                    // in f32 (in the kernel's order of chains).
+                if kernel != Bf16Kernel::Portable {
+                    // The same exact products summed in f32, in the order of
+                    // the kernel's accumulator chains (blocks of 1-3 rows
+                    // split their sums); `vdpbf16ps` in hardware may also
+                    // flush subnormals. Bit for bit where one chain runs:
+                    // `bf16_single_chain_kernels_equal_the_portable_one`.
                     let exact = f64::from(s) + terms.map(f64::from).sum::<f64>();
                     let err = (f64::from(value) - exact).abs();
                     assert!(
@@ -500,6 +505,33 @@ fn bf16_products_equal_the_reference_at_every_kernel() {
                     for start in STARTS {
                         let got = pool.install(|| case.product(&b, start));
                         case.check("bf16_gemm", kernel, start, &got);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Where a kernel runs one accumulator chain (blocks of 4 rows and more),
+/// the AVX2 and AVX-512F kernels' fused multiply-adds give the portable
+/// kernel's bits (one rounding per exact product, in the same order).
+#[test]
+fn bf16_single_chain_kernels_equal_the_portable_one() {
+    for (m, k, n) in [(4usize, 373usize, 1492usize), (8, 65, 33), (8, 1, 17)] {
+        let case = Bf16Case::new(m, k, n, 77);
+        for kernel in Bf16Kernel::available() {
+            if matches!(kernel, Bf16Kernel::Avx2 | Bf16Kernel::Avx512) {
+                let b = Bf16PackedMatrix::pack_transposed_for(&case.w, n, k, kernel);
+                for start in STARTS {
+                    let got = case.product(&b, start);
+                    for i in 0..m {
+                        for j in 0..n {
+                            assert_eq!(
+                                got[i * n + j],
+                                case.sequential(start, i, j),
+                                "{kernel:?} {m}x{k}x{n} {start:?} C[{i},{j}]"
+                            );
+                        }
                     }
                 }
             }

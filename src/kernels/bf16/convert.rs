@@ -41,50 +41,69 @@ pub(super) fn part_rows(kernel: Bf16Kernel, m: usize, part: usize, parts: usize)
     blocks[ids.start].start..blocks[ids.end - 1].end
 }
 
-multiversion!(fn round_row_at[level](a: MatRef, i: usize, from: usize, dst: &mut [u16]) => round_row_kernel);
-
-/// Row `i` of `a` from column `from`, rounded into `dst` (as many values
-/// as it holds, at most to the end of the row; zeros past it).
-#[inline(always)]
-fn round_row_kernel<const FUSED: bool>(a: MatRef, i: usize, from: usize, dst: &mut [u16]) {
-    let end = (from + dst.len()).min(a.cols());
-    let (values, pad) = dst.split_at_mut(end.max(from) - from);
-    pad.fill(0);
-    match a.row(i) {
-        Some(row) => {
-            for (d, &s) in values.iter_mut().zip(&row[from..end]) {
-                *d = to_bf16(s);
-            }
-        }
-        None => {
-            for (j, d) in values.iter_mut().enumerate() {
-                *d = to_bf16(a.at(i, from + j));
-            }
-        }
-    }
-}
-
 /// Rounds rows `rows` of `a` (whole row blocks of `kernel`) into `dst`,
 /// the values those blocks occupy: the block of rows `r0..r1` is
 /// `[k / 2][r1 − r0][2]`, so a kernel reads one row's pair with one 32-bit
 /// broadcast, the rows of a block one after the other. Past `k`, zeros.
 pub(super) fn round_blocks(kernel: Bf16Kernel, a: MatRef, rows: std::ops::Range<usize>, dst: &mut [u16]) {
-    let pairs = a.cols().div_ceil(PAIR);
+    assert_eq!(dst.len(), rows.len() * a_len(1, a.cols()), "rounded rows {rows:?}");
+    round_blocks_at(kernel.level(), a, rows, kernel.mr(), dst);
+}
+
+multiversion!(fn round_blocks_at[level](a: MatRef, rows: std::ops::Range<usize>, mr: usize, dst: &mut [u16]) => round_blocks_kernel);
+
+/// Values rounded per pass: 32 pairs.
+const CHUNK: usize = 64;
+
+/// [`round_blocks`], one row at a time: a chunk of 64 values rounded lane
+/// by lane (vectorised for the caller's target features), then its 32
+/// pairs written to their places, one pair row of the block apart.
+#[inline(always)]
+fn round_blocks_kernel<const FUSED: bool>(a: MatRef, rows: std::ops::Range<usize>, mr: usize, dst: &mut [u16]) {
+    let k = a.cols();
+    let pairs = k.div_ceil(PAIR);
     let row_len = pairs * PAIR;
-    assert_eq!(dst.len(), rows.len() * row_len, "rounded rows {rows:?}");
-    for block in row_blocks(a.rows(), kernel.mr()).filter(|b| b.start >= rows.start && b.end <= rows.end) {
-        let base = (block.start - rows.start) * row_len;
+    for block in row_blocks(a.rows(), mr).filter(|b| b.start >= rows.start && b.end <= rows.end) {
         let height = block.len();
-        for (r, i) in block.clone().enumerate() {
-            // 64 values at a time through a buffer on the stack, then
-            // scattered by pairs to the row's place in each pair row.
-            let mut buf = [0u16; 64];
-            for from in (0..row_len).step_by(buf.len()) {
-                let count = (row_len - from).min(buf.len());
-                round_row_at(kernel.level(), a, i, from, &mut buf[..count]);
-                for (gi, pair) in buf[..count].chunks_exact(PAIR).enumerate() {
-                    let at = base + ((from / PAIR + gi) * height + r) * PAIR;
-                    dst[at..at + PAIR].copy_from_slice(pair);
+        let base = (block.start - rows.start) * row_len;
+        assert!(base + height * row_len <= dst.len());
+        // Values from one of a row's pairs to its next.
+        let step = height * PAIR;
+        for (r, i) in block.enumerate() {
+            let first = base + r * PAIR;
+            let row = a.row(i);
+            for g0 in (0..pairs).step_by(CHUNK / PAIR) {
+                let from = g0 * PAIR;
+                let count = (k - from).min(CHUNK);
+                // A whole chunk read in place, else copied (zeros past `k`).
+                let mut copy = [0.0f32; CHUNK];
+                let src: &[f32; CHUNK] = match row {
+                    Some(row) if count == CHUNK => row[from..from + CHUNK].try_into().expect("a whole chunk"),
+                    Some(row) => {
+                        copy[..count].copy_from_slice(&row[from..from + count]);
+                        &copy
+                    }
+                    None => {
+                        for (l, v) in copy.iter_mut().enumerate().take(count) {
+                            *v = a.at(i, from + l);
+                        }
+                        &copy
+                    }
+                };
+                let mut values = [0u16; CHUNK];
+                for l in 0..CHUNK {
+                    values[l] = to_bf16(src[l]);
+                }
+                let chunk_pairs = (pairs - g0).min(CHUNK / PAIR);
+                // SAFETY: pair g of row r of the block is at `first + g ·
+                // step`, two values, inside the block (asserted above).
+                unsafe {
+                    let out = dst.as_mut_ptr().add(first + g0 * step);
+                    for g in 0..chunk_pairs {
+                        out.add(g * step)
+                            .cast::<[u16; PAIR]>()
+                            .write_unaligned([values[PAIR * g], values[PAIR * g + 1]]);
+                    }
                 }
             }
         }

@@ -11,20 +11,22 @@ use crate::kernels::simd::{SimdLevel, has_avx512_bf16};
 /// All of them add the same exact products (a product of two bf16 values
 /// fits an f32) to an f32 sum in the same order, one rounding per
 /// product: for each pair of steps the odd one, then the even one, as
-/// Intel defines `vdpbf16ps`. [`Bf16Kernel::Avx512Bf16`] runs the
-/// instruction itself, which also flushes subnormal inputs and results to
-/// zero, and where a block of one to three rows splits its sums over
-/// several accumulators (added at the end), its order differs; the other
-/// kernels' results are equal bit for bit.
+/// Intel defines `vdpbf16ps`. The SIMD kernels split the sums of a block
+/// of one to three rows over several accumulators (added at the end, so
+/// the few accumulators do not wait on the multiply-add latency), which
+/// changes the order there; on blocks of four rows and more the AVX2 and
+/// AVX-512F kernels give the portable kernel's bits.
+/// [`Bf16Kernel::Avx512Bf16`] runs the instruction itself, which also
+/// flushes subnormal inputs and results to zero (on this Zen 5 it gives
+/// the portable bits too, on blocks of four rows and more).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Bf16Kernel {
     /// Plain Rust.
     Portable,
-    /// The plain-Rust kernel compiled for AVX2 and FMA (bf16 widened to
-    /// f32 by a shift, then fused multiply-adds).
+    /// AVX2 and FMA: bf16 widened to f32 by a shift and a mask, then
+    /// fused multiply-adds (Haswell, Zen 3).
     Avx2,
-    /// The same, compiled for AVX-512F (AVX-512 without BF16: Skylake-SP,
-    /// Ice Lake).
+    /// The same on AVX-512F (AVX-512 without BF16: Skylake-SP, Ice Lake).
     Avx512,
     /// AVX512_BF16: `vdpbf16ps` (Zen 4, Zen 5, Sapphire Rapids).
     Avx512Bf16,
@@ -80,9 +82,9 @@ impl Bf16Kernel {
             #[cfg(target_arch = "x86_64")]
             Bf16Kernel::Avx512Bf16 => <super::avx512::Avx512Bf16 as MicroKernels>::MR,
             #[cfg(target_arch = "x86_64")]
-            Bf16Kernel::Avx512 => <super::portable::Avx512 as MicroKernels>::MR,
+            Bf16Kernel::Avx512 => <super::avx512f::Avx512F as MicroKernels>::MR,
             #[cfg(target_arch = "x86_64")]
-            Bf16Kernel::Avx2 => <super::portable::Avx2 as MicroKernels>::MR,
+            Bf16Kernel::Avx2 => <super::avx2::Avx2 as MicroKernels>::MR,
             _ => <super::portable::Plain as MicroKernels>::MR,
         }
     }
@@ -93,9 +95,9 @@ impl Bf16Kernel {
             #[cfg(target_arch = "x86_64")]
             Bf16Kernel::Avx512Bf16 => <super::avx512::Avx512Bf16 as MicroKernels>::NR,
             #[cfg(target_arch = "x86_64")]
-            Bf16Kernel::Avx512 => <super::portable::Avx512 as MicroKernels>::NR,
+            Bf16Kernel::Avx512 => <super::avx512f::Avx512F as MicroKernels>::NR,
             #[cfg(target_arch = "x86_64")]
-            Bf16Kernel::Avx2 => <super::portable::Avx2 as MicroKernels>::NR,
+            Bf16Kernel::Avx2 => <super::avx2::Avx2 as MicroKernels>::NR,
             _ => <super::portable::Plain as MicroKernels>::NR,
         }
     }
@@ -107,9 +109,9 @@ impl Bf16Kernel {
             #[cfg(target_arch = "x86_64")]
             Bf16Kernel::Avx512Bf16 => super::avx512::Avx512Bf16::kernel(rows, prefetch),
             #[cfg(target_arch = "x86_64")]
-            Bf16Kernel::Avx512 => super::portable::Avx512::kernel(rows, prefetch),
+            Bf16Kernel::Avx512 => super::avx512f::Avx512F::kernel(rows, prefetch),
             #[cfg(target_arch = "x86_64")]
-            Bf16Kernel::Avx2 => super::portable::Avx2::kernel(rows, prefetch),
+            Bf16Kernel::Avx2 => super::avx2::Avx2::kernel(rows, prefetch),
             _ => super::portable::Plain::kernel(rows, prefetch),
         }
     }
@@ -173,4 +175,4 @@ pub(super) const fn fits<K: MicroKernels>() -> bool {
 }
 const _: () = assert!(fits::<super::portable::Plain>());
 #[cfg(target_arch = "x86_64")]
-const _: () = assert!(fits::<super::avx512::Avx512Bf16>() && fits::<super::portable::Avx512>() && fits::<super::portable::Avx2>());
+const _: () = assert!(fits::<super::avx512::Avx512Bf16>() && fits::<super::avx512f::Avx512F>() && fits::<super::avx2::Avx2>());

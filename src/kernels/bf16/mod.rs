@@ -10,15 +10,21 @@
 //! - [`convert`]: f32 to bf16 (to nearest, ties to even), and `A` rounded
 //!   into the kernels' layout (row blocks of `[k / 2][rows][2]`);
 //! - [`blocking`]: the constants; [`schedule`]: a product's calls;
-//! - [`micro`]: the kernel trait and a call's tile; [`avx512`]
-//!   (`vdpbf16ps`) and [`portable`] (plain Rust, also compiled for AVX2 and
-//!   AVX-512F where the CPU lacks AVX512_BF16).
+//! - [`micro`]: the kernel trait and a call's tile; one file per
+//!   instruction set: [`avx512`] (`vdpbf16ps`), [`avx512f`] and [`avx2`]
+//!   (bf16 widened to f32, fused multiply-adds, where the CPU lacks
+//!   AVX512_BF16), [`portable`].
 //!
 //! Work is split over panels, by rayon ([`bf16_gemm`]) or by the caller's
 //! workers ([`bf16_gemm_claimed`] and the crate's `bf16_gemm_claimed_from`
 //! / `bf16_gemm_claimed_prepacked`).
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
 mod avx512;
+#[cfg(target_arch = "x86_64")]
+mod avx512f;
 mod blocking;
 mod convert;
 mod micro;
