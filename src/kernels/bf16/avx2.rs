@@ -22,7 +22,9 @@ impl MicroKernels for Avx2 {
         match rows {
             1 => avx2::<1, 4> as KernelFn,
             2 => avx2::<2, 2>,
-            3 => avx2::<3, 2>,
+            // Two chains of 3 rows (12 accumulators) would not fit the 16
+            // registers beside the widened weights.
+            3 => avx2::<3, 1>,
             4 => avx2::<4, 1>,
             _ => unreachable!("row block of {rows}"),
         }
@@ -31,7 +33,7 @@ impl MicroKernels for Avx2 {
 
 /// `MR` rows x 16 columns from `t.col0` in `2 · MR` ymm accumulators per
 /// chain; the first chain starts from `C` or the bias. With `CHAINS > 1`
-/// (blocks of 1-3 rows, whose few accumulators would wait on the latency
+/// (blocks of 1-2 rows, whose few accumulators would wait on the latency
 /// of two dependent multiply-adds per pair), consecutive pairs go to
 /// independent accumulator sets, added to the first at the end.
 ///
@@ -45,11 +47,20 @@ unsafe fn avx2<const MR: usize, const CHAINS: usize>(t: &Tile) {
     // lies inside A, the panel and C (see `Job::run_panels`).
     unsafe {
         use std::arch::x86_64::*;
-        let mut acc = [[[_mm256_setzero_ps(); 2]; MR]; CHAINS];
-        let mut buf = [0.0f32; HALF];
-        for (r, acc_r) in acc[0].iter_mut().enumerate() {
-            t.start_row::<HALF>(r, &mut buf);
-            *acc_r = [_mm256_loadu_ps(buf.as_ptr()), _mm256_loadu_ps(buf.as_ptr().add(8))];
+        // One accumulator set per chain, each its own array (an array of
+        // chains, indexed by chain, was kept in memory by the compiler and
+        // stored at every step); the sets past `CHAINS` go unused.
+        let mut acc = [[_mm256_setzero_ps(); 2]; MR];
+        let (mut acc1, mut acc2, mut acc3) = (acc, acc, acc);
+        // Every row's start values first, then into the registers in a
+        // loop the compiler unrolls: a row index into `acc` in a longer
+        // loop would keep `acc` in memory, and every step would store it.
+        let mut rows = [[0.0f32; HALF]; MR];
+        for (r, row) in rows.iter_mut().enumerate() {
+            t.start_row::<HALF>(r, row);
+        }
+        for (acc_r, row) in acc.iter_mut().zip(&rows) {
+            *acc_r = [_mm256_loadu_ps(row.as_ptr()), _mm256_loadu_ps(row.as_ptr().add(8))];
         }
         let high = _mm256_set1_epi32(0xffff_0000u32 as i32);
         let mut bp = t.panel.add(PAIR * t.col0);
@@ -75,22 +86,42 @@ unsafe fn avx2<const MR: usize, const CHAINS: usize>(t: &Tile) {
             };
         }
         for _ in 0..t.pairs / CHAINS {
-            for chain in acc.iter_mut() {
-                step!(chain);
+            step!(acc);
+            if CHAINS > 1 {
+                step!(acc1);
+            }
+            if CHAINS > 2 {
+                step!(acc2);
+            }
+            if CHAINS > 3 {
+                step!(acc3);
             }
         }
         for _ in 0..t.pairs % CHAINS {
-            step!(acc[0]);
+            step!(acc);
         }
-        let (first, others) = acc.split_at_mut(1);
-        for chain in others.iter() {
-            for (sum, part) in first[0].iter_mut().flatten().zip(chain.iter().flatten()) {
-                *sum = _mm256_add_ps(*sum, *part);
-            }
+        // The other chains added to the first, each by name and row by
+        // row (a loop over the chains, or flattened iterators, which the
+        // compiler does not unroll, would keep the sets in memory too).
+        macro_rules! fold {
+            ($chain:expr) => {
+                for r in 0..MR {
+                    acc[r][0] = _mm256_add_ps(acc[r][0], $chain[r][0]);
+                    acc[r][1] = _mm256_add_ps(acc[r][1], $chain[r][1]);
+                }
+            };
+        }
+        if CHAINS > 1 {
+            fold!(acc1);
+        }
+        if CHAINS > 2 {
+            fold!(acc2);
+        }
+        if CHAINS > 3 {
+            fold!(acc3);
         }
         // All sums out of the registers first (see the AVX512_BF16 kernel).
-        let mut rows = [[0.0f32; HALF]; MR];
-        for (row, acc_r) in rows.iter_mut().zip(first[0].iter()) {
+        for (row, acc_r) in rows.iter_mut().zip(acc.iter()) {
             _mm256_storeu_ps(row.as_mut_ptr(), acc_r[0]);
             _mm256_storeu_ps(row.as_mut_ptr().add(8), acc_r[1]);
         }

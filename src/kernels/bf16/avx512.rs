@@ -56,11 +56,20 @@ unsafe fn bf16<const MR: usize, const CHAINS: usize, const PREFETCH: bool>(t: &T
     // lies inside A, the panel and C (see `Job::run_panels`).
     unsafe {
         use std::arch::x86_64::*;
-        let mut acc = [[[_mm512_setzero_ps(); 2]; MR]; CHAINS];
-        let mut buf = [0.0f32; PANEL];
-        for (r, acc_r) in acc[0].iter_mut().enumerate() {
-            t.start_row::<PANEL>(r, &mut buf);
-            *acc_r = [_mm512_loadu_ps(buf.as_ptr()), _mm512_loadu_ps(buf.as_ptr().add(16))];
+        // One accumulator set per chain, each its own array (an array of
+        // chains, indexed by chain, was kept in memory by the compiler and
+        // stored at every step); the sets past `CHAINS` go unused.
+        let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+        let (mut acc1, mut acc2, mut acc3) = (acc, acc, acc);
+        // Every row's start values first, then into the registers in a
+        // loop the compiler unrolls: a row index into `acc` in a longer
+        // loop would keep `acc` in memory, and every step would store it.
+        let mut rows = [[0.0f32; PANEL]; MR];
+        for (r, row) in rows.iter_mut().enumerate() {
+            t.start_row::<PANEL>(r, row);
+        }
+        for (acc_r, row) in acc.iter_mut().zip(&rows) {
+            *acc_r = [_mm512_loadu_ps(row.as_ptr()), _mm512_loadu_ps(row.as_ptr().add(16))];
         }
         let mut bp = t.panel;
         let mut ap = t.a;
@@ -84,24 +93,44 @@ unsafe fn bf16<const MR: usize, const CHAINS: usize, const PREFETCH: bool>(t: &T
             };
         }
         for _ in 0..t.pairs / CHAINS {
-            for chain in acc.iter_mut() {
-                step!(chain);
+            step!(acc);
+            if CHAINS > 1 {
+                step!(acc1);
+            }
+            if CHAINS > 2 {
+                step!(acc2);
+            }
+            if CHAINS > 3 {
+                step!(acc3);
             }
         }
         for _ in 0..t.pairs % CHAINS {
-            step!(acc[0]);
+            step!(acc);
         }
-        let (first, others) = acc.split_at_mut(1);
-        for chain in others.iter() {
-            for (sum, part) in first[0].iter_mut().flatten().zip(chain.iter().flatten()) {
-                *sum = _mm512_add_ps(*sum, *part);
-            }
+        // The other chains added to the first, each by name and row by
+        // row (a loop over the chains, or flattened iterators, which the
+        // compiler does not unroll, would keep the sets in memory too).
+        macro_rules! fold {
+            ($chain:expr) => {
+                for r in 0..MR {
+                    acc[r][0] = _mm512_add_ps(acc[r][0], $chain[r][0]);
+                    acc[r][1] = _mm512_add_ps(acc[r][1], $chain[r][1]);
+                }
+            };
+        }
+        if CHAINS > 1 {
+            fold!(acc1);
+        }
+        if CHAINS > 2 {
+            fold!(acc2);
+        }
+        if CHAINS > 3 {
+            fold!(acc3);
         }
         // All sums out of the registers first, in a loop the compiler
         // unrolls: a row index into `acc` in the longer loop below would
         // keep `acc` in memory, and every step would store it.
-        let mut rows = [[0.0f32; PANEL]; MR];
-        for (row, acc_r) in rows.iter_mut().zip(first[0].iter()) {
+        for (row, acc_r) in rows.iter_mut().zip(acc.iter()) {
             _mm512_storeu_ps(row.as_mut_ptr(), acc_r[0]);
             _mm512_storeu_ps(row.as_mut_ptr().add(16), acc_r[1]);
         }

@@ -12,7 +12,7 @@ use crate::kernels::simd::{SimdLevel, has_avx512_bf16};
 /// fits an f32) to an f32 sum in the same order, one rounding per
 /// product: for each pair of steps the odd one, then the even one, as
 /// Intel defines `vdpbf16ps`. The SIMD kernels split the sums of a block
-/// of one to three rows over several accumulators (added at the end, so
+/// of one to three rows (two on AVX2) over several accumulators (added at the end, so
 /// the few accumulators do not wait on the multiply-add latency), which
 /// changes the order there; on blocks of four rows and more the AVX2 and
 /// AVX-512F kernels give the portable kernel's bits.

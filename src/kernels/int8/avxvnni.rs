@@ -41,7 +41,11 @@ unsafe fn avx_vnni<const MR: usize, const CHAINS: usize>(t: &Tile) {
     // lies inside A, the panel and C (see `Job::run_panels`).
     unsafe {
         use std::arch::x86_64::*;
-        let mut acc = [[[_mm256_setzero_si256(); 2]; MR]; CHAINS];
+        // One accumulator set per chain, each its own array (an array of
+        // chains, indexed by chain, was kept in memory by the compiler and
+        // stored at every step); the sets past `CHAINS` go unused.
+        let mut acc = [[_mm256_setzero_si256(); 2]; MR];
+        let (mut acc1, mut acc2, mut acc3) = (acc, acc, acc);
         let mut bp = t.panel.add(t.col0 * GROUP);
         let mut ap = t.a;
         macro_rules! step {
@@ -58,22 +62,43 @@ unsafe fn avx_vnni<const MR: usize, const CHAINS: usize>(t: &Tile) {
             };
         }
         for _ in 0..t.groups / CHAINS {
-            for chain in acc.iter_mut() {
-                step!(chain);
+            step!(acc);
+            if CHAINS > 1 {
+                step!(acc1);
+            }
+            if CHAINS > 2 {
+                step!(acc2);
+            }
+            if CHAINS > 3 {
+                step!(acc3);
             }
         }
         for _ in 0..t.groups % CHAINS {
-            step!(acc[0]);
+            step!(acc);
         }
-        let (first, others) = acc.split_at_mut(1);
-        for chain in others.iter() {
-            for (sum, part) in first[0].iter_mut().flatten().zip(chain.iter().flatten()) {
-                *sum = _mm256_add_epi32(*sum, *part);
-            }
+        // The other chains added to the first, each by name and row by
+        // row (a loop over the chains, or flattened iterators, which the
+        // compiler does not unroll, would keep the sets in memory too).
+        macro_rules! fold {
+            ($chain:expr) => {
+                for r in 0..MR {
+                    acc[r][0] = _mm256_add_epi32(acc[r][0], $chain[r][0]);
+                    acc[r][1] = _mm256_add_epi32(acc[r][1], $chain[r][1]);
+                }
+            };
+        }
+        if CHAINS > 1 {
+            fold!(acc1);
+        }
+        if CHAINS > 2 {
+            fold!(acc2);
+        }
+        if CHAINS > 3 {
+            fold!(acc3);
         }
         // All sums out of the registers first (see the AVX-512 kernel).
         let mut sums = [[0i32; HALF]; MR];
-        for (sums_r, acc_r) in sums.iter_mut().zip(first[0].iter()) {
+        for (sums_r, acc_r) in sums.iter_mut().zip(acc.iter()) {
             _mm256_storeu_si256(sums_r.as_mut_ptr().cast(), acc_r[0]);
             _mm256_storeu_si256(sums_r.as_mut_ptr().add(8).cast(), acc_r[1]);
         }
