@@ -7,7 +7,9 @@
 //! `cargo run --release --example precision_shapes` (env: `T=1,2` thread
 //! counts; `R` rounds, default 7; `S=m,k,n` for one shape of your own;
 //! `BF16=` and `INT8=` a kernel by name, e.g. `BF16=avx512 INT8=avx2`, in
-//! place of the widest; `ISSBENCH_SIMD` caps all three as usual).
+//! place of the widest; `ISSBENCH_SIMD` caps all three as usual; `ERR=1`
+//! prints each product's error against the f64 product of the f32
+//! operands first: activations uniform in (-1, 1), weights in (-0.3, 0.3)).
 //! Each round times every shape and precision once, so a drifting shared
 //! host hurts them alike; the best round of each counts, and the speedup
 //! of the medians is printed beside the speedup of the bests.
@@ -30,9 +32,9 @@ const SHAPES: [(usize, usize, usize); 6] = [
     (10, 1500, 6000),
 ];
 
-fn random(len: usize, seed: u64) -> Vec<f32> {
+fn random(len: usize, seed: u64, scale: f32) -> Vec<f32> {
     let mut rng = SplitMix64::new(seed);
-    (0..len).map(|_| rng.uniform(-1.0, 1.0)).collect()
+    (0..len).map(|_| rng.uniform(-scale, scale)).collect()
 }
 
 /// One shape's operands in every precision.
@@ -41,6 +43,8 @@ struct Case {
     k: usize,
     n: usize,
     a: Vec<f32>,
+    /// The weight, row-major `n x k`.
+    w: Vec<f32>,
     fp32: PackedMatrix,
     bf16: Bf16PackedMatrix,
     int8: Int8PackedMatrix,
@@ -86,16 +90,17 @@ fn main() {
     let cases: Vec<Case> = shapes
         .iter()
         .map(|&(m, k, n)| {
-            let w = random(n * k, 1);
+            let w = random(n * k, 1, 0.3);
             // Activations like an LSTM's: in (-1, 1).
             Case {
                 m,
                 k,
                 n,
-                a: random(m * k, 2),
+                a: random(m * k, 2, 1.0),
                 fp32: PackedMatrix::pack_transposed(&w, n, k),
                 bf16: Bf16PackedMatrix::pack_transposed_for(&w, n, k, bf16_kernel),
                 int8: Int8PackedMatrix::pack_transposed_for(&w, n, k, int8_kernel),
+                w,
             }
         })
         .collect();
@@ -106,6 +111,9 @@ fn main() {
             case.bf16.kernel().name(),
             case.int8.kernel().name()
         );
+    }
+    if std::env::var("ERR").is_ok() {
+        errors(&cases);
     }
     for &t in &threads {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap();
@@ -187,5 +195,39 @@ fn run(cases: &[Case], threads: usize, rounds: usize) {
             column(1),
             column(2)
         );
+    }
+}
+
+/// Each precision's largest and root-mean-square error against the f64
+/// product of the f32 operands, and the size of the outputs (RMS).
+fn errors(cases: &[Case]) {
+    println!("\nerror against the f64 product (max abs / rms; outputs' rms)");
+    for case in cases {
+        let (m, k, n) = (case.m, case.k, case.n);
+        let exact: Vec<f64> = (0..m * n)
+            .map(|e| {
+                let (i, j) = (e / n, e % n);
+                (0..k).map(|p| f64::from(case.a[i * k + p]) * f64::from(case.w[j * k + p])).sum()
+            })
+            .collect();
+        let a = MatRef::row_major(&case.a, m, k);
+        let mut line = format!(
+            "{m:>4} {k:>5} {n:>5} | rms {:.3e}",
+            (exact.iter().map(|v| v * v).sum::<f64>() / exact.len() as f64).sqrt()
+        );
+        let mut c = vec![0.0f32; m * n];
+        for name in ["fp32", "bf16", "int8"] {
+            let mut cm = MatMut::row_major(&mut c, m, n);
+            match name {
+                "fp32" => packed_gemm(a, &case.fp32, &mut cm, false),
+                "bf16" => bf16_gemm(a, &case.bf16, &mut cm, false),
+                _ => int8_gemm(a, &case.int8, &mut cm, false),
+            }
+            let err: Vec<f64> = c.iter().zip(&exact).map(|(&g, &e)| (f64::from(g) - e).abs()).collect();
+            let max = err.iter().fold(0.0f64, |m, &e| m.max(e));
+            let rms = (err.iter().map(|e| e * e).sum::<f64>() / err.len() as f64).sqrt();
+            line += &format!(" | {name} {max:.2e} / {rms:.2e}");
+        }
+        println!("{line}");
     }
 }
