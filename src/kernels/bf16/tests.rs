@@ -30,13 +30,14 @@ fn a_rounded_by_parts_and_panels_claimed_by_any_worker_give_one_product() {
             let (next, done) = (AtomicUsize::new(0), AtomicUsize::new(0));
             pool.install(|| {
                 run_team(3, &|w, team| {
-                    // SAFETY: the parts are disjoint; the barrier orders the
-                    // rounding before every read, and each claimed panel
-                    // goes to one worker.
                     for part in (w..parts).step_by(3) {
+                        // SAFETY: the parts are disjoint ranges of the buffer,
+                        // which outlives the team.
                         unsafe { round_a_part(&b, a, dst, part, parts) };
                     }
                     team.wait();
+                    // SAFETY: the barrier orders every part's writes before
+                    // this read; nobody writes the buffer any more.
                     let rounded = unsafe { std::slice::from_raw_parts(dst.0, rounded_a_len(&b, m)) };
                     let claim = || {
                         let p = next.fetch_add(1, Ordering::Relaxed);
@@ -45,6 +46,8 @@ fn a_rounded_by_parts_and_panels_claimed_by_any_worker_give_one_product() {
                     let count = |r: std::ops::Range<usize>| {
                         done.fetch_add(r.len(), Ordering::Relaxed);
                     };
+                    // SAFETY: each claimed panel goes to one worker; the bias
+                    // outlives the call.
                     unsafe { bf16_gemm_claimed_prepacked(rounded, m, &b, shared, Start::bias(&bias), claim, count) };
                 })
             });

@@ -37,13 +37,14 @@ fn a_quantized_by_parts_and_panels_claimed_by_any_worker_give_one_product() {
                     team.wait();
                     let (min, max) = range.get();
                     let quant = AQuant::from_range(min, max);
-                    // SAFETY: the parts are disjoint; the barrier orders the
-                    // quantization before every read, and each claimed panel
-                    // goes to one worker.
                     for part in (w..parts).step_by(3) {
+                        // SAFETY: the parts are disjoint ranges of the buffer,
+                        // which outlives the team.
                         unsafe { quantize_a_part(&b, a, quant, dst, part, parts) };
                     }
                     team.wait();
+                    // SAFETY: the barrier orders every part's writes before
+                    // this read; nobody writes the buffer any more.
                     let quantized = unsafe { std::slice::from_raw_parts(dst.0, quantized_a_len(&b, m)) };
                     let claim = || {
                         let p = next.fetch_add(1, Ordering::Relaxed);
@@ -52,6 +53,8 @@ fn a_quantized_by_parts_and_panels_claimed_by_any_worker_give_one_product() {
                     let count = |r: std::ops::Range<usize>| {
                         done.fetch_add(r.len(), Ordering::Relaxed);
                     };
+                    // SAFETY: each claimed panel goes to one worker; the bias
+                    // outlives the call.
                     unsafe { int8_gemm_claimed_prepacked(quantized, m, quant, &b, shared, Start::bias(&bias), claim, count) };
                 })
             });
