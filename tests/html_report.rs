@@ -80,10 +80,10 @@ fn the_reference_report_renders_in_chromium() {
         assert!(dom.contains(want), "{want} not in the rendered page");
     }
     // Machine table, three PTB tables, three ONNX Runtime tables, two
-    // summaries and the shared points, verification (the reference files
-    // predate flags: no rows to distrust).
+    // summaries and the shared points, verification, and the rows to
+    // distrust where a file has flags.
     let tables = dom.matches("<table>").count();
-    assert_eq!(tables, 11, "tables");
+    assert!(tables >= 11, "{tables} tables");
     let charts = dom.matches("<svg").count();
     assert!(charts >= 10, "{charts} charts");
 

@@ -5,8 +5,11 @@
 //! file per instruction set).
 
 pub mod activations;
+pub mod bf16;
 pub mod csr;
 pub mod gemm;
+pub mod int8;
+pub(crate) mod lowp;
 pub mod matrix;
 pub mod packed;
 pub mod simd;
@@ -14,6 +17,7 @@ pub mod team;
 
 pub use csr::{CsrMatrix, csr_matmul};
 pub use gemm::{gemm, gemm_reference};
+pub use lowp::SharedParts;
 pub use matrix::{MatMut, MatRef};
 pub use packed::{PANEL, PackedMatrix, PanelOrder, SharedOutput, packed_gemm, packed_gemm_bias, packed_gemm_claimed, packed_gemm_panels};
 pub(crate) use packed::{

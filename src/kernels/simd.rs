@@ -70,7 +70,8 @@ pub(crate) fn prefetch_l2<T>(ptr: *const T) {
 }
 
 /// Environment variable that caps the level (`portable`, `avx2`, `avx512`,
-/// `neon`): lets tests and comparisons run the narrower kernels on a wide CPU.
+/// `neon`; `avxvnni` is `avx2` that keeps AVX-VNNI for the int8 kernels):
+/// lets tests and comparisons run the narrower kernels on a wide CPU.
 pub const SIMD_ENV: &str = "ISSBENCH_SIMD";
 
 fn detect_uncached() -> SimdLevel {
@@ -78,7 +79,7 @@ fn detect_uncached() -> SimdLevel {
     let cap = match std::env::var(SIMD_ENV).as_deref() {
         Ok("portable") => SimdLevel::Portable,
         Ok("neon") => SimdLevel::Neon,
-        Ok("avx2") => SimdLevel::Avx2Fma,
+        Ok("avx2") | Ok("avxvnni") => SimdLevel::Avx2Fma,
         _ => SimdLevel::Avx512,
     };
     // Neon and the x86 levels are not comparable: a cap from the other
@@ -106,6 +107,64 @@ fn detect_cpu() -> SimdLevel {
     }
     #[allow(unreachable_code)]
     SimdLevel::Portable
+}
+
+/// Whether the int8 kernels may use AVX-512 VNNI (`vpdpbusd` on zmm): the
+/// level is AVX-512 (so an `ISSBENCH_SIMD` cap of `avx2`, `avxvnni` or
+/// `portable` turns it off) and the CPU has AVX512_VNNI and AVX512BW.
+/// Detected once, then cached.
+pub fn has_avx512_vnni() -> bool {
+    static HAS: OnceLock<bool> = OnceLock::new();
+    *HAS.get_or_init(|| SimdLevel::detect() == SimdLevel::Avx512 && cpu_has_avx512_vnni())
+}
+
+/// Whether the int8 kernels may use AVX-VNNI (`vpdpbusd` on ymm, Alder
+/// Lake and Zen 5 onwards): the level is AVX2 or above, the CPU has
+/// AVX-VNNI, and `ISSBENCH_SIMD` is not `avx2` (plain AVX2, as on Zen 3)
+/// or `portable`; `ISSBENCH_SIMD=avxvnni` caps the level at AVX2 but keeps
+/// AVX-VNNI. Detected once, then cached.
+pub fn has_avx_vnni() -> bool {
+    static HAS: OnceLock<bool> = OnceLock::new();
+    *HAS.get_or_init(|| {
+        let level = SimdLevel::detect();
+        let plain_avx2 = std::env::var(SIMD_ENV).as_deref() == Ok("avx2");
+        matches!(level, SimdLevel::Avx2Fma | SimdLevel::Avx512) && !plain_avx2 && cpu_has_avx_vnni()
+    })
+}
+
+/// Whether the bf16 kernels may use AVX512_BF16 (`vdpbf16ps`, Zen 4,
+/// Sapphire Rapids): the level is AVX-512 (so an `ISSBENCH_SIMD` cap below
+/// it turns it off) and the CPU has AVX512_BF16. Detected once, then cached.
+pub fn has_avx512_bf16() -> bool {
+    static HAS: OnceLock<bool> = OnceLock::new();
+    *HAS.get_or_init(|| SimdLevel::detect() == SimdLevel::Avx512 && cpu_has_avx512_bf16())
+}
+
+fn cpu_has_avx512_vnni() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512vnni") && std::arch::is_x86_feature_detected!("avx512bw")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+fn cpu_has_avx_vnni() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avxvnni") && std::arch::is_x86_feature_detected!("avx2")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+fn cpu_has_avx512_bf16() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512bf16") && std::arch::is_x86_feature_detected!("avx512bw")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
 }
 
 /// Every SIMD feature this CPU reports that matters for these kernels,

@@ -38,6 +38,12 @@ impl<'a> SharedOutput<'a> {
             _borrow: std::marker::PhantomData,
         }
     }
+    /// The matrix's first element, rows and columns: for the
+    /// reduced-precision families (`kernels::int8`, `kernels::bf16`),
+    /// which write through the same shared views.
+    pub(crate) fn raw_parts(&self) -> (SendPtr, usize, usize) {
+        (self.ptr, self.rows, self.cols)
+    }
     /// The kernels' view of this matrix, starting from `start`.
     pub(super) fn out(&self, start: Start) -> PanelOut {
         PanelOut {
@@ -89,7 +95,7 @@ pub(crate) enum Start {
 }
 
 impl Start {
-    pub(super) fn accumulate(accumulate: bool) -> Start {
+    pub(crate) fn accumulate(accumulate: bool) -> Start {
         if accumulate { Start::C } else { Start::Zero }
     }
     /// Accumulators that start from `bias` (one value per column of `C`),
