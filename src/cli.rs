@@ -8,6 +8,7 @@ use issbench::checkpoint::{Format as FileFormat, Layout, LoadOptions};
 use issbench::exec::Backend;
 use issbench::iss::{DEFAULT_THRESHOLD, DEFAULT_TOLERANCE};
 use issbench::mode::Mode;
+use issbench::precision::Precision;
 use issbench::report::check_label;
 use issbench::sweep::{Grid, Shard, SweepSpec};
 
@@ -309,6 +310,16 @@ pub struct RunArgs {
     /// What to run.
     #[arg(long, value_enum, default_value = "dense")]
     pub mode: Mode,
+    /// The products' number format: fp32, bf16 or int8 (dense and iss on
+    /// the packed backend); bf16 and int8 rows carry their output error
+    /// against fp32.
+    #[arg(long, value_enum, default_value = "fp32")]
+    pub precision: Precision,
+    /// bf16 and int8: the largest output error, relative to the largest
+    /// fp32 output, before the point fails as not equivalent (exit code
+    /// 2); default 2e-2 for bf16, 5e-2 for int8.
+    #[arg(long, value_parser = non_negative::<f64>)]
+    pub tolerance: Option<f64>,
     /// Sequences per batch.
     #[arg(long, default_value_t = 10)]
     pub batch: usize,
@@ -342,8 +353,9 @@ pub struct RunArgs {
     /// magnitude pruning) instead of matching the ISS model's weight count.
     #[arg(long, value_parser = fraction)]
     pub sparsity: Option<f64>,
-    /// Also time the dense model in the same rounds, for a speedup with
-    /// its interval (iss and csr).
+    /// Also time the dense model in fp32 in the same rounds, for a speedup
+    /// with its interval (at bf16 or int8, also the mode in fp32 and dense
+    /// at that precision).
     #[arg(long)]
     pub with_dense: bool,
     #[command(flatten)]
@@ -355,8 +367,14 @@ impl RunArgs {
     pub fn spec(&self) -> SweepSpec {
         let load = self.load.options();
         let mut modes = vec![self.mode];
-        if self.with_dense && self.mode != Mode::Dense {
-            modes.insert(0, Mode::Dense);
+        let mut precision = vec![self.precision];
+        if self.with_dense {
+            if self.mode != Mode::Dense {
+                modes.insert(0, Mode::Dense);
+            }
+            if self.precision != Precision::Fp32 {
+                precision.insert(0, Precision::Fp32);
+            }
         }
         let mut spec = SweepSpec {
             name: "run".into(),
@@ -371,6 +389,8 @@ impl RunArgs {
             grids: vec![Grid {
                 models: vec![self.model.clone()],
                 modes,
+                precision,
+                tolerance: self.tolerance,
                 batch: vec![self.batch],
                 seq: vec![self.seq],
                 threads: vec![self.threads],

@@ -21,6 +21,7 @@ pub mod model;
 pub mod onnx;
 pub mod peer;
 pub mod pipeline;
+pub mod precision;
 pub mod prune;
 pub mod report;
 pub mod sweep;

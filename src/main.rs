@@ -47,7 +47,7 @@ fn run(args: RunArgs) -> Result<()> {
     let row = rows
         .iter()
         .rev()
-        .find(|r| r.mode == args.mode)
+        .find(|r| r.mode == args.mode && r.precision == args.precision)
         .context("the run measured nothing")?;
     match args.format {
         Format::Table if !row.ok() => {}

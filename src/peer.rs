@@ -106,10 +106,11 @@ impl OrtPeer {
             .arg("serve")
             .arg(model)
             .args(["--batch", &point.batch.to_string(), "--seq", &point.seq.to_string()])
-            .args(["--threads", &point.threads.to_string(), "--vocab", &point.vocab.max(1).to_string()])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .args(["--threads", &point.threads.to_string(), "--vocab", &point.vocab.max(1).to_string()]);
+        if point.int8 {
+            cmd.args(["--quantize", "int8"]);
+        }
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
         // Drained on its own thread, so a chatty peer never blocks on a full pipe.
         let mut stderr = child.stderr.take().expect("piped");
@@ -135,10 +136,15 @@ impl OrtPeer {
             lines,
             child,
             stderr: Some(stderr),
+            error: None,
         };
         let ready = run.reply(START_TIMEOUT)?;
         if ready["ready"] != serde_json::Value::Bool(true) {
             return Err(format!("peer did not start: {ready}"));
+        }
+        if point.int8 {
+            let error = ready["max_abs_err"].as_f64().zip(ready["max_rel_err"].as_f64());
+            run.error = Some(error.ok_or_else(|| format!("the quantized peer did not say its error: {ready}"))?);
         }
         Ok(run)
     }
@@ -167,9 +173,18 @@ pub struct PeerRun {
     /// The peer's output, line by line.
     lines: Receiver<String>,
     stderr: Option<std::thread::JoinHandle<String>>,
+    /// A quantized model's output error against the same model in fp32
+    /// (largest absolute, and that over the largest fp32 output), on the
+    /// peer's own input.
+    error: Option<(f64, f64)>,
 }
 
 impl PeerRun {
+    /// The quantized model's error against its fp32 original, when quantized.
+    pub fn error(&self) -> Option<(f64, f64)> {
+        self.error
+    }
+
     /// The peer's process id (its CPU time is the sweep's, not other load).
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -247,6 +262,8 @@ pub struct PeerPoint {
     pub threads: usize,
     /// Token ids are drawn below this (ignored for feature inputs).
     pub vocab: usize,
+    /// Quantize the model to int8 first (`quantize_dynamic`, s8 weights).
+    pub int8: bool,
 }
 
 /// Writes a C-order little-endian `.npy` array (`descr` `<f4` or `<i8`).

@@ -26,6 +26,11 @@ issbench calls it with ISSBENCH_PYTHON pointing at that interpreter:
         prints {"samples_ns": [...]}, one JSON object per line, until the
         end of input. issbench alternates these rounds with its own runs,
         so that both sides sample the same phases of a noisy host.
+    time and serve take --quantize int8: the model is first quantized with
+        onnxruntime.quantization.quantize_dynamic (s8 weights), as users
+        deploy int8, and the ready line (or the timing) also carries
+        max_abs_err and max_rel_err: the quantized model's largest output
+        difference from the fp32 model on the same input.
 """
 
 import argparse
@@ -83,9 +88,25 @@ def bootstrap_ci(samples, resamples=1000):
     return float(medians[round(0.025 * (resamples - 1))]), float(medians[round(0.975 * (resamples - 1))])
 
 
+def quantized(path):
+    """MODEL with dynamic int8 quantization, as users deploy it:
+    quantize_dynamic with s8 weights (LSTM becomes DynamicQuantizeLSTM,
+    MatMul DynamicQuantizeMatMul), written next to it."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    out = path + ".int8.onnx"
+    quantize_dynamic(path, out, weight_type=QuantType.QInt8)
+    return out
+
+
 def prepared(args):
-    """The session for MODEL and its feed: the input drawn once, then one warm-up run."""
-    sess = session(args.model, args.threads)
+    """The session for MODEL (quantized with --quantize int8) and its feed:
+    the input drawn once, then one warm-up run. Quantized, also the
+    largest output difference from the fp32 model on that input."""
+    path = args.model
+    if args.quantize == "int8":
+        path = quantized(args.model)
+    sess = session(path, args.threads)
     inp = sess.get_inputs()[0]
     rng = np.random.default_rng(1)
     if inp.type == "tensor(int64)":
@@ -94,8 +115,14 @@ def prepared(args):
         width = inp.shape[2]
         x = rng.uniform(-1, 1, size=(args.seq, args.batch, width)).astype(np.float32)
     f = feed(sess, x)
-    sess.run(None, f)
-    return sess, f
+    got = sess.run(None, f)[0]
+    error = None
+    if path != args.model:
+        want = session(args.model, args.threads).run(None, f)[0].astype(np.float64)
+        os.remove(path)
+        err = float(np.max(np.abs(got.astype(np.float64) - want)))
+        error = {"max_abs_err": err, "max_rel_err": err / max(float(np.max(np.abs(want))), 1e-30)}
+    return sess, f, error
 
 
 def sample(sess, f, budget_ms, min_runs, max_runs):
@@ -110,7 +137,7 @@ def sample(sess, f, budget_ms, min_runs, max_runs):
 
 
 def timing(args):
-    sess, f = prepared(args)
+    sess, f, error = prepared(args)
     samples = sample(sess, f, args.budget_ms, args.min_runs, args.max_runs)
     lo, hi = bootstrap_ci(samples)
     print(json.dumps({
@@ -121,13 +148,14 @@ def timing(args):
         "ci_high_ns": hi,
         "runs": len(samples),
         "version": ort.__version__,
+        **(error or {}),
     }))
     return 0
 
 
 def serve(args):
-    sess, f = prepared(args)
-    print(json.dumps({"ready": True}), flush=True)
+    sess, f, error = prepared(args)
+    print(json.dumps({"ready": True, **(error or {})}), flush=True)
     for line in sys.stdin:
         words = line.split()
         if not words:
@@ -157,6 +185,7 @@ def main():
         t.add_argument("--seq", type=int, required=True)
         t.add_argument("--threads", type=int, required=True)
         t.add_argument("--vocab", type=int, default=1)
+        t.add_argument("--quantize", choices=["int8"], help="time the model quantized with quantize_dynamic (s8 weights)")
         if name == "time":
             t.add_argument("--budget-ms", type=float, default=500)
             t.add_argument("--min-runs", type=int, default=3)

@@ -31,17 +31,16 @@
 
 use rayon::prelude::*;
 
+use super::team_product::{StagedPtrs, StagedX, Staging, TeamWeight};
 use super::weight::broadcast_rows;
 use super::{Backend, ExecError, Executor, PreparedWeight};
 use crate::kernels::activations::{BLOCK_UNITS, lstm_cell_update, lstm_cell_update_blocks};
+use crate::kernels::int8::SharedRange;
 use crate::kernels::matrix::SendPtr;
-use crate::kernels::simd::SimdLevel;
 use crate::kernels::team::{Team, run_team};
-use crate::kernels::{
-    MatMut, MatRef, PANEL, PanelOrder, SharedOutput, Start, claim_granule, pack_a_part, packed_a_len, packed_gemm_claimed,
-    packed_gemm_claimed_from, packed_gemm_claimed_prepacked, reads_a_in_place,
-};
+use crate::kernels::{MatMut, MatRef, PANEL, PanelOrder, SharedOutput, Start};
 use crate::model::{Inputs, Model, ModelError};
+use crate::precision::Precision;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Batch rows x hidden units below which the gate update stays on one thread.
@@ -77,6 +76,7 @@ struct Head {
 pub struct LstmExecutor {
     mode: String,
     backend: Backend,
+    precision: Precision,
     embedding: Option<(usize, usize, Vec<f32>)>,
     layers: Vec<Layer>,
     head: Option<Head>,
@@ -90,9 +90,11 @@ pub struct LstmExecutor {
     cell: Vec<f32>,
     /// Head outputs `[seq * batch, out]`.
     logits: Vec<f32>,
-    /// The current layer's input, packed (team forward, where the kernels
-    /// do not read it in place).
-    packed_x: Vec<f32>,
+    /// The current layer's input, staged for the products (team forward,
+    /// where the kernels do not read it in place).
+    staged_x: StagedX,
+    /// Each layer's input range (int8 team forward).
+    ranges: Vec<SharedRange>,
     /// Claimed chunks per (layer, phase, worker share) of the team forward.
     claims: Vec<AtomicUsize>,
     /// Work done per (layer, phase) of the team forward.
@@ -102,11 +104,24 @@ pub struct LstmExecutor {
 }
 
 impl LstmExecutor {
-    /// Prepares `model` for `backend` (packs weights once). With
+    /// Prepares `model` for `backend` in fp32 (packs weights once). With
     /// `layers_only`, the embedding and head are dropped and the executor
     /// takes feature inputs. `mode` is the name reported in results
     /// (`dense`, or `iss` for a compacted model).
     pub fn prepare(model: &Model, backend: Backend, layers_only: bool, mode: &str) -> LstmExecutor {
+        Self::prepare_at(model, backend, Precision::Fp32, layers_only, mode).expect("every backend runs fp32")
+    }
+
+    /// [`LstmExecutor::prepare`] at `precision`: the layers' and the
+    /// head's products in bf16 or int8 (packed backend only); the cell
+    /// state and gate math stay f32.
+    pub fn prepare_at(
+        model: &Model,
+        backend: Backend,
+        precision: Precision,
+        layers_only: bool,
+        mode: &str,
+    ) -> Result<LstmExecutor, ExecError> {
         let started = std::time::Instant::now();
         let interleaved = backend == Backend::Packed;
         let layers = model
@@ -119,38 +134,41 @@ impl LstmExecutor {
                 } else {
                     (0..4 * h).collect()
                 };
-                Layer {
+                Ok(Layer {
                     input: n_in,
                     hidden: h,
                     interleaved,
-                    w_ih: PreparedWeight::new(backend, &permute_rows(l.w_ih(), n_in, &order), 4 * h, n_in),
-                    w_hh: PreparedWeight::new(backend, &permute_rows(l.w_hh(), h, &order), 4 * h, h),
+                    w_ih: PreparedWeight::at(backend, precision, &permute_rows(l.w_ih(), n_in, &order), 4 * h, n_in)?,
+                    w_hh: PreparedWeight::at(backend, precision, &permute_rows(l.w_hh(), h, &order), 4 * h, h)?,
                     bias: order.iter().map(|&r| l.bias()[r]).collect(),
-                }
+                })
             })
-            .collect();
+            .collect::<Result<Vec<_>, ExecError>>()?;
         let (embedding, head) = if layers_only {
             (None, None)
         } else {
-            (
-                model.embedding().map(|e| (e.vocab(), e.dim(), e.table().to_vec())),
-                model.head().map(|h| Head {
+            let head = match model.head() {
+                Some(h) => Some(Head {
                     input: h.input(),
                     output: h.output(),
                     // Pruning never touches the head: it stays dense.
-                    weight: PreparedWeight::new(
+                    weight: PreparedWeight::at(
                         if backend == Backend::Csr { Backend::Packed } else { backend },
+                        precision,
                         h.weight(),
                         h.output(),
                         h.input(),
-                    ),
+                    )?,
                     bias: h.bias().to_vec(),
                 }),
-            )
+                None => None,
+            };
+            (model.embedding().map(|e| (e.vocab(), e.dim(), e.table().to_vec())), head)
         };
-        LstmExecutor {
+        Ok(LstmExecutor {
             mode: mode.to_string(),
             backend,
+            precision,
             embedding,
             layers,
             head,
@@ -159,11 +177,17 @@ impl LstmExecutor {
             ys: Vec::new(),
             cell: Vec::new(),
             logits: Vec::new(),
-            packed_x: Vec::new(),
+            staged_x: StagedX::default(),
+            ranges: Vec::new(),
             claims: Vec::new(),
             progress: Vec::new(),
             prepare_ns: started.elapsed().as_nanos() as u64,
-        }
+        })
+    }
+
+    /// The precision the products run in.
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// Checks `inputs` against the prepared model and gathers embedded
@@ -303,8 +327,9 @@ const PROJECTION_CHUNKS_PER_SHARE: usize = 4;
 /// Buffers the team forward shares between its workers.
 struct Shared<'a> {
     x: &'a [f32],
-    /// The layer input, packed for the kernels by the workers together.
-    packed_x: SendPtr,
+    /// The layer input, staged for the kernels by the workers together
+    /// (one view per layer: each has its own int8 range).
+    staged: Vec<StagedPtrs<'a>>,
     gates: SendPtr,
     ys: &'a [SendPtr],
     cell: SendPtr,
@@ -316,7 +341,8 @@ struct Shared<'a> {
 }
 
 /// The progress counters of one layer of the team forward: the parts of
-/// `X` packed (claimed, then done), the projection's panels done, and each
+/// `X` whose range is folded (int8; claimed, then done), the parts of `X`
+/// staged (claimed, then done), the projection's panels done, and each
 /// step's panels done. Workers wait for work to be done, not for each
 /// other: a worker that has lost its core holds nobody up unless it holds
 /// unfinished work, and the others take over its share.
@@ -325,31 +351,39 @@ struct Progress<'a>(&'a [AtomicUsize]);
 impl<'a> Progress<'a> {
     /// Counters per layer.
     fn len(seq: usize) -> usize {
-        seq + 3
+        seq + 5
     }
     fn of(all: &'a [AtomicUsize], layer: usize, seq: usize) -> Progress<'a> {
         Progress(&all[layer * Self::len(seq)..(layer + 1) * Self::len(seq)])
     }
-    /// Parts of `X` claimed for packing.
-    fn pack_claimed(&self) -> &'a AtomicUsize {
+    /// Parts of `X` claimed for their range.
+    fn range_claimed(&self) -> &'a AtomicUsize {
         &self.0[0]
     }
-    /// Parts of `X` packed.
-    fn packed(&self) -> &'a AtomicUsize {
+    /// Parts of `X` whose range is folded.
+    fn ranged(&self) -> &'a AtomicUsize {
         &self.0[1]
+    }
+    /// Parts of `X` claimed for staging.
+    fn stage_claimed(&self) -> &'a AtomicUsize {
+        &self.0[2]
+    }
+    /// Parts of `X` staged.
+    fn staged(&self) -> &'a AtomicUsize {
+        &self.0[3]
     }
     /// Panels of the input projection done.
     fn projected(&self) -> &'a AtomicUsize {
-        &self.0[2]
+        &self.0[4]
     }
     /// Panels of step `t` done (product and cell update).
     fn stepped(&self, t: usize) -> &'a AtomicUsize {
-        &self.0[3 + t]
+        &self.0[5 + t]
     }
 }
 
-/// Parts per worker that a layer's input is packed in (claimed, so that
-/// the others pack the parts of a worker that has lost its core).
+/// Parts per worker that a layer's input is staged in (claimed, so that
+/// the others stage the parts of a worker that has lost its core).
 const PACK_PARTS_PER_WORKER: usize = 2;
 
 /// The whole forward pass of packed (gate-interleaved) layers on one team
@@ -362,7 +396,8 @@ fn team_forward(
     gates: &mut [f32],
     ys: &mut [Vec<f32>],
     cell: &mut [f32],
-    packed_x: &mut Vec<f32>,
+    staged_x: &mut StagedX,
+    ranges: &mut Vec<SharedRange>,
     claims: &mut Vec<AtomicUsize>,
     progress: &mut Vec<AtomicUsize>,
     seq: usize,
@@ -382,21 +417,26 @@ fn team_forward(
     claims.iter_mut().for_each(|c| *c.get_mut() = 0);
     progress.resize_with(layers.len() * Progress::len(seq), || AtomicUsize::new(0));
     progress.iter_mut().for_each(|c| *c.get_mut() = 0);
+    ranges.resize_with(layers.len(), SharedRange::new);
+    ranges.iter_mut().for_each(SharedRange::reset);
     let y_ptrs: Vec<SendPtr> = ys.iter_mut().map(|y| SendPtr(y.as_mut_ptr())).collect();
-    // The kernels read every layer's input (row-major) in place, or need
-    // a shared packed copy of it.
-    // Every layer is packed at the same SIMD level (prepare time).
-    let level = layers
-        .first()
-        .and_then(|l| l.w_ih.packed())
-        .map_or_else(SimdLevel::detect, |p| p.level());
-    let in_place = reads_a_in_place(level, MatRef::row_major(x, rows, layers.first().map_or(0, |l| l.input)));
-    if !in_place {
-        grow(packed_x, layers.iter().map(|l| packed_a_len(rows, l.input)).max().unwrap_or(0));
-    }
+    // How each layer's input reaches the kernels (read in place, or
+    // staged by the workers together into a buffer grown for the largest).
+    let stagings: Vec<Staging> = layers
+        .iter()
+        .enumerate()
+        .map(|(li, l)| {
+            let input: &[f32] = if li == 0 { x } else { &ys[li - 1] };
+            let w = team_weight(&l.w_ih);
+            let staging = w.staging(MatRef::row_major(&input[..rows * l.input], rows, l.input));
+            staged_x.grow_for(w, staging, rows);
+            staging
+        })
+        .collect();
+    let staged: Vec<StagedPtrs> = ranges.iter().map(|r| staged_x.ptrs(r)).collect();
     let shared = Shared {
         x,
-        packed_x: SendPtr(packed_x.as_mut_ptr()),
+        staged,
         gates: SendPtr(gates.as_mut_ptr()),
         ys: &y_ptrs,
         cell: SendPtr(cell.as_mut_ptr()),
@@ -416,12 +456,12 @@ fn team_forward(
             let (projection_claims, step_claims) = claims.split_at(workers);
             let progress = Progress::of(shared.progress, li, seq);
             let x = MatRef::row_major(&input[..rows * layer.input], rows, layer.input);
-            if !in_place {
+            let staged = &shared.staged[li];
+            if stagings[li] != Staging::InPlace {
                 let parts = PACK_PARTS_PER_WORKER * workers;
-                prepare_projection(layer, x, &shared, team, &progress, parts);
-                team.wait_done(progress.packed(), parts);
+                prepare_projection(layer, x, stagings[li], staged, team, &progress, parts);
             }
-            input_projection(layer, x, in_place, &shared, team, &progress, projection_claims, w);
+            input_projection(layer, x, stagings[li], staged, &shared, team, &progress, projection_claims, w);
             let panels = (4 * layer.hidden).div_ceil(PANEL);
             team.wait_done(progress.projected(), panels);
             for t in 0..seq {
@@ -433,35 +473,56 @@ fn team_forward(
     });
 }
 
+/// The packed panels of a team layer's weight.
+fn team_weight(w: &PreparedWeight) -> &TeamWeight {
+    w.team().expect("team layers are packed")
+}
+
 /// A worker's part of getting a layer's input projection ready where the
-/// kernels read `X` packed: parts of `X`'s row blocks (of `parts`, claimed
-/// one at a time) packed into the buffer all workers read. (The bias needs
-/// no pass of its own: the projection's accumulators start from it.)
-fn prepare_projection(layer: &Layer, x: MatRef, shared: &Shared, team: &Team, progress: &Progress, parts: usize) {
+/// kernels do not read `X` in place: for int8, the range of parts of `X`
+/// folded into the layer's shared range, then (for every precision) parts
+/// of `X` staged into the buffer all workers read; parts are claimed one
+/// at a time, and each pass is waited for. (The bias needs no pass of its
+/// own: the projection's accumulators start from it.)
+fn prepare_projection(layer: &Layer, x: MatRef, staging: Staging, staged: &StagedPtrs, team: &Team, progress: &Progress, parts: usize) {
     debug_assert_eq!(x.cols(), layer.input);
-    let level = layer.w_ih.packed().expect("team layers are packed").level();
-    loop {
-        let part = progress.pack_claimed().fetch_add(1, Ordering::Relaxed);
-        if part >= parts {
-            return;
+    let w_ih = team_weight(&layer.w_ih);
+    if staging == Staging::RangeThenValues {
+        loop {
+            let part = progress.range_claimed().fetch_add(1, Ordering::Relaxed);
+            if part >= parts {
+                break;
+            }
+            w_ih.range_part(x, staged, part, parts);
+            team.complete(progress.ranged(), 1);
         }
-        // SAFETY: each part is packed once, by the worker that claimed it,
-        // into its own range of the shared buffer (sized for every layer
-        // by `team_forward`); nobody reads it before all parts are done.
-        unsafe { pack_a_part(level, x, shared.packed_x, part, parts) };
-        team.complete(progress.packed(), 1);
+        team.wait_done(progress.ranged(), parts);
     }
+    loop {
+        let part = progress.stage_claimed().fetch_add(1, Ordering::Relaxed);
+        if part >= parts {
+            break;
+        }
+        // SAFETY: each part is staged once, by the worker that claimed it,
+        // into its own range of the shared buffer (grown for every layer
+        // by `team_forward`); nobody reads it before all parts are done,
+        // and every part's range was folded before (waited for above).
+        unsafe { w_ih.stage_part(x, staged, part, parts) };
+        team.complete(progress.staged(), 1);
+    }
+    team.wait_done(progress.staged(), parts);
 }
 
 /// Worker `w`'s part of a layer's input projection, `G = bias + X · W_ihᵀ`
 /// over all rows: chunks of panels claimed through `claims`, with `X` read
-/// in place (`in_place`) or packed by [`prepare_projection`]. The
+/// as `staging` says (staged by [`prepare_projection`] before). The
 /// accumulators start from the bias, which saves a write and a read of `G`.
 #[allow(clippy::too_many_arguments)]
 fn input_projection(
     layer: &Layer,
     x: MatRef,
-    in_place: bool,
+    staging: Staging,
+    staged: &StagedPtrs,
     shared: &Shared,
     team: &Team,
     progress: &Progress,
@@ -470,11 +531,11 @@ fn input_projection(
 ) {
     let rows = x.rows();
     let g4 = 4 * layer.hidden;
-    let w_ih = layer.w_ih.packed().expect("team layers are packed");
+    let w_ih = team_weight(&layer.w_ih);
     let panels = g4.div_ceil(PANEL);
     // Ranges of whole chunks of the kernel's order (each reads all of X);
     // one worker takes all the panels at once.
-    let granule = claim_granule(w_ih.level(), rows, layer.input);
+    let granule = w_ih.granule(rows, layer.input);
     let chunk = if claims.len() == 1 {
         panels
     } else {
@@ -484,19 +545,13 @@ fn input_projection(
     };
     let claim = claimer(claims, panels, chunk, granule, w, claims.len() > 1, PanelOrder::Ascending);
     let done = |range: std::ops::Range<usize>| team.complete(progress.projected(), range.len());
-    // SAFETY: packed, every part of X was packed before (waited for); each
-    // claimed panel's columns of G belong to the worker that claimed them;
-    // the bias row outlives the call and nothing writes it.
+    // SAFETY: X was staged whole before (waited for) where it is staged;
+    // each claimed panel's columns of G belong to the worker that claimed
+    // them; the bias row outlives the call and nothing writes it.
     unsafe {
         let g = SharedOutput::from_raw(shared.gates, rows, g4);
         debug_assert_eq!(layer.bias.len(), g4);
-        let bias = Start::bias(&layer.bias);
-        if in_place {
-            packed_gemm_claimed_from(x, w_ih, g, bias, claim, done);
-        } else {
-            let packed_x = std::slice::from_raw_parts(shared.packed_x.get(), packed_a_len(rows, layer.input));
-            packed_gemm_claimed_prepacked(packed_x, rows, w_ih, g, bias, claim, done);
-        }
+        w_ih.project(x, staging, staged, g, Start::bias(&layer.bias), claim, done);
     }
 }
 
@@ -601,14 +656,14 @@ fn recurrent_step(
         }
         return;
     }
-    let w_hh = layer.w_hh.packed().expect("team layers are packed");
+    let w_hh = team_weight(&layer.w_hh);
     // SAFETY: rows t-1 of y were done before this step (waited for) and
     // nobody writes them during step t; each claimed panel's columns of
     // G belong to the worker that claimed it.
     unsafe {
         let h_prev = std::slice::from_raw_parts(y.get().add((t - 1) * batch * h), batch * h);
         let g = SharedOutput::from_raw(shared.gates, (t + 1) * batch, g4).rows(t * batch..(t + 1) * batch);
-        packed_gemm_claimed(MatRef::row_major(h_prev, batch, h), w_hh, g, true, order, claim, update);
+        w_hh.recur(MatRef::row_major(h_prev, batch, h), g, true, order, claim, update);
     }
 }
 
@@ -631,7 +686,10 @@ impl Executor for LstmExecutor {
     }
 
     fn backend(&self) -> String {
-        self.backend.describe()
+        match self.precision {
+            Precision::Fp32 => self.backend.describe(),
+            p => format!("{}-{p}", self.backend.describe()),
+        }
     }
 
     fn prepare_ns(&self) -> u64 {
@@ -664,7 +722,8 @@ impl Executor for LstmExecutor {
                 &mut self.gates,
                 &mut self.ys,
                 &mut self.cell,
-                &mut self.packed_x,
+                &mut self.staged_x,
+                &mut self.ranges,
                 &mut self.claims,
                 &mut self.progress,
                 seq,

@@ -6,11 +6,13 @@
 
 mod gemm;
 mod lstm;
+mod team_product;
 mod weight;
 
 pub use gemm::GemmExecutor;
 pub use lstm::LstmExecutor;
-pub use weight::{Backend, PreparedWeight};
+pub use team_product::TeamWeight;
+pub use weight::{Backend, PreparedWeight, UnsupportedPrecision};
 
 use thiserror::Error;
 
@@ -25,6 +27,9 @@ pub enum ExecError {
     /// A backend that cannot run on this machine or for this model.
     #[error("backend {0}")]
     Backend(String),
+    /// A precision the backend does not run.
+    #[error(transparent)]
+    Precision(#[from] UnsupportedPrecision),
 }
 
 /// A prepared model that runs forward passes.

@@ -1,6 +1,10 @@
-//! A weight matrix prepared for one kernel backend.
+//! A weight matrix prepared for one kernel backend and precision.
 
+use super::team_product::TeamWeight;
+use crate::kernels::bf16::{Bf16PackedMatrix, bf16_gemm, bf16_gemm_bias};
+use crate::kernels::int8::{Int8PackedMatrix, int8_gemm, int8_gemm_bias};
 use crate::kernels::{CsrMatrix, MatMut, MatRef, PackedMatrix, SimdLevel, csr_matmul, gemm, packed_gemm, packed_gemm_bias};
+use crate::precision::Precision;
 use rayon::prelude::*;
 
 /// Which GEMM runs the products.
@@ -40,36 +44,59 @@ impl Backend {
 
 /// A row-major weight `W` of `[n, k]`, prepared so that `C (+)= A · Wᵀ` runs
 /// on the chosen backend.
-#[derive(Debug, Clone)]
 pub enum PreparedWeight {
-    /// Packed panels of `Wᵀ`.
-    Packed(PackedMatrix),
+    /// Packed panels of `Wᵀ` at a precision (the team forward's products).
+    Team(TeamWeight),
     /// `W` as it is; `Wᵀ` is a strided view of it.
     Plain { w: Vec<f32>, n: usize, k: usize },
     /// The nonzeros of `W`.
     Sparse(CsrMatrix),
 }
 
+/// A precision the backend does not run.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("the {backend} backend runs fp32 only, not {precision} (bf16 and int8 run on the packed kernels)")]
+pub struct UnsupportedPrecision {
+    pub backend: &'static str,
+    pub precision: Precision,
+}
+
 impl PreparedWeight {
-    /// Prepares `w` (`[n, k]`, row-major) for `backend`.
+    /// Prepares `w` (`[n, k]`, row-major) for `backend` in fp32.
     pub fn new(backend: Backend, w: &[f32], n: usize, k: usize) -> Self {
-        match backend {
-            Backend::Packed => PreparedWeight::Packed(PackedMatrix::pack_transposed(w, n, k)),
-            Backend::Matrixmultiply => PreparedWeight::Plain { w: w.to_vec(), n, k },
-            Backend::Csr => PreparedWeight::Sparse(CsrMatrix::from_dense(w, n, k, 0.0).expect("model widths fit u32")),
-        }
+        Self::at(backend, Precision::Fp32, w, n, k).expect("every backend runs fp32")
     }
-    /// The packed panels, when prepared for [`Backend::Packed`].
-    pub fn packed(&self) -> Option<&PackedMatrix> {
+    /// Prepares `w` (`[n, k]`, row-major) for `backend` at `precision`:
+    /// bf16 and int8 run on the packed backend only.
+    pub fn at(backend: Backend, precision: Precision, w: &[f32], n: usize, k: usize) -> Result<Self, UnsupportedPrecision> {
+        Ok(match (backend, precision) {
+            (Backend::Packed, Precision::Fp32) => PreparedWeight::Team(TeamWeight::F32(PackedMatrix::pack_transposed(w, n, k))),
+            (Backend::Packed, Precision::Bf16) => PreparedWeight::Team(TeamWeight::Bf16(Bf16PackedMatrix::pack_transposed(w, n, k))),
+            (Backend::Packed, Precision::Int8) => PreparedWeight::Team(TeamWeight::Int8(Int8PackedMatrix::pack_transposed(w, n, k))),
+            (Backend::Matrixmultiply, Precision::Fp32) => PreparedWeight::Plain { w: w.to_vec(), n, k },
+            (Backend::Csr, Precision::Fp32) => PreparedWeight::Sparse(CsrMatrix::from_dense(w, n, k, 0.0).expect("model widths fit u32")),
+            (Backend::Matrixmultiply, precision) => {
+                return Err(UnsupportedPrecision {
+                    backend: "matrixmultiply",
+                    precision,
+                });
+            }
+            (Backend::Csr, precision) => return Err(UnsupportedPrecision { backend: "csr", precision }),
+        })
+    }
+    /// The packed panels at some precision, when prepared for [`Backend::Packed`].
+    pub(super) fn team(&self) -> Option<&TeamWeight> {
         match self {
-            PreparedWeight::Packed(p) => Some(p),
+            PreparedWeight::Team(t) => Some(t),
             _ => None,
         }
     }
     /// `C = A · Wᵀ`, or `C += A · Wᵀ` with `accumulate`.
     pub fn apply(&self, a: MatRef, c: &mut MatMut, accumulate: bool) {
         match self {
-            PreparedWeight::Packed(p) => packed_gemm(a, p, c, accumulate),
+            PreparedWeight::Team(TeamWeight::F32(p)) => packed_gemm(a, p, c, accumulate),
+            PreparedWeight::Team(TeamWeight::Bf16(p)) => bf16_gemm(a, p, c, accumulate),
+            PreparedWeight::Team(TeamWeight::Int8(p)) => int8_gemm(a, p, c, accumulate),
             PreparedWeight::Plain { w, n, k } => gemm(a, MatRef::row_major(w, *n, *k).t(), c, accumulate),
             PreparedWeight::Sparse(s) => csr_matmul(a, s, c, accumulate),
         }
@@ -79,8 +106,11 @@ impl PreparedWeight {
     /// accumulators from the bias; the others get `C` filled with it first.
     pub fn apply_with_bias(&self, a: MatRef, bias: &[f32], out: &mut [f32]) {
         let rows = a.rows();
+        let mut c = MatMut::row_major(out, rows, bias.len());
         match self {
-            PreparedWeight::Packed(p) => packed_gemm_bias(a, p, bias, &mut MatMut::row_major(out, rows, bias.len())),
+            PreparedWeight::Team(TeamWeight::F32(p)) => packed_gemm_bias(a, p, bias, &mut c),
+            PreparedWeight::Team(TeamWeight::Bf16(p)) => bf16_gemm_bias(a, p, bias, &mut c),
+            PreparedWeight::Team(TeamWeight::Int8(p)) => int8_gemm_bias(a, p, bias, &mut c),
             _ => {
                 broadcast_rows(out, bias, rows);
                 self.apply(a, &mut MatMut::row_major(out, rows, bias.len()), true);

@@ -96,8 +96,9 @@ impl Inputs {
         }
     }
 
-    /// The input vector of time step `t`, batch row `b`.
-    pub(crate) fn vector<'a>(&'a self, model: &'a Model, t: usize, b: usize) -> &'a [f32] {
+    /// The input vector of time step `t`, batch row `b` (inputs checked
+    /// against `model` first: panics on a token outside its vocabulary).
+    pub fn vector<'a>(&'a self, model: &'a Model, t: usize, b: usize) -> &'a [f32] {
         match self {
             Inputs::Tokens { batch, ids, .. } => model
                 .embedding()

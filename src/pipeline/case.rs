@@ -11,6 +11,7 @@ use super::{Point, PoolError};
 use crate::measure::{Budget, Rounds, Speedup, Timed, paired_speedup, time_rounds, timed_part};
 use crate::mode::Mode;
 use crate::peer::{OrtPeer, PeerPoint, PeerRun};
+use crate::precision::Precision;
 use crate::report::Row;
 
 /// What [`Session::measure_case`] needs besides the points.
@@ -53,11 +54,18 @@ impl Session {
         for point in points {
             match self.prepare(point)? {
                 Ok(prepared) => {
-                    let peer = options.peer.filter(|_| point.mode.on_peer().is_some() && prepared.row.layers > 0);
+                    // ONNX Runtime runs fp32 and (quantized) int8 LSTMs; no bf16.
+                    let peer = options
+                        .peer
+                        .filter(|_| point.mode.on_peer().is_some() && prepared.row.layers > 0 && point.precision != Precision::Bf16);
                     let peer_part = peer.map(|p| (p, self.start_peer(p, point, &prepared.row)));
                     parts.push(Part::Ours(prepared));
                     match peer_part {
-                        Some((p, Ok(run))) => parts.push(Part::Peer(run, peer_template(p, parts_row(&parts)))),
+                        Some((p, Ok(run))) => {
+                            let mut row = peer_template(p, parts_row(&parts));
+                            (row.max_abs_err, row.max_rel_err) = run.error().unzip();
+                            parts.push(Part::Peer(run, row))
+                        }
                         Some((p, Err(e))) => rows_failed.push(peer_template(p, parts_row(&parts)).failed(format!("onnxruntime: {e}"))),
                         None => {}
                     }
@@ -76,9 +84,11 @@ impl Session {
         let results = self.time_parts(&mut parts, threads, options.budget)?;
         let load = host.and_then(|h| h.load_since());
 
-        // The case's dense rounds: the reference of every speedup.
+        // The case's dense fp32 rounds: the reference of every speedup.
         let dense = parts.iter().zip(&results).find_map(|(p, r)| match (p, r) {
-            (Part::Ours(prepared), Ok(rounds)) if prepared.row.mode == Mode::Dense => Some(rounds.clone()),
+            (Part::Ours(prepared), Ok(rounds)) if prepared.row.mode == Mode::Dense && prepared.row.precision == Precision::Fp32 => {
+                Some(rounds.clone())
+            }
             _ => None,
         });
         let mut rows = Vec::new();
@@ -160,6 +170,7 @@ impl Session {
                     seq: point.seq,
                     threads: row.threads,
                     vocab: vocab.unwrap_or(1),
+                    int8: point.precision == Precision::Int8,
                 };
                 peer.start(&onnx, &shape)
             });
@@ -184,12 +195,14 @@ fn parts_row(parts: &[Part]) -> &Row {
     }
 }
 
-/// The peer's row for issbench's `row`: mode `ort-dense` / `ort-iss`, its
-/// backend.
+/// The peer's row for issbench's `row`: mode `ort-dense` / `ort-iss` at
+/// the row's precision, its backend, its own error (set when it starts).
 fn peer_template(peer: &OrtPeer, row: &Row) -> Row {
     Row {
         mode: row.mode.on_peer().expect("only modes the peer runs are sent to it"),
         backend: peer.backend(),
+        max_abs_err: None,
+        max_rel_err: None,
         ..row.clone()
     }
 }

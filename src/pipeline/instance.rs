@@ -10,8 +10,9 @@ use crate::iss::{
     Compacted, DEFAULT_TOLERANCE, IssReport, against_dense, analyze, compact_with, verification_inputs, verify, within_tolerance,
 };
 use crate::mode::Mode;
-use crate::model::Model;
 use crate::model::synthetic::SynthSpec;
+use crate::model::{Inputs, Model};
+use crate::precision::Precision;
 use crate::prune::{Scope, lstm_nonzeros, magnitude, match_iss};
 use crate::report::Status;
 
@@ -53,8 +54,8 @@ impl Work {
     }
 }
 
-/// Prepared executors by (mode, head, backend): `None` while lent out.
-type Executors = HashMap<(Mode, bool, Backend), (Option<LstmExecutor>, Work)>;
+/// Prepared executors by (mode, head, backend, precision): `None` while lent out.
+type Executors = HashMap<(Mode, bool, Backend, Precision), (Option<LstmExecutor>, Work)>;
 
 /// A model source's instances (see the module documentation).
 pub(crate) struct Instance {
@@ -159,7 +160,7 @@ impl Instance {
                         None => match_iss(&self.full, &self.report, self.shrink_output),
                     }
                     .map_err(Status::failed_with)?;
-                    self.executors.retain(|(m, _, _), _| *m != Mode::Csr);
+                    self.executors.retain(|(m, _, _, _), _| *m != Mode::Csr);
                     self.verified.remove(&(Mode::Csr, false));
                     self.verified.remove(&(Mode::Csr, true));
                     self.pruned = Some((target, pruned));
@@ -199,24 +200,60 @@ impl Instance {
         Ok(Some(eq.max_rel))
     }
 
-    /// The prepared executor for `mode`, `head` and `backend` (taken out of
-    /// the cache, or prepared now), and its model's work.
-    pub fn executor(&mut self, mode: Mode, head: bool, backend: Backend, sparsity: Option<f64>) -> Result<(LstmExecutor, Work), Status> {
-        let key = (mode, head, backend);
+    /// The prepared executor for `mode`, `head`, `backend` and `precision`
+    /// (taken out of the cache, or prepared now), and its model's work.
+    pub fn executor(
+        &mut self,
+        mode: Mode,
+        head: bool,
+        backend: Backend,
+        precision: Precision,
+        sparsity: Option<f64>,
+    ) -> Result<(LstmExecutor, Work), Status> {
+        let key = (mode, head, backend, precision);
         if let Some((slot @ Some(_), work)) = self.executors.get_mut(&key) {
             return Ok((slot.take().expect("matched Some"), *work));
         }
         let model = self.model(mode, sparsity)?;
         let work = Work::of(model, mode, head);
-        let exec = LstmExecutor::prepare(model, backend, !head, mode.name());
+        let exec = LstmExecutor::prepare_at(model, backend, precision, !head, mode.name()).map_err(Status::failed_with)?;
         self.executors.insert(key, (None, work));
         Ok((exec, work))
     }
 
     /// Returns an executor lent by [`Instance::executor`].
     pub fn give_back(&mut self, mode: Mode, head: bool, backend: Backend, exec: LstmExecutor) {
-        if let Some(slot) = self.executors.get_mut(&(mode, head, backend)) {
+        let key = (mode, head, backend, exec.precision());
+        if let Some(slot) = self.executors.get_mut(&key) {
             slot.0 = Some(exec);
         }
+    }
+
+    /// How far `exec` (bf16 or int8) strays from the fp32 executor of the
+    /// same mode, head and backend on `inputs` (the point's own, the whole
+    /// sequence): the largest absolute output difference, and that over
+    /// the largest fp32 output.
+    pub fn precision_error(
+        &mut self,
+        exec: &mut LstmExecutor,
+        mode: Mode,
+        head: bool,
+        backend: Backend,
+        sparsity: Option<f64>,
+        inputs: &Inputs,
+    ) -> Result<(f64, f64), Status> {
+        use crate::exec::Executor;
+        let (mut fp32, _) = self.executor(mode, head, backend, Precision::Fp32, sparsity)?;
+        let want = fp32.run(inputs).map(<[f32]>::to_vec).map_err(Status::failed_with);
+        self.give_back(mode, head, backend, fp32);
+        let want = want?;
+        let got = exec.run(inputs).map_err(Status::failed_with)?;
+        let abs = got.iter().zip(&want).map(|(a, b)| (a - b).abs() as f64).fold(0.0, f64::max);
+        let scale = want.iter().map(|v| v.abs() as f64).fold(0.0, f64::max);
+        let rel = if scale > 0.0 { abs / scale } else { abs };
+        if got.iter().any(|v| !v.is_finite()) {
+            return Err(Status::not_equivalent(format!("{mode} {}: non-finite outputs", exec.precision())));
+        }
+        Ok((abs, rel))
     }
 }

@@ -4,6 +4,7 @@ use crate::checkpoint::{LoadOptions, is_checkpoint_path};
 use crate::exec::Backend;
 use crate::iss::DEFAULT_THRESHOLD;
 use crate::mode::Mode;
+use crate::precision::Precision;
 
 /// One sparse GEMM problem's matrix (its `n` is the point's batch).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -116,11 +117,17 @@ impl Default for IssSettings {
     }
 }
 
-/// One measurement: a source, a mode, a shape and a thread count.
+/// One measurement: a source, a mode at a precision, a shape and a thread count.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Point {
     pub source: Source,
     pub mode: Mode,
+    /// The products' number format (bf16 and int8: dense and iss on the
+    /// packed backend).
+    pub precision: Precision,
+    /// bf16 and int8: the largest output error relative to the largest
+    /// fp32 output before the point fails (`None`: the precision's default).
+    pub tolerance: Option<f64>,
     /// Sequences per batch (a GEMM problem's `n`).
     pub batch: usize,
     /// Time steps per sequence (1 for GEMM problems).
@@ -142,13 +149,20 @@ pub struct Point {
 }
 
 impl Point {
-    /// Whether `other` is the same case: everything but the mode equal
-    /// (the points a case times together).
+    /// Whether `other` is the same case: everything but the mode and the
+    /// precision equal (the points a case times together).
     pub fn same_case(&self, other: &Point) -> bool {
         Point {
             mode: self.mode,
+            precision: self.precision,
             ..other.clone()
         } == *self
+    }
+
+    /// The largest relative output error a bf16 or int8 point may show
+    /// (`None` for fp32).
+    pub fn precision_tolerance(&self) -> Option<f64> {
+        self.precision.default_tolerance().map(|d| self.tolerance.unwrap_or(d))
     }
 
     /// The backend this point's mode runs on.

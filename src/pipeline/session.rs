@@ -112,6 +112,7 @@ impl Session {
             },
             sparsity: 0.0,
             mode: point.mode,
+            precision: point.precision,
             batch: point.batch,
             seq: point.seq,
             head: point.head,
@@ -129,6 +130,8 @@ impl Session {
             speedup_vs_dense: None,
             ideal_speedup: 1.0,
             verify_max_rel: None,
+            max_abs_err: None,
+            max_rel_err: None,
             peak_gflops: 0.0,
             bandwidth_gbs: 0.0,
             mean_ns: 0.0,
@@ -238,7 +241,30 @@ fn prepare_model(inst: &mut Instance, point: &Point, base: Row) -> Result<Prepar
     let full_weights = full.lstm_weights();
     let (input, layers, hidden_full) = (full.input_size(), full.layers().len(), full.hidden_sizes());
     let kept = inst.kept_sizes();
-    let (exec, work) = inst.executor(point.mode, point.head, point.mode_backend(), point.csr_sparsity)?;
+    let (mut exec, work) = inst.executor(point.mode, point.head, point.mode_backend(), point.precision, point.csr_sparsity)?;
+    let inputs = Inputs::random_for(work.vocab, work.width, point.seq, point.batch, 1);
+    let (max_abs_err, max_rel_err) = match point.precision_tolerance() {
+        None => (None, None),
+        Some(tolerance) => {
+            let measured = inst.precision_error(&mut exec, point.mode, point.head, point.mode_backend(), point.csr_sparsity, &inputs);
+            let (abs, rel) = match measured {
+                Ok(e) => e,
+                Err(status) => {
+                    inst.give_back(point.mode, point.head, point.mode_backend(), exec);
+                    return Err(status);
+                }
+            };
+            // A NaN error fails too.
+            if rel.is_nan() || rel > tolerance {
+                inst.give_back(point.mode, point.head, point.mode_backend(), exec);
+                return Err(Status::not_equivalent(format!(
+                    "{} {}: outputs differ from fp32 by up to {abs:.3e} ({rel:.3e} of the largest), above the tolerance {tolerance:.1e}",
+                    point.mode, point.precision
+                )));
+            }
+            (Some(abs), Some(rel))
+        }
+    };
     let row = Row {
         input,
         layers,
@@ -250,6 +276,8 @@ fn prepare_model(inst: &mut Instance, point: &Point, base: Row) -> Result<Prepar
         macs_per_step: work.macs,
         ideal_speedup: dense_macs as f64 / work.macs as f64,
         verify_max_rel,
+        max_abs_err,
+        max_rel_err,
         backend: exec.backend(),
         vocab: work.vocab.unwrap_or(0),
         head_output: work.head_output,
@@ -257,7 +285,7 @@ fn prepare_model(inst: &mut Instance, point: &Point, base: Row) -> Result<Prepar
     };
     Ok(Prepared {
         exec: PointExecutor::Lstm(Box::new(exec)),
-        inputs: Inputs::random_for(work.vocab, work.width, point.seq, point.batch, 1),
+        inputs,
         row,
         point: point.clone(),
     })

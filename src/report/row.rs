@@ -5,6 +5,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::measure::{Speedup, Stats};
 use crate::mode::Mode;
+use crate::precision::Precision;
 
 /// Whether a point was measured.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -110,6 +111,7 @@ pub const COLUMNS: &[&str] = &[
     "kept_fraction",
     "sparsity",
     "mode",
+    "precision",
     "batch",
     "seq",
     "head",
@@ -135,6 +137,8 @@ pub const COLUMNS: &[&str] = &[
     "speedup_ci_high",
     "ideal_speedup",
     "verify_max_rel",
+    "max_abs_err",
+    "max_rel_err",
     "peak_gflops",
     "bandwidth_gbs",
     "flags",
@@ -201,6 +205,10 @@ pub struct Row {
     pub sparsity: f64,
     /// What ran.
     pub mode: Mode,
+    /// The products' number format (`fp32` in files written before the
+    /// column existed).
+    #[serde(default = "crate::precision::fp32")]
+    pub precision: Precision,
     /// Sequences per batch.
     pub batch: usize,
     /// Time steps per sequence.
@@ -250,7 +258,9 @@ pub struct Row {
     pub rounds: usize,
     /// `2 * macs_per_step * batch * seq / median`, GFLOP/s.
     pub gflops: f64,
-    /// Median of the dense mode at the same point over this median (empty when unknown).
+    /// Median of the dense mode in fp32 at the same point over this median
+    /// (empty when unknown): bf16 and int8 rows, dense ones included, are
+    /// compared with dense fp32.
     pub speedup_vs_dense: Option<f64>,
     /// 95% interval of the speedup: a bootstrap over the rounds the two
     /// modes were timed in (empty when not timed together).
@@ -263,6 +273,16 @@ pub struct Row {
     pub ideal_speedup: f64,
     /// Largest relative output difference against the dense model (empty for dense).
     pub verify_max_rel: Option<f64>,
+    /// bf16 and int8: the largest absolute difference of the outputs
+    /// (hidden states, or logits with the head) from the fp32 executor's
+    /// on the same model and the point's own inputs, over the whole
+    /// sequence (empty for fp32).
+    #[serde(default)]
+    pub max_abs_err: Option<f64>,
+    /// The same over the largest fp32 output magnitude: what `--tolerance`
+    /// gates.
+    #[serde(default)]
+    pub max_rel_err: Option<f64>,
     /// This machine's measured FMA peak at `threads` threads, GFLOP/s.
     pub peak_gflops: f64,
     /// This machine's measured memory read bandwidth at `threads` threads, GB/s.
@@ -294,11 +314,12 @@ impl Row {
     /// whose key is in the file, and reports keep the newest row per key.
     pub fn key(&self) -> String {
         format!(
-            "{}|{}|{}|{}|{}|b{}|s{}|t{}|{}|r{}",
+            "{}|{}|{}|{}{}|{}|b{}|s{}|t{}|{}|r{}",
             self.host,
             self.cpu_model,
             if self.source.is_empty() { &self.model } else { &self.source },
             self.mode,
+            self.precision_suffix(),
             self.backend,
             self.batch,
             self.seq,
@@ -311,12 +332,13 @@ impl Row {
     /// mode, batch, seq, head): what two machines can share.
     pub fn point_key(&self) -> String {
         format!(
-            "{} in{} h{} k{} {} b{} s{}{}",
+            "{} in{} h{} k{} {}{} b{} s{}{}",
             self.model,
             self.input,
             self.hidden_full,
             self.hidden_kept,
             self.mode,
+            self.precision_suffix(),
             self.batch,
             self.seq,
             if self.head { " +head" } else { "" }
@@ -346,10 +368,7 @@ impl Row {
     /// keeps across machines whose SIMD levels differ.
     pub fn backend_family(&self) -> &str {
         let b = self.backend.split_whitespace().next().unwrap_or("");
-        ["-avx512", "-avx2", "-neon", "-portable"]
-            .iter()
-            .find_map(|s| b.strip_suffix(s))
-            .unwrap_or(b)
+        b.split('-').next().unwrap_or(b)
     }
     /// A point as machines share it: [`Row::point_key`] with the threads
     /// and the kernel family (thread counts and backends are dimensions of
@@ -366,6 +385,14 @@ impl Row {
             self.host, self.cpu_model, self.input, self.hidden_full, self.batch, self.seq, self.threads, self.head
         )
     }
+    /// ` int8` or ` bf16` after a mode's name, nothing for fp32 (keys of
+    /// fp32 rows are what they were before the column existed).
+    pub fn precision_suffix(&self) -> String {
+        match self.precision {
+            Precision::Fp32 => String::new(),
+            p => format!(" {p}"),
+        }
+    }
     /// Whether the point was measured (not failed).
     pub fn ok(&self) -> bool {
         self.status == Status::Ok
@@ -378,7 +405,7 @@ impl Row {
     /// `rounds` rounds) and its speedup over dense (a dense row is its own
     /// reference: 1).
     pub fn completed(&self, stats: &Stats, rounds: usize, speedup: Option<Speedup>) -> Row {
-        let speedup = if self.mode == Mode::Dense {
+        let speedup = if self.mode == Mode::Dense && self.precision == Precision::Fp32 {
             Some(Speedup {
                 estimate: 1.0,
                 interval: None,
@@ -470,6 +497,7 @@ pub(crate) mod tests {
             kept_fraction: 1.0,
             sparsity: 0.0,
             mode: Mode::Dense,
+            precision: Precision::Fp32,
             batch: 1,
             seq: 30,
             head: false,
@@ -495,6 +523,8 @@ pub(crate) mod tests {
             speedup_ci_high: None,
             ideal_speedup: 1.0,
             verify_max_rel: None,
+            max_abs_err: None,
+            max_rel_err: None,
             peak_gflops: 340.0,
             bandwidth_gbs: 22.0,
             flags: String::new(),

@@ -18,7 +18,10 @@ pub fn row_text(r: &Row) -> String {
         (vocab, out) => format!("embedding of {vocab} tokens and head of {out} outputs"),
     };
     line(format!("model    {} (hidden {}, {parts})", r.model, r.hidden_full));
-    line(format!("mode     {}  backend {}  threads {}", r.mode, r.backend, r.threads));
+    line(format!(
+        "mode     {}  precision {}  backend {}  threads {}",
+        r.mode, r.precision, r.backend, r.threads
+    ));
     line(format!(
         "shape    batch {}  seq {}  {} multiply-adds per step",
         r.batch, r.seq, r.macs_per_step
@@ -37,12 +40,21 @@ pub fn row_text(r: &Row) -> String {
         ms(r.ci_high_ns),
         r.runs
     ));
-    line(format!(
-        "speed    {:.1} GFLOP/s at the median ({:.0}% of the measured FMA peak {:.0} GFLOP/s)",
-        r.gflops,
-        100.0 * r.gflops / r.peak_gflops,
-        r.peak_gflops
-    ));
+    match r.precision {
+        crate::precision::Precision::Fp32 => line(format!(
+            "speed    {:.1} GFLOP/s at the median ({:.0}% of the measured FMA peak {:.0} GFLOP/s)",
+            r.gflops,
+            100.0 * r.gflops / r.peak_gflops,
+            r.peak_gflops
+        )),
+        p => line(format!(
+            "speed    {:.1} GFLOP/s at the median, in {p} ({:.0}% of {}x the measured fp32 FMA peak {:.0} GFLOP/s)",
+            r.gflops,
+            100.0 * r.gflops / (p.narrowing() * r.peak_gflops),
+            p.narrowing(),
+            r.peak_gflops
+        )),
+    }
     match r.mode {
         Mode::Iss => line(format!(
             "iss      kept {} of {} units; ideal speedup {:.2}x",
@@ -57,17 +69,35 @@ pub fn row_text(r: &Row) -> String {
     if let Some(e) = r.verify_max_rel {
         line(format!("verify   outputs against the dense model: max relative error {e:.2e}"));
     }
+    if let (Some(abs), Some(rel)) = (r.max_abs_err, r.max_rel_err) {
+        line(format!(
+            "{:8} outputs against fp32 over the whole sequence: max abs error {abs:.2e} ({rel:.2e} of the largest output)",
+            r.precision.name()
+        ));
+    }
+    if let Some(s) = r
+        .speedup_vs_dense
+        .filter(|_| r.mode != Mode::Dense || r.precision != crate::precision::Precision::Fp32)
+    {
+        let interval = match (r.speedup_ci_low, r.speedup_ci_high) {
+            (Some(lo), Some(hi)) => format!(" (95% interval {lo:.2}-{hi:.2})"),
+            _ => String::new(),
+        };
+        line(format!("speedup  {s:.2}x over dense fp32{interval}"));
+    }
     out
 }
 
 /// One row as the sweep's progress line: the median, the speedup with its
 /// interval, and the flags of a suspect number.
 pub fn progress_line(row: &Row) -> String {
+    let mode = format!("{}{}", row.mode, row.precision_suffix());
     if !row.ok() {
-        return format!("{} {} b{}: {}", row.model, row.mode, row.batch, row.status);
+        return format!("{} {mode} b{}: {}", row.model, row.batch, row.status);
     }
-    let speedup = match (row.mode, row.speedup_vs_dense, row.speedup_ci_low, row.speedup_ci_high) {
-        (Mode::Dense, ..) | (_, None, ..) => String::new(),
+    let reference = row.mode == Mode::Dense && row.precision == crate::precision::Precision::Fp32;
+    let speedup = match (reference, row.speedup_vs_dense, row.speedup_ci_low, row.speedup_ci_high) {
+        (true, ..) | (_, None, ..) => String::new(),
         (_, Some(s), Some(lo), Some(hi)) => format!(", {s:.2}x [{lo:.2}-{hi:.2}] vs dense"),
         (_, Some(s), ..) => format!(", {s:.2}x vs dense"),
     };
@@ -76,10 +106,10 @@ pub fn progress_line(row: &Row) -> String {
     } else {
         format!("  [suspect: {}]", row.flags)
     };
+    let error = row.max_rel_err.map(|e| format!(", error {e:.1e}")).unwrap_or_default();
     format!(
-        "{} {} b{} t{}: {:.3} ms{speedup}{flags}",
+        "{} {mode} b{} t{}: {:.3} ms{speedup}{error}{flags}",
         row.model,
-        row.mode,
         row.batch,
         row.threads,
         row.median_ms()

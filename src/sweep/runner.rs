@@ -16,6 +16,7 @@ use crate::measure::Budget;
 use crate::mode::Mode;
 use crate::peer::OrtPeer;
 use crate::pipeline::{CaseOptions, PoolError, Session};
+use crate::precision::Precision;
 use crate::report::{CsvAppender, ReportError, Row, read_rows};
 
 /// A sweep that could not run at all (single points fail into their rows).
@@ -110,7 +111,7 @@ pub fn run_sweep(spec: &SweepSpec, mut options: SweepOptions) -> Result<SweepSum
             let csv = CsvAppender::open(path)?;
             if std::fs::metadata(path).is_ok_and(|m| m.len() > 0) {
                 for r in read_rows(std::slice::from_ref(path))? {
-                    if r.mode == Mode::Dense && r.ok() {
+                    if r.mode == Mode::Dense && r.precision == Precision::Fp32 && r.ok() {
                         dense_medians.insert(r.dense_key(), r.median_ns);
                     }
                     if options.resume {
@@ -164,7 +165,7 @@ pub fn run_sweep(spec: &SweepSpec, mut options: SweepOptions) -> Result<SweepSum
             }
             if row.ok() {
                 summary.measured += usize::from(!row.mode.is_peer());
-                if row.mode == Mode::Dense {
+                if row.mode == Mode::Dense && row.precision == Precision::Fp32 {
                     dense_medians.insert(row.dense_key(), row.median_ns);
                 }
             } else {
@@ -189,9 +190,10 @@ fn repeat_spreads(rows: &[Row]) -> Vec<RepeatSpread> {
     let mut by: BTreeMap<String, RepeatSpread> = BTreeMap::new();
     for r in rows.iter().filter(|r| r.ok()) {
         let point = format!(
-            "{} {} b{} s{} t{}{}",
+            "{} {}{} b{} s{} t{}{}",
             r.model,
             r.mode,
+            r.precision_suffix(),
             r.batch,
             r.seq,
             r.threads,
@@ -203,7 +205,7 @@ fn repeat_spreads(rows: &[Row]) -> Vec<RepeatSpread> {
             speedups: Vec::new(),
         });
         spread.medians_ms.push(r.median_ms());
-        if r.mode != Mode::Dense {
+        if r.mode != Mode::Dense || r.precision != Precision::Fp32 {
             spread.speedups.extend(r.speedup_vs_dense);
         }
     }

@@ -11,6 +11,7 @@ use crate::exec::Backend;
 use crate::iss::DEFAULT_THRESHOLD;
 pub use crate::mode::Mode;
 pub use crate::pipeline::{GemmShape, IssSettings, Point, Source};
+use crate::precision::Precision;
 
 /// A spec that cannot be used.
 #[derive(Debug, Error)]
@@ -46,6 +47,15 @@ pub struct Grid {
     pub kept: Vec<f64>,
     /// Modes to run.
     pub modes: Vec<Mode>,
+    /// Precisions of dense and iss (`fp32`, `bf16`, `int8`; packed backend
+    /// only); csr runs fp32 only. All of a point's are timed together.
+    #[serde(default = "default_precision")]
+    pub precision: Vec<Precision>,
+    /// bf16 and int8: the largest output error, relative to the largest
+    /// fp32 output, before a point fails as not equivalent (default: the
+    /// precision's, `Precision::default_tolerance`).
+    #[serde(default)]
+    pub tolerance: Option<f64>,
     /// Batch sizes.
     pub batch: Vec<usize>,
     /// Sequence lengths.
@@ -87,6 +97,10 @@ pub struct Grid {
     /// fail with the reason); their rows are flagged `oversubscribed`.
     #[serde(default)]
     pub oversubscribe: bool,
+}
+
+fn default_precision() -> Vec<Precision> {
+    vec![Precision::Fp32]
 }
 
 fn default_threshold() -> f32 {
@@ -200,6 +214,8 @@ impl Default for Grid {
             layers: default_layers(),
             kept: default_kept(),
             modes: vec![],
+            precision: default_precision(),
+            tolerance: None,
             batch: vec![],
             seq: vec![],
             threads: default_threads(),
@@ -241,6 +257,7 @@ impl SweepSpec {
             "ptb" => (
                 vec![Grid {
                     models: vec!["ptb-iss".into()],
+                    precision: Precision::ALL.to_vec(),
                     threads: vec![1, 0],
                     head: vec![false, true],
                     ..grid(vec![], 2, vec![1.0], all, vec![1, 10, 64], vec![30, 35])
@@ -386,8 +403,18 @@ impl SweepSpec {
                     return Err(at(&format!("{what} must list sizes of at least 1")));
                 }
             }
-            if g.modes.is_empty() || g.threads.is_empty() || g.head.is_empty() || g.kept.is_empty() {
-                return Err(at("modes, threads, head and kept must not be empty"));
+            if g.modes.is_empty() || g.threads.is_empty() || g.head.is_empty() || g.kept.is_empty() || g.precision.is_empty() {
+                return Err(at("modes, precision, threads, head and kept must not be empty"));
+            }
+            let reduced = g.precision.iter().any(|p| *p != Precision::Fp32);
+            if reduced && Backend::parse(&self.backend) != Some(Backend::Packed) {
+                return Err(at("bf16 and int8 run on the packed backend only"));
+            }
+            if reduced && !g.gemm.is_empty() {
+                return Err(at("gemm problems run fp32 only"));
+            }
+            if g.tolerance.is_some_and(|t| !(t.is_finite() && t >= 0.0)) {
+                return Err(at("tolerance must be a finite number of at least 0"));
             }
             if g.threads.iter().any(|&t| t > MAX_THREADS) {
                 return Err(at(&format!("threads above {MAX_THREADS}")));
@@ -409,7 +436,7 @@ impl SweepSpec {
             }
             let points = [
                 g.models.len() + g.hidden.len() * g.kept.len() + g.gemm.len(),
-                g.modes.len(),
+                g.modes.len() * g.precision.len(),
                 g.batch.len(),
                 g.seq.len(),
                 g.threads.len(),
@@ -456,6 +483,17 @@ impl SweepSpec {
                 let mut modes = g.modes.clone();
                 modes.sort();
                 modes.dedup();
+                let mut precisions = g.precision.clone();
+                precisions.sort();
+                precisions.dedup();
+                // csr runs fp32 only; a synthetic model without zeros runs dense only.
+                let runs = |mode: Mode, unplanted: bool| {
+                    let modes_ok = !unplanted || mode == Mode::Dense;
+                    precisions
+                        .iter()
+                        .copied()
+                        .filter(move |&p| modes_ok && (mode != Mode::Csr || p == Precision::Fp32))
+                };
                 for source in sources {
                     // A synthetic model without zeros has nothing to compact or prune.
                     let unplanted = matches!(source, Source::Synthetic { kept, .. } if kept >= 1.0);
@@ -463,10 +501,12 @@ impl SweepSpec {
                         for &threads in &g.threads {
                             for &batch in &g.batch {
                                 for &seq in &g.seq {
-                                    for &mode in modes.iter().filter(|&&m| !unplanted || m == Mode::Dense) {
+                                    for (mode, precision) in modes.iter().flat_map(|&m| runs(m, unplanted).map(move |p| (m, p))) {
                                         out.push(Point {
                                             source: source.clone(),
                                             mode,
+                                            precision,
+                                            tolerance: g.tolerance,
                                             batch,
                                             seq,
                                             threads,
@@ -557,7 +597,14 @@ mod tests {
                 .all(|c| c.iter().map(|p| p.mode).collect::<Vec<_>>() == [Mode::Dense, Mode::Iss, Mode::Csr])
         );
         let ptb = SweepSpec::preset("ptb").unwrap();
-        assert_eq!(ptb.points().len(), 3 * 3 * 2 * 2 * 2);
+        // 3 batches x 2 seqs x 2 thread counts x 2 head settings; in each
+        // case dense and iss at three precisions, csr at fp32, dense fp32 first.
+        assert_eq!(ptb.cases().len(), 3 * 2 * 2 * 2);
+        assert_eq!(ptb.points().len(), 3 * 2 * 2 * 2 * 7);
+        let first: Vec<(Mode, Precision)> = ptb.cases()[0].iter().map(|p| (p.mode, p.precision)).collect();
+        assert_eq!(first.len(), 7);
+        assert_eq!(first[0], (Mode::Dense, Precision::Fp32));
+        assert_eq!(first.iter().filter(|(m, _)| *m == Mode::Csr).count(), 1);
         let deep = SweepSpec::preset("deepbench").unwrap();
         // 5 sizes x 3 batches x 2 kept fractions x (dense, iss, csr).
         assert_eq!(deep.points().len(), 5 * 3 * 2 * 3);

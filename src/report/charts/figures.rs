@@ -8,6 +8,7 @@ use super::axis::{Axis, value_label};
 use super::model::*;
 use super::style::*;
 use crate::mode::Mode;
+use crate::precision::Precision;
 use crate::report::Row;
 
 /// "machine — 2026-11-29": who measured (the machine's name), and the
@@ -109,10 +110,10 @@ pub(super) fn speedup_vs_sparsity(rows: &[&Row], batch: usize) -> Option<Chart> 
         return None;
     }
     let names = hidden_names(&sel);
-    // (first size, hidden list) -> mode -> points with their intervals;
-    // the ideal (multiply-add ratio) from the iss rows.
+    // (first size, hidden list) -> (mode, precision) -> points with their
+    // intervals; the ideal (multiply-add ratio) from the fp32 iss rows.
     type Key = (u64, String);
-    let mut measured: BTreeMap<Key, BTreeMap<Mode, Vec<Pt>>> = BTreeMap::new();
+    let mut measured: BTreeMap<Key, BTreeMap<(Mode, Precision), Vec<Pt>>> = BTreeMap::new();
     let mut ideal: BTreeMap<Key, Vec<(f64, f64)>> = BTreeMap::new();
     for r in &sel {
         let key = (first_size(&r.hidden_full) as u64, r.hidden_full.clone());
@@ -120,10 +121,10 @@ pub(super) fn speedup_vs_sparsity(rows: &[&Row], batch: usize) -> Option<Chart> 
         let pts = measured
             .entry(key.clone())
             .or_default()
-            .entry(r.mode)
+            .entry((r.mode, r.precision))
             .or_insert_with(|| vec![((0.0, 1.0), None)]);
         pts.push(((x, r.speedup_vs_dense.unwrap_or(1.0)), r.speedup_ci_low.zip(r.speedup_ci_high)));
-        if r.mode == Mode::Iss {
+        if r.mode == Mode::Iss && r.precision == Precision::Fp32 {
             ideal.entry(key).or_insert_with(|| vec![(0.0, 1.0)]).push((x, r.ideal_speedup));
         }
     }
@@ -133,11 +134,25 @@ pub(super) fn speedup_vs_sparsity(rows: &[&Row], batch: usize) -> Option<Chart> 
         // thinner with squares.
         let base = colour(i);
         let name = &names[&key.1];
-        for (mode, pts) in modes {
+        for ((mode, precision), pts) in modes {
             let (pts, errors) = sorted_with(pts);
-            let s = Series::new(format!("{name} {mode}"), pts, base).with_errors(errors);
-            series.push(match mode {
-                Mode::Iss => s,
+            let suffix = if precision == Precision::Fp32 {
+                String::new()
+            } else {
+                format!(" {precision}")
+            };
+            let s = Series::new(format!("{name} {mode}{suffix}"), pts, base).with_errors(errors);
+            series.push(match (mode, precision) {
+                (Mode::Iss, Precision::Fp32) => s,
+                // Reduced precision: lighter, with triangles (bf16) or diamonds (int8).
+                (_, Precision::Bf16) => Series {
+                    colour: mix(base, WHITE, 0.25),
+                    ..s.styled(Stroke::Thin, Marker::Triangle)
+                },
+                (_, Precision::Int8) => Series {
+                    colour: mix(base, WHITE, 0.45),
+                    ..s.styled(Stroke::Thin, Marker::Diamond)
+                },
                 _ => Series {
                     colour: mix(base, BLACK, 0.45),
                     ..s.styled(Stroke::Thin, Marker::Square)
@@ -184,7 +199,9 @@ pub(super) fn speedup_vs_sparsity(rows: &[&Row], batch: usize) -> Option<Chart> 
 pub(super) fn time_vs_hidden(rows: &[&Row], batch: usize) -> Option<Chart> {
     let sel: Vec<&Row> = main_config(rows)
         .into_iter()
-        .filter(|r| r.batch == batch && r.preset != "ptb" && r.preset != "full" && r.model.starts_with("lstm"))
+        .filter(|r| {
+            r.batch == batch && r.preset != "ptb" && r.preset != "full" && r.model.starts_with("lstm") && r.precision == Precision::Fp32
+        })
         .collect();
     let sizes: BTreeSet<u64> = sel.iter().map(|r| first_size(&r.hidden_full) as u64).collect();
     if sizes.len() < 2 {
@@ -247,7 +264,11 @@ pub(super) fn ptb_table(rows: &[&Row]) -> Option<Chart> {
 
 /// issbench against ONNX Runtime on the PTB shapes, when peer rows exist.
 pub(super) fn ptb_vs_ort(rows: &[&Row]) -> Option<Chart> {
-    let peer: Vec<&Row> = rows.iter().copied().filter(|r| r.mode.is_peer()).collect();
+    let peer: Vec<&Row> = rows
+        .iter()
+        .copied()
+        .filter(|r| r.mode.is_peer() && r.precision == Precision::Fp32)
+        .collect();
     let configs: BTreeSet<(bool, usize, usize)> = peer.iter().map(|r| (r.head, r.batch, r.threads)).collect();
     let sel: Vec<&Row> = rows
         .iter()
@@ -268,7 +289,7 @@ pub(super) fn ptb_bars(rows: &[&Row], modes: &[Mode], what: &str) -> Option<Char
     let ptb: Vec<&Row> = rows
         .iter()
         .copied()
-        .filter(|r| r.model.starts_with("ptb") && modes.contains(&r.mode))
+        .filter(|r| r.model.starts_with("ptb") && modes.contains(&r.mode) && r.precision == Precision::Fp32)
         .collect();
     let seq = ptb.iter().map(|r| r.seq).min()?;
     let sel: Vec<&Row> = ptb.into_iter().filter(|r| r.seq == seq).collect();
@@ -310,7 +331,11 @@ pub(super) fn ptb_bars(rows: &[&Row], modes: &[Mode], what: &str) -> Option<Char
 }
 
 pub(super) fn latency_fine_hidden(rows: &[&Row]) -> Option<Chart> {
-    let full: Vec<&Row> = rows.iter().copied().filter(|r| r.preset == "full").collect();
+    let full: Vec<&Row> = rows
+        .iter()
+        .copied()
+        .filter(|r| r.preset == "full" && r.precision == Precision::Fp32)
+        .collect();
     let sel = main_config(&full);
     if sel.len() < 2 {
         return None;
@@ -347,7 +372,12 @@ pub(crate) fn weight_bytes(r: &Row) -> f64 {
 /// per byte) would stack them in one column per batch, as FLOP per byte
 /// of weights is batch/2 for every dense shape.
 pub(super) fn gflops_vs_weights(rows: &[&Row]) -> Option<Chart> {
-    let sel: Vec<&Row> = rows.iter().copied().filter(|r| r.gflops > 0.0 && r.nonzero_weights > 0).collect();
+    // fp32 only: a bf16 or int8 "GFLOP/s" is not bounded by the fp32 peak.
+    let sel: Vec<&Row> = rows
+        .iter()
+        .copied()
+        .filter(|r| r.gflops > 0.0 && r.nonzero_weights > 0 && r.precision == Precision::Fp32)
+        .collect();
     if sel.is_empty() {
         return None;
     }
@@ -404,5 +434,76 @@ pub(super) fn gflops_vs_weights(rows: &[&Row]) -> Option<Chart> {
         x: Axis::log("weights read per step (MB, log scale; csr: values and indices)"),
         y: Axis::log("GFLOP/s (log scale)"),
         series,
+    }))
+}
+
+/// How ISS and reduced precision compound on a recurrent model: speedup
+/// over dense fp32 of dense and ISS at each precision measured, and of
+/// ONNX Runtime's rows, one group per threads and head setting, for one
+/// batch size; drawn where a model was measured at more than one precision.
+pub(super) fn precision_compounding(rows: &[&Row], batch: usize) -> Option<Chart> {
+    let sel: Vec<&Row> = rows
+        .iter()
+        .copied()
+        .filter(|r| r.batch == batch && r.layers > 0 && matches!(r.mode.model_mode(), Mode::Dense | Mode::Iss))
+        .collect();
+    let precisions: BTreeSet<Precision> = sel.iter().map(|r| r.precision).collect();
+    if precisions.len() < 2 {
+        return None;
+    }
+    // One model (the first by name among those at several precisions), its shortest sequence.
+    let model = sel
+        .iter()
+        .filter(|r| r.precision != Precision::Fp32)
+        .map(|r| r.model.as_str())
+        .min()?;
+    let seq = sel.iter().filter(|r| r.model == model).map(|r| r.seq).min()?;
+    let sel: Vec<&Row> = sel.into_iter().filter(|r| r.model == model && r.seq == seq).collect();
+    let bars: Vec<(Mode, Precision)> = Mode::ALL
+        .iter()
+        .flat_map(|&m| Precision::ALL.map(|p| (m, p)))
+        .filter(|k| sel.iter().any(|r| (r.mode, r.precision) == *k))
+        .collect();
+    let configs: BTreeSet<(bool, usize)> = sel.iter().map(|r| (r.head, r.threads)).collect();
+    let values = configs
+        .iter()
+        .map(|&(head, t)| {
+            bars.iter()
+                .map(|&(m, p)| {
+                    sel.iter()
+                        .filter(|r| r.head == head && r.threads == t && r.mode == m && r.precision == p)
+                        .max_by(|a, b| a.timestamp.cmp(&b.timestamp))
+                        .and_then(|r| r.speedup_vs_dense)
+                })
+                .collect()
+        })
+        .collect();
+    let colour_of = |m: Mode, p: Precision| {
+        let base = mode_colour(m);
+        match p {
+            Precision::Fp32 => base,
+            Precision::Bf16 => mix(base, WHITE, 0.35),
+            Precision::Int8 => mix(base, BLACK, 0.35),
+        }
+    };
+    let sizes = sel
+        .iter()
+        .find(|r| r.mode == Mode::Iss)
+        .map(|r| format!(" {} vs ISS {}", r.hidden_full, r.hidden_kept))
+        .unwrap_or_default();
+    Some(Chart::Bars(BarChart {
+        title: format!(
+            "{model}{sizes}: ISS and precision compounding, batch {batch}, seq {seq} — {}",
+            provenance(&sel)
+        ),
+        y: Axis::linear("speedup over dense fp32 (×)"),
+        groups: configs
+            .iter()
+            .map(|&(head, t)| format!("t{t}{}", if head { " +head" } else { "" }))
+            .collect(),
+        bars: bars.iter().map(|&(m, p)| (format!("{m} {p}"), colour_of(m, p))).collect(),
+        values,
+        value_label,
+        x_label: "configuration: threads (t), +head: with embedding and softmax head".into(),
     }))
 }

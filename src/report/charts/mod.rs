@@ -8,6 +8,7 @@
 //! | `time_vs_hidden_b{B}` | median time vs hidden size per mode and kept fraction (log-log), synthetic grids |
 //! | `ptb_table` | the PTB model: dense / ISS / CSR median time per batch, threads and head setting |
 //! | `ptb_vs_ort` | the same against ONNX Runtime, where peer rows exist |
+//! | `precision_b{B}` | a model measured at several precisions: speedup over dense fp32 of dense and ISS in fp32, bf16 and int8, and of ONNX Runtime's fp32 and int8 rows |
 //! | `latency_fine_hidden` | median time vs hidden size on the `full` preset's fine grid (latency hysteresis) |
 //! | `gflops_vs_weights` | every point's GFLOP/s against the bytes of weights it reads per step, under the machine's FMA peak and memory caps |
 //!
@@ -62,6 +63,9 @@ pub(crate) fn charts_for(rows: &[Row]) -> Vec<(String, Chart)> {
         }
         if let Some(c) = time_vs_hidden(&ok, b) {
             charts.push((format!("time_vs_hidden_b{b}"), c));
+        }
+        if let Some(c) = precision_compounding(&ok, b) {
+            charts.push((format!("precision_b{b}"), c));
         }
     }
     if let Some(c) = ptb_table(&ok) {

@@ -1,0 +1,151 @@
+//! The LSTM executor at bf16 and int8 against a reference of the same
+//! arithmetic (the same quantization of every product, with the fp32
+//! cell update), on odd shapes and 1 to 3 threads; its results do not
+//! depend on how the workers share the panels; and its error against the
+//! fp32 reference forward stays within the precision's default tolerance.
+
+use issbench::exec::{Backend, Executor, LstmExecutor};
+use issbench::kernels::activations::lstm_cell_update;
+use issbench::kernels::bf16::{Bf16PackedMatrix, bf16_gemm, bf16_gemm_bias};
+use issbench::kernels::int8::{Int8PackedMatrix, int8_gemm, int8_gemm_bias};
+use issbench::kernels::{MatMut, MatRef};
+use issbench::model::synthetic::SynthSpec;
+use issbench::model::{Inputs, Model, reference_forward};
+use issbench::precision::Precision;
+
+fn spec(input: usize, layers: &[usize], vocab: Option<usize>, seed: u64) -> Model {
+    SynthSpec {
+        name: "t".into(),
+        input,
+        layers: layers.to_vec(),
+        vocab,
+        seed,
+        kept: None,
+    }
+    .build()
+    .unwrap()
+}
+
+fn models() -> Vec<Model> {
+    vec![
+        spec(1, &[1], None, 1),
+        spec(3, &[5], None, 2),
+        spec(7, &[13, 2, 29], Some(11), 3),
+        spec(40, &[67, 37], None, 5),
+        spec(130, &[97, 160], Some(300), 6),
+    ]
+}
+
+/// `C = bias + A · Wᵀ` (`W` row-major `[n, k]`) at `precision`, by the
+/// kernels' plain (rayon) entry points: the whole `A` quantized at once.
+/// A row-major weight and its shape `[n, k]`.
+type Weight<'a> = (&'a [f32], usize, usize);
+
+fn product(precision: Precision, a: &[f32], rows: usize, (w, n, k): Weight, bias: Option<&[f32]>, out: &mut [f32]) {
+    let a = MatRef::row_major(a, rows, k);
+    let mut c = MatMut::row_major(out, rows, n);
+    match (precision, bias) {
+        (Precision::Int8, Some(b)) => int8_gemm_bias(a, &Int8PackedMatrix::pack_transposed(w, n, k), b, &mut c),
+        (Precision::Int8, None) => int8_gemm(a, &Int8PackedMatrix::pack_transposed(w, n, k), &mut c, true),
+        (Precision::Bf16, Some(b)) => bf16_gemm_bias(a, &Bf16PackedMatrix::pack_transposed(w, n, k), b, &mut c),
+        (Precision::Bf16, None) => bf16_gemm(a, &Bf16PackedMatrix::pack_transposed(w, n, k), &mut c, true),
+        (Precision::Fp32, _) => unreachable!("the reduced precisions only"),
+    }
+}
+
+/// The forward pass as the team runs it at `precision`: per layer the
+/// input projection over all rows (one quantization of the whole `X`),
+/// then per step the recurrent product (one quantization of `H_{t-1}`)
+/// added to the step's gates, and the f32 cell update.
+fn same_arithmetic(model: &Model, inputs: &Inputs, precision: Precision) -> Vec<f32> {
+    let (seq, batch) = (inputs.seq(), inputs.batch());
+    let rows = seq * batch;
+    let mut x: Vec<f32> = (0..rows)
+        .flat_map(|i| inputs.vector(model, i / batch, i % batch))
+        .copied()
+        .collect();
+    for l in model.layers() {
+        let (k, h) = (l.input(), l.hidden());
+        let mut gates = vec![0.0f32; rows * 4 * h];
+        product(precision, &x, rows, (l.w_ih(), 4 * h, k), Some(l.bias()), &mut gates);
+        let mut y = vec![0.0f32; rows * h];
+        let mut cell = vec![0.0f32; batch * h];
+        for t in 0..seq {
+            let g = &mut gates[t * batch * 4 * h..(t + 1) * batch * 4 * h];
+            if t > 0 {
+                let prev = y[(t - 1) * batch * h..t * batch * h].to_vec();
+                product(precision, &prev, batch, (l.w_hh(), 4 * h, h), None, g);
+            }
+            for b in 0..batch {
+                let out = &mut y[(t * batch + b) * h..(t * batch + b + 1) * h];
+                lstm_cell_update(&g[b * 4 * h..(b + 1) * 4 * h], &mut cell[b * h..(b + 1) * h], out);
+            }
+        }
+        x = y;
+    }
+    match model.head() {
+        None => x,
+        Some(head) => {
+            let mut out = vec![0.0f32; rows * head.output()];
+            let weight = (head.weight(), head.output(), head.input());
+            product(precision, &x, rows, weight, Some(head.bias()), &mut out);
+            out
+        }
+    }
+}
+
+fn max_abs(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+#[test]
+fn reduced_precision_matches_its_own_arithmetic_on_any_team() {
+    for precision in [Precision::Bf16, Precision::Int8] {
+        for model in models() {
+            for (seq, batch) in [(1, 1), (3, 2), (5, 4), (2, 13), (6, 11)] {
+                let inputs = Inputs::random(&model, seq, batch, 9);
+                let want = same_arithmetic(&model, &inputs, precision);
+                let fp32 = reference_forward(&model, &inputs).unwrap();
+                let mut first: Option<Vec<f32>> = None;
+                for threads in [1, 2, 3] {
+                    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                    let got = pool.install(|| {
+                        let mut exec = LstmExecutor::prepare_at(&model, Backend::Packed, precision, false, "dense").unwrap();
+                        exec.run(&inputs).unwrap();
+                        exec.run(&inputs).unwrap().to_vec()
+                    });
+                    let what = format!(
+                        "{precision} hidden {:?} seq {seq} batch {batch} threads {threads}",
+                        model.hidden_sizes()
+                    );
+                    // The cell update runs in blocks in the executor, plainly
+                    // here: the same f32 math up to its rounding.
+                    let e = max_abs(&got, &want);
+                    assert!(e <= 2e-5, "{what}: {e} from the same arithmetic");
+                    let tolerance = precision.default_tolerance().unwrap() as f32;
+                    let scale = fp32.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+                    let e = max_abs(&got, &fp32) / scale;
+                    assert!(e <= tolerance, "{what}: {e} of the largest output from fp32, above {tolerance}");
+                    match &first {
+                        None => first = Some(got),
+                        Some(f) => assert_eq!(&got, f, "{what}: differs from 1 thread"),
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn reduced_precision_is_refused_off_the_packed_backend() {
+    let model = spec(3, &[5], None, 2);
+    for backend in [Backend::Matrixmultiply, Backend::Csr] {
+        let e = LstmExecutor::prepare_at(&model, backend, Precision::Int8, true, "dense")
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("runs fp32 only"), "{e}");
+    }
+    let exec = LstmExecutor::prepare_at(&model, Backend::Packed, Precision::Bf16, true, "dense").unwrap();
+    assert!(exec.backend().ends_with("-bf16"), "{}", exec.backend());
+}
