@@ -1,0 +1,537 @@
+//! Block compressed sparse row (BSR) matrices and their product with a dense
+//! batch, for block sparsity (the `bsr` mode): between ISS, which removes
+//! whole hidden units, and unstructured sparsity (CSR).
+//!
+//! `Y (+)= X · Wᵀ` with `W` (`rows x cols`) stored as the `r x c` blocks
+//! that hold any nonzero (zero-padded where they cross the last row or
+//! column), each block's values in the order its kernel reads them
+//! ([`layout`]), and `X` a batch of dense rows read in place. One kernel
+//! template serves every batch size: a call multiplies a *pass* of a block
+//! row (up to 16 of its rows) by a tile of up to 24 batch entries held in
+//! registers, so each weight vector loaded serves the whole tile and each
+//! input vector loaded serves up to four weight vectors ([`template`]).
+//! Block rows are split over rayon workers in ranges of equal block count;
+//! a large batch goes in chunks whose inputs stay in L2 while every block
+//! row of a worker's range passes over them.
+//!
+//! The SIMD level and the layout are resolved once, when the matrix is
+//! built, and every product on it runs at that level. Tuning measurements:
+//! docs/tuning.md.
+
+#[cfg(target_arch = "x86_64")]
+#[macro_use]
+mod template;
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+mod layout;
+mod portable;
+
+use rayon::prelude::*;
+use thiserror::Error;
+
+use super::matrix::{MatMut, MatRef, SendPtr};
+use super::simd::SimdLevel;
+use layout::{Family, Layout};
+
+/// Why a BSR matrix could not be built.
+#[derive(Debug, Error, PartialEq)]
+pub enum BsrError {
+    /// A block needs at least one row and one column.
+    #[error("a block of {r} x {c} holds no weights")]
+    EmptyBlock { r: usize, c: usize },
+    /// More block columns than a 32-bit index addresses.
+    #[error("{cols} columns in blocks of {c} exceed the 32-bit block column index")]
+    TooManyColumns { cols: usize, c: usize },
+}
+
+/// A sparse matrix stored as dense `r x c` blocks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BsrMatrix {
+    rows: usize,
+    cols: usize,
+    /// Rows and columns of a block.
+    block: (usize, usize),
+    /// The SIMD level the products run at (detected when built).
+    level: SimdLevel,
+    /// The order of each block's values, chosen for `level` and the shape.
+    layout: Layout,
+    /// Blocks of block row `i` are `block_ptr[i]..block_ptr[i + 1]`.
+    block_ptr: Vec<usize>,
+    /// Each block's block column (its first column over `c`).
+    block_col: Vec<u32>,
+    /// `r · c` values per block, in `layout`'s order.
+    values: Vec<f32>,
+}
+
+/// Below this many multiply-adds a product runs on the calling thread.
+const PARALLEL_MIN_MACS: usize = 1 << 15;
+
+/// Bytes of `X` one chunk of a large batch spans: the chunk's rows stay in
+/// L2 while the block rows of a task pass over them.
+const X_CHUNK_BYTES: usize = 256 << 10;
+
+/// Most accumulator vectors of any kernel (the zmm kernels'); the sums
+/// buffer holds as many vectors of 16 floats.
+pub(super) const MAX_ACCUMULATORS: usize = layout::ZMM_ACCUMULATORS;
+
+/// A pass's sums for a batch tile, entry-major (`B x RP`), with room for
+/// every accumulator vector of the widest kernel.
+#[repr(C, align(64))]
+pub(super) struct Sums(pub(super) [f32; MAX_ACCUMULATORS * 16]);
+
+/// One kernel call: a pass of a block row against a batch tile.
+///
+/// # Safety
+/// The caller must uphold [`Job`]'s invariants, pass a block row, a pass
+/// (`< r / RP`) and a tile `b0 .. b0 + B` inside the batch, and run it on a
+/// CPU with the kernel's features.
+pub(super) type KernelFn = unsafe fn(&Job, usize, usize, usize, &mut Sums);
+
+/// What every kernel call of one product reads. Invariants (established by
+/// [`bsr_matmul`]): `values` holds `block_len` values per block; a pass
+/// (`pass_len` values) is `steps` steps of `cp` columns; rows `b < batch` of
+/// `X` start at `x[b · rsx]`, and the inputs each step reads lie inside
+/// them: `steps · cp` columns from every block's first, except in block
+/// column `edge_col`, which reads `edge_steps` steps.
+pub(super) struct Job<'a> {
+    block_ptr: &'a [usize],
+    block_col: &'a [u32],
+    values: &'a [f32],
+    /// Columns of a block.
+    c: usize,
+    /// Columns of `W` (and of `X`).
+    cols: usize,
+    block_len: usize,
+    pass_len: usize,
+    steps: usize,
+    edge_col: usize,
+    edge_steps: usize,
+    x: &'a [f32],
+    rsx: usize,
+}
+
+impl BsrMatrix {
+    /// The `r x c` blocks (`block = (r, c)`) of the row-major `rows x cols`
+    /// matrix `w` that hold any nonzero (NaN included), tiled from the top
+    /// left; blocks crossing the last row or column are zero-padded.
+    pub fn from_dense(w: &[f32], rows: usize, cols: usize, block: (usize, usize)) -> Result<BsrMatrix, BsrError> {
+        Self::from_dense_at(w, rows, cols, block, SimdLevel::detect())
+    }
+
+    /// [`Self::from_dense`] with products at `level` (capped at the level
+    /// detected, so tests and comparisons can run the narrower kernels).
+    pub fn from_dense_at(w: &[f32], rows: usize, cols: usize, block: (usize, usize), level: SimdLevel) -> Result<BsrMatrix, BsrError> {
+        let (r, c) = block;
+        if r == 0 || c == 0 {
+            return Err(BsrError::EmptyBlock { r, c });
+        }
+        let block_cols = cols.div_ceil(c);
+        if u32::try_from(block_cols).is_err() {
+            return Err(BsrError::TooManyColumns { cols, c });
+        }
+        assert_eq!(w.len(), rows * cols, "dense matrix is {} long, not {rows} x {cols}", w.len());
+        let level = cap(level);
+        let layout = Layout::choose(level, r, c);
+        let mut m = BsrMatrix {
+            rows,
+            cols,
+            block,
+            level,
+            layout,
+            block_ptr: vec![0],
+            block_col: Vec::new(),
+            values: Vec::new(),
+        };
+        for br in 0..rows.div_ceil(r) {
+            let height = r.min(rows - br * r);
+            for bc in 0..block_cols {
+                let width = c.min(cols - bc * c);
+                let at = |i: usize, j: usize| w[(br * r + i) * cols + bc * c + j];
+                if !(0..height).any(|i| (0..width).any(|j| at(i, j) != 0.0)) {
+                    continue;
+                }
+                m.block_col.push(bc as u32);
+                let start = m.values.len();
+                m.values.resize(start + r * c, 0.0);
+                for i in 0..height {
+                    for j in 0..width {
+                        m.values[start + layout.offset(c, i, j)] = at(i, j);
+                    }
+                }
+            }
+            m.block_ptr.push(m.block_col.len());
+        }
+        Ok(m)
+    }
+
+    /// Rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+    /// Columns.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+    /// Rows and columns of a block.
+    pub fn block(&self) -> (usize, usize) {
+        self.block
+    }
+    /// The SIMD level its products run at.
+    pub fn level(&self) -> SimdLevel {
+        self.level
+    }
+    /// Stored blocks.
+    pub fn nnz_blocks(&self) -> usize {
+        self.block_col.len()
+    }
+    /// Stored values: `r · c` per block, zeros inside kept blocks and the
+    /// padding of edge blocks included (what the products multiply).
+    pub fn stored_values(&self) -> usize {
+        self.values.len()
+    }
+    /// Stored values that are nonzero.
+    pub fn nonzeros(&self) -> usize {
+        self.values.iter().filter(|&&v| v != 0.0).count()
+    }
+    /// Bytes of values, block column indices and block row pointers.
+    pub fn bytes(&self) -> usize {
+        self.values.len() * 4 + self.block_col.len() * 4 + self.block_ptr.len() * std::mem::size_of::<usize>()
+    }
+    /// The kernel its products run (vector width, sub-tile and rows per
+    /// pass), for benchmark reports.
+    pub fn kernel(&self) -> String {
+        let l = self.layout;
+        match l.family {
+            Family::Portable => "portable".to_string(),
+            f => format!(
+                "{} {}x{} x{}",
+                if f == Family::Zmm {
+                    "zmm"
+                } else if f == Family::Ymm {
+                    "ymm"
+                } else {
+                    "xmm"
+                },
+                l.sub_rows(),
+                l.cp,
+                l.groups
+            ),
+        }
+    }
+    /// The dense row-major form (for tests and verification).
+    pub fn to_dense(&self) -> Vec<f32> {
+        let (r, c) = self.block;
+        let mut w = vec![0.0; self.rows * self.cols];
+        for br in 0..self.block_ptr.len() - 1 {
+            for k in self.block_ptr[br]..self.block_ptr[br + 1] {
+                let bc = self.block_col[k] as usize;
+                for i in 0..r.min(self.rows - br * r) {
+                    for j in 0..c.min(self.cols - bc * c) {
+                        w[(br * r + i) * self.cols + bc * c + j] = self.values[k * r * c + self.layout.offset(c, i, j)];
+                    }
+                }
+            }
+        }
+        w
+    }
+    /// Block rows.
+    fn block_rows(&self) -> usize {
+        self.block_ptr.len() - 1
+    }
+    /// The `part`-th of `parts` block-row ranges holding about equal blocks.
+    fn balanced_block_rows(&self, part: usize, parts: usize) -> std::ops::Range<usize> {
+        let blocks = self.nnz_blocks();
+        let at = |i: usize| {
+            if i == parts {
+                self.block_rows()
+            } else {
+                self.block_ptr.partition_point(|&p| p < blocks * i / parts).min(self.block_rows())
+            }
+        };
+        at(part)..at(part + 1)
+    }
+}
+
+/// `level`, or the detected level where the CPU lacks it.
+fn cap(level: SimdLevel) -> SimdLevel {
+    let best = SimdLevel::detect();
+    let same_family = (level == SimdLevel::Neon) == (best == SimdLevel::Neon);
+    if level == SimdLevel::Portable || (level <= best && same_family) {
+        level
+    } else {
+        best
+    }
+}
+
+/// Where results go: `Y[b, r]` at `ptr + b · rsy + r · csy`.
+#[derive(Clone, Copy)]
+pub(super) struct BlockOut {
+    ptr: SendPtr,
+    rsy: usize,
+    csy: usize,
+    /// Rows of `W` (columns of `Y`): sums past them are dropped.
+    rows: usize,
+    accumulate: bool,
+}
+
+impl BlockOut {
+    /// Writes (or adds) `sums[i]` to `Y[b, r0 + i]` for the rows that exist.
+    #[inline]
+    fn write(self, b: usize, r0: usize, sums: &[f32]) {
+        let n = sums.len().min(self.rows.saturating_sub(r0));
+        // SAFETY: b < batch and r0 + n <= rows: inside Y, in rows of W that
+        // only this task writes.
+        unsafe {
+            let base = self.ptr.get().add(b * self.rsy + r0 * self.csy);
+            if self.csy == 1 {
+                let y = std::slice::from_raw_parts_mut(base, n);
+                if self.accumulate {
+                    y.iter_mut().zip(sums).for_each(|(y, s)| *y += s);
+                } else {
+                    y.copy_from_slice(&sums[..n]);
+                }
+            } else {
+                for (i, &s) in sums[..n].iter().enumerate() {
+                    let p = base.add(i * self.csy);
+                    *p = if self.accumulate { *p + s } else { s };
+                }
+            }
+        }
+    }
+}
+
+thread_local! {
+    /// A padded copy of `X` where it cannot be read in place.
+    static X_SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// `Y = X · Wᵀ` (or `Y += X · Wᵀ` with `accumulate`): `X` is `batch x cols`
+/// (any strides), `Y` is `batch x rows` (any strides). Panics on shape mismatch.
+pub fn bsr_matmul(x: MatRef, w: &BsrMatrix, y: &mut MatMut, accumulate: bool) {
+    let batch = x.rows();
+    assert_eq!(x.cols(), w.cols, "bsr_matmul: X has {} columns, W has {}", x.cols(), w.cols);
+    assert!(
+        y.rows() == batch && y.cols() == w.rows,
+        "bsr_matmul: Y is {}x{}, expected {batch}x{}",
+        y.rows(),
+        y.cols(),
+        w.rows
+    );
+    if batch == 0 || w.rows == 0 {
+        return;
+    }
+    if w.cols == 0 || w.nnz_blocks() == 0 {
+        if !accumulate {
+            (0..batch).for_each(|b| (0..w.rows).for_each(|r| *y.at_mut(b, r) = 0.0));
+        }
+        return;
+    }
+    let (y_ptr, rsy, csy) = y.raw();
+    let out = BlockOut {
+        ptr: SendPtr(y_ptr),
+        rsy,
+        csy,
+        rows: w.rows,
+        accumulate,
+    };
+    let c = w.block.1;
+    let edge = w.cols % c;
+    let simd = w.layout.family != Family::Portable;
+    // X is read in place where its columns are contiguous and (for the
+    // vector kernels) the edge block column's inputs end on a whole step;
+    // otherwise it is copied into rows padded with zeros to whole blocks.
+    if (x.col_stride() == 1 || w.cols == 1) && (!simd || edge.is_multiple_of(w.layout.cp)) {
+        let (edge_col, edge_steps) = if simd && edge != 0 {
+            (w.cols / c, edge / w.layout.cp)
+        } else {
+            (usize::MAX, 0)
+        };
+        return product(w, x.data(), x.row_stride(), edge_col, edge_steps, batch, out);
+    }
+    let width = if simd { w.cols.next_multiple_of(c) } else { w.cols };
+    with_scratch(batch * width, |padded| {
+        for (b, row) in padded.chunks_exact_mut(width).enumerate() {
+            for (j, v) in row.iter_mut().enumerate() {
+                *v = if j < w.cols { x.at(b, j) } else { 0.0 };
+            }
+        }
+        product(w, padded, width, usize::MAX, 0, batch, out)
+    });
+}
+
+/// Runs `f` on `len` floats of this thread's scratch (or a fresh buffer
+/// when a product on this thread already holds the scratch).
+fn with_scratch(len: usize, f: impl FnOnce(&mut [f32])) {
+    X_SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut v) => {
+            if v.len() < len {
+                v.resize(len, 0.0);
+            }
+            f(&mut v[..len])
+        }
+        Err(_) => f(&mut vec![0.0; len]),
+    })
+}
+
+/// The product on `X` rows at `x[b · rsx]` (see [`Job`]), over balanced
+/// block-row ranges on the rayon pool when large.
+fn product(w: &BsrMatrix, x: &[f32], rsx: usize, edge_col: usize, edge_steps: usize, batch: usize, out: BlockOut) {
+    let (r, c) = w.block;
+    let layout = w.layout;
+    let job = Job {
+        block_ptr: &w.block_ptr,
+        block_col: &w.block_col,
+        values: &w.values,
+        c,
+        cols: w.cols,
+        block_len: r * c,
+        pass_len: layout.pass_rows() * c,
+        steps: c / layout.cp,
+        edge_col,
+        edge_steps,
+        x,
+        rsx,
+    };
+    let parts = if w.stored_values() * batch < PARALLEL_MIN_MACS {
+        1
+    } else {
+        rayon::current_num_threads()
+    };
+    if layout.family == Family::Portable {
+        let task = |part: usize| portable::block_rows_auto(w.level, &job, w.balanced_block_rows(part, parts), r, batch, out);
+        return for_each_task(parts, task);
+    }
+    let chunks = batch_chunks(&layout, batch, w.cols);
+    let task = |part: usize| vector_rows(w, &job, &chunks, w.balanced_block_rows(part, parts), out);
+    for_each_task(parts, task);
+}
+
+/// Runs `task(i)` for every `i < count`, on the rayon pool when there are several.
+fn for_each_task(count: usize, task: impl Fn(usize) + Send + Sync) {
+    if count > 1 {
+        (0..count).into_par_iter().for_each(task);
+    } else {
+        task(0);
+    }
+}
+
+/// A batch tile: its first entry, its size and the kernel for it.
+type Tile = (usize, usize, KernelFn);
+
+/// The batch in chunks of about [`X_CHUNK_BYTES`] of `X` (at least one
+/// largest tile), each chunk in the largest tiles the layout's kernels take.
+fn batch_chunks(layout: &Layout, batch: usize, cols: usize) -> Vec<Vec<Tile>> {
+    let sizes: Vec<usize> = layout.tile_sizes().collect();
+    let largest = sizes[0];
+    let chunk = (X_CHUNK_BYTES / (cols * 4)).max(largest) / largest * largest;
+    (0..batch)
+        .step_by(chunk)
+        .map(|start| {
+            let mut tiles = Vec::new();
+            let (mut b0, end) = (start, (start + chunk).min(batch));
+            while b0 < end {
+                let b = *sizes.iter().find(|&&s| s <= end - b0).expect("tile sizes end with 1");
+                tiles.push((b0, b, kernel_for(layout, b)));
+                b0 += b;
+            }
+            tiles
+        })
+        .collect()
+}
+
+/// The compiled kernel for `layout` and a batch tile of `tile`.
+fn kernel_for(layout: &Layout, tile: usize) -> KernelFn {
+    let kernel = match layout.family {
+        #[cfg(target_arch = "x86_64")]
+        Family::Zmm => avx512::kernel(layout.cp, layout.groups, tile),
+        #[cfg(target_arch = "x86_64")]
+        Family::Ymm => avx2::kernel8(layout.cp, layout.groups, tile),
+        #[cfg(target_arch = "x86_64")]
+        Family::Xmm => avx2::kernel4(layout.cp, layout.groups, tile),
+        _ => None,
+    };
+    kernel.unwrap_or_else(|| panic!("no kernel for {layout:?} and a tile of {tile}"))
+}
+
+/// One task of a vector-kernel product: block rows `block_rows`, chunk by
+/// chunk of the batch, pass by pass, tile by tile.
+fn vector_rows(w: &BsrMatrix, job: &Job, chunks: &[Vec<Tile>], block_rows: std::ops::Range<usize>, out: BlockOut) {
+    let (r, rp) = (w.block.0, w.layout.pass_rows());
+    let mut sums = Sums([0.0; MAX_ACCUMULATORS * 16]);
+    for chunk in chunks {
+        for br in block_rows.clone() {
+            if out.accumulate && job.block_ptr[br] == job.block_ptr[br + 1] {
+                continue;
+            }
+            for pass in 0..r / rp {
+                let r0 = br * r + pass * rp;
+                if r0 >= w.rows {
+                    break;
+                }
+                for &(b0, b, kernel) in chunk {
+                    // SAFETY: the matrix's level has the kernel's features
+                    // (it was chosen for that level); `job` upholds Job's
+                    // invariants (built by `bsr_matmul`); the block row,
+                    // pass and tile lie inside the matrix and the batch.
+                    unsafe { kernel(job, br, pass, b0, &mut sums) };
+                    for i in 0..b {
+                        out.write(b0 + i, r0, &sums.0[i * rp..(i + 1) * rp]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_keeps_blocks_with_any_nonzero() {
+        // 5 x 7 in 2 x 3 blocks: 3 x 3 blocks, the last row and column partial.
+        let mut w = vec![0.0f32; 5 * 7];
+        w[0] = 1.0; // block (0, 0)
+        w[4 * 7 + 6] = -2.0; // block (2, 2), the corner
+        w[2 * 7 + 3] = f32::NAN; // block (1, 1)
+        let m = BsrMatrix::from_dense(&w, 5, 7, (2, 3)).unwrap();
+        assert_eq!((m.nnz_blocks(), m.stored_values(), m.block_ptr.clone()), (3, 18, vec![0, 1, 2, 3]));
+        assert_eq!(m.block_col, vec![0, 1, 2]);
+        let back = m.to_dense();
+        assert!(back.iter().zip(&w).all(|(a, b)| a == b || (a.is_nan() && b.is_nan())));
+        assert_eq!(BsrMatrix::from_dense(&[], 0, 0, (0, 4)), Err(BsrError::EmptyBlock { r: 0, c: 4 }));
+    }
+
+    #[test]
+    fn balanced_block_rows_cover_every_row_once() {
+        let mut w = vec![0.0f32; 64 * 8];
+        w[..8 * 8].fill(1.0); // all blocks in the first rows
+        let m = BsrMatrix::from_dense(&w, 64, 8, (4, 4)).unwrap();
+        for parts in 1..6 {
+            let ranges: Vec<_> = (0..parts).map(|p| m.balanced_block_rows(p, parts)).collect();
+            assert_eq!((ranges[0].start, ranges[parts - 1].end), (0, 16), "{ranges:?}");
+            assert!(ranges.windows(2).all(|w| w[0].end == w[1].start), "{ranges:?}");
+        }
+    }
+
+    #[test]
+    fn every_layout_has_its_tile_kernels() {
+        for level in [SimdLevel::Avx2Fma, SimdLevel::Avx512] {
+            if cap(level) != level {
+                continue;
+            }
+            for r in 1..=33 {
+                for c in [1, 2, 3, 4, 5, 6, 8, 12, 16, 24, 32] {
+                    let layout = Layout::choose(level, r, c);
+                    if layout.family != Family::Portable {
+                        for tile in layout.tile_sizes() {
+                            kernel_for(&layout, tile);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
