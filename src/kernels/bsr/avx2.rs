@@ -2,7 +2,8 @@
 //! 4 in an xmm register (for shapes no 8-lane sub-tile fits, such as
 //! 1 x 4; these run at the AVX-512 level too).
 
-use super::{Job, KernelFn, MAX_ACCUMULATORS, Sums};
+use super::{Inputs, Job, KernelFn, MAX_ACCUMULATORS, Sums, W_PREFETCH_AHEAD};
+use crate::kernels::simd::prefetch_l1;
 use std::arch::x86_64::*;
 
 /// `CP` consecutive inputs at `p`, each repeated `8 / CP` times.

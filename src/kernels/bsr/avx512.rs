@@ -2,7 +2,8 @@
 //! Shapes no 16-lane sub-tile fits (1 x 4, 2 x 2, ...) take the AVX2 file's
 //! 256- and 128-bit kernels.
 
-use super::{Job, KernelFn, MAX_ACCUMULATORS, Sums};
+use super::{Inputs, Job, KernelFn, MAX_ACCUMULATORS, Sums, W_PREFETCH_AHEAD};
+use crate::kernels::simd::prefetch_l1;
 use std::arch::x86_64::*;
 
 /// `CP` consecutive inputs at `p`, each repeated `16 / CP` times (`CP` =
@@ -47,6 +48,38 @@ block_kernel!(
     pairsum
 );
 
+entry_kernel!(
+    zmm_entries,
+    __m512,
+    16,
+    "avx512f",
+    _mm512_setzero_ps,
+    _mm512_loadu_ps,
+    _mm512_fmadd_ps,
+    _mm512_storeu_ps,
+    bcast,
+    pairsum
+);
+
+/// The entry-vector kernel (`entry_kernel!`) for `CP` columns per step,
+/// `rows` rows per pass and a tile of `vectors` input vectors.
+pub(super) fn entry_kernel(cp: usize, rows: usize, vectors: usize) -> Option<KernelFn> {
+    macro_rules! tiles {
+        ($cp:literal, $r:literal; $($v:literal)*) => {
+            match vectors {
+                $($v => Some(zmm_entries::<$cp, $r, $v> as KernelFn),)*
+                _ => None,
+            }
+        };
+    }
+    match (cp, rows) {
+        (4, 4) => tiles!(4, 4; 6 4 3 2 1),
+        (4, 1) => tiles!(4, 1; 8 6 4 3 2 1),
+        (2, 8) => tiles!(2, 8; 3 2 1),
+        _ => None,
+    }
+}
+
 /// The zmm kernel for `CP` columns per sub-tile, `groups` sub-tiles per
 /// pass and a batch tile of `tile` (one of the layout's tile sizes).
 pub(super) fn kernel(cp: usize, groups: usize, tile: usize) -> Option<KernelFn> {
@@ -59,13 +92,12 @@ pub(super) fn kernel(cp: usize, groups: usize, tile: usize) -> Option<KernelFn> 
         };
     }
     match (cp, groups) {
-        (4, 4) => tiles!(4, 4; 6 4 3 2 1),
-        (4, 2) => tiles!(4, 2; 12 8 6 4 3 2 1),
+        (2, 2) => tiles!(2, 2; 12 8 6 4 3 2 1),
+        (2, 1) => tiles!(2, 1; 24 12 8 6 4 3 2 1),
         (4, 1) => tiles!(4, 1; 24 12 8 6 4 3 2 1),
         (16, 1) => tiles!(16, 1; 24 12 8 6 4 3 2 1),
         (1, 1) => tiles!(1, 1; 24 12 8 6 4 3 2 1),
         (8, 1) => tiles!(8, 1; 24 12 8 6 4 3 2 1),
-        (2, 1) => tiles!(2, 1; 24 12 8 6 4 3 2 1),
         _ => None,
     }
 }

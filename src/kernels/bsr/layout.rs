@@ -57,9 +57,12 @@ pub(super) const YMM_ACCUMULATORS: usize = 12;
 
 impl Layout {
     /// The layout for `r x c` blocks at `level`: the widest vectors whose
-    /// sub-tile fits the block, and among them a square-ish sub-tile
-    /// (`C'` = 4 first): the fewer loads per multiply-add, the closer the
-    /// kernel runs to the multiply-add rate (docs/tuning.md, "BSR").
+    /// sub-tile fits the block, and among them one whose inputs are a
+    /// broadcast of one or two floats (a plain load; a 4-float broadcast
+    /// also takes a shuffle) with as many rows as fit: 8 x 2 sub-tiles
+    /// where they fit, two per pass (16 x 16, 32 x 32), then 4 x 4
+    /// (docs/tuning.md, "BSR"). Layouts of one sub-tile per pass (`G` = 1)
+    /// share their order with the entry kernel ([`Layout::entry_shape`]).
     pub fn choose(level: SimdLevel, r: usize, c: usize) -> Layout {
         let portable = Layout {
             family: Family::Portable,
@@ -81,8 +84,11 @@ impl Layout {
         };
         if level == SimdLevel::Avx512 {
             let zmm = |cp, max_groups| with(Family::Zmm, 16, cp, max_groups);
+            if fits(8, 2) {
+                return zmm(2, 2);
+            }
             if fits(4, 4) {
-                return zmm(4, 4);
+                return zmm(4, 1);
             }
             if fits(1, 16) {
                 return zmm(16, 1);
@@ -92,9 +98,6 @@ impl Layout {
             }
             if fits(2, 8) {
                 return zmm(8, 1);
-            }
-            if fits(8, 2) {
-                return zmm(2, 1);
             }
         }
         let ymm = |cp, max_groups| with(Family::Ymm, 8, cp, max_groups);
@@ -136,6 +139,22 @@ impl Layout {
         let (g, ii) = (i / self.sub_rows(), i % self.sub_rows());
         let (step, jj) = (j / self.cp, j % self.cp);
         pass * rp * c + (step * self.groups + g) * self.lanes + ii * self.cp + jj
+    }
+
+    /// The entry kernel's shape for this layout at `level` (`CP`, rows per
+    /// pass, most input vectors), where one is compiled: AVX-512 layouts
+    /// whose pass is one sub-tile (`G` = 1), so that the two kernels read
+    /// the same order of values.
+    pub fn entry_shape(&self, level: SimdLevel) -> Option<(usize, usize, usize)> {
+        if level != SimdLevel::Avx512 || self.groups != 1 || self.family == Family::Portable {
+            return None;
+        }
+        match (self.cp, self.pass_rows()) {
+            (4, 4) => Some((4, 4, 6)),
+            (4, 1) => Some((4, 1, 8)),
+            (2, 8) => Some((2, 8, 3)),
+            _ => None,
+        }
     }
 
     /// Accumulators one kernel call may hold.
@@ -196,9 +215,10 @@ mod tests {
             return;
         }
         let zmm = |r, c| Layout::choose(SimdLevel::Avx512, r, c);
-        assert_eq!((zmm(16, 16).cp, zmm(16, 16).groups), (4, 4));
-        assert_eq!((zmm(32, 32).cp, zmm(32, 32).groups, zmm(32, 32).pass_rows()), (4, 4, 16));
-        assert_eq!((zmm(8, 8).cp, zmm(8, 8).groups), (4, 2));
+        assert_eq!((zmm(16, 16).cp, zmm(16, 16).groups), (2, 2));
+        assert_eq!((zmm(32, 32).cp, zmm(32, 32).groups, zmm(32, 32).pass_rows()), (2, 2, 16));
+        assert_eq!((zmm(8, 8).cp, zmm(8, 8).groups), (2, 1));
+        assert_eq!((zmm(4, 4).cp, zmm(4, 4).groups), (4, 1));
         assert_eq!((zmm(1, 16).cp, zmm(16, 1).cp), (16, 1));
         assert_eq!(zmm(1, 4).family, Family::Xmm);
         assert_eq!(zmm(3, 3).family, Family::Portable);

@@ -26,11 +26,13 @@ mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 mod layout;
+mod pack;
 mod portable;
+mod run;
 
-use rayon::prelude::*;
 use thiserror::Error;
 
+use super::csr::{CsrMatrix, csr_matmul};
 use super::matrix::{MatMut, MatRef, SendPtr};
 use super::simd::SimdLevel;
 use layout::{Family, Layout};
@@ -63,14 +65,22 @@ pub struct BsrMatrix {
     block_col: Vec<u32>,
     /// `r · c` values per block, in `layout`'s order.
     values: Vec<f32>,
+    /// The same weights in CSR form, for large batches of one-row blocks
+    /// ([`STRIPS_AS_CSR_ABOVE`]).
+    strips: Option<Box<CsrMatrix>>,
 }
 
-/// Below this many multiply-adds a product runs on the calling thread.
-const PARALLEL_MIN_MACS: usize = 1 << 15;
+/// Batches above which a matrix of one-row blocks (1 x c strips) runs the
+/// CSR kernel on the same weights: a strip has no rows to share its inputs
+/// across, so every input is loaded once per weight, as in CSR, and only
+/// CSR's tiled layout (column blocks whose inputs stay in L1) keeps those
+/// loads in L1; the block kernels read them from L2 (docs/tuning.md, "BSR").
+pub const STRIPS_AS_CSR_ABOVE: usize = 16;
 
-/// Bytes of `X` one chunk of a large batch spans: the chunk's rows stay in
-/// L2 while the block rows of a task pass over them.
-const X_CHUNK_BYTES: usize = 256 << 10;
+/// Floats ahead of the weights a kernel step reads at which it prefetches
+/// them into L1 (16 KiB, as the dense kernel's `PREFETCH_AHEAD`): without,
+/// the weights come from L3 or memory too slowly at small batches.
+pub(super) const W_PREFETCH_AHEAD: usize = 4096;
 
 /// Most accumulator vectors of any kernel (the zmm kernels'); the sums
 /// buffer holds as many vectors of 16 floats.
@@ -84,17 +94,15 @@ pub(super) struct Sums(pub(super) [f32; MAX_ACCUMULATORS * 16]);
 /// One kernel call: a pass of a block row against a batch tile.
 ///
 /// # Safety
-/// The caller must uphold [`Job`]'s invariants, pass a block row, a pass
-/// (`< r / RP`) and a tile `b0 .. b0 + B` inside the batch, and run it on a
-/// CPU with the kernel's features.
-pub(super) type KernelFn = unsafe fn(&Job, usize, usize, usize, &mut Sums);
+/// The caller must uphold [`Job`]'s and [`Inputs`]' invariants, pass a
+/// block row, a pass (`< r / RP`) and a tile `b0 .. b0 + B` inside the
+/// inputs' entries, and run it on a CPU with the kernel's features.
+pub(super) type KernelFn = unsafe fn(&Job, &Inputs, usize, usize, usize, &mut Sums);
 
-/// What every kernel call of one product reads. Invariants (established by
-/// [`bsr_matmul`]): `values` holds `block_len` values per block; a pass
-/// (`pass_len` values) is `steps` steps of `cp` columns; rows `b < batch` of
-/// `X` start at `x[b · rsx]`, and the inputs each step reads lie inside
-/// them: `steps · cp` columns from every block's first, except in block
-/// column `edge_col`, which reads `edge_steps` steps.
+/// The matrix side of every kernel call of one product. Invariants
+/// (established by [`product`]): `values` holds `block_len` values per
+/// block, in the layout's order; a pass (`pass_len` values) is `steps`
+/// steps of the layout's `C'` columns.
 pub(super) struct Job<'a> {
     block_ptr: &'a [usize],
     block_col: &'a [u32],
@@ -106,10 +114,24 @@ pub(super) struct Job<'a> {
     block_len: usize,
     pass_len: usize,
     steps: usize,
+}
+
+/// Where a kernel call's inputs are: entry `b`'s `C'` inputs of step `s` of
+/// block column `bc` start at `x[b · entry + bc · block + s · step]`. In
+/// place (`X`'s rows, `entry` their stride, `step` = `C'`, `block` = `c`)
+/// or packed ([`pack`]: a chunk of the batch, step by step, `entry` = `C'`).
+/// Invariant (established by [`product`]): for the entries of every tile
+/// of the batch (or chunk), every step a kernel reads lies inside `x`:
+/// `Job::steps` steps from each block column's first, except in block
+/// column `edge_col`, which reads `edge_steps`.
+#[derive(Clone, Copy)]
+pub(super) struct Inputs<'a> {
+    x: &'a [f32],
+    entry: usize,
+    step: usize,
+    block: usize,
     edge_col: usize,
     edge_steps: usize,
-    x: &'a [f32],
-    rsx: usize,
 }
 
 impl BsrMatrix {
@@ -132,7 +154,7 @@ impl BsrMatrix {
             return Err(BsrError::TooManyColumns { cols, c });
         }
         assert_eq!(w.len(), rows * cols, "dense matrix is {} long, not {rows} x {cols}", w.len());
-        let level = cap(level);
+        let level = level.capped();
         let layout = Layout::choose(level, r, c);
         let mut m = BsrMatrix {
             rows,
@@ -143,7 +165,12 @@ impl BsrMatrix {
             block_ptr: vec![0],
             block_col: Vec::new(),
             values: Vec::new(),
+            strips: None,
         };
+        if r == 1 && cfg!(target_arch = "x86_64") && level >= SimdLevel::Avx2Fma {
+            let csr = CsrMatrix::from_dense_at(w, rows, cols, 0.0, level).map_err(|_| BsrError::TooManyColumns { cols, c })?;
+            m.strips = Some(Box::new(csr));
+        }
         for br in 0..rows.div_ceil(r) {
             let height = r.min(rows - br * r);
             for bc in 0..block_cols {
@@ -195,7 +222,8 @@ impl BsrMatrix {
     pub fn nonzeros(&self) -> usize {
         self.values.iter().filter(|&&v| v != 0.0).count()
     }
-    /// Bytes of values, block column indices and block row pointers.
+    /// Bytes of values, block column indices and block row pointers (not
+    /// the CSR copy one-row blocks keep for large batches).
     pub fn bytes(&self) -> usize {
         self.values.len() * 4 + self.block_col.len() * 4 + self.block_ptr.len() * std::mem::size_of::<usize>()
     }
@@ -203,22 +231,20 @@ impl BsrMatrix {
     /// pass), for benchmark reports.
     pub fn kernel(&self) -> String {
         let l = self.layout;
-        match l.family {
-            Family::Portable => "portable".to_string(),
-            f => format!(
-                "{} {}x{} x{}",
-                if f == Family::Zmm {
-                    "zmm"
-                } else if f == Family::Ymm {
-                    "ymm"
-                } else {
-                    "xmm"
-                },
-                l.sub_rows(),
-                l.cp,
-                l.groups
-            ),
+        let family = match l.family {
+            Family::Portable => return "portable".to_string(),
+            Family::Zmm => "zmm",
+            Family::Ymm => "ymm",
+            Family::Xmm => "xmm",
+        };
+        let mut name = format!("{family} {}x{} x{}", l.sub_rows(), l.cp, l.groups);
+        if let Some((cp, rows, _)) = l.entry_shape(self.level) {
+            name += &format!(", entries {}x{cp} x{rows} from {}", 16 / cp, run::ENTRY_MIN_BATCH);
         }
+        if self.strips.is_some() {
+            name += &format!(", csr above {STRIPS_AS_CSR_ABOVE}");
+        }
+        name
     }
     /// The dense row-major form (for tests and verification).
     pub fn to_dense(&self) -> Vec<f32> {
@@ -251,17 +277,6 @@ impl BsrMatrix {
             }
         };
         at(part)..at(part + 1)
-    }
-}
-
-/// `level`, or the detected level where the CPU lacks it.
-fn cap(level: SimdLevel) -> SimdLevel {
-    let best = SimdLevel::detect();
-    let same_family = (level == SimdLevel::Neon) == (best == SimdLevel::Neon);
-    if level == SimdLevel::Portable || (level <= best && same_family) {
-        level
-    } else {
-        best
     }
 }
 
@@ -302,11 +317,6 @@ impl BlockOut {
     }
 }
 
-thread_local! {
-    /// A padded copy of `X` where it cannot be read in place.
-    static X_SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
 /// `Y = X · Wᵀ` (or `Y += X · Wᵀ` with `accumulate`): `X` is `batch x cols`
 /// (any strides), `Y` is `batch x rows` (any strides). Panics on shape mismatch.
 pub fn bsr_matmul(x: MatRef, w: &BsrMatrix, y: &mut MatMut, accumulate: bool) {
@@ -322,11 +332,14 @@ pub fn bsr_matmul(x: MatRef, w: &BsrMatrix, y: &mut MatMut, accumulate: bool) {
     if batch == 0 || w.rows == 0 {
         return;
     }
-    if w.cols == 0 || w.nnz_blocks() == 0 {
+    if w.nnz_blocks() == 0 {
         if !accumulate {
             (0..batch).for_each(|b| (0..w.rows).for_each(|r| *y.at_mut(b, r) = 0.0));
         }
         return;
+    }
+    if let Some(csr) = w.strips.as_deref().filter(|_| batch > STRIPS_AS_CSR_ABOVE) {
+        return csr_matmul(x, csr, y, accumulate);
     }
     let (y_ptr, rsy, csy) = y.raw();
     let out = BlockOut {
@@ -336,153 +349,7 @@ pub fn bsr_matmul(x: MatRef, w: &BsrMatrix, y: &mut MatMut, accumulate: bool) {
         rows: w.rows,
         accumulate,
     };
-    let c = w.block.1;
-    let edge = w.cols % c;
-    let simd = w.layout.family != Family::Portable;
-    // X is read in place where its columns are contiguous and (for the
-    // vector kernels) the edge block column's inputs end on a whole step;
-    // otherwise it is copied into rows padded with zeros to whole blocks.
-    if (x.col_stride() == 1 || w.cols == 1) && (!simd || edge.is_multiple_of(w.layout.cp)) {
-        let (edge_col, edge_steps) = if simd && edge != 0 {
-            (w.cols / c, edge / w.layout.cp)
-        } else {
-            (usize::MAX, 0)
-        };
-        return product(w, x.data(), x.row_stride(), edge_col, edge_steps, batch, out);
-    }
-    let width = if simd { w.cols.next_multiple_of(c) } else { w.cols };
-    with_scratch(batch * width, |padded| {
-        for (b, row) in padded.chunks_exact_mut(width).enumerate() {
-            for (j, v) in row.iter_mut().enumerate() {
-                *v = if j < w.cols { x.at(b, j) } else { 0.0 };
-            }
-        }
-        product(w, padded, width, usize::MAX, 0, batch, out)
-    });
-}
-
-/// Runs `f` on `len` floats of this thread's scratch (or a fresh buffer
-/// when a product on this thread already holds the scratch).
-fn with_scratch(len: usize, f: impl FnOnce(&mut [f32])) {
-    X_SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
-        Ok(mut v) => {
-            if v.len() < len {
-                v.resize(len, 0.0);
-            }
-            f(&mut v[..len])
-        }
-        Err(_) => f(&mut vec![0.0; len]),
-    })
-}
-
-/// The product on `X` rows at `x[b · rsx]` (see [`Job`]), over balanced
-/// block-row ranges on the rayon pool when large.
-fn product(w: &BsrMatrix, x: &[f32], rsx: usize, edge_col: usize, edge_steps: usize, batch: usize, out: BlockOut) {
-    let (r, c) = w.block;
-    let layout = w.layout;
-    let job = Job {
-        block_ptr: &w.block_ptr,
-        block_col: &w.block_col,
-        values: &w.values,
-        c,
-        cols: w.cols,
-        block_len: r * c,
-        pass_len: layout.pass_rows() * c,
-        steps: c / layout.cp,
-        edge_col,
-        edge_steps,
-        x,
-        rsx,
-    };
-    let parts = if w.stored_values() * batch < PARALLEL_MIN_MACS {
-        1
-    } else {
-        rayon::current_num_threads()
-    };
-    if layout.family == Family::Portable {
-        let task = |part: usize| portable::block_rows_auto(w.level, &job, w.balanced_block_rows(part, parts), r, batch, out);
-        return for_each_task(parts, task);
-    }
-    let chunks = batch_chunks(&layout, batch, w.cols);
-    let task = |part: usize| vector_rows(w, &job, &chunks, w.balanced_block_rows(part, parts), out);
-    for_each_task(parts, task);
-}
-
-/// Runs `task(i)` for every `i < count`, on the rayon pool when there are several.
-fn for_each_task(count: usize, task: impl Fn(usize) + Send + Sync) {
-    if count > 1 {
-        (0..count).into_par_iter().for_each(task);
-    } else {
-        task(0);
-    }
-}
-
-/// A batch tile: its first entry, its size and the kernel for it.
-type Tile = (usize, usize, KernelFn);
-
-/// The batch in chunks of about [`X_CHUNK_BYTES`] of `X` (at least one
-/// largest tile), each chunk in the largest tiles the layout's kernels take.
-fn batch_chunks(layout: &Layout, batch: usize, cols: usize) -> Vec<Vec<Tile>> {
-    let sizes: Vec<usize> = layout.tile_sizes().collect();
-    let largest = sizes[0];
-    let chunk = (X_CHUNK_BYTES / (cols * 4)).max(largest) / largest * largest;
-    (0..batch)
-        .step_by(chunk)
-        .map(|start| {
-            let mut tiles = Vec::new();
-            let (mut b0, end) = (start, (start + chunk).min(batch));
-            while b0 < end {
-                let b = *sizes.iter().find(|&&s| s <= end - b0).expect("tile sizes end with 1");
-                tiles.push((b0, b, kernel_for(layout, b)));
-                b0 += b;
-            }
-            tiles
-        })
-        .collect()
-}
-
-/// The compiled kernel for `layout` and a batch tile of `tile`.
-fn kernel_for(layout: &Layout, tile: usize) -> KernelFn {
-    let kernel = match layout.family {
-        #[cfg(target_arch = "x86_64")]
-        Family::Zmm => avx512::kernel(layout.cp, layout.groups, tile),
-        #[cfg(target_arch = "x86_64")]
-        Family::Ymm => avx2::kernel8(layout.cp, layout.groups, tile),
-        #[cfg(target_arch = "x86_64")]
-        Family::Xmm => avx2::kernel4(layout.cp, layout.groups, tile),
-        _ => None,
-    };
-    kernel.unwrap_or_else(|| panic!("no kernel for {layout:?} and a tile of {tile}"))
-}
-
-/// One task of a vector-kernel product: block rows `block_rows`, chunk by
-/// chunk of the batch, pass by pass, tile by tile.
-fn vector_rows(w: &BsrMatrix, job: &Job, chunks: &[Vec<Tile>], block_rows: std::ops::Range<usize>, out: BlockOut) {
-    let (r, rp) = (w.block.0, w.layout.pass_rows());
-    let mut sums = Sums([0.0; MAX_ACCUMULATORS * 16]);
-    for chunk in chunks {
-        for br in block_rows.clone() {
-            if out.accumulate && job.block_ptr[br] == job.block_ptr[br + 1] {
-                continue;
-            }
-            for pass in 0..r / rp {
-                let r0 = br * r + pass * rp;
-                if r0 >= w.rows {
-                    break;
-                }
-                for &(b0, b, kernel) in chunk {
-                    // SAFETY: the matrix's level has the kernel's features
-                    // (it was chosen for that level); `job` upholds Job's
-                    // invariants (built by `bsr_matmul`); the block row,
-                    // pass and tile lie inside the matrix and the batch.
-                    unsafe { kernel(job, br, pass, b0, &mut sums) };
-                    for i in 0..b {
-                        out.write(b0 + i, r0, &sums.0[i * rp..(i + 1) * rp]);
-                    }
-                }
-            }
-        }
-    }
+    run::product(w, x, out);
 }
 
 #[cfg(test)]
@@ -519,7 +386,7 @@ mod tests {
     #[test]
     fn every_layout_has_its_tile_kernels() {
         for level in [SimdLevel::Avx2Fma, SimdLevel::Avx512] {
-            if cap(level) != level {
+            if level.capped() != level {
                 continue;
             }
             for r in 1..=33 {
@@ -527,7 +394,7 @@ mod tests {
                     let layout = Layout::choose(level, r, c);
                     if layout.family != Family::Portable {
                         for tile in layout.tile_sizes() {
-                            kernel_for(&layout, tile);
+                            run::kernel_for(&layout, tile);
                         }
                     }
                 }
