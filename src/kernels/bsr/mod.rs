@@ -315,6 +315,40 @@ impl BlockOut {
             }
         }
     }
+
+    /// Writes a pass's sums for entries `b0 .. b0 + count` (`rp` per entry
+    /// in `sums`, rows `r0 ..`): whole passes of 4, 8 or 16 contiguous rows
+    /// as fixed-size copies (a copy of a variable length is a call).
+    #[inline]
+    fn write_tile(self, b0: usize, count: usize, r0: usize, rp: usize, sums: &[f32]) {
+        if self.csy == 1 && r0 + rp <= self.rows {
+            match rp {
+                16 => return self.write_fixed::<16>(b0, count, r0, sums),
+                8 => return self.write_fixed::<8>(b0, count, r0, sums),
+                4 => return self.write_fixed::<4>(b0, count, r0, sums),
+                _ => {}
+            }
+        }
+        for i in 0..count {
+            self.write(b0 + i, r0, &sums[i * rp..(i + 1) * rp]);
+        }
+    }
+
+    /// [`Self::write_tile`] for passes of `N` rows inside `Y` (`csy` = 1).
+    #[inline]
+    fn write_fixed<const N: usize>(self, b0: usize, count: usize, r0: usize, sums: &[f32]) {
+        for (i, src) in sums.chunks_exact(N).take(count).enumerate() {
+            let src: &[f32; N] = src.try_into().expect("N floats");
+            // SAFETY: entry b0 + i < batch and rows r0 .. r0 + N <= rows:
+            // inside Y (contiguous columns), in rows only this task writes.
+            let dst = unsafe { &mut *self.ptr.get().add((b0 + i) * self.rsy + r0).cast::<[f32; N]>() };
+            if self.accumulate {
+                dst.iter_mut().zip(src).for_each(|(y, s)| *y += s);
+            } else {
+                *dst = *src;
+            }
+        }
+    }
 }
 
 /// `Y = X · Wᵀ` (or `Y += X · Wᵀ` with `accumulate`): `X` is `batch x cols`

@@ -284,9 +284,8 @@ fn vector_rows(
                     // block row, pass and tile lie inside the matrix and
                     // the (padded) chunk.
                     unsafe { kernel(job, inputs, br, pass, b0, &mut sums) };
-                    for i in 0..b.min(entries.len().saturating_sub(b0)) {
-                        out.write(entries.start + b0 + i, r0, &sums.0[i * rp..(i + 1) * rp]);
-                    }
+                    let count = b.min(entries.len().saturating_sub(b0));
+                    out.write_tile(entries.start + b0, count, r0, rp, &sums.0);
                 }
             }
         }
