@@ -63,11 +63,46 @@ pub struct BsrMatrix {
     block_ptr: Vec<usize>,
     /// Each block's block column (its first column over `c`).
     block_col: Vec<u32>,
-    /// `r · c` values per block, in `layout`'s order.
-    values: Vec<f32>,
+    /// `r · c` values per block, in `layout`'s order, from a cache-line
+    /// boundary (a 16-float vector of a block never spans two lines).
+    values: Lines,
     /// The same weights in CSR form, for large batches of one-row blocks
     /// ([`STRIPS_AS_CSR_ABOVE`]).
     strips: Option<Box<CsrMatrix>>,
+}
+
+/// A cache line of floats.
+#[repr(C, align(64))]
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Line([f32; 16]);
+
+/// Floats stored in whole cache lines from a line boundary (a `Vec<f32>`
+/// starts wherever the allocator puts it, often 16 bytes past a line, and
+/// then every 16-float load of a block spans two lines).
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Lines {
+    lines: Vec<Line>,
+    len: usize,
+}
+
+impl Lines {
+    fn len(&self) -> usize {
+        self.len
+    }
+    /// Grows to `len` floats, the new ones zero.
+    fn grow(&mut self, len: usize) {
+        debug_assert!(len >= self.len);
+        self.lines.resize(len.div_ceil(16), Line([0.0; 16]));
+        self.len = len;
+    }
+    fn as_slice(&self) -> &[f32] {
+        // SAFETY: the lines are `16 · lines.len() >= len` contiguous floats.
+        unsafe { std::slice::from_raw_parts(self.lines.as_ptr().cast(), self.len) }
+    }
+    fn as_mut_slice(&mut self) -> &mut [f32] {
+        // SAFETY: as in `as_slice`, borrowed mutably.
+        unsafe { std::slice::from_raw_parts_mut(self.lines.as_mut_ptr().cast(), self.len) }
+    }
 }
 
 /// Batches above which a matrix of one-row blocks (1 x c strips) runs the
@@ -164,7 +199,7 @@ impl BsrMatrix {
             layout,
             block_ptr: vec![0],
             block_col: Vec::new(),
-            values: Vec::new(),
+            values: Lines::default(),
             strips: None,
         };
         if r == 1 && cfg!(target_arch = "x86_64") && level >= SimdLevel::Avx2Fma {
@@ -181,10 +216,11 @@ impl BsrMatrix {
                 }
                 m.block_col.push(bc as u32);
                 let start = m.values.len();
-                m.values.resize(start + r * c, 0.0);
+                m.values.grow(start + r * c);
+                let values = m.values.as_mut_slice();
                 for i in 0..height {
                     for j in 0..width {
-                        m.values[start + layout.offset(c, i, j)] = at(i, j);
+                        values[start + layout.offset(c, i, j)] = at(i, j);
                     }
                 }
             }
@@ -220,7 +256,7 @@ impl BsrMatrix {
     }
     /// Stored values that are nonzero.
     pub fn nonzeros(&self) -> usize {
-        self.values.iter().filter(|&&v| v != 0.0).count()
+        self.values.as_slice().iter().filter(|&&v| v != 0.0).count()
     }
     /// Bytes of values, block column indices and block row pointers (not
     /// the CSR copy one-row blocks keep for large batches).
@@ -255,7 +291,7 @@ impl BsrMatrix {
                 let bc = self.block_col[k] as usize;
                 for i in 0..r.min(self.rows - br * r) {
                     for j in 0..c.min(self.cols - bc * c) {
-                        w[(br * r + i) * self.cols + bc * c + j] = self.values[k * r * c + self.layout.offset(c, i, j)];
+                        w[(br * r + i) * self.cols + bc * c + j] = self.values.as_slice()[k * r * c + self.layout.offset(c, i, j)];
                     }
                 }
             }

@@ -29,16 +29,19 @@ thread_local! {
 }
 
 /// Runs `f` on `len` floats of this thread's scratch (or of a fresh buffer
-/// when a product on this thread already holds the scratch).
+/// when a product on this thread already holds the scratch), starting on a
+/// cache-line boundary so that packed input vectors never span two lines.
 fn with_scratch(len: usize, f: impl FnOnce(&mut [f32])) {
-    X_SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
-        Ok(mut v) => {
-            if v.len() < len {
-                v.resize(len, 0.0);
-            }
-            f(&mut v[..len])
+    let aligned = |v: &mut Vec<f32>| {
+        if v.len() < len + 16 {
+            v.resize(len + 16, 0.0);
         }
-        Err(_) => f(&mut vec![0.0; len]),
+        let skip = v.as_ptr().align_offset(64).min(16);
+        f(&mut v[skip..skip + len])
+    };
+    X_SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut v) => aligned(&mut v),
+        Err(_) => aligned(&mut Vec::new()),
     })
 }
 
@@ -56,7 +59,7 @@ pub(super) fn product(w: &BsrMatrix, x: MatRef, out: BlockOut) {
     let job = Job {
         block_ptr: &w.block_ptr,
         block_col: &w.block_col,
-        values: &w.values,
+        values: w.values.as_slice(),
         c,
         cols: w.cols,
         block_len: r * c,
