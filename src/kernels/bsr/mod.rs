@@ -5,14 +5,19 @@
 //! `Y (+)= X · Wᵀ` with `W` (`rows x cols`) stored as the `r x c` blocks
 //! that hold any nonzero (zero-padded where they cross the last row or
 //! column), each block's values in the order its kernel reads them
-//! ([`layout`]), and `X` a batch of dense rows read in place. One kernel
-//! template serves every batch size: a call multiplies a *pass* of a block
-//! row (up to 16 of its rows) by a tile of up to 24 batch entries held in
-//! registers, so each weight vector loaded serves the whole tile and each
-//! input vector loaded serves up to four weight vectors ([`template`]).
-//! Block rows are split over rayon workers in ranges of equal block count;
-//! a large batch goes in chunks whose inputs stay in L2 while every block
-//! row of a worker's range passes over them.
+//! ([`layout`]), and `X` a batch of dense rows. A kernel call multiplies a
+//! *pass* of a block row (up to 16 of its rows) by a tile of batch entries
+//! held in registers (`template.rs`): the block kernel holds sub-tiles of
+//! weights, so each weight vector loaded serves the whole tile (up to 24
+//! entries) and each input broadcast serves one or two weight vectors; the
+//! entry kernel, for blocks of one sub-tile per pass (4 x 4, 8 x 8, 1 x 4)
+//! from batch 16, holds 4 or 8 entries' inputs per vector and broadcasts
+//! the weights. `X` is read in place, or for narrow blocks and the entry
+//! kernel packed a chunk at a time ([`pack`]); a large batch goes in chunks
+//! whose inputs stay in L2 while every block row of a task passes over them
+//! ([`run`]). Block rows are split over rayon workers in ranges of equal
+//! block count. Matrices of 1 x c strips keep a CSR copy for batches above
+//! [`STRIPS_AS_CSR_ABOVE`].
 //!
 //! The SIMD level and the layout are resolved once, when the matrix is
 //! built, and every product on it runs at that level. Tuning measurements:
