@@ -1,11 +1,12 @@
 //! Numeric kernels: matrix views, GEMM (general and pre-packed), sparse
-//! products (CSR), activations, and the persistent worker team the
+//! products (CSR and block-sparse BSR), activations, and the persistent worker team the
 //! recurrences run on. Each kernel family has its own folder, laid out the
 //! way matrixmultiply lays out its own (blocking, packing, schedule, one
 //! file per instruction set).
 
 pub mod activations;
 pub mod bf16;
+pub mod bsr;
 pub mod csr;
 pub mod gemm;
 pub mod int8;
@@ -15,6 +16,7 @@ pub mod packed;
 pub mod simd;
 pub mod team;
 
+pub use bsr::{BsrMatrix, bsr_matmul};
 pub use csr::{CsrMatrix, csr_matmul};
 pub use gemm::{gemm, gemm_reference};
 pub use lowp::SharedParts;

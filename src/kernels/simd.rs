@@ -27,6 +27,19 @@ impl SimdLevel {
         *LEVEL.get_or_init(detect_uncached)
     }
 
+    /// This level, or the detected level where the CPU lacks it (for
+    /// products built at a chosen level, so tests and comparisons can run
+    /// the narrower kernels on a wide CPU).
+    pub fn capped(self) -> SimdLevel {
+        let best = SimdLevel::detect();
+        let same_family = (self == SimdLevel::Neon) == (best == SimdLevel::Neon);
+        if self == SimdLevel::Portable || (self <= best && same_family) {
+            self
+        } else {
+            best
+        }
+    }
+
     /// Short name used in backend strings and CSV rows.
     pub fn name(self) -> &'static str {
         match self {

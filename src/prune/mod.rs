@@ -1,9 +1,14 @@
-//! Magnitude pruning: the unstructured sparsity ISS is compared against.
+//! Magnitude pruning: the unstructured sparsity ISS is compared against,
+//! and its block-sparse form (`block.rs`).
 //!
 //! Only the LSTM weights (`w_ih`, `w_hh`) are pruned; biases, embedding and
 //! head are left alone, as in the paper's comparison.
 
+mod block;
+
 use thiserror::Error;
+
+pub use block::{block_magnitude, lstm_block_weights, match_iss_blocks, prune_blocks};
 
 use crate::iss::IssReport;
 use crate::model::{LstmLayer, Model, ModelError};
@@ -14,6 +19,9 @@ pub enum PruneError {
     /// Sparsity outside [0, 1].
     #[error("sparsity must be between 0 and 1, got {0}")]
     Sparsity(f64),
+    /// A block without rows or columns.
+    #[error("a block of {r} x {c} holds no weights")]
+    Block { r: usize, c: usize },
     /// Rebuilding the model failed.
     #[error(transparent)]
     Model(#[from] ModelError),

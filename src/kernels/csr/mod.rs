@@ -81,6 +81,12 @@ impl CsrMatrix {
     /// Keeps the entries of the row-major `rows x cols` matrix `w` whose
     /// magnitude exceeds `threshold` (use 0.0 to keep every nonzero).
     pub fn from_dense(w: &[f32], rows: usize, cols: usize, threshold: f32) -> Result<CsrMatrix, CsrError> {
+        Self::from_dense_at(w, rows, cols, threshold, SimdLevel::detect())
+    }
+
+    /// [`Self::from_dense`] with products at `level`, capped at the level
+    /// detected (as `BsrMatrix::from_dense_at`).
+    pub fn from_dense_at(w: &[f32], rows: usize, cols: usize, threshold: f32, level: SimdLevel) -> Result<CsrMatrix, CsrError> {
         if cols > i32::MAX as usize {
             return Err(CsrError::TooManyColumns { cols });
         }
@@ -99,7 +105,7 @@ impl CsrMatrix {
             row_ptr.push(values.len());
         }
         row_ptr.resize(rows + 1, values.len());
-        let level = SimdLevel::detect();
+        let level = level.capped();
         let tiled = uses_tiled_product(level).then(|| Box::new(TiledCsr::new(rows, cols, &row_ptr, &col_idx, &values)));
         let sliced = if level == SimdLevel::Avx512 {
             SlicedCsr::new(rows, cols, &row_ptr, &col_idx, &values).map(Box::new)
