@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use issbench::checkpoint::{Format as FileFormat, Layout, LoadOptions};
 use issbench::exec::Backend;
 use issbench::iss::{DEFAULT_THRESHOLD, DEFAULT_TOLERANCE};
-use issbench::mode::Mode;
+use issbench::mode::{BlockShape, Mode};
 use issbench::precision::Precision;
 use issbench::report::check_label;
 use issbench::sweep::{Grid, Shard, SweepSpec};
@@ -349,10 +349,14 @@ pub struct RunArgs {
     pub format: Format,
     #[command(flatten)]
     pub iss: IssArgs,
-    /// CSR: prune the recurrent weights to this fraction of zeros (global
-    /// magnitude pruning) instead of matching the ISS model's weight count.
+    /// CSR and BSR: prune the recurrent weights to this fraction of zeros
+    /// (global magnitude pruning, of blocks for bsr) instead of matching the
+    /// ISS model's weight count.
     #[arg(long, value_parser = fraction)]
     pub sparsity: Option<f64>,
+    /// BSR: the block shape, ROWSxCOLS (1 to 64 each).
+    #[arg(long, default_value = "16x16", value_parser = BlockShape::parse)]
+    pub block: BlockShape,
     /// Also time the dense model in fp32 in the same rounds, for a speedup
     /// with its interval (at bf16 or int8, also the mode in fp32 and dense
     /// at that precision).
@@ -398,6 +402,7 @@ impl RunArgs {
                 threshold: self.iss.threshold,
                 shrink_output: self.iss.shrink_output,
                 sparsity: self.sparsity,
+                block: vec![self.block],
                 file_format: load.format.map(|f| f.name().to_string()),
                 layout: load.layout.map(|l| l.name().to_string()),
                 forget_bias: load.forget_bias,

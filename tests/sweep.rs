@@ -126,6 +126,70 @@ fn a_sparse_gemm_grid_writes_verified_dense_and_csr_rows() {
 }
 
 #[test]
+fn bsr_points_run_per_block_shape_verified_at_the_iss_weight_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("b.csv");
+    let spec = SweepSpec::from_toml(
+        "b.toml",
+        r#"name = "b"
+budget_ms = 1
+min_runs = 1
+max_runs = 2
+[[grid]]
+hidden = [40]
+kept = [0.5]
+modes = ["dense", "iss", "csr", "bsr"]
+block = ["4x4", "16x1", "3x5"]
+batch = [1, 5]
+seq = [3]
+threads = [1]
+[[grid]]
+gemm = [{ m = 37, k = 50, sparsity = 0.9 }]
+modes = ["dense", "bsr"]
+block = ["4x4", "1x16"]
+batch = [1, 20]
+seq = [1]
+threads = [1]
+"#,
+    )
+    .unwrap();
+    // Per batch: dense, iss, csr and three blocks; gemm: dense and two blocks.
+    assert_eq!(spec.points().len(), 2 * 6 + 2 * 3);
+    assert_eq!(spec.cases().len(), 2 + 2, "a point's block shapes are timed together");
+    let summary = run_sweep(&spec, options(&csv, false, Arc::new(AtomicBool::new(false)))).unwrap();
+    assert_eq!((summary.measured, summary.failed), (18, 0));
+    let rows = read_rows(&[csv]).unwrap();
+    let iss_macs = rows.iter().find(|r| r.mode == Mode::Iss).unwrap().macs_per_step;
+    for r in rows.iter().filter(|r| r.mode == Mode::Bsr) {
+        assert!(r.ok() && r.verify_max_rel.unwrap() <= 1e-4, "{r:?}");
+        assert!(["4x4", "16x1", "3x5", "1x16"].contains(&r.block.as_str()), "{r:?}");
+        assert!(r.backend.starts_with("bsr-") && r.backend.ends_with(&r.block), "{}", r.backend);
+        assert!(r.speedup_vs_dense.is_some());
+        if r.layers > 0 {
+            // The ISS model's weight count, and the rest of the one block
+            // kept in part (all of its positions are covered).
+            let (br, bc) = r
+                .block
+                .split_once('x')
+                .map(|(a, b)| (a.parse::<usize>().unwrap(), b.parse::<usize>().unwrap()))
+                .unwrap();
+            assert!((iss_macs..iss_macs + br * bc).contains(&r.macs_per_step), "{r:?}");
+        } else {
+            assert_eq!(r.macs_per_step, 37 * 5, "the problem's nonzero count");
+        }
+    }
+    let keys: std::collections::BTreeSet<String> = rows.iter().map(Row::key).collect();
+    assert_eq!(keys.len(), rows.len(), "block shapes are told apart by the key");
+    // A block the kernels cannot hold is refused with the spec's name.
+    let e = SweepSpec::from_toml(
+        "x.toml",
+        "name = \"x\"\n[[grid]]\nhidden = [8]\nmodes = [\"bsr\"]\nblock = [\"0x4\"]\nbatch = [1]\nseq = [1]\n",
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("0x4"), "{e}");
+}
+
+#[test]
 fn resume_after_an_interrupted_sweep_completes_it_without_duplicates() {
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("tiny.csv");

@@ -153,7 +153,7 @@ impl LstmExecutor {
                     output: h.output(),
                     // Pruning never touches the head: it stays dense.
                     weight: PreparedWeight::at(
-                        if backend == Backend::Csr { Backend::Packed } else { backend },
+                        if backend.is_sparse() { Backend::Packed } else { backend },
                         precision,
                         h.weight(),
                         h.output(),

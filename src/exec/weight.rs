@@ -3,7 +3,10 @@
 use super::team_product::TeamWeight;
 use crate::kernels::bf16::{Bf16PackedMatrix, bf16_gemm, bf16_gemm_bias};
 use crate::kernels::int8::{Int8PackedMatrix, int8_gemm, int8_gemm_bias};
-use crate::kernels::{CsrMatrix, MatMut, MatRef, PackedMatrix, SimdLevel, csr_matmul, gemm, packed_gemm, packed_gemm_bias};
+use crate::kernels::{
+    BsrMatrix, CsrMatrix, MatMut, MatRef, PackedMatrix, SimdLevel, bsr_matmul, csr_matmul, gemm, packed_gemm, packed_gemm_bias,
+};
+use crate::mode::BlockShape;
 use crate::precision::Precision;
 use rayon::prelude::*;
 
@@ -20,6 +23,9 @@ pub enum Backend {
     /// Compressed sparse rows: only the nonzero weights are stored and
     /// multiplied (unstructured sparsity, the `csr` mode).
     Csr,
+    /// Block-sparse rows: the blocks of this shape that hold a nonzero are
+    /// stored and multiplied whole (block sparsity, the `bsr` mode).
+    Bsr(BlockShape),
 }
 
 impl Backend {
@@ -29,7 +35,13 @@ impl Backend {
             Backend::Packed => format!("packed-{}", SimdLevel::detect().name()),
             Backend::Matrixmultiply => "matrixmultiply".to_string(),
             Backend::Csr => format!("csr-{}", SimdLevel::detect().name()),
+            Backend::Bsr(block) => format!("bsr-{}-{block}", SimdLevel::detect().name()),
         }
+    }
+    /// Whether the backend runs a sparse kernel (its model is pruned, its
+    /// gate rows keep the canonical order).
+    pub fn is_sparse(self) -> bool {
+        matches!(self, Backend::Csr | Backend::Bsr(_))
     }
     /// Parses `packed`, `matrixmultiply` (also `mm`) or `csr`.
     pub fn parse(s: &str) -> Option<Backend> {
@@ -51,6 +63,8 @@ pub enum PreparedWeight {
     Plain { w: Vec<f32>, n: usize, k: usize },
     /// The nonzeros of `W`.
     Sparse(CsrMatrix),
+    /// The blocks of `W` that hold a nonzero.
+    Blocks(BsrMatrix),
 }
 
 /// A precision the backend does not run.
@@ -81,7 +95,11 @@ impl PreparedWeight {
                     precision,
                 });
             }
+            (Backend::Bsr(block), Precision::Fp32) => PreparedWeight::Blocks(
+                BsrMatrix::from_dense(w, n, k, block.pair()).expect("blocks of 1 to 64 and model widths fit the index"),
+            ),
             (Backend::Csr, precision) => return Err(UnsupportedPrecision { backend: "csr", precision }),
+            (Backend::Bsr(_), precision) => return Err(UnsupportedPrecision { backend: "bsr", precision }),
         })
     }
     /// The packed panels at some precision, when prepared for [`Backend::Packed`].
@@ -99,6 +117,7 @@ impl PreparedWeight {
             PreparedWeight::Team(TeamWeight::Int8(p)) => int8_gemm(a, p, c, accumulate),
             PreparedWeight::Plain { w, n, k } => gemm(a, MatRef::row_major(w, *n, *k).t(), c, accumulate),
             PreparedWeight::Sparse(s) => csr_matmul(a, s, c, accumulate),
+            PreparedWeight::Blocks(b) => bsr_matmul(a, b, c, accumulate),
         }
     }
     /// `C = bias + A · Wᵀ` for a row-major `C` (`out`, `a.rows()` rows of

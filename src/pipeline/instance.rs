@@ -3,17 +3,18 @@
 
 use std::collections::HashMap;
 
-use super::point::{IssSettings, Source, WEIGHT_COPIES};
+use super::point::{IssSettings, Point, Source, WEIGHT_COPIES};
 use crate::checkpoint::open_model;
 use crate::exec::{Backend, LstmExecutor};
 use crate::iss::{
     Compacted, DEFAULT_TOLERANCE, IssReport, against_dense, analyze, compact_with, verification_inputs, verify, within_tolerance,
 };
+use crate::mode::BlockShape;
 use crate::mode::Mode;
 use crate::model::synthetic::SynthSpec;
 use crate::model::{Inputs, Model};
 use crate::precision::Precision;
-use crate::prune::{Scope, lstm_nonzeros, magnitude, match_iss};
+use crate::prune::{Scope, block_magnitude, lstm_block_weights, lstm_nonzeros, magnitude, match_iss, match_iss_blocks};
 use crate::report::Status;
 
 /// What a prepared executor's model multiplies per step, kept so that the
@@ -35,13 +36,16 @@ pub(crate) struct Work {
 }
 
 impl Work {
-    /// The work of running `model` in `mode`, with or without its head. The
-    /// csr mode multiplies only the nonzero recurrent weights.
-    pub fn of(model: &Model, mode: Mode, head: bool) -> Work {
-        let multiplied = if mode == Mode::Csr {
-            lstm_nonzeros(model)
-        } else {
-            model.lstm_weights()
+    /// The work of running `point`'s `model`. csr counts the nonzero
+    /// recurrent weights; bsr the weights its kept blocks cover (the same
+    /// count as csr's and iss's where the model has no zeros of its own; the
+    /// kernel also multiplies the blocks' padding, which its time shows).
+    pub fn of(model: &Model, point: &Point) -> Work {
+        let (mode, head) = (point.mode, point.head);
+        let multiplied = match mode {
+            Mode::Csr => lstm_nonzeros(model),
+            Mode::Bsr => lstm_block_weights(model, point.block.pair()),
+            _ => model.lstm_weights(),
         };
         Work {
             multiplied,
@@ -57,6 +61,10 @@ impl Work {
 /// Prepared executors by (mode, head, backend, precision): `None` while lent out.
 type Executors = HashMap<(Mode, bool, Backend, Precision), (Option<LstmExecutor>, Work)>;
 
+/// Which pruned twin of the full model: the sparse mode, the block shape
+/// (bsr) and the sparsity target (`None`: the ISS model's weight count).
+type Pruning = (Mode, Option<BlockShape>, Option<u64>);
+
 /// A model source's instances (see the module documentation).
 pub(crate) struct Instance {
     /// The full model, with embedding and head when it has them.
@@ -66,10 +74,10 @@ pub(crate) struct Instance {
     /// Whether compaction shrinks a last layer without head.
     pub shrink_output: bool,
     compacted: Option<Compacted>,
-    /// The pruned model and the sparsity target it was made for.
-    pruned: Option<(Option<u64>, Model)>,
-    /// Verification error (max relative) per (mode, head).
-    verified: HashMap<(Mode, bool), f64>,
+    /// The pruned models (csr, and bsr per block shape).
+    pruned: HashMap<Pruning, Model>,
+    /// Verification error (max relative) per (pruning or mode, head).
+    verified: HashMap<(Pruning, bool), f64>,
     executors: Executors,
 }
 
@@ -126,7 +134,7 @@ impl Instance {
             report,
             shrink_output: iss.shrink_output || matches!(source, Source::Synthetic { .. }),
             compacted: None,
-            pruned: None,
+            pruned: HashMap::new(),
             verified: HashMap::new(),
             executors: HashMap::new(),
         })
@@ -146,40 +154,52 @@ impl Instance {
         Ok(self.compacted.as_ref().expect("just built"))
     }
 
-    /// The model `mode` runs (full, compacted or pruned), built on first
-    /// use. csr prunes to `sparsity` or, without one, to the ISS model's
-    /// weight count.
-    pub fn model(&mut self, mode: Mode, sparsity: Option<f64>) -> Result<&Model, Status> {
-        match mode.model_mode() {
+    /// The model `point`'s mode runs (full, compacted or pruned), built on
+    /// first use. csr and bsr prune to the point's sparsity or, without
+    /// one, to the ISS model's weight count; bsr in the point's blocks.
+    pub fn model(&mut self, point: &Point) -> Result<&Model, Status> {
+        match point.mode.model_mode() {
             Mode::Iss => Ok(&self.compacted()?.model),
-            Mode::Csr => {
-                let target = sparsity.map(f64::to_bits);
-                if self.pruned.as_ref().is_none_or(|(t, _)| *t != target) {
-                    let pruned = match sparsity {
-                        Some(s) => magnitude(&self.full, s, Scope::Global),
-                        None => match_iss(&self.full, &self.report, self.shrink_output),
+            Mode::Csr | Mode::Bsr => {
+                let key = pruning(point);
+                if !self.pruned.contains_key(&key) {
+                    let block = point.block.pair();
+                    let pruned = match (point.mode, point.csr_sparsity) {
+                        (Mode::Csr, Some(s)) => magnitude(&self.full, s, Scope::Global),
+                        (Mode::Csr, None) => match_iss(&self.full, &self.report, self.shrink_output),
+                        (_, Some(s)) => block_magnitude(&self.full, block, s),
+                        (_, None) => match_iss_blocks(&self.full, &self.report, self.shrink_output, block),
                     }
                     .map_err(Status::failed_with)?;
-                    self.executors.retain(|(m, _, _, _), _| *m != Mode::Csr);
-                    self.verified.remove(&(Mode::Csr, false));
-                    self.verified.remove(&(Mode::Csr, true));
-                    self.pruned = Some((target, pruned));
+                    // One sparsity target per mode and block at a time: an
+                    // earlier target's model and executors go.
+                    let stale: Vec<Pruning> = self.pruned.keys().filter(|k| (k.0, k.1) == (key.0, key.1)).copied().collect();
+                    for k in stale {
+                        self.pruned.remove(&k);
+                        self.verified.retain(|(p, _), _| *p != k);
+                    }
+                    let backend = point.mode_backend();
+                    self.executors.retain(|(m, _, b, _), _| !(*m == point.mode && *b == backend));
+                    self.pruned.insert(key, pruned);
                 }
-                Ok(&self.pruned.as_ref().expect("just built").1)
+                Ok(&self.pruned[&key])
             }
             _ => Ok(&self.full),
         }
     }
 
-    /// Verifies `mode` against dense once (per head setting) and returns
-    /// the max relative error (`None` for dense): iss compares the
-    /// compacted model with the full one, csr the CSR kernel with the dense
-    /// kernel on the pruned weights. Above the tolerance the point fails.
-    pub fn verify(&mut self, mode: Mode, head: bool, sparsity: Option<f64>) -> Result<Option<f64>, Status> {
+    /// Verifies `point`'s mode against dense once (per head setting, and
+    /// block shape) and returns the max relative error (`None` for dense):
+    /// iss compares the compacted model with the full one, csr and bsr
+    /// their sparse kernel with the dense kernel on the pruned weights.
+    /// Above the tolerance the point fails.
+    pub fn verify(&mut self, point: &Point) -> Result<Option<f64>, Status> {
+        let (mode, head) = (point.mode, point.head);
         if mode == Mode::Dense {
             return Ok(None);
         }
-        if let Some(&e) = self.verified.get(&(mode, head)) {
+        let key = (pruning(point), head);
+        if let Some(&e) = self.verified.get(&key) {
             return Ok(Some(e));
         }
         let eq = match mode {
@@ -189,63 +209,51 @@ impl Instance {
                 verify(&self.full, self.compacted.as_ref().expect("just built"), &inputs)
             }
             _ => {
-                let pruned = self.model(mode, sparsity)?;
-                let mut exec = LstmExecutor::prepare(pruned, Backend::Csr, !head, mode.name());
+                let backend = point.mode_backend();
+                let pruned = self.model(point)?;
+                let mut exec = LstmExecutor::prepare(pruned, backend, !head, mode.name());
                 against_dense(pruned, &mut exec, !head, &verification_inputs(pruned, head))
             }
         }
         .map_err(Status::failed_with)?;
         let eq = within_tolerance(eq, DEFAULT_TOLERANCE).map_err(|e| Status::not_equivalent(format!("{mode}: {e}")))?;
-        self.verified.insert((mode, head), eq.max_rel);
+        self.verified.insert(key, eq.max_rel);
         Ok(Some(eq.max_rel))
     }
 
-    /// The prepared executor for `mode`, `head`, `backend` and `precision`
-    /// (taken out of the cache, or prepared now), and its model's work.
-    pub fn executor(
-        &mut self,
-        mode: Mode,
-        head: bool,
-        backend: Backend,
-        precision: Precision,
-        sparsity: Option<f64>,
-    ) -> Result<(LstmExecutor, Work), Status> {
+    /// The prepared executor of `point` at `precision` (taken out of the
+    /// cache, or prepared now), and its model's work.
+    pub fn executor(&mut self, point: &Point, precision: Precision) -> Result<(LstmExecutor, Work), Status> {
+        let (mode, head, backend) = (point.mode, point.head, point.mode_backend());
         let key = (mode, head, backend, precision);
         if let Some((slot @ Some(_), work)) = self.executors.get_mut(&key) {
             return Ok((slot.take().expect("matched Some"), *work));
         }
-        let model = self.model(mode, sparsity)?;
-        let work = Work::of(model, mode, head);
+        let model = self.model(point)?;
+        let work = Work::of(model, point);
         let exec = LstmExecutor::prepare_at(model, backend, precision, !head, mode.name()).map_err(Status::failed_with)?;
         self.executors.insert(key, (None, work));
         Ok((exec, work))
     }
 
-    /// Returns an executor lent by [`Instance::executor`].
-    pub fn give_back(&mut self, mode: Mode, head: bool, backend: Backend, exec: LstmExecutor) {
-        let key = (mode, head, backend, exec.precision());
+    /// Returns an executor lent by [`Instance::executor`] for `point`.
+    pub fn give_back(&mut self, point: &Point, exec: LstmExecutor) {
+        let key = (point.mode, point.head, point.mode_backend(), exec.precision());
         if let Some(slot) = self.executors.get_mut(&key) {
             slot.0 = Some(exec);
         }
     }
 
-    /// How far `exec` (bf16 or int8) strays from the fp32 executor of the
-    /// same mode, head and backend on `inputs` (the point's own, the whole
+    /// How far `exec` (bf16 or int8) strays from the fp32 executor of
+    /// `point` on `inputs` (the point's own, the whole
     /// sequence): the largest absolute output difference, and that over
     /// the largest fp32 output.
-    pub fn precision_error(
-        &mut self,
-        exec: &mut LstmExecutor,
-        mode: Mode,
-        head: bool,
-        backend: Backend,
-        sparsity: Option<f64>,
-        inputs: &Inputs,
-    ) -> Result<(f64, f64), Status> {
+    pub fn precision_error(&mut self, exec: &mut LstmExecutor, point: &Point, inputs: &Inputs) -> Result<(f64, f64), Status> {
         use crate::exec::Executor;
-        let (mut fp32, _) = self.executor(mode, head, backend, Precision::Fp32, sparsity)?;
+        let mode = point.mode;
+        let (mut fp32, _) = self.executor(point, Precision::Fp32)?;
         let want = fp32.run(inputs).map(<[f32]>::to_vec).map_err(Status::failed_with);
-        self.give_back(mode, head, backend, fp32);
+        self.give_back(point, fp32);
         let want = want?;
         let got = exec.run(inputs).map_err(Status::failed_with)?;
         let abs = got.iter().zip(&want).map(|(a, b)| (a - b).abs() as f64).fold(0.0, f64::max);
@@ -256,4 +264,11 @@ impl Instance {
         }
         Ok((abs, rel))
     }
+}
+
+/// The pruned twin a point runs (its mode alone for iss and dense).
+fn pruning(point: &Point) -> Pruning {
+    let block = (point.mode == Mode::Bsr).then_some(point.block);
+    let target = point.mode.is_sparse().then(|| point.csr_sparsity.map(f64::to_bits)).flatten();
+    (point.mode, block, target)
 }

@@ -3,7 +3,7 @@
 use crate::checkpoint::{LoadOptions, is_checkpoint_path};
 use crate::exec::Backend;
 use crate::iss::DEFAULT_THRESHOLD;
-use crate::mode::Mode;
+use crate::mode::{BlockShape, Mode};
 use crate::precision::Precision;
 
 /// One sparse GEMM problem's matrix (its `n` is the point's batch).
@@ -139,9 +139,11 @@ pub struct Point {
     /// The dense kernel for dense and iss (csr runs the CSR kernel).
     pub backend: Backend,
     pub iss: IssSettings,
-    /// For csr: prune to this fraction of zeros instead of the ISS model's
-    /// weight count.
+    /// For csr and bsr: prune to this fraction of zeros instead of the ISS
+    /// model's weight count.
     pub csr_sparsity: Option<f64>,
+    /// For bsr: the block shape (ignored by the other modes).
+    pub block: BlockShape,
     /// Measure it even when `threads` is above the machine's cores.
     pub oversubscribe: bool,
     /// Which measurement of the point this is, with `--repeat` (from 1).
@@ -149,12 +151,13 @@ pub struct Point {
 }
 
 impl Point {
-    /// Whether `other` is the same case: everything but the mode and the
-    /// precision equal (the points a case times together).
+    /// Whether `other` is the same case: everything but the mode, the
+    /// precision and the block shape equal (the points a case times together).
     pub fn same_case(&self, other: &Point) -> bool {
         Point {
             mode: self.mode,
             precision: self.precision,
+            block: self.block,
             ..other.clone()
         } == *self
     }
@@ -167,6 +170,10 @@ impl Point {
 
     /// The backend this point's mode runs on.
     pub fn mode_backend(&self) -> Backend {
-        if self.mode == Mode::Csr { Backend::Csr } else { self.backend }
+        match self.mode {
+            Mode::Csr => Backend::Csr,
+            Mode::Bsr => Backend::Bsr(self.block),
+            _ => self.backend,
+        }
     }
 }

@@ -112,6 +112,11 @@ impl Session {
             },
             sparsity: 0.0,
             mode: point.mode,
+            block: if point.mode == Mode::Bsr {
+                point.block.to_string()
+            } else {
+                String::new()
+            },
             precision: point.precision,
             batch: point.batch,
             seq: point.seq,
@@ -199,7 +204,7 @@ impl Session {
         match exec {
             PointExecutor::Lstm(exec) => {
                 if let Some((_, Ok(inst))) = &mut self.current {
-                    inst.give_back(point.mode, point.head, point.mode_backend(), *exec);
+                    inst.give_back(&point, *exec);
                 }
             }
             PointExecutor::Gemm(exec) => {
@@ -216,7 +221,7 @@ impl Session {
     pub fn export_onnx(&mut self, point: &Point) -> Result<(Vec<u8>, Option<usize>), Status> {
         match &mut self.current {
             Some((_, Ok(inst))) => {
-                let model = inst.model(point.mode, point.csr_sparsity)?;
+                let model = inst.model(point)?;
                 let vocab = if point.head { model.embedding().map(|e| e.vocab()) } else { None };
                 Ok((crate::onnx::export(model, !point.head), vocab))
             }
@@ -235,28 +240,28 @@ fn prepare_model(inst: &mut Instance, point: &Point, base: Row) -> Result<Prepar
     if point.mode.is_peer() {
         return Err(Status::failed(format!("{} is a peer's mode", point.mode)));
     }
-    let verify_max_rel = inst.verify(point.mode, point.head, point.csr_sparsity)?;
+    let verify_max_rel = inst.verify(point)?;
     let full = &inst.full;
     let dense_macs = full.macs_per_step(!point.head);
     let full_weights = full.lstm_weights();
     let (input, layers, hidden_full) = (full.input_size(), full.layers().len(), full.hidden_sizes());
     let kept = inst.kept_sizes();
-    let (mut exec, work) = inst.executor(point.mode, point.head, point.mode_backend(), point.precision, point.csr_sparsity)?;
+    let (mut exec, work) = inst.executor(point, point.precision)?;
     let inputs = Inputs::random_for(work.vocab, work.width, point.seq, point.batch, 1);
     let (max_abs_err, max_rel_err) = match point.precision_tolerance() {
         None => (None, None),
         Some(tolerance) => {
-            let measured = inst.precision_error(&mut exec, point.mode, point.head, point.mode_backend(), point.csr_sparsity, &inputs);
+            let measured = inst.precision_error(&mut exec, point, &inputs);
             let (abs, rel) = match measured {
                 Ok(e) => e,
                 Err(status) => {
-                    inst.give_back(point.mode, point.head, point.mode_backend(), exec);
+                    inst.give_back(point, exec);
                     return Err(status);
                 }
             };
             // A NaN error fails too.
             if rel.is_nan() || rel > tolerance {
-                inst.give_back(point.mode, point.head, point.mode_backend(), exec);
+                inst.give_back(point, exec);
                 return Err(Status::not_equivalent(format!(
                     "{} {}: outputs differ from fp32 by up to {abs:.3e} ({rel:.3e} of the largest), above the tolerance {tolerance:.1e}",
                     point.mode, point.precision
@@ -294,13 +299,16 @@ fn prepare_model(inst: &mut Instance, point: &Point, base: Row) -> Result<Prepar
 /// Verifies and prepares one sparse GEMM point (inside its thread pool):
 /// `n` = the point's batch, at seq 1.
 fn prepare_gemm(inst: &mut GemmInstance, point: &Point, base: Row) -> Result<Prepared, Status> {
-    if !matches!(point.mode, Mode::Dense | Mode::Csr) {
-        return Err(Status::failed(format!("a GEMM problem runs dense and csr, not {}", point.mode)));
+    if !matches!(point.mode, Mode::Dense | Mode::Csr | Mode::Bsr) {
+        return Err(Status::failed(format!(
+            "a GEMM problem runs dense, csr and bsr, not {}",
+            point.mode
+        )));
     }
-    let verify_max_rel = inst.verify(point.mode, point.backend)?;
+    let verify_max_rel = inst.verify(point.mode, point.mode_backend(), point.backend)?;
     let (m, k) = (inst.shape.m, inst.shape.k);
-    let exec = inst.executor(point.mode, point.mode_backend());
-    let multiplied = if point.mode == Mode::Csr { inst.nonzeros } else { m * k };
+    let exec = inst.executor(point.mode, point.mode_backend())?;
+    let multiplied = if point.mode.is_sparse() { inst.nonzeros } else { m * k };
     let row = Row {
         input: k,
         hidden_full: m.to_string(),

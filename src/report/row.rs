@@ -111,6 +111,7 @@ pub const COLUMNS: &[&str] = &[
     "kept_fraction",
     "sparsity",
     "mode",
+    "block",
     "precision",
     "batch",
     "seq",
@@ -205,6 +206,9 @@ pub struct Row {
     pub sparsity: f64,
     /// What ran.
     pub mode: Mode,
+    /// bsr: the block shape (`16x16`); empty for the other modes.
+    #[serde(default)]
+    pub block: String,
     /// The products' number format (`fp32` in files written before the
     /// column existed).
     #[serde(default = "crate::precision::fp32")]
@@ -338,7 +342,7 @@ impl Row {
             self.hidden_full,
             self.hidden_kept,
             self.mode,
-            self.precision_suffix(),
+            self.variant_suffix(),
             self.batch,
             self.seq,
             if self.head { " +head" } else { "" }
@@ -384,6 +388,18 @@ impl Row {
             "{}|{}|{}|{}|b{}|s{}|t{}|{}",
             self.host, self.cpu_model, self.input, self.hidden_full, self.batch, self.seq, self.threads, self.head
         )
+    }
+    /// What follows a mode's name to tell its variants apart: the block
+    /// shape of bsr, then the precision (` 16x16`, ` int8`; nothing for
+    /// fp32 rows of the other modes, whose keys are what they were before
+    /// these columns existed).
+    pub fn variant_suffix(&self) -> String {
+        let block = if self.block.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", self.block)
+        };
+        format!("{block}{}", self.precision_suffix())
     }
     /// ` int8` or ` bf16` after a mode's name, nothing for fp32 (keys of
     /// fp32 rows are what they were before the column existed).
@@ -497,6 +513,7 @@ pub(crate) mod tests {
             kept_fraction: 1.0,
             sparsity: 0.0,
             mode: Mode::Dense,
+            block: String::new(),
             precision: Precision::Fp32,
             batch: 1,
             seq: 30,

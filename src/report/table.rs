@@ -91,7 +91,7 @@ pub fn row_text(r: &Row) -> String {
 /// One row as the sweep's progress line: the median, the speedup with its
 /// interval, and the flags of a suspect number.
 pub fn progress_line(row: &Row) -> String {
-    let mode = format!("{}{}", row.mode, row.precision_suffix());
+    let mode = format!("{}{}", row.mode, row.variant_suffix());
     if !row.ok() {
         return format!("{} {mode} b{}: {}", row.model, row.batch, row.status);
     }

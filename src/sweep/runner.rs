@@ -193,7 +193,7 @@ fn repeat_spreads(rows: &[Row]) -> Vec<RepeatSpread> {
             "{} {}{} b{} s{} t{}{}",
             r.model,
             r.mode,
-            r.precision_suffix(),
+            r.variant_suffix(),
             r.batch,
             r.seq,
             r.threads,

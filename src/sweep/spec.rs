@@ -9,6 +9,7 @@ use thiserror::Error;
 use crate::checkpoint::{Format, Layout, LoadOptions};
 use crate::exec::Backend;
 use crate::iss::DEFAULT_THRESHOLD;
+use crate::mode::BlockShape;
 pub use crate::mode::Mode;
 pub use crate::pipeline::{GemmShape, IssSettings, Point, Source};
 use crate::precision::Precision;
@@ -80,9 +81,12 @@ pub struct Grid {
     /// models always do).
     #[serde(default)]
     pub shrink_output: bool,
-    /// csr: prune to this fraction of zeros instead of the ISS weight count.
+    /// csr and bsr: prune to this fraction of zeros instead of the ISS weight count.
     #[serde(default)]
     pub sparsity: Option<f64>,
+    /// bsr: block shapes (`"16x16"`, `"1x4"`, ...), each a point of its own.
+    #[serde(default = "default_blocks")]
+    pub block: Vec<BlockShape>,
     /// Checkpoints: read as this format (`tf-checkpoint`, `torch-zip`,
     /// `safetensors`, `npz`, `npy`) instead of detecting it.
     #[serde(default)]
@@ -97,6 +101,10 @@ pub struct Grid {
     /// fail with the reason); their rows are flagged `oversubscribed`.
     #[serde(default)]
     pub oversubscribe: bool,
+}
+
+fn default_blocks() -> Vec<BlockShape> {
+    vec![BlockShape::DEFAULT]
 }
 
 fn default_precision() -> Vec<Precision> {
@@ -224,6 +232,7 @@ impl Default for Grid {
             threshold: DEFAULT_THRESHOLD,
             shrink_output: false,
             sparsity: None,
+            block: default_blocks(),
             file_format: None,
             layout: None,
             forget_bias: None,
@@ -249,18 +258,27 @@ impl SweepSpec {
     pub fn preset(name: &str) -> Result<SweepSpec, SpecError> {
         use Mode::*;
         let all = vec![Dense, Iss, Csr];
+        let with_blocks = vec![Dense, Iss, Csr, Bsr];
         let (grids, budget_ms) = match name {
             "quick" => (
-                vec![grid(vec![256, 512, 1024], 2, vec![0.5, 0.25, 0.1], all, vec![1, 10], vec![30])],
+                vec![grid(
+                    vec![256, 512, 1024],
+                    2,
+                    vec![0.5, 0.25, 0.1],
+                    with_blocks.clone(),
+                    vec![1, 10],
+                    vec![30],
+                )],
                 500,
             ),
             "ptb" => (
                 vec![Grid {
                     models: vec!["ptb-iss".into()],
                     precision: Precision::ALL.to_vec(),
+                    block: vec![BlockShape { rows: 4, cols: 4 }, BlockShape::DEFAULT],
                     threads: vec![1, 0],
                     head: vec![false, true],
-                    ..grid(vec![], 2, vec![1.0], all, vec![1, 10, 64], vec![30, 35])
+                    ..grid(vec![], 2, vec![1.0], with_blocks.clone(), vec![1, 10, 64], vec![30, 35])
                 }],
                 1000,
             ),
@@ -289,7 +307,10 @@ impl SweepSpec {
                     vec![Grid {
                         gemm,
                         threads: vec![1, 0],
-                        ..grid(vec![], 1, vec![1.0], vec![Dense, Csr], vec![1, 2, 4, 1500], vec![1])
+                        block: [(1, 4), (4, 4), (8, 8), (16, 16), (32, 32), (16, 1), (1, 16)]
+                            .map(|(rows, cols)| BlockShape { rows, cols })
+                            .to_vec(),
+                        ..grid(vec![], 1, vec![1.0], vec![Dense, Csr, Bsr], vec![1, 2, 4, 1500], vec![1])
                     }],
                     300,
                 )
@@ -389,7 +410,7 @@ impl SweepSpec {
                     return Err(at("gemm problems go in a grid of their own (no models or hidden sizes)"));
                 }
                 if g.modes.contains(&Mode::Iss) || g.seq != [1] || g.head != [false] {
-                    return Err(at("gemm problems run modes dense and csr, with seq = [1] and head = [false]"));
+                    return Err(at("gemm problems run modes dense, csr and bsr, with seq = [1] and head = [false]"));
                 }
                 if g.gemm
                     .iter()
@@ -412,6 +433,9 @@ impl SweepSpec {
             }
             if reduced && !g.gemm.is_empty() {
                 return Err(at("gemm problems run fp32 only"));
+            }
+            if g.block.is_empty() {
+                return Err(at("block must list at least one shape (it is used by bsr only)"));
             }
             if g.tolerance.is_some_and(|t| !(t.is_finite() && t >= 0.0)) {
                 return Err(at("tolerance must be a finite number of at least 0"));
@@ -436,7 +460,7 @@ impl SweepSpec {
             }
             let points = [
                 g.models.len() + g.hidden.len() * g.kept.len() + g.gemm.len(),
-                g.modes.len() * g.precision.len(),
+                g.modes.len() * g.precision.len() * g.block.len(),
                 g.batch.len(),
                 g.seq.len(),
                 g.threads.len(),
@@ -486,13 +510,23 @@ impl SweepSpec {
                 let mut precisions = g.precision.clone();
                 precisions.sort();
                 precisions.dedup();
-                // csr runs fp32 only; a synthetic model without zeros runs dense only.
+                let mut blocks = g.block.clone();
+                blocks.sort();
+                blocks.dedup();
+                // Sparse modes run fp32 only, bsr once per block shape; a
+                // synthetic model without zeros runs dense only.
                 let runs = |mode: Mode, unplanted: bool| {
                     let modes_ok = !unplanted || mode == Mode::Dense;
+                    let shapes = if mode == Mode::Bsr {
+                        blocks.clone()
+                    } else {
+                        vec![BlockShape::DEFAULT]
+                    };
                     precisions
                         .iter()
                         .copied()
-                        .filter(move |&p| modes_ok && (mode != Mode::Csr || p == Precision::Fp32))
+                        .filter(move |&p| modes_ok && (!mode.is_sparse() || p == Precision::Fp32))
+                        .flat_map(move |p| shapes.clone().into_iter().map(move |b| (p, b)))
                 };
                 for source in sources {
                     // A synthetic model without zeros has nothing to compact or prune.
@@ -501,11 +535,12 @@ impl SweepSpec {
                         for &threads in &g.threads {
                             for &batch in &g.batch {
                                 for &seq in &g.seq {
-                                    for (mode, precision) in modes.iter().flat_map(|&m| runs(m, unplanted).map(move |p| (m, p))) {
+                                    for (mode, (precision, block)) in modes.iter().flat_map(|&m| runs(m, unplanted).map(move |p| (m, p))) {
                                         out.push(Point {
                                             source: source.clone(),
                                             mode,
                                             precision,
+                                            block,
                                             tolerance: g.tolerance,
                                             batch,
                                             seq,
@@ -587,22 +622,24 @@ mod tests {
     #[test]
     fn presets_parse_and_count() {
         let quick = SweepSpec::preset("quick").unwrap();
-        // Per hidden size, kept fraction and batch: a case of dense, iss and csr.
-        assert_eq!(quick.points().len(), 3 * 3 * 2 * 3);
+        // Per hidden size, kept fraction and batch: a case of dense, iss, csr
+        // and bsr in 16x16 blocks.
+        assert_eq!(quick.points().len(), 3 * 3 * 2 * 4);
         assert_eq!(quick.cases().len(), 3 * 3 * 2);
         assert!(
             quick
                 .cases()
                 .iter()
-                .all(|c| c.iter().map(|p| p.mode).collect::<Vec<_>>() == [Mode::Dense, Mode::Iss, Mode::Csr])
+                .all(|c| c.iter().map(|p| p.mode).collect::<Vec<_>>() == [Mode::Dense, Mode::Iss, Mode::Csr, Mode::Bsr])
         );
         let ptb = SweepSpec::preset("ptb").unwrap();
         // 3 batches x 2 seqs x 2 thread counts x 2 head settings; in each
         // case dense and iss at three precisions, csr at fp32, dense fp32 first.
         assert_eq!(ptb.cases().len(), 3 * 2 * 2 * 2);
-        assert_eq!(ptb.points().len(), 3 * 2 * 2 * 2 * 7);
+        assert_eq!(ptb.points().len(), 3 * 2 * 2 * 2 * 9);
         let first: Vec<(Mode, Precision)> = ptb.cases()[0].iter().map(|p| (p.mode, p.precision)).collect();
-        assert_eq!(first.len(), 7);
+        assert_eq!(first.len(), 9, "dense and iss x 3 precisions, csr, bsr in 4x4 and 16x16");
+        assert_eq!(first.iter().filter(|(m, _)| *m == Mode::Bsr).count(), 2);
         assert_eq!(first[0], (Mode::Dense, Precision::Fp32));
         assert_eq!(first.iter().filter(|(m, _)| *m == Mode::Csr).count(), 1);
         let deep = SweepSpec::preset("deepbench").unwrap();
@@ -610,8 +647,9 @@ mod tests {
         assert_eq!(deep.points().len(), 5 * 3 * 2 * 3);
         assert_eq!(SweepSpec::preset("full").unwrap().points().len(), 63 * 2);
         let sparse = SweepSpec::preset("deepbench-sparse").unwrap();
-        // 2 shapes x 2 sparsities, n = 1/2/4/1500, dense and csr, 1 and all threads.
-        assert_eq!(sparse.points().len(), 4 * 4 * 2 * 2);
+        // 2 shapes x 2 sparsities, n = 1/2/4/1500, 1 and all threads: dense,
+        // csr and bsr in 7 block shapes.
+        assert_eq!(sparse.points().len(), 4 * 4 * 2 * (2 + 7));
         assert!(sparse.points().iter().all(|p| matches!(p.source, Source::Gemm(_)) && p.seq == 1));
         assert!(matches!(SweepSpec::preset("nope"), Err(SpecError::UnknownPreset(_))));
         for (name, _) in PRESETS {

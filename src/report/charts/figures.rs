@@ -507,3 +507,93 @@ pub(super) fn precision_compounding(rows: &[&Row], batch: usize) -> Option<Chart
         x_label: "configuration: threads (t), +head: with embedding and softmax head".into(),
     }))
 }
+
+/// Block sparsity between its two ends, for one batch size: speedup over
+/// dense against the block shape at one weight count (CSR, 1x1, at one end;
+/// ISS, whole units, at the other), one series per model, with the ideal
+/// (the multiply-add ratio) dashed where the models share it.
+pub(super) fn block_speedup(rows: &[&Row], batch: usize) -> Option<Chart> {
+    let sel: Vec<&Row> = main_config(rows)
+        .into_iter()
+        .filter(|r| {
+            r.batch == batch
+                && r.precision == Precision::Fp32
+                && matches!(r.mode, Mode::Iss | Mode::Csr | Mode::Bsr)
+                && r.speedup_vs_dense.is_some()
+        })
+        .collect();
+    // Models (by name and sizes) that have bsr rows.
+    let models: BTreeSet<(String, String, u64)> = sel
+        .iter()
+        .filter(|r| r.mode == Mode::Bsr)
+        .map(|r| (r.model.clone(), r.hidden_full.clone(), (r.kept_fraction * 1e4).round() as u64))
+        .collect();
+    if models.is_empty() {
+        return None;
+    }
+    // Categories: csr, the block shapes by area (then rows), iss.
+    let mut blocks: Vec<(usize, usize)> = sel
+        .iter()
+        .filter(|r| r.mode == Mode::Bsr)
+        .filter_map(|r| r.block.split_once('x').and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?))))
+        .collect::<BTreeSet<(usize, usize)>>()
+        .into_iter()
+        .collect();
+    blocks.sort_by_key(|&(r, c)| (r * c, r));
+    let mut categories = vec!["csr (1x1)".to_string()];
+    categories.extend(blocks.iter().map(|(r, c)| format!("bsr {r}x{c}")));
+    categories.push("iss (whole units)".into());
+    let of_model = |r: &Row, m: &(String, String, u64)| {
+        (r.model.as_str(), r.hidden_full.as_str(), (r.kept_fraction * 1e4).round() as u64) == (m.0.as_str(), m.1.as_str(), m.2)
+    };
+    let mut ideals = BTreeSet::new();
+    let series = models
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let at = |pred: &dyn Fn(&Row) -> bool| -> Option<WithInterval> {
+                let r = sel.iter().find(|r| of_model(r, m) && pred(r))?;
+                Some((r.speedup_vs_dense?, r.speedup_ci_low.zip(r.speedup_ci_high)))
+            };
+            let mut values = vec![at(&|r| r.mode == Mode::Csr)];
+            values.extend(
+                blocks
+                    .iter()
+                    .map(|(br, bc)| at(&|r| r.mode == Mode::Bsr && r.block == format!("{br}x{bc}"))),
+            );
+            values.push(at(&|r| r.mode == Mode::Iss));
+            let ideal = sel
+                .iter()
+                .find(|r| of_model(r, m) && r.mode == Mode::Bsr)
+                .map_or(1.0, |r| r.ideal_speedup);
+            ideals.insert((ideal * 100.0).round() as u64);
+            let name = if m.0.starts_with("lstm") {
+                format!("h{} kept {:.2}", first_size(&m.1), m.2 as f64 / 1e4)
+            } else {
+                m.0.clone()
+            };
+            DotSeries {
+                name: format!("{name} (ideal {ideal:.1}x)"),
+                colour: colour(i),
+                marker: marker(i),
+                values,
+            }
+        })
+        .collect();
+    let reference = (ideals.len() == 1).then(|| {
+        let ideal = *ideals.iter().next().expect("one") as f64 / 100.0;
+        (ideal, format!("ideal: {ideal:.1}x (multiply-add ratio)"))
+    });
+    Some(Chart::Dots(DotChart {
+        title: format!(
+            "Speedup over dense by block shape at the ISS model's weight count, batch {batch}, {} — {}",
+            config_text(&sel),
+            provenance(&sel)
+        ),
+        y: Axis::log("speedup over dense (×, log scale; whiskers: 95% interval)"),
+        categories,
+        x_label: "what is kept: single weights (csr), blocks of rows x columns (bsr), whole units (iss)".into(),
+        series,
+        reference,
+    }))
+}

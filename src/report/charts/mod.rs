@@ -8,6 +8,7 @@
 //! | `time_vs_hidden_b{B}` | median time vs hidden size per mode and kept fraction (log-log), synthetic grids |
 //! | `ptb_table` | the PTB model: dense / ISS / CSR median time per batch, threads and head setting |
 //! | `ptb_vs_ort` | the same against ONNX Runtime, where peer rows exist |
+//! | `block_speedup_b{B}` | speedup over dense by block shape at the ISS model's weight count: csr (1x1), each bsr block, iss (whole units), per model |
 //! | `precision_b{B}` | a model measured at several precisions: speedup over dense fp32 of dense and ISS in fp32, bf16 and int8, and of ONNX Runtime's fp32 and int8 rows |
 //! | `latency_fine_hidden` | median time vs hidden size on the `full` preset's fine grid (latency hysteresis) |
 //! | `gflops_vs_weights` | every point's GFLOP/s against the bytes of weights it reads per step, under the machine's FMA peak and memory caps |
@@ -53,11 +54,13 @@ pub(crate) fn charts_for(rows: &[Row]) -> Vec<(String, Chart)> {
             newest.insert(key, r);
         }
     }
-    // Sparse GEMM problems (`layers` 0) are not LSTMs: every chart here is
-    // about LSTMs, so they stay in the CSV and `compare` only.
-    let ok: Vec<&Row> = newest.into_values().filter(|r| r.layers > 0).collect();
+    // Sparse GEMM problems (`layers` 0) are not LSTMs: every chart but the
+    // block shapes' is about LSTMs, so they stay in the CSV, that chart
+    // and `compare`.
+    let all: Vec<&Row> = newest.into_values().collect();
+    let ok: Vec<&Row> = all.iter().copied().filter(|r| r.layers > 0).collect();
     let mut charts: Vec<(String, Chart)> = Vec::new();
-    for b in batches(&ok) {
+    for b in batches(&all) {
         if let Some(c) = speedup_vs_sparsity(&ok, b) {
             charts.push((format!("speedup_vs_sparsity_b{b}"), c));
         }
@@ -66,6 +69,9 @@ pub(crate) fn charts_for(rows: &[Row]) -> Vec<(String, Chart)> {
         }
         if let Some(c) = precision_compounding(&ok, b) {
             charts.push((format!("precision_b{b}"), c));
+        }
+        if let Some(c) = block_speedup(&all, b) {
+            charts.push((format!("block_speedup_b{b}"), c));
         }
     }
     if let Some(c) = ptb_table(&ok) {

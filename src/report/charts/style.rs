@@ -70,12 +70,13 @@ pub(super) fn mix(c: RGBColor, to: RGBColor, t: f64) -> RGBColor {
 }
 
 /// The colour of a mode, the same in every chart: dense dark grey, iss
-/// blue, csr red, other modes (a peer's) from the rest of the palette.
+/// blue, csr red, bsr purple, the peer's modes lighter shades of theirs.
 pub(crate) fn mode_colour(mode: Mode) -> RGBColor {
     match mode {
         Mode::Dense => RGBColor(64, 64, 64),
         Mode::Iss => colour(0),
         Mode::Csr => colour(1),
+        Mode::Bsr => colour(4),
         // The peer's modes: lighter shades of the mode they mirror.
         Mode::OrtDense => RGBColor(165, 165, 165),
         Mode::OrtIss => RGBColor(140, 190, 225),
