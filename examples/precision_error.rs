@@ -3,7 +3,7 @@
 //! `cargo run --release --example precision_error [MODEL]`.
 
 use issbench::checkpoint::open_model;
-use issbench::exec::{Backend, Executor, LstmExecutor};
+use issbench::exec::{Backend, Executor, RnnExecutor};
 use issbench::iss::{DEFAULT_THRESHOLD, analyze, compact_with};
 use issbench::model::Inputs;
 use issbench::precision::Precision;
@@ -22,11 +22,11 @@ fn main() {
                 } else {
                     Inputs::random(model, seq, batch, 1)
                 };
-                let mut fp32 = LstmExecutor::prepare(model, Backend::Packed, layers_only, "x");
+                let mut fp32 = RnnExecutor::prepare(model, Backend::Packed, layers_only, "x");
                 let want = fp32.run(&inputs).unwrap().to_vec();
                 let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
                 for p in [Precision::Bf16, Precision::Int8] {
-                    let mut e = LstmExecutor::prepare_at(model, Backend::Packed, p, layers_only, "x").unwrap();
+                    let mut e = RnnExecutor::prepare_at(model, Backend::Packed, p, layers_only, "x").unwrap();
                     let got = e.run(&inputs).unwrap();
                     let abs = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
                     println!("{what:4} head={head:5} b{batch:<2} s{seq} {p}: max abs {abs:.3e} (outputs up to {scale:.3})");

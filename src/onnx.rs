@@ -5,11 +5,17 @@
 //! Graph (opset 17): token ids `tokens` int64 `[seq, batch]` through
 //! `Gather` on the embedding when there is one and the head is included,
 //! else features `x` float `[seq, batch, in]`; per layer an `LSTM` op
-//! (`W [1, 4h, in]`, `R [1, 4h, h]`, `B [1, 8h]`, gates i, o, f, c; the
-//! folded bias in the `W` half of `B`) and a `Squeeze` of its direction
-//! axis; then `MatMul` + `Add` for the head. Output `y`: `[seq, batch, out]`.
+//! (`W [dirs, 4h, in]`, `R [dirs, 4h, h]`, `B [dirs, 8h]`, gates i, o, f, c;
+//! the folded bias in the `W` half of `B`) or a `GRU` op (gates z, r, h;
+//! `B` holds `b_ih` then `b_hh`; `linear_before_reset` 1 for the reset
+//! after the product, 0 before it); a bidirectional layer is one op with
+//! `direction = "bidirectional"` whose `[seq, 2, batch, h]` output is
+//! transposed and reshaped to `[seq, batch, 2h]`, or, where the two
+//! directions' widths differ, a forward and a `reverse` op concatenated;
+//! then `MatMul` + `Add` for the head. Output `y`: `[seq, batch, out]`.
+//! RHNs have no ONNX op and are not exported.
 
-use crate::model::Model;
+use crate::model::{Cell, Direction, Layer, Model, Recurrent};
 
 const IR_VERSION: u64 = 8;
 const OPSET: u64 = 17;
@@ -78,8 +84,21 @@ fn value_info(name: &str, elem_type: u64, dims: &[Result<usize, &str>]) -> Vec<u
     v
 }
 
+/// A node attribute's value.
+enum Attr<'a> {
+    Int(i64),
+    Ints(&'a [i64]),
+    Str(&'a str),
+}
+
 /// `NodeProto` with integer attributes.
 fn node(op: &str, name: &str, inputs: &[&str], outputs: &[&str], int_attrs: &[(&str, u64)]) -> Vec<u8> {
+    let attrs: Vec<(&str, Attr)> = int_attrs.iter().map(|&(a, v)| (a, Attr::Int(v as i64))).collect();
+    node_with(op, name, inputs, outputs, &attrs)
+}
+
+/// `NodeProto` with attributes of any kind.
+fn node_with(op: &str, name: &str, inputs: &[&str], outputs: &[&str], attrs: &[(&str, Attr)]) -> Vec<u8> {
     let mut n = Vec::new();
     for i in inputs {
         bytes_field(&mut n, 1, i.as_bytes());
@@ -89,29 +108,158 @@ fn node(op: &str, name: &str, inputs: &[&str], outputs: &[&str], int_attrs: &[(&
     }
     bytes_field(&mut n, 3, name.as_bytes());
     bytes_field(&mut n, 4, op.as_bytes());
-    for (attr, v) in int_attrs {
+    for (attr, v) in attrs {
         let mut a = Vec::new();
         bytes_field(&mut a, 1, attr.as_bytes());
-        int_field(&mut a, 3, *v);
-        int_field(&mut a, 20, 2); // AttributeType INT
+        match v {
+            Attr::Int(i) => {
+                int_field(&mut a, 3, *i as u64);
+                int_field(&mut a, 20, 2); // AttributeType INT
+            }
+            Attr::Ints(list) => {
+                for i in *list {
+                    int_field(&mut a, 8, *i as u64);
+                }
+                int_field(&mut a, 20, 7); // AttributeType INTS
+            }
+            Attr::Str(text) => {
+                bytes_field(&mut a, 4, text.as_bytes());
+                int_field(&mut a, 20, 3); // AttributeType STRING
+            }
+        }
         bytes_field(&mut n, 5, &a);
     }
     n
 }
 
-/// Canonical gate blocks (i, f, g, o) in ONNX order (i, o, f, c).
-const ONNX_FROM_CANONICAL: [usize; 4] = [0, 3, 1, 2];
+/// Canonical LSTM gate blocks (i, f, g, o) in ONNX order (i, o, f, c).
+const LSTM_FROM_CANONICAL: [usize; 4] = [0, 3, 1, 2];
 
-fn onnx_gates(w: &[f32], h: usize, width: usize) -> Vec<f32> {
-    ONNX_FROM_CANONICAL
+/// Canonical GRU gate blocks (r, z, n) in ONNX order (z, r, h).
+const GRU_FROM_CANONICAL: [usize; 3] = [1, 0, 2];
+
+/// The gate blocks of `w` (`h` rows of `width` each) in `order`.
+fn reorder(w: &[f32], h: usize, width: usize, order: &[usize]) -> Vec<f32> {
+    order
         .iter()
         .flat_map(|&b| w[b * h * width..(b + 1) * h * width].iter().copied())
         .collect()
 }
 
+/// A direction's `W`, `R` and `B` in the ONNX op's layout.
+fn onnx_weights(r: &Recurrent) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let (h, input) = (r.hidden(), r.input());
+    let order: &[usize] = match r.cell() {
+        Cell::Lstm => &LSTM_FROM_CANONICAL,
+        _ => &GRU_FROM_CANONICAL,
+    };
+    let w = reorder(r.w_ih(), h, input, order);
+    let rec = reorder(r.w_hh(), h, h, order);
+    let mut b = reorder(r.bias(), h, 1, order);
+    match r.cell() {
+        Cell::Gru { .. } => b.extend(reorder(r.bias_hh(), h, 1, order)),
+        _ => b.extend(std::iter::repeat_n(0.0, order.len() * h)),
+    }
+    (w, rec, b)
+}
+
+/// Why a model cannot be written as ONNX.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct OnnxError(pub String);
+
+/// Adds layer `k` (its weights and its op or ops) to `graph`, reading
+/// `current` (`[seq, batch, in]`); returns the name of its output
+/// (`[seq, batch, out]`).
+fn add_layer(graph: &mut Vec<u8>, k: usize, layer: &Layer, current: &str) -> Result<String, OnnxError> {
+    let op = match layer.cell() {
+        Cell::Lstm => "LSTM",
+        Cell::Gru { .. } => "GRU",
+        Cell::Rhn { .. } => return Err(OnnxError("an RHN has no ONNX op; it is not exported".into())),
+    };
+    let mut attrs: Vec<(&str, Attr)> = Vec::new();
+    if let Cell::Gru { reset_after } = layer.cell() {
+        attrs.push(("linear_before_reset", Attr::Int(i64::from(reset_after))));
+    }
+    // One op over `dirs` (with `direction`), or one per direction.
+    let op_node = |graph: &mut Vec<u8>, tag: &str, dirs: &[&Recurrent], direction: &str| -> String {
+        let h = dirs[0].hidden();
+        let (mut w, mut r, mut b) = (Vec::new(), Vec::new(), Vec::new());
+        for d in dirs {
+            let (dw, dr, db) = onnx_weights(d);
+            w.extend(dw);
+            r.extend(dr);
+            b.extend(db);
+        }
+        let g = dirs[0].cell().input_gates() * h;
+        let (wn, rn, bn) = (format!("W{k}{tag}"), format!("R{k}{tag}"), format!("B{k}{tag}"));
+        bytes_field(graph, 5, &f32_tensor(&wn, &[dirs.len(), g, dirs[0].input()], &w));
+        bytes_field(graph, 5, &f32_tensor(&rn, &[dirs.len(), g, h], &r));
+        bytes_field(graph, 5, &f32_tensor(&bn, &[dirs.len(), 2 * g], &b));
+        let y = format!("y{k}{tag}");
+        let mut all = vec![("hidden_size", Attr::Int(h as i64)), ("direction", Attr::Str(direction))];
+        all.extend(attrs.iter().map(|(n, a)| {
+            (
+                *n,
+                match a {
+                    Attr::Int(i) => Attr::Int(*i),
+                    _ => unreachable!("integer attributes only"),
+                },
+            )
+        }));
+        bytes_field(
+            graph,
+            1,
+            &node_with(op, &format!("rnn{k}{tag}"), &[current, &wn, &rn, &bn], &[&y], &all),
+        );
+        y
+    };
+    let out = format!("h{k}");
+    match layer.bw() {
+        None => {
+            let y = op_node(graph, "", &[layer.fw()], "forward");
+            bytes_field(graph, 1, &node("Squeeze", &format!("squeeze{k}"), &[&y, "axes1"], &[&out], &[]));
+        }
+        Some(bw) if bw.hidden() == layer.fw().hidden() => {
+            let y = op_node(graph, "", &[layer.fw(), bw], "bidirectional");
+            // [seq, 2, batch, h] -> [seq, batch, 2, h] -> [seq, batch, 2h]
+            let t = format!("t{k}");
+            bytes_field(
+                graph,
+                1,
+                &node_with(
+                    "Transpose",
+                    &format!("transpose{k}"),
+                    &[&y],
+                    &[&t],
+                    &[("perm", Attr::Ints(&[0, 2, 1, 3]))],
+                ),
+            );
+            bytes_field(graph, 1, &node("Reshape", &format!("reshape{k}"), &[&t, "keep2"], &[&out], &[]));
+        }
+        Some(bw) => {
+            let mut parts = Vec::new();
+            for (d, dir, direction) in [(Direction::Forward, layer.fw(), "forward"), (Direction::Backward, bw, "reverse")] {
+                let tag = format!("_{}", d.name());
+                let y = op_node(graph, &tag, &[dir], direction);
+                let part = format!("h{k}{tag}");
+                bytes_field(
+                    graph,
+                    1,
+                    &node("Squeeze", &format!("squeeze{k}{tag}"), &[&y, "axes1"], &[&part], &[]),
+                );
+                parts.push(part);
+            }
+            let inputs: Vec<&str> = parts.iter().map(String::as_str).collect();
+            bytes_field(graph, 1, &node("Concat", &format!("concat{k}"), &inputs, &[&out], &[("axis", 2)]));
+        }
+    }
+    Ok(out)
+}
+
 /// The ONNX model bytes of `model`; with `layers_only`, no embedding and
 /// no head (features in, last hidden states out).
-pub fn export(model: &Model, layers_only: bool) -> Vec<u8> {
+pub fn export(model: &Model, layers_only: bool) -> Result<Vec<u8>, OnnxError> {
     let mut graph = Vec::new();
     let (seq, batch) = (Err("seq"), Err("batch"));
     let embedding = if layers_only { None } else { model.embedding() };
@@ -132,32 +280,11 @@ pub fn export(model: &Model, layers_only: bool) -> Vec<u8> {
         }
     };
     bytes_field(&mut graph, 5, &tensor("axes1", &[1], INT64, &1i64.to_le_bytes()));
-    for (k, l) in model.layers().iter().enumerate() {
-        let (h, input) = (l.hidden(), l.input());
-        let (w, r, b) = (format!("W{k}"), format!("R{k}"), format!("B{k}"));
-        bytes_field(&mut graph, 5, &f32_tensor(&w, &[1, 4 * h, input], &onnx_gates(l.w_ih(), h, input)));
-        bytes_field(&mut graph, 5, &f32_tensor(&r, &[1, 4 * h, h], &onnx_gates(l.w_hh(), h, h)));
-        let mut bias = onnx_gates(l.bias(), h, 1);
-        bias.extend(std::iter::repeat_n(0.0, 4 * h));
-        bytes_field(&mut graph, 5, &f32_tensor(&b, &[1, 8 * h], &bias));
-        let (y, out) = (format!("y{k}"), format!("h{k}"));
-        bytes_field(
-            &mut graph,
-            1,
-            &node(
-                "LSTM",
-                &format!("lstm{k}"),
-                &[&current, &w, &r, &b],
-                &[&y],
-                &[("hidden_size", h as u64)],
-            ),
-        );
-        bytes_field(
-            &mut graph,
-            1,
-            &node("Squeeze", &format!("squeeze{k}"), &[&y, "axes1"], &[&out], &[]),
-        );
-        current = out;
+    // Reshape's target: keep the first two dimensions, join the rest.
+    let keep2: Vec<u8> = [0i64, 0, -1].iter().flat_map(|v| v.to_le_bytes()).collect();
+    bytes_field(&mut graph, 5, &tensor("keep2", &[3], INT64, &keep2));
+    for (k, layer) in model.layers().iter().enumerate() {
+        current = add_layer(&mut graph, k, layer, &current)?;
     }
     let head = if layers_only { None } else { model.head() };
     let output_width = match head {
@@ -181,7 +308,7 @@ pub fn export(model: &Model, layers_only: bool) -> Vec<u8> {
         }
         None => {
             bytes_field(&mut graph, 1, &node("Identity", "output", &[&current], &["y"], &[]));
-            model.layers().last().map_or(0, |l| l.hidden())
+            model.layers().last().map_or(0, Layer::output)
         }
     };
     bytes_field(&mut graph, 12, &value_info("y", FLOAT, &[seq, batch, Ok(output_width)]));
@@ -195,7 +322,7 @@ pub fn export(model: &Model, layers_only: bool) -> Vec<u8> {
     bytes_field(&mut opset, 1, b"");
     int_field(&mut opset, 2, OPSET);
     bytes_field(&mut m, 8, &opset);
-    m
+    Ok(m)
 }
 
 #[cfg(test)]
@@ -208,6 +335,8 @@ mod tests {
         varint(&mut b, 300);
         assert_eq!(b, vec![0xac, 0x02]);
         // Blocks of h = 1: canonical i f g o -> onnx i o f c.
-        assert_eq!(onnx_gates(&[1.0, 2.0, 3.0, 4.0], 1, 1), vec![1.0, 4.0, 2.0, 3.0]);
+        assert_eq!(reorder(&[1.0, 2.0, 3.0, 4.0], 1, 1, &LSTM_FROM_CANONICAL), vec![1.0, 4.0, 2.0, 3.0]);
+        // GRU: canonical r z n -> onnx z r h.
+        assert_eq!(reorder(&[1.0, 2.0, 3.0], 1, 1, &GRU_FROM_CANONICAL), vec![2.0, 1.0, 3.0]);
     }
 }

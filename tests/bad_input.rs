@@ -186,9 +186,9 @@ fn half_and_double_weights_convert_with_a_note() {
         t[2] = ("bias_ih_l0", Dtype::F64, vec![8], f64s(8));
     });
     let ck = load(&p, &LoadOptions::default()).unwrap();
-    assert_eq!(ck.model.layers()[0].w_ih()[5], 1.25);
-    assert_eq!(ck.model.layers()[0].w_hh()[3], 1.5);
-    assert_eq!(ck.model.layers()[0].bias()[2], 0.25f32 + 0.002f32);
+    assert_eq!(ck.model.layers()[0].fw().w_ih()[5], 1.25);
+    assert_eq!(ck.model.layers()[0].fw().w_hh()[3], 1.5);
+    assert_eq!(ck.model.layers()[0].fw().bias()[2], 0.25f32 + 0.002f32);
     assert_eq!(
         ck.notes,
         vec![

@@ -210,13 +210,14 @@ fn block_pruned_matrices_store_their_kept_blocks() {
         vocab: None,
         seed: 9,
         kept: None,
+        ..Default::default()
     }
     .build()
     .unwrap();
     for block in [(4, 4), (16, 16), (1, 16), (16, 1)] {
         let pruned = block_magnitude(&model, block, 0.9).unwrap();
         let mut stored = 0;
-        for layer in pruned.layers() {
+        for layer in pruned.layers().iter().map(|l| l.fw()) {
             let rows = 4 * layer.hidden();
             for (w, cols) in [(layer.w_ih(), layer.input()), (layer.w_hh(), layer.hidden())] {
                 let bsr = BsrMatrix::from_dense(w, rows, cols, block).unwrap();

@@ -42,7 +42,7 @@ fn load_fixture(name: &str) -> issbench::checkpoint::Checkpoint {
 fn assert_canonical(name: &str, model: &Model) {
     let canonical = npz::read_npz(&fixture(&format!("{name}.canonical.npz"))).unwrap();
     let f32s = |n: &str| tensor(&canonical, n).to_f32().unwrap().0;
-    for (k, layer) in model.layers().iter().enumerate() {
+    for (k, layer) in model.layers().iter().map(|l| l.fw()).enumerate() {
         assert_eq!(
             bits(layer.w_ih()),
             bits(&f32s(&format!("layers.{k}.w_ih"))),

@@ -1,7 +1,7 @@
 //! Unstructured sparsity: the CSR kernel against the naive product, the CSR
 //! executor against the reference forward pass, and magnitude pruning.
 
-use issbench::exec::{Backend, Executor, LstmExecutor};
+use issbench::exec::{Backend, Executor, RnnExecutor};
 use issbench::iss::{analyze, compact};
 use issbench::kernels::{CsrMatrix, MatMut, MatRef, csr_matmul, gemm_reference};
 use issbench::model::synthetic::{SplitMix64, SynthSpec};
@@ -147,6 +147,7 @@ fn spec(input: usize, layers: &[usize], vocab: Option<usize>, kept: Option<Vec<u
         vocab,
         seed: 21,
         kept,
+        ..Default::default()
     }
     .build()
     .unwrap()
@@ -161,7 +162,7 @@ fn csr_executor_matches_reference_forward() {
             for (seq, batch) in [(1, 1), (3, 2), (4, 17)] {
                 let inputs = Inputs::random(&pruned, seq, batch, 3);
                 let want = reference_forward(&pruned, &inputs).unwrap();
-                let mut exec = LstmExecutor::prepare(&pruned, Backend::Csr, false, "csr");
+                let mut exec = RnnExecutor::prepare(&pruned, Backend::Csr, false, "csr");
                 let got = pool.install(|| exec.run(&inputs).unwrap().to_vec());
                 let scale = want.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
                 for (g, w) in got.iter().zip(&want) {
@@ -178,13 +179,13 @@ fn csr_executor_matches_reference_forward() {
 #[test]
 fn magnitude_pruning_hits_the_sparsity_and_removes_the_smallest() {
     let model = spec(9, &[11, 6], Some(5), None);
-    let total: usize = model.layers().iter().map(|l| l.w_ih().len() + l.w_hh().len()).sum();
+    let total: usize = model.directions().map(|(_, _, l)| l.w_ih().len() + l.w_hh().len()).sum();
     for sparsity in [0.0, 0.3, 0.9, 1.0] {
         let global = magnitude(&model, sparsity, Scope::Global).unwrap();
         assert_eq!(lstm_nonzeros(&global), total - (sparsity * total as f64).round() as usize);
         // Every surviving weight is at least as large as every removed one.
         let (mut kept_min, mut removed_max) = (f32::INFINITY, 0.0f32);
-        for (orig, pruned) in model.layers().iter().zip(global.layers()) {
+        for (orig, pruned) in model.layers().iter().map(|l| l.fw()).zip(global.layers().iter().map(|l| l.fw())) {
             for (o, p) in orig.w_ih().iter().chain(orig.w_hh()).zip(pruned.w_ih().iter().chain(pruned.w_hh())) {
                 if *p == 0.0 {
                     removed_max = removed_max.max(o.abs())
@@ -196,10 +197,10 @@ fn magnitude_pruning_hits_the_sparsity_and_removes_the_smallest() {
         assert!(sparsity == 0.0 || sparsity == 1.0 || kept_min >= removed_max);
         // Biases, embedding and head are untouched.
         assert_eq!(global.head(), model.head());
-        assert_eq!(global.layers()[0].bias(), model.layers()[0].bias());
+        assert_eq!(global.layers()[0].fw().bias(), model.layers()[0].fw().bias());
     }
     let per = magnitude(&model, 0.5, Scope::PerMatrix).unwrap();
-    for l in per.layers() {
+    for l in per.layers().iter().map(|l| l.fw()) {
         for m in [l.w_ih(), l.w_hh()] {
             assert_eq!(
                 m.iter().filter(|&&w| w != 0.0).count(),
@@ -216,7 +217,7 @@ fn matched_pruning_has_the_iss_weight_count() {
     let report = analyze(&model, 0.0);
     let compacted = compact(&model, &report).unwrap().model;
     let pruned = match_iss(&model, &report, false).unwrap();
-    let compact_weights: usize = compacted.layers().iter().map(|l| l.w_ih().len() + l.w_hh().len()).sum();
+    let compact_weights: usize = compacted.directions().map(|(_, _, l)| l.w_ih().len() + l.w_hh().len()).sum();
     assert_eq!(lstm_nonzeros(&pruned), compact_weights);
     // Here the nonzeros are exactly the ISS structure, so outputs are unchanged.
     let dense = magnitude(&spec(9, &[16, 12], Some(5), None), 0.0, Scope::Global).unwrap();

@@ -1,9 +1,12 @@
 //! Every executor and backend against the reference forward pass, to 1e-4
-//! relative, on 1, 2 and 3 threads, with and without embedding and head.
+//! relative, on 1, 2 and 3 threads, with and without embedding and head;
+//! every cell kind (LSTM, GRU with the reset after and before its product,
+//! RHN) in one and two directions.
 
-use issbench::exec::{Backend, Executor, LstmExecutor};
+use issbench::exec::{Backend, Executor, RnnExecutor};
+use issbench::mode::BlockShape;
 use issbench::model::synthetic::SynthSpec;
-use issbench::model::{Inputs, Model, reference_forward};
+use issbench::model::{Cell, Inputs, Model, reference_forward};
 
 fn spec(input: usize, layers: &[usize], vocab: Option<usize>, seed: u64) -> Model {
     SynthSpec {
@@ -13,6 +16,7 @@ fn spec(input: usize, layers: &[usize], vocab: Option<usize>, seed: u64) -> Mode
         vocab,
         seed,
         kept: None,
+        ..Default::default()
     }
     .build()
     .unwrap()
@@ -51,7 +55,7 @@ fn dense_matches_reference_forward() {
                 let inputs = Inputs::random(&model, seq, batch, 9);
                 let want = reference_forward(&model, &inputs).unwrap();
                 for backend in [Backend::Packed, Backend::Matrixmultiply] {
-                    let mut exec = LstmExecutor::prepare(&model, backend, false, "dense");
+                    let mut exec = RnnExecutor::prepare(&model, backend, false, "dense");
                     let what = format!(
                         "{:?} threads {threads} hidden {:?} seq {seq} batch {batch}",
                         backend,
@@ -68,6 +72,71 @@ fn dense_matches_reference_forward() {
     }
 }
 
+/// A model of `cell` in one or two directions.
+fn cell_spec(cell: Cell, bidirectional: bool, input: usize, layers: &[usize], vocab: Option<usize>, seed: u64) -> Model {
+    SynthSpec {
+        name: "t".into(),
+        input,
+        layers: layers.to_vec(),
+        vocab,
+        seed,
+        cell,
+        bidirectional,
+        ..Default::default()
+    }
+    .build()
+    .unwrap()
+}
+
+#[test]
+fn every_cell_and_direction_matches_the_reference_on_every_backend() {
+    let cells = [
+        Cell::Lstm,
+        Cell::Gru { reset_after: true },
+        Cell::Gru { reset_after: false },
+        Cell::Rhn { depth: 1 },
+        Cell::Rhn { depth: 3 },
+    ];
+    for cell in cells {
+        for bidirectional in [false, true] {
+            let models = [
+                cell_spec(cell, bidirectional, 3, &[5], None, 2),
+                cell_spec(cell, bidirectional, 7, &[13, 2, 33], Some(11), 3),
+                // Wide enough for several blocks and the parallel paths.
+                cell_spec(cell, bidirectional, 41, &[97, 40], Some(50), 6),
+            ];
+            for model in &models {
+                for threads in [1, 2, 3] {
+                    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                    for (seq, batch) in [(1, 1), (4, 3), (3, 13)] {
+                        let inputs = Inputs::random(model, seq, batch, 9);
+                        let want = reference_forward(model, &inputs).unwrap();
+                        let backends = [
+                            Backend::Packed,
+                            Backend::Matrixmultiply,
+                            Backend::Csr,
+                            Backend::Bsr(BlockShape { rows: 4, cols: 3 }),
+                        ];
+                        for backend in backends {
+                            let mut exec = RnnExecutor::prepare(model, backend, false, "dense");
+                            let what = format!(
+                                "{} {} {backend:?} threads {threads} hidden {:?} seq {seq} batch {batch}",
+                                cell.describe(),
+                                if bidirectional { "bidirectional" } else { "" },
+                                model.hidden_sizes()
+                            );
+                            for _ in 0..2 {
+                                let got = pool.install(|| exec.run(&inputs).unwrap().to_vec());
+                                assert_close(&got, &want, &what);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn layers_only_runs_the_lstm_stack_on_features() {
     let model = spec(7, &[13, 9], Some(11), 3);
@@ -75,7 +144,7 @@ fn layers_only_runs_the_lstm_stack_on_features() {
     let inputs = Inputs::random(&stack, 4, 3, 2);
     assert!(matches!(inputs, Inputs::Features { .. }));
     let want = reference_forward(&stack, &inputs).unwrap();
-    let mut exec = LstmExecutor::prepare(&model, Backend::Packed, true, "dense");
+    let mut exec = RnnExecutor::prepare(&model, Backend::Packed, true, "dense");
     assert_close(exec.run(&inputs).unwrap(), &want, "layers only");
     assert_eq!(want.len(), 4 * 3 * 9);
 }
@@ -83,7 +152,7 @@ fn layers_only_runs_the_lstm_stack_on_features() {
 #[test]
 fn buffers_adapt_to_a_different_shape() {
     let model = spec(6, &[10, 8], None, 7);
-    let mut exec = LstmExecutor::prepare(&model, Backend::Packed, false, "dense");
+    let mut exec = RnnExecutor::prepare(&model, Backend::Packed, false, "dense");
     for (seq, batch) in [(2, 3), (5, 1), (1, 7), (2, 3)] {
         let inputs = Inputs::random(&model, seq, batch, seq as u64);
         let want = reference_forward(&model, &inputs).unwrap();
@@ -94,7 +163,7 @@ fn buffers_adapt_to_a_different_shape() {
 #[test]
 fn mismatched_inputs_are_errors_not_panics() {
     let model = spec(6, &[10], Some(4), 7);
-    let mut exec = LstmExecutor::prepare(&model, Backend::Packed, false, "dense");
+    let mut exec = RnnExecutor::prepare(&model, Backend::Packed, false, "dense");
     let bad_token = Inputs::Tokens {
         seq: 1,
         batch: 2,

@@ -34,6 +34,7 @@ fn synthetic(hidden: usize, kept: Option<usize>) -> Model {
         vocab: None,
         seed: hidden as u64,
         kept: kept.map(|k| vec![k, k]),
+        ..Default::default()
     }
     .build()
     .unwrap()
@@ -685,7 +686,7 @@ fn inspect_summarises_removed_units_as_ranges() {
     let model = synthetic(256, Some(32));
     // A head, so that the last layer's units are removable too.
     let head = Linear::new("head", 256, 5, vec![0.0; 5 * 256], vec![0.0; 5]).unwrap();
-    let layers: Vec<LstmLayer> = model.layers().to_vec();
+    let layers: Vec<LstmLayer> = model.layers().iter().map(|l| l.fw().clone()).collect();
     save(&Model::new("big", None, layers, Some(head)).unwrap(), &path);
     let out = issbench(&["inspect", path.to_str().unwrap()]);
     let text = String::from_utf8_lossy(&out.stdout);
@@ -706,6 +707,7 @@ fn denormal_components_count_as_zeros_for_csr() {
         .iter()
         .enumerate()
         .map(|(k, l)| {
+            let l = l.fw();
             LstmLayer::new(
                 &format!("layer {k}"),
                 l.input(),

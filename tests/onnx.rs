@@ -3,7 +3,7 @@
 //! (ISSBENCH_PYTHON, else python3); skipped with the reason printed where
 //! it is not.
 
-use issbench::exec::{Backend, Executor, LstmExecutor};
+use issbench::exec::{Backend, Executor, RnnExecutor};
 use issbench::iss::{DEFAULT_THRESHOLD, analyze, compact};
 use issbench::model::Inputs;
 use issbench::model::synthetic::SynthSpec;
@@ -27,7 +27,7 @@ fn onnx_runtime_agrees_with_issbench_on_the_exported_models() {
     for (name, model) in [("full", &full), ("compacted", &compacted)] {
         for layers_only in [false, true] {
             let onnx = dir.path().join(format!("{name}-{layers_only}.onnx"));
-            std::fs::write(&onnx, export(model, layers_only)).unwrap();
+            std::fs::write(&onnx, export(model, layers_only).unwrap()).unwrap();
             let view = if layers_only { model.layers_only() } else { model.clone() };
             let inputs = Inputs::random(&view, 7, 3, 11);
             let input = dir.path().join("input.npy");
@@ -41,7 +41,7 @@ fn onnx_runtime_agrees_with_issbench_on_the_exported_models() {
                     write_npy(&input, "<f4", &[*seq, *batch, *width], &raw).unwrap();
                 }
             }
-            let out = LstmExecutor::prepare(&view, Backend::Packed, layers_only, "dense")
+            let out = RnnExecutor::prepare(&view, Backend::Packed, layers_only, "dense")
                 .run(&inputs)
                 .unwrap()
                 .to_vec();

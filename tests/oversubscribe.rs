@@ -6,12 +6,12 @@
 
 use std::time::Instant;
 
-use issbench::exec::{Backend, Executor, LstmExecutor};
+use issbench::exec::{Backend, Executor, RnnExecutor};
 use issbench::model::Inputs;
 use issbench::model::synthetic::SynthSpec;
 
 /// Median time of `runs` forward passes on a pool of `threads`, in seconds.
-fn median_forward(exec: &mut LstmExecutor, inputs: &Inputs, threads: usize, runs: usize) -> f64 {
+fn median_forward(exec: &mut RnnExecutor, inputs: &Inputs, threads: usize, runs: usize) -> f64 {
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
     pool.install(|| {
         exec.run(inputs).unwrap();
@@ -39,11 +39,12 @@ fn a_forward_on_more_threads_than_cores_costs_about_the_same() {
         vocab: None,
         seed: 3,
         kept: None,
+        ..Default::default()
     }
     .build()
     .unwrap();
     let inputs = Inputs::random(&model, 30, 1, 1);
-    let mut exec = LstmExecutor::prepare(&model, Backend::Packed, true, "dense");
+    let mut exec = RnnExecutor::prepare(&model, Backend::Packed, true, "dense");
     let fair = median_forward(&mut exec, &inputs, cores, 41);
     let over = median_forward(&mut exec, &inputs, cores + 2, 41);
     println!("{cores} threads: {:.3} ms; {} threads: {:.3} ms", fair * 1e3, cores + 2, over * 1e3);

@@ -4,7 +4,7 @@
 //! depend on how the workers share the panels; and its error against the
 //! fp32 reference forward stays within the precision's default tolerance.
 
-use issbench::exec::{Backend, Executor, LstmExecutor};
+use issbench::exec::{Backend, Executor, RnnExecutor};
 use issbench::kernels::activations::lstm_cell_update;
 use issbench::kernels::bf16::{Bf16PackedMatrix, bf16_gemm, bf16_gemm_bias};
 use issbench::kernels::int8::{Int8PackedMatrix, int8_gemm, int8_gemm_bias};
@@ -21,6 +21,7 @@ fn spec(input: usize, layers: &[usize], vocab: Option<usize>, seed: u64) -> Mode
         vocab,
         seed,
         kept: None,
+        ..Default::default()
     }
     .build()
     .unwrap()
@@ -64,7 +65,7 @@ fn same_arithmetic(model: &Model, inputs: &Inputs, precision: Precision) -> Vec<
         .flat_map(|i| inputs.vector(model, i / batch, i % batch))
         .copied()
         .collect();
-    for l in model.layers() {
+    for l in model.layers().iter().map(|l| l.fw()) {
         let (k, h) = (l.input(), l.hidden());
         let mut gates = vec![0.0f32; rows * 4 * h];
         product(precision, &x, rows, (l.w_ih(), 4 * h, k), Some(l.bias()), &mut gates);
@@ -111,7 +112,7 @@ fn reduced_precision_matches_its_own_arithmetic_on_any_team() {
                 for threads in [1, 2, 3] {
                     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
                     let got = pool.install(|| {
-                        let mut exec = LstmExecutor::prepare_at(&model, Backend::Packed, precision, false, "dense").unwrap();
+                        let mut exec = RnnExecutor::prepare_at(&model, Backend::Packed, precision, false, "dense").unwrap();
                         exec.run(&inputs).unwrap();
                         exec.run(&inputs).unwrap().to_vec()
                     });
@@ -141,11 +142,11 @@ fn reduced_precision_matches_its_own_arithmetic_on_any_team() {
 fn reduced_precision_is_refused_off_the_packed_backend() {
     let model = spec(3, &[5], None, 2);
     for backend in [Backend::Matrixmultiply, Backend::Csr] {
-        let e = LstmExecutor::prepare_at(&model, backend, Precision::Int8, true, "dense")
+        let e = RnnExecutor::prepare_at(&model, backend, Precision::Int8, true, "dense")
             .err()
             .unwrap();
         assert!(e.to_string().contains("runs fp32 only"), "{e}");
     }
-    let exec = LstmExecutor::prepare_at(&model, Backend::Packed, Precision::Bf16, true, "dense").unwrap();
+    let exec = RnnExecutor::prepare_at(&model, Backend::Packed, Precision::Bf16, true, "dense").unwrap();
     assert!(exec.backend().ends_with("-bf16"), "{}", exec.backend());
 }

@@ -1,40 +1,98 @@
-//! Writing a model as safetensors with PyTorch names, so that a compacted
-//! model can be loaded back by PyTorch (and by issbench).
+//! Writing a model as safetensors under the names its framework loads, so
+//! that a compacted model can be loaded back (and by issbench).
 //!
-//! - Every layer the same width: `weight_ih_lK`, `weight_hh_lK`,
-//!   `bias_ih_lK` (the folded bias), `bias_hh_lK` (zeros): loads with
-//!   `nn.LSTM(input, kept, num_layers).load_state_dict(...)`.
-//! - Widths differ: one single-layer `nn.LSTM` per layer, `lstmK.weight_ih_l0`
-//!   and so on, loadable into `nn.LSTM(in_K, kept_K)` after stripping `lstmK.`.
+//! - LSTM and GRU, PyTorch names. Every layer (and direction) the same
+//!   width: `weight_ih_lK`, `weight_hh_lK`, `bias_ih_lK`, `bias_hh_lK`
+//!   (`_reverse` for a backward direction): loads with `nn.LSTM` /
+//!   `nn.GRU(input, kept, num_layers, bidirectional=...)`. An LSTM's bias
+//!   is folded into `bias_ih` (`bias_hh` zeros); a GRU keeps both. Widths
+//!   differ: one single-layer module per layer and direction,
+//!   `lstmK.weight_ih_l0` or `gruK.weight_ih_l0` (`lstmK_reverse.` for a
+//!   backward direction), each loadable after stripping its prefix.
+//! - RHN, the names wenwei202/iss-rnns `rhn.py` gives it (no framework
+//!   has an RHN module): `model/RHN0/{h,t}_i/Linear/Matrix` (micro-layer
+//!   0's `[in + w, w]`, input rows first; the others `[w, w]`) and
+//!   `.../Bias`.
 //!
 //! The embedding is `embedding.weight` and the head `head.weight` /
-//! `head.bias` (load the LSTM part with `strict=False`, or filter the keys).
+//! `head.bias` (load the recurrent part with `strict=False`, or filter the
+//! keys).
 
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 
 use super::{CheckpointError, ErrorKind};
-use crate::model::Model;
+use crate::model::{Cell, Direction, Model, Recurrent};
 
-/// `(name, shape, values)` of every tensor of `model` under PyTorch names.
+/// `(name, shape, values)` of every tensor of `model` under its framework's
+/// names (see the module documentation).
 pub fn torch_names(model: &Model) -> Vec<(String, Vec<usize>, Vec<f32>)> {
-    let uniform = model.layers().windows(2).all(|w| w[0].hidden() == w[1].hidden());
+    let widths: Vec<usize> = model.hidden_sizes();
+    let uniform = widths.windows(2).all(|w| w[0] == w[1]);
     let mut out = Vec::new();
     if let Some(e) = model.embedding() {
         out.push(("embedding.weight".to_string(), vec![e.vocab(), e.dim()], e.table().to_vec()));
     }
-    for (k, l) in model.layers().iter().enumerate() {
-        let (prefix, suffix) = if uniform { (String::new(), k) } else { (format!("lstm{k}."), 0) };
-        let g4 = 4 * l.hidden();
-        out.push((format!("{prefix}weight_ih_l{suffix}"), vec![g4, l.input()], l.w_ih().to_vec()));
-        out.push((format!("{prefix}weight_hh_l{suffix}"), vec![g4, l.hidden()], l.w_hh().to_vec()));
-        out.push((format!("{prefix}bias_ih_l{suffix}"), vec![g4], l.bias().to_vec()));
-        out.push((format!("{prefix}bias_hh_l{suffix}"), vec![g4], vec![0.0; g4]));
+    for (k, d, r) in model.directions() {
+        let h = r.hidden();
+        if let Cell::Rhn { depth } = r.cell() {
+            out.extend(rhn_names(r, depth));
+            continue;
+        }
+        let reverse = if d == Direction::Backward { "_reverse" } else { "" };
+        let (prefix, suffix) = if uniform {
+            (String::new(), format!("l{k}{reverse}"))
+        } else {
+            (format!("{}{k}{reverse}.", r.cell().name()), "l0".to_string())
+        };
+        let g = r.cell().recurrent_gates() * h;
+        let bias_hh = if r.bias_hh().is_empty() {
+            vec![0.0; g]
+        } else {
+            r.bias_hh().to_vec()
+        };
+        out.push((format!("{prefix}weight_ih_{suffix}"), vec![g, r.input()], r.w_ih().to_vec()));
+        out.push((format!("{prefix}weight_hh_{suffix}"), vec![g, h], r.w_hh().to_vec()));
+        out.push((format!("{prefix}bias_ih_{suffix}"), vec![g], r.bias().to_vec()));
+        out.push((format!("{prefix}bias_hh_{suffix}"), vec![g], bias_hh));
     }
     if let Some(h) = model.head() {
         out.push(("head.weight".to_string(), vec![h.output(), h.input()], h.weight().to_vec()));
         out.push(("head.bias".to_string(), vec![h.output()], h.bias().to_vec()));
+    }
+    out
+}
+
+/// An RHN direction under `rhn.py`'s names: per micro-layer `i` and gate
+/// (`h` for H, `t` for T) a `Matrix` of `[in + w, w]` (micro-layer 0: its
+/// input rows, then its state rows) or `[w, w]`, transposed from the
+/// canonical rows, and a `Bias` of `[w]`.
+fn rhn_names(r: &Recurrent, depth: usize) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    let (w, n_in) = (r.hidden(), r.input());
+    let mut out = Vec::new();
+    for i in 0..depth {
+        for (g, gate) in ["h", "t"].into_iter().enumerate() {
+            let with_x = i == 0;
+            let rows = if with_x { n_in + w } else { w };
+            let mut matrix = vec![0.0f32; rows * w];
+            for unit in 0..w {
+                if with_x {
+                    let row = &r.w_ih()[(g * w + unit) * n_in..(g * w + unit + 1) * n_in];
+                    for (c, &v) in row.iter().enumerate() {
+                        matrix[c * w + unit] = v;
+                    }
+                }
+                let base = if with_x { n_in } else { 0 };
+                let rec = 2 * w * i + g * w + unit;
+                for (c, &v) in r.w_hh()[rec * w..(rec + 1) * w].iter().enumerate() {
+                    matrix[(base + c) * w + unit] = v;
+                }
+            }
+            let bias = r.bias()[2 * w * i + g * w..2 * w * i + (g + 1) * w].to_vec();
+            out.push((format!("model/RHN0/{gate}_{i}/Linear/Matrix"), vec![rows, w], matrix));
+            out.push((format!("model/RHN0/{gate}_{i}/Linear/Bias"), vec![w], bias));
+        }
     }
     out
 }

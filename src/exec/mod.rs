@@ -5,12 +5,12 @@
 //! measurement code is the same for all of them.
 
 mod gemm;
-mod lstm;
+mod rnn;
 mod team_product;
 mod weight;
 
 pub use gemm::GemmExecutor;
-pub use lstm::LstmExecutor;
+pub use rnn::RnnExecutor;
 pub use team_product::TeamWeight;
 pub use weight::{Backend, PreparedWeight, UnsupportedPrecision};
 

@@ -5,10 +5,12 @@
 //! themselves. The executor's schedule (claims, progress, waits) is the
 //! same for all precisions; only these calls differ.
 
-use crate::kernels::bf16::{Bf16PackedMatrix, bf16_gemm_claimed, bf16_gemm_claimed_prepacked, round_a_part, rounded_a_len};
+use crate::kernels::bf16::{
+    Bf16PackedMatrix, bf16_gemm_claimed, bf16_gemm_claimed_from, bf16_gemm_claimed_prepacked, round_a_part, rounded_a_len,
+};
 use crate::kernels::int8::{
-    AQuant, Int8PackedMatrix, SharedRange, a_part_rows, a_range, int8_gemm_claimed, int8_gemm_claimed_prepacked, quantize_a_part,
-    quantized_a_len,
+    AQuant, Int8PackedMatrix, SharedRange, a_part_rows, a_range, int8_gemm_claimed, int8_gemm_claimed_from, int8_gemm_claimed_prepacked,
+    quantize_a_part, quantized_a_len,
 };
 use crate::kernels::matrix::SendPtr;
 use crate::kernels::{
@@ -25,7 +27,7 @@ pub enum TeamWeight {
 
 /// How the workers make `X` ready before the input projection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Staging {
+pub(in crate::exec) enum Staging {
     /// The kernels read `X` where it is.
     InPlace,
     /// One pass: packed (fp32) or rounded (bf16) by parts.
@@ -37,14 +39,14 @@ pub(super) enum Staging {
 
 /// The buffers the workers stage `X` into, reused from run to run.
 #[derive(Default)]
-pub(super) struct StagedX {
+pub(in crate::exec) struct StagedX {
     pub f32: Vec<f32>,
     pub u16: Vec<u16>,
     pub u8: Vec<u8>,
 }
 
 /// Raw views of [`StagedX`] the workers share, with the int8 range.
-pub(super) struct StagedPtrs<'a> {
+pub(in crate::exec) struct StagedPtrs<'a> {
     f32: SendPtr,
     u16: SharedParts<u16>,
     u8: SharedParts<u8>,
@@ -84,7 +86,7 @@ impl StagedX {
 
 impl TeamWeight {
     /// How `x` is staged for this weight's input projection.
-    pub(super) fn staging(&self, x: MatRef) -> Staging {
+    pub(in crate::exec) fn staging(&self, x: MatRef) -> Staging {
         match self {
             TeamWeight::F32(p) if reads_a_in_place(p.level(), x) => Staging::InPlace,
             TeamWeight::F32(_) | TeamWeight::Bf16(_) => Staging::OnePass,
@@ -93,7 +95,7 @@ impl TeamWeight {
     }
 
     /// Panels a claim of the input projection should be a multiple of.
-    pub(super) fn granule(&self, rows: usize, k: usize) -> usize {
+    pub(in crate::exec) fn granule(&self, rows: usize, k: usize) -> usize {
         match self {
             TeamWeight::F32(p) => claim_granule(p.level(), rows, k),
             _ => 1,
@@ -102,7 +104,7 @@ impl TeamWeight {
 
     /// Folds the range of part `part` of `parts` of `x` into the shared
     /// range (int8's first pass).
-    pub(super) fn range_part(&self, x: MatRef, staged: &StagedPtrs, part: usize, parts: usize) {
+    pub(in crate::exec) fn range_part(&self, x: MatRef, staged: &StagedPtrs, part: usize, parts: usize) {
         if let TeamWeight::Int8(p) = self {
             staged.range.fold(a_range(x, a_part_rows(p, x.rows(), part, parts)));
         }
@@ -115,7 +117,7 @@ impl TeamWeight {
     /// shared buffer (grown by [`StagedX::grow_for`] for `x`); nobody reads
     /// the buffer before every part is done; for int8 every part's range
     /// was folded before.
-    pub(super) unsafe fn stage_part(&self, x: MatRef, staged: &StagedPtrs, part: usize, parts: usize) {
+    pub(in crate::exec) unsafe fn stage_part(&self, x: MatRef, staged: &StagedPtrs, part: usize, parts: usize) {
         // SAFETY: forwarded from the caller.
         unsafe {
             match self {
@@ -136,7 +138,7 @@ impl TeamWeight {
     /// As the kernels' claimed products: the claimed panels' columns of
     /// `c` belong to the caller; `X` was staged whole before.
     #[allow(clippy::too_many_arguments)]
-    pub(super) unsafe fn project(
+    pub(in crate::exec) unsafe fn project(
         &self,
         x: MatRef,
         staging: Staging,
@@ -175,13 +177,38 @@ impl TeamWeight {
         }
     }
 
+    /// A recurrent step's part a worker claims where `C` starts from
+    /// `start` (a bias row) rather than from the step's gates: `C = start +
+    /// H · Wᵀ` over the panels `claim` hands out, ascending.
+    ///
+    /// # Safety
+    /// As the kernels' claimed products; a [`Start::Row`] must point at
+    /// `c.cols` floats that stay unchanged meanwhile.
+    pub(in crate::exec) unsafe fn recur_from(
+        &self,
+        h: MatRef,
+        c: SharedOutput,
+        start: Start,
+        claim: impl FnMut() -> Option<std::ops::Range<usize>>,
+        done: impl FnMut(std::ops::Range<usize>),
+    ) {
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            match self {
+                TeamWeight::F32(p) => packed_gemm_claimed_from(h, p, c, start, claim, done),
+                TeamWeight::Bf16(p) => bf16_gemm_claimed_from(h, p, c, start, claim, done),
+                TeamWeight::Int8(p) => int8_gemm_claimed_from(h, p, c, start, claim, done),
+            }
+        }
+    }
+
     /// A recurrent step's part a worker claims: `C (+)= H · Wᵀ` over the
     /// panels `claim` hands out, in `order` (each worker stages the few
     /// rows of `H` itself).
     ///
     /// # Safety
     /// As the kernels' claimed products.
-    pub(super) unsafe fn recur(
+    pub(in crate::exec) unsafe fn recur(
         &self,
         h: MatRef,
         c: SharedOutput,

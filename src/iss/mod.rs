@@ -1,12 +1,17 @@
 //! Intrinsic Sparse Structures: find the hidden units ISS training zeroed,
 //! remove them, and prove the reduced model computes the same outputs.
 //!
-//! For layer `l` with hidden size `h`, component `k` is every weight that
-//! touches hidden unit `k` (DESIGN.md, "ISS in one paragraph"):
+//! For a direction of a layer with hidden size `h`, component `k` is every
+//! weight that touches hidden unit `k` (docs/design.md, "Models"):
 //!
-//! - *incoming*: rows `k, h+k, 2h+k, 3h+k` of `w_ih` and `w_hh`;
-//! - *outgoing*: column `k` of `w_hh`, and column `k` of the layer's consumer
-//!   (the next layer's `w_ih`, or the output projection after the last layer).
+//! - *incoming*: every gate row of unit `k` in `w_ih` and `w_hh` (the rows
+//!   `≡ k (mod h)`: 4 per matrix for LSTM, 3 for GRU, 2 and `2·depth` for
+//!   an RHN);
+//! - *outgoing*: column `k` of `w_hh`, and the unit's column in every
+//!   consumer: each direction of the next layer's `w_ih` (at the
+//!   direction's offset in the layer's output), or the output projection
+//!   after the last layer (with tied weights, also the embedding's column,
+//!   which is the first layer's input feature).
 //!
 //! A component whose outgoing weights are all zero influences nothing
 //! downstream, so removing it is exact even though its biases (never grouped
@@ -42,16 +47,16 @@ pub enum IssError {
     ReportMismatch(String),
     /// A component the report marks removable still has outgoing weight in
     /// this model (the report came from another model).
-    #[error("layer {layer}, unit {unit}: outgoing weight {value} exceeds the threshold {threshold}; it cannot be removed")]
+    #[error("{layer}, unit {unit}: outgoing weight {value} exceeds the threshold {threshold}; it cannot be removed")]
     NotRemovable {
-        layer: usize,
+        layer: String,
         unit: usize,
         value: f32,
         threshold: f32,
     },
     /// Every unit of a layer would be removed.
-    #[error("layer {layer}: all {hidden} units are removable; a layer must keep at least one")]
-    NothingKept { layer: usize, hidden: usize },
+    #[error("{layer}: all {hidden} units are removable; a layer must keep at least one")]
+    NothingKept { layer: String, hidden: usize },
     /// The compacted model's outputs differ from the full model's.
     #[error("compacted model is not equivalent: max abs error {max_abs:e}, max relative error {max_rel:e} (tolerance {tolerance:e})")]
     NotEquivalent { max_abs: f64, max_rel: f64, tolerance: f64 },

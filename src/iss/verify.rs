@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::{Compacted, IssError, IssReport, analyze, compact_with};
-use crate::exec::{Backend, Executor, LstmExecutor};
+use crate::exec::{Backend, Executor, RnnExecutor};
 use crate::model::{Inputs, Model};
 
 /// How far the compacted model's outputs are from the full model's.
@@ -19,8 +19,8 @@ pub struct Equivalence {
 /// their outputs: logits with a head, else the last layer's hidden states
 /// (only the kept units when the compaction shrank the output layer).
 pub fn verify(full: &Model, compacted: &Compacted, inputs: &Inputs) -> Result<Equivalence, IssError> {
-    let want = LstmExecutor::prepare(full, Backend::Packed, false, "dense").run(inputs)?.to_vec();
-    let mut exec = LstmExecutor::prepare(&compacted.model, Backend::Packed, false, "iss");
+    let want = RnnExecutor::prepare(full, Backend::Packed, false, "dense").run(inputs)?.to_vec();
+    let mut exec = RnnExecutor::prepare(&compacted.model, Backend::Packed, false, "iss");
     let got = exec.run(inputs)?;
     let width_full = full.output_size(false);
     let columns: Vec<usize> = if full.head().is_none() && compacted.shrink_output {
@@ -100,7 +100,7 @@ pub fn compare_outputs(want: &[f32], got: &[f32]) -> Equivalence {
 /// packed executor of the same `model` over `inputs`, and compares their
 /// outputs: proof that a kernel computes what the dense one does.
 pub fn against_dense(model: &Model, exec: &mut dyn Executor, layers_only: bool, inputs: &Inputs) -> Result<Equivalence, IssError> {
-    let want = LstmExecutor::prepare(model, Backend::Packed, layers_only, "dense")
+    let want = RnnExecutor::prepare(model, Backend::Packed, layers_only, "dense")
         .run(inputs)?
         .to_vec();
     let got = exec.run(inputs)?;

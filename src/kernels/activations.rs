@@ -94,6 +94,61 @@ multiversion! {
     pub fn tanh_inplace(v: &mut [f32]) => tanh_kernel
 }
 
+#[inline(always)]
+fn gru_update_kernel<const FUSED: bool>(input: &[f32], rec: &[f32], prev: &[f32], out: &mut [f32]) {
+    let u = out.len();
+    let (ir, iz, inn) = (&input[..u], &input[u..2 * u], &input[2 * u..3 * u]);
+    let (rr, rz, rn) = (&rec[..u], &rec[u..2 * u], &rec[2 * u..3 * u]);
+    for j in 0..u {
+        let r = sigmoid_lane::<FUSED>(ir[j] + rr[j]);
+        let z = sigmoid_lane::<FUSED>(iz[j] + rz[j]);
+        let n = tanh_lane::<FUSED>(madd::<FUSED>(r, rn[j], inn[j]));
+        out[j] = madd::<FUSED>(z, prev[j] - n, n);
+    }
+}
+
+multiversion! {
+    fn gru_update_at(input: &[f32], rec: &[f32], prev: &[f32], out: &mut [f32]) => gru_update_kernel
+}
+
+/// One GRU update (reset after the recurrent product) of `u = out.len()`
+/// units: `input` holds the input parts `[r | z | n]` (bias `b_ih` added),
+/// `rec` the recurrent parts (bias `b_hh` added), each `u` long; `prev` is
+/// the units' last state. `out = (1 − z)·n + z·prev` with
+/// `n = tanh(input_n + r·rec_n)`.
+pub fn gru_update(input: &[f32], rec: &[f32], prev: &[f32], out: &mut [f32]) {
+    let u = out.len();
+    assert!(
+        input.len() >= 3 * u && rec.len() >= 3 * u && prev.len() == u,
+        "gru_update: {u} units"
+    );
+    gru_update_at(input, rec, prev, out);
+}
+
+#[inline(always)]
+fn rhn_update_kernel<const FUSED: bool>(gates: &[f32], prev: &[f32], out: &mut [f32]) {
+    let u = out.len();
+    let (gh, gt) = (&gates[..u], &gates[u..2 * u]);
+    for j in 0..u {
+        let h = tanh_lane::<FUSED>(gh[j]);
+        let t = sigmoid_lane::<FUSED>(gt[j]);
+        out[j] = madd::<FUSED>(h - prev[j], t, prev[j]);
+    }
+}
+
+multiversion! {
+    fn rhn_update_at(gates: &[f32], prev: &[f32], out: &mut [f32]) => rhn_update_kernel
+}
+
+/// One RHN micro-layer update of `u = out.len()` units: `gates` holds the
+/// `H` and `T` pre-activations `[H | T]` (biases added), each `u` long;
+/// `out = (tanh(H) − prev)·σ(T) + prev`.
+pub fn rhn_update(gates: &[f32], prev: &[f32], out: &mut [f32]) {
+    let u = out.len();
+    assert!(gates.len() >= 2 * u && prev.len() == u, "rhn_update: {u} units");
+    rhn_update_at(gates, prev, out);
+}
+
 /// One LSTM cell update for one batch row, fused into a single pass.
 ///
 /// `gates` holds the pre-activations `[i | f | g | o]` (each `hidden` long,

@@ -1,16 +1,16 @@
-//! The canonical multi-layer LSTM every loader produces and every executor
-//! consumes (DESIGN.md, "Canonical model").
-//!
-//! Per layer: `w_ih` is `[4h, in]`, `w_hh` is `[4h, h]`, `bias` is `[4h]`
-//! (input and recurrent biases folded), gate order `i, f, g, o`, f32,
-//! row-major. Optional embedding `[vocab, in]` and output projection
-//! `[out, h_last]` with bias `[out]`. Every shape is checked on construction,
-//! so a `Model` that exists is consistent.
+//! The canonical recurrent model every loader produces and every executor
+//! consumes (docs/design.md, "Models"): an optional embedding `[vocab, in]`,
+//! a stack of recurrent layers (one cell kind per layer, LSTM, GRU or RHN,
+//! one or two directions: [`cell`]), and an optional output projection
+//! `[out, width_last]` with bias `[out]`. f32, row-major. Every shape is
+//! checked on construction, so a `Model` that exists is consistent.
 
+mod cell;
 mod plant;
 mod reference;
 pub mod synthetic;
 
+pub use cell::{Cell, Direction, Layer, LstmLayer, Recurrent};
 pub use plant::plant_components;
 pub use reference::{Inputs, reference_forward};
 
@@ -42,8 +42,8 @@ pub enum ModelError {
     /// A weight is NaN or infinite.
     #[error("{tensor}: non-finite value {value} at index {index}")]
     NonFinite { tensor: String, index: usize, value: f32 },
-    /// A model without any LSTM layer.
-    #[error("a model needs at least one LSTM layer")]
+    /// A model without any recurrent layer.
+    #[error("a model needs at least one recurrent layer")]
     NoLayers,
     /// A synthetic model spec that cannot be built.
     #[error("model spec: {0}")]
@@ -59,7 +59,7 @@ pub fn sizes_label(sizes: &[usize]) -> String {
 }
 
 /// Checks that `values` holds `rows * cols` finite numbers.
-fn check_matrix(tensor: &str, values: &[f32], rows: usize, cols: usize) -> Result<(), ModelError> {
+pub(crate) fn check_matrix(tensor: &str, values: &[f32], rows: usize, cols: usize) -> Result<(), ModelError> {
     let shape = format!("[{rows}, {cols}]");
     let expected = rows
         .checked_mul(cols)
@@ -84,65 +84,6 @@ fn check_matrix(tensor: &str, values: &[f32], rows: usize, cols: usize) -> Resul
         });
     }
     Ok(())
-}
-
-/// One LSTM layer in the canonical layout.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LstmLayer {
-    input: usize,
-    hidden: usize,
-    w_ih: Vec<f32>,
-    w_hh: Vec<f32>,
-    bias: Vec<f32>,
-}
-
-impl LstmLayer {
-    /// Builds a layer, checking every length and value. `name` prefixes the
-    /// tensor names in errors (for example `layer 1`).
-    pub fn new(name: &str, input: usize, hidden: usize, w_ih: Vec<f32>, w_hh: Vec<f32>, bias: Vec<f32>) -> Result<Self, ModelError> {
-        let gates = hidden.checked_mul(4).ok_or_else(|| ModelError::Shape {
-            tensor: format!("{name}.w_hh"),
-            shape: format!("[4 x {hidden}, {hidden}]"),
-        })?;
-        check_matrix(&format!("{name}.w_ih"), &w_ih, gates, input)?;
-        check_matrix(&format!("{name}.w_hh"), &w_hh, gates, hidden)?;
-        check_matrix(&format!("{name}.bias"), &bias, gates, 1)?;
-        Ok(LstmLayer {
-            input,
-            hidden,
-            w_ih,
-            w_hh,
-            bias,
-        })
-    }
-    /// Width of the layer's input.
-    pub fn input(&self) -> usize {
-        self.input
-    }
-    /// Number of hidden units `h`.
-    pub fn hidden(&self) -> usize {
-        self.hidden
-    }
-    /// Input weights `[4h, in]`, gates `i, f, g, o`.
-    pub fn w_ih(&self) -> &[f32] {
-        &self.w_ih
-    }
-    /// Recurrent weights `[4h, h]`, gates `i, f, g, o`.
-    pub fn w_hh(&self) -> &[f32] {
-        &self.w_hh
-    }
-    /// Folded bias `[4h]`.
-    pub fn bias(&self) -> &[f32] {
-        &self.bias
-    }
-    /// Weights and biases.
-    pub fn params(&self) -> usize {
-        self.w_ih.len() + self.w_hh.len() + self.bias.len()
-    }
-    /// Multiply-adds of one time step for one sequence: `4h · (in + h)`.
-    pub fn macs_per_step(&self) -> usize {
-        4 * self.hidden * (self.input + self.hidden)
-    }
 }
 
 /// A fully connected layer `y = W x + b` with `W` of `[out, in]`.
@@ -216,54 +157,56 @@ impl Embedding {
     }
 }
 
-/// A stacked LSTM with optional embedding and output projection.
+/// A stack of recurrent layers with optional embedding and output projection.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Model {
     name: String,
     embedding: Option<Embedding>,
-    layers: Vec<LstmLayer>,
+    layers: Vec<Layer>,
     head: Option<Linear>,
+    tied: bool,
 }
 
 impl Model {
     /// Assembles a model, checking that each part feeds the next.
-    pub fn new(
+    pub fn new<L: Into<Layer>>(
         name: impl Into<String>,
         embedding: Option<Embedding>,
-        layers: Vec<LstmLayer>,
+        layers: Vec<L>,
         head: Option<Linear>,
     ) -> Result<Self, ModelError> {
+        let layers: Vec<Layer> = layers.into_iter().map(Into::into).collect();
         let first = layers.first().ok_or(ModelError::NoLayers)?;
         if let Some(e) = &embedding
-            && e.dim != first.input
+            && e.dim != first.input()
         {
             return Err(ModelError::Chain {
                 what: "embedding -> layer 0".into(),
                 producer: "embedding".into(),
                 produced: e.dim,
                 consumer: "layer 0.w_ih".into(),
-                expected: first.input,
+                expected: first.input(),
             });
         }
         for (k, pair) in layers.windows(2).enumerate() {
-            if pair[0].hidden != pair[1].input {
+            if pair[0].output() != pair[1].input() {
                 return Err(ModelError::Chain {
                     what: format!("layer {k} -> layer {}", k + 1),
                     producer: format!("layer {k}"),
-                    produced: pair[0].hidden,
+                    produced: pair[0].output(),
                     consumer: format!("layer {}.w_ih", k + 1),
-                    expected: pair[1].input,
+                    expected: pair[1].input(),
                 });
             }
         }
         let last = layers.last().expect("checked non-empty");
         if let Some(h) = &head
-            && h.input != last.hidden
+            && h.input != last.output()
         {
             return Err(ModelError::Chain {
                 what: "last layer -> head".into(),
                 producer: format!("layer {}", layers.len() - 1),
-                produced: last.hidden,
+                produced: last.output(),
                 consumer: "head.weight".into(),
                 expected: h.input,
             });
@@ -273,16 +216,53 @@ impl Model {
             embedding,
             layers,
             head,
+            tied: false,
         })
+    }
+
+    /// The same model with its embedding tied to its head: the head's
+    /// weight is the embedding table (as the RHN of the ISS paper and many
+    /// language models have it). Checked: both present and equal.
+    pub fn tied(mut self) -> Result<Self, ModelError> {
+        let same = matches!((&self.embedding, &self.head), (Some(e), Some(h)) if e.table == h.weight);
+        if !same {
+            return Err(ModelError::Spec(format!(
+                "{}: tied weights need an embedding equal to the head's weight",
+                self.name
+            )));
+        }
+        self.tied = true;
+        Ok(self)
+    }
+
+    /// Whether the embedding is the head's weight (see [`Model::tied`]).
+    pub fn is_tied(&self) -> bool {
+        self.tied
     }
 
     /// The model's name (built-in spec name or file stem).
     pub fn name(&self) -> &str {
         &self.name
     }
-    /// The LSTM layers, input side first.
-    pub fn layers(&self) -> &[LstmLayer] {
+    /// The recurrent layers, input side first.
+    pub fn layers(&self) -> &[Layer] {
         &self.layers
+    }
+    /// Every direction of every layer: (layer index, direction, weights).
+    pub fn directions(&self) -> impl Iterator<Item = (usize, Direction, &Recurrent)> {
+        self.layers
+            .iter()
+            .enumerate()
+            .flat_map(|(k, l)| l.directions().map(move |(d, r)| (k, d, r)))
+    }
+    /// The cell kind of the layers when they all share one.
+    pub fn cell(&self) -> Option<Cell> {
+        let first = self.layers[0].cell();
+        self.layers.iter().all(|l| l.cell() == first).then_some(first)
+    }
+    /// Whether any layer is bidirectional.
+    pub fn is_bidirectional(&self) -> bool {
+        self.layers.iter().any(Layer::is_bidirectional)
     }
     /// The embedding, if the model takes token ids.
     pub fn embedding(&self) -> Option<&Embedding> {
@@ -292,20 +272,36 @@ impl Model {
     pub fn head(&self) -> Option<&Linear> {
         self.head.as_ref()
     }
-    /// Width of the vectors the first LSTM layer consumes.
+    /// Width of the vectors the first layer consumes.
     pub fn input_size(&self) -> usize {
-        self.layers[0].input
+        self.layers[0].input()
     }
-    /// Hidden sizes of the layers, input side first.
+    /// Hidden sizes of every direction, in [`Model::directions`]' order.
     pub fn hidden_sizes(&self) -> Vec<usize> {
-        self.layers.iter().map(|l| l.hidden).collect()
+        self.directions().map(|(_, _, r)| r.hidden()).collect()
     }
-    /// Width of one output vector: the head's output, else the last hidden size.
-    /// With `layers_only`, always the last hidden size.
+    /// `sizes` (one per direction, in [`Model::directions`]' order) written
+    /// as reports do: layers `/`-separated, a bidirectional layer's two
+    /// directions `+`-joined (`1500/1500`, `84+90/38+46`).
+    pub fn sizes_label(&self, sizes: &[usize]) -> String {
+        let mut it = sizes.iter();
+        self.layers
+            .iter()
+            .map(|l| {
+                l.directions()
+                    .filter_map(|_| it.next().map(usize::to_string))
+                    .collect::<Vec<_>>()
+                    .join("+")
+            })
+            .collect::<Vec<_>>()
+            .join("/")
+    }
+    /// Width of one output vector: the head's output, else the last layer's.
+    /// With `layers_only`, always the last layer's.
     pub fn output_size(&self, layers_only: bool) -> usize {
         match (&self.head, layers_only) {
             (Some(h), false) => h.output,
-            _ => self.layers.last().expect("non-empty").hidden,
+            _ => self.layers.last().expect("non-empty").output(),
         }
     }
     /// The same model without embedding and head (what `--layers-only` times).
@@ -315,26 +311,30 @@ impl Model {
             embedding: None,
             layers: self.layers.clone(),
             head: None,
+            tied: false,
         }
     }
-    /// Weights of the LSTM layers (`w_ih` and `w_hh`, no biases): what
-    /// pruning and ISS compaction count.
+    /// Weights of the recurrent layers (`w_ih` and `w_hh` of every
+    /// direction, no biases): what pruning and ISS compaction count.
     pub fn lstm_weights(&self) -> usize {
-        self.layers.iter().map(|l| l.w_ih.len() + l.w_hh.len()).sum()
+        self.directions().map(|(_, _, r)| r.w_ih().len() + r.w_hh().len()).sum()
     }
-    /// Weights and biases of the LSTM layers.
+    /// Weights and biases of the recurrent layers.
     pub fn lstm_params(&self) -> usize {
-        self.layers.iter().map(LstmLayer::params).sum()
+        self.directions().map(|(_, _, r)| r.params()).sum()
     }
-    /// All weights and biases, embedding and head included.
+    /// All weights and biases, embedding and head included (a tied head's
+    /// weight counted once).
     pub fn params(&self) -> usize {
-        self.lstm_params()
-            + self.embedding.as_ref().map_or(0, |e| e.table.len())
-            + self.head.as_ref().map_or(0, |h| h.weight.len() + h.bias.len())
+        let head = self
+            .head
+            .as_ref()
+            .map_or(0, |h| if self.tied { 0 } else { h.weight.len() } + h.bias.len());
+        self.lstm_params() + self.embedding.as_ref().map_or(0, |e| e.table.len()) + head
     }
-    /// Multiply-adds of one time step for one sequence in the LSTM layers.
+    /// Multiply-adds of one time step for one sequence in the recurrent layers.
     pub fn lstm_macs_per_step(&self) -> usize {
-        self.layers.iter().map(LstmLayer::macs_per_step).sum()
+        self.directions().map(|(_, _, r)| r.macs_per_step()).sum()
     }
     /// Multiply-adds of one time step for one sequence, the head included
     /// unless `layers_only` (embedding lookups cost none).
@@ -389,7 +389,7 @@ mod tests {
             err.to_string(),
             "layer 0 -> layer 1: layer 0 produces 5 values but layer 1.w_ih expects 4"
         );
-        let err = Model::new("t", None, vec![], None).unwrap_err();
+        let err = Model::new("t", None, Vec::<Layer>::new(), None).unwrap_err();
         assert_eq!(err, ModelError::NoLayers);
         let err = LstmLayer::new("l", 0, 2, vec![], vec![0.0; 16], vec![0.0; 8]).unwrap_err();
         assert!(matches!(err, ModelError::Shape { .. }), "{err}");

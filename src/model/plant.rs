@@ -1,53 +1,98 @@
 //! Planting ISS components into a model, so synthetic models have the
 //! structure ISS training leaves behind, at any shape, without files.
 
-use super::{Linear, LstmLayer, Model, ModelError, synthetic::SplitMix64};
+use super::{Linear, Model, ModelError, synthetic::SplitMix64};
 
-/// Returns `model` with `hidden - kept[l]` units of each layer `l` zeroed as
-/// ISS training zeroes them: incoming rows, recurrent column and consumer
-/// column all exactly 0, biases untouched (nonzero). Units are chosen at
+/// Returns `model` with `hidden - kept[i]` units of each direction `i` (in
+/// [`Model::directions`]' order) zeroed as ISS training zeroes them:
+/// incoming rows, recurrent column and every consumer's column all exactly
+/// 0, biases untouched (nonzero). Not for tied models (their head is the
+/// embedding, which planting would have to zero too). Units are chosen at
 /// random positions from `seed`. Without a head the last layer has no
 /// consumer column: its planted units are then removable only when the
 /// caller accepts outputs of the kept units (`shrink_output`).
 pub fn plant_components(model: &Model, kept: &[usize], seed: u64) -> Result<Model, ModelError> {
     let layers = model.layers();
-    if kept.len() != layers.len() {
-        return Err(ModelError::Spec(format!("{} kept sizes for {} layers", kept.len(), layers.len())));
+    let dirs: Vec<(usize, crate::model::Direction, &crate::model::Recurrent)> = model.directions().collect();
+    if kept.len() != dirs.len() {
+        return Err(ModelError::Spec(format!(
+            "{} kept sizes for {} layer directions",
+            kept.len(),
+            dirs.len()
+        )));
     }
     let mut rng = SplitMix64::new(seed);
-    let mut w_ih: Vec<Vec<f32>> = layers.iter().map(|l| l.w_ih().to_vec()).collect();
-    let mut w_hh: Vec<Vec<f32>> = layers.iter().map(|l| l.w_hh().to_vec()).collect();
+    let mut w_ih: Vec<Vec<f32>> = dirs.iter().map(|(_, _, r)| r.w_ih().to_vec()).collect();
+    let mut w_hh: Vec<Vec<f32>> = dirs.iter().map(|(_, _, r)| r.w_hh().to_vec()).collect();
     let mut head_w = model.head().map(|h| h.weight().to_vec());
-    for (l, layer) in layers.iter().enumerate() {
-        let (h, n_in) = (layer.hidden(), layer.input());
-        if kept[l] == 0 || kept[l] > h {
-            return Err(ModelError::Spec(format!("layer {l}: cannot keep {} of {h} units", kept[l])));
+    // Where each layer's directions start in `dirs`.
+    let first_of = |l: usize| dirs.iter().position(|(k, _, _)| *k == l);
+    for (i, &(l, d, dir)) in dirs.iter().enumerate() {
+        let (h, n_in) = (dir.hidden(), dir.input());
+        if kept[i] == 0 || kept[i] > h {
+            return Err(ModelError::Spec(format!(
+                "layer {l} {}: cannot keep {} of {h} units",
+                d.name(),
+                kept[i]
+            )));
         }
-        let is_last = l + 1 == layers.len();
-        for k in choose(h, h - kept[l], &mut rng) {
-            for g in 0..4 {
-                w_ih[l][(g * h + k) * n_in..(g * h + k + 1) * n_in].fill(0.0);
-                w_hh[l][(g * h + k) * h..(g * h + k + 1) * h].fill(0.0);
+        let offset = layers[l].offset(d);
+        for k in choose(h, h - kept[i], &mut rng) {
+            for r in (0..dir.cell().input_gates()).map(|g| g * h + k) {
+                w_ih[i][r * n_in..(r + 1) * n_in].fill(0.0);
             }
-            for row in w_hh[l].chunks_exact_mut(h) {
+            for r in (0..dir.cell().recurrent_gates()).map(|g| g * h + k) {
+                w_hh[i][r * h..(r + 1) * h].fill(0.0);
+            }
+            for row in w_hh[i].chunks_exact_mut(h) {
                 row[k] = 0.0;
             }
-            let consumer = if is_last { head_w.as_mut() } else { Some(&mut w_ih[l + 1]) };
-            for row in consumer.into_iter().flat_map(|c| c.chunks_exact_mut(h)) {
-                row[k] = 0.0;
+            // The unit's column in every consumer: each direction of the
+            // next layer, or the head.
+            match first_of(l + 1) {
+                Some(next) => {
+                    for j in next..dirs.len() {
+                        if dirs[j].0 != l + 1 {
+                            break;
+                        }
+                        let width = dirs[j].2.input();
+                        for row in w_ih[j].chunks_exact_mut(width) {
+                            row[offset + k] = 0.0;
+                        }
+                    }
+                }
+                None => {
+                    if let Some(w) = head_w.as_mut() {
+                        let width = layers[l].output();
+                        for row in w.chunks_exact_mut(width) {
+                            row[offset + k] = 0.0;
+                        }
+                    }
+                }
             }
         }
     }
     let mut new_layers = Vec::with_capacity(layers.len());
-    for (l, ((layer, wi), wh)) in layers.iter().zip(w_ih).zip(w_hh).enumerate() {
-        new_layers.push(LstmLayer::new(
-            &format!("layer {l}"),
-            layer.input(),
-            layer.hidden(),
+    let mut built = dirs.iter().zip(w_ih.into_iter().zip(w_hh)).map(|(&(l, d, dir), (wi, wh))| {
+        let name = format!("layer {l} {}", d.name());
+        dir.rebuilt(
+            &name,
+            dir.input(),
+            dir.hidden(),
             wi,
             wh,
-            layer.bias().to_vec(),
-        )?);
+            dir.bias().to_vec(),
+            dir.bias_hh().to_vec(),
+        )
+    });
+    for (l, layer) in layers.iter().enumerate() {
+        let fw = built.next().expect("one per direction")?;
+        let bw = if layer.is_bidirectional() {
+            Some(built.next().expect("one per direction")?)
+        } else {
+            None
+        };
+        new_layers.push(layer.with_directions(&format!("layer {l}"), fw, bw)?);
     }
     let head = match (model.head(), head_w) {
         (Some(h), Some(w)) => Some(Linear::new("head", h.input(), h.output(), w, h.bias().to_vec())?),

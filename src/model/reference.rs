@@ -7,7 +7,7 @@
 // Index loops mirror the equations; iterator chains would hide them.
 #![allow(clippy::needless_range_loop)]
 
-use super::{Model, ModelError, synthetic::SplitMix64};
+use super::{Cell, Direction, Model, ModelError, Recurrent, synthetic::SplitMix64};
 
 /// One batch of sequences, laid out `[seq, batch, ...]` (time-major).
 #[derive(Debug, Clone, PartialEq)]
@@ -114,9 +114,76 @@ fn sigmoid(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())
 }
 
+/// `W[r] · x` in f64 for the row-major `w` of `x.len()` columns.
+fn dot(w: &[f32], r: usize, x: &[f64]) -> f64 {
+    let row = &w[r * x.len()..(r + 1) * x.len()];
+    row.iter().zip(x).map(|(&a, &b)| a as f64 * b).sum()
+}
+
+/// One direction over one sequence (`xs[t]` its input at step `t`, in the
+/// order the direction reads them), from zero state: its output per step.
+fn run_direction(dir: &Recurrent, xs: &[&[f64]]) -> Vec<Vec<f64>> {
+    let h = dir.hidden();
+    let (w_ih, w_hh, bias, bias_hh) = (dir.w_ih(), dir.w_hh(), dir.bias(), dir.bias_hh());
+    let mut state = vec![0.0f64; h];
+    let mut cell = vec![0.0f64; h];
+    let mut out = Vec::with_capacity(xs.len());
+    for x in xs {
+        match dir.cell() {
+            Cell::Lstm => {
+                let g = |r: usize, hs: &[f64]| bias[r] as f64 + dot(w_ih, r, x) + dot(w_hh, r, hs);
+                let gates: Vec<f64> = (0..4 * h).map(|r| g(r, &state)).collect();
+                for j in 0..h {
+                    let (i, f) = (sigmoid(gates[j]), sigmoid(gates[h + j]));
+                    let (c, o) = (gates[2 * h + j].tanh(), sigmoid(gates[3 * h + j]));
+                    cell[j] = f * cell[j] + i * c;
+                    state[j] = o * cell[j].tanh();
+                }
+            }
+            Cell::Gru { reset_after } => {
+                let input = |r: usize| bias[r] as f64 + dot(w_ih, r, x);
+                let rec = |r: usize, hs: &[f64]| bias_hh[r] as f64 + dot(w_hh, r, hs);
+                let r: Vec<f64> = (0..h).map(|j| sigmoid(input(j) + rec(j, &state))).collect();
+                let z: Vec<f64> = (0..h).map(|j| sigmoid(input(h + j) + rec(h + j, &state))).collect();
+                let n: Vec<f64> = if reset_after {
+                    (0..h).map(|j| (input(2 * h + j) + r[j] * rec(2 * h + j, &state)).tanh()).collect()
+                } else {
+                    let reset: Vec<f64> = (0..h).map(|j| r[j] * state[j]).collect();
+                    (0..h).map(|j| (input(2 * h + j) + rec(2 * h + j, &reset)).tanh()).collect()
+                };
+                for j in 0..h {
+                    state[j] = (1.0 - z[j]) * n[j] + z[j] * state[j];
+                }
+            }
+            Cell::Rhn { depth } => {
+                for i in 0..depth {
+                    let pre = |row: usize| {
+                        let mut v = bias[2 * h * i + row] as f64 + dot(w_hh, 2 * h * i + row, &state);
+                        if i == 0 {
+                            v += dot(w_ih, row, x);
+                        }
+                        v
+                    };
+                    let next: Vec<f64> = (0..h)
+                        .map(|j| {
+                            let (hi, ti) = (pre(j).tanh(), sigmoid(pre(h + j)));
+                            (hi - state[j]) * ti + state[j]
+                        })
+                        .collect();
+                    state = next;
+                }
+            }
+        }
+        out.push(state.clone());
+    }
+    out
+}
+
 /// Runs `model` over `inputs` from zero initial state and returns the
 /// outputs `[seq, batch, model.output_size(false)]`: logits when the model has
-/// a head, the last layer's hidden states otherwise.
+/// a head, the last layer's outputs otherwise. Every cell kind and both
+/// directions, in f64, straight from the definitions in [`super::cell`]:
+/// the reference the executors are checked against.
 pub fn reference_forward(model: &Model, inputs: &Inputs) -> Result<Vec<f32>, ModelError> {
     inputs.check(model)?;
     let (seq, batch) = (inputs.seq(), inputs.batch());
@@ -125,33 +192,19 @@ pub fn reference_forward(model: &Model, inputs: &Inputs) -> Result<Vec<f32>, Mod
         .map(|i| inputs.vector(model, i / batch, i % batch).iter().map(|&v| v as f64).collect())
         .collect();
     for layer in model.layers() {
-        let (n_in, h) = (layer.input(), layer.hidden());
-        let mut ys = vec![vec![0.0f64; h]; seq * batch];
-        for b in 0..batch {
-            let mut hs = vec![0.0f64; h];
-            let mut cs = vec![0.0f64; h];
-            for t in 0..seq {
-                let x = &xs[t * batch + b];
-                let mut gates = vec![0.0f64; 4 * h];
-                for (r, g) in gates.iter_mut().enumerate() {
-                    let mut s = layer.bias()[r] as f64;
-                    for c in 0..n_in {
-                        s += layer.w_ih()[r * n_in + c] as f64 * x[c];
-                    }
-                    for c in 0..h {
-                        s += layer.w_hh()[r * h + c] as f64 * hs[c];
-                    }
-                    *g = s;
+        let mut ys = vec![Vec::with_capacity(layer.output()); seq * batch];
+        for (d, dir) in layer.directions() {
+            for b in 0..batch {
+                // The backward direction reads the sequence from its end;
+                // its output for step t goes to step t.
+                let steps: Vec<usize> = match d {
+                    Direction::Forward => (0..seq).collect(),
+                    Direction::Backward => (0..seq).rev().collect(),
+                };
+                let seq_in: Vec<&[f64]> = steps.iter().map(|&t| xs[t * batch + b].as_slice()).collect();
+                for (&t, y) in steps.iter().zip(run_direction(dir, &seq_in)) {
+                    ys[t * batch + b].extend(y);
                 }
-                for j in 0..h {
-                    let i = sigmoid(gates[j]);
-                    let f = sigmoid(gates[h + j]);
-                    let g = gates[2 * h + j].tanh();
-                    let o = sigmoid(gates[3 * h + j]);
-                    cs[j] = f * cs[j] + i * g;
-                    hs[j] = o * cs[j].tanh();
-                }
-                ys[t * batch + b].copy_from_slice(&hs);
             }
         }
         xs = ys;

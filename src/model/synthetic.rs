@@ -4,7 +4,7 @@
 //! SplitMix64 stream, so the same spec and seed give the same model on every
 //! machine and every version of issbench.
 
-use super::{Embedding, Linear, LstmLayer, Model, ModelError, plant_components};
+use super::{Cell, Embedding, Layer, Linear, Model, ModelError, Recurrent, plant_components};
 
 /// SplitMix64: a tiny, fast, well-mixed generator whose output is fixed
 /// forever (unlike general-purpose RNG crates, whose streams may change).
@@ -52,9 +52,30 @@ pub struct SynthSpec {
     pub vocab: Option<usize>,
     /// Seed of the weight stream.
     pub seed: u64,
-    /// Kept hidden sizes per layer: the others are planted as zeroed ISS
-    /// components at random positions (biases stay nonzero). `None`: no ISS.
+    /// Kept hidden sizes per layer (and direction, forward first): the
+    /// others are planted as zeroed ISS components at random positions
+    /// (biases stay nonzero). `None`: no ISS.
     pub kept: Option<Vec<usize>>,
+    /// The cell kind of every layer.
+    pub cell: Cell,
+    /// Two directions per layer, each `layers[k]` wide.
+    pub bidirectional: bool,
+}
+
+impl Default for SynthSpec {
+    /// An LSTM spec with no layer: fill in the sizes.
+    fn default() -> SynthSpec {
+        SynthSpec {
+            name: "synthetic".into(),
+            input: 1,
+            layers: Vec::new(),
+            vocab: None,
+            seed: 0,
+            kept: None,
+            cell: Cell::Lstm,
+            bidirectional: false,
+        }
+    }
 }
 
 /// Built-in specs: `(name, description)`.
@@ -93,6 +114,7 @@ impl SynthSpec {
             vocab,
             seed: 0x155_BE7C,
             kept,
+            ..SynthSpec::default()
         })
     }
 
@@ -105,13 +127,30 @@ impl SynthSpec {
         };
         let mut layers = Vec::with_capacity(self.layers.len());
         let mut input = self.input;
+        let cell = self.cell;
         for (k, &h) in self.layers.iter().enumerate() {
             let scale = 1.0 / (h as f32).sqrt();
-            let w_ih = rng.fill(4 * h * input, scale);
-            let w_hh = rng.fill(4 * h * h, scale);
-            let bias = rng.fill(4 * h, scale);
-            layers.push(LstmLayer::new(&format!("layer {k}"), input, h, w_ih, w_hh, bias)?);
-            input = h;
+            let mut direction = |name: String| {
+                let (g_in, g_rec) = (cell.input_gates(), cell.recurrent_gates());
+                let w_ih = rng.fill(g_in * h * input, scale);
+                let w_hh = rng.fill(g_rec * h * h, scale);
+                let bias = rng.fill(g_rec * h, scale);
+                let bias_hh = if matches!(cell, Cell::Gru { .. }) {
+                    rng.fill(g_rec * h, scale)
+                } else {
+                    Vec::new()
+                };
+                Recurrent::with_cell(&name, cell, input, h, w_ih, w_hh, bias, bias_hh)
+            };
+            let layer = if self.bidirectional {
+                let fw = direction(format!("layer {k} fw"))?;
+                let bw = direction(format!("layer {k} bw"))?;
+                Layer::bidirectional(&format!("layer {k}"), fw, bw)?
+            } else {
+                Layer::from(direction(format!("layer {k}"))?)
+            };
+            input = layer.output();
+            layers.push(layer);
         }
         let head = match self.vocab {
             Some(v) => {

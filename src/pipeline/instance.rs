@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use super::point::{IssSettings, Point, Source, WEIGHT_COPIES};
 use crate::checkpoint::open_model;
-use crate::exec::{Backend, LstmExecutor};
+use crate::exec::{Backend, RnnExecutor};
 use crate::iss::{
     Compacted, DEFAULT_TOLERANCE, IssReport, against_dense, analyze, compact_with, verification_inputs, verify, within_tolerance,
 };
@@ -59,7 +59,7 @@ impl Work {
 }
 
 /// Prepared executors by (mode, head, backend, precision): `None` while lent out.
-type Executors = HashMap<(Mode, bool, Backend, Precision), (Option<LstmExecutor>, Work)>;
+type Executors = HashMap<(Mode, bool, Backend, Precision), (Option<RnnExecutor>, Work)>;
 
 /// Which pruned twin of the full model: the sparse mode, the block shape
 /// (bsr) and the sparsity target (`None`: the ISS model's weight count).
@@ -94,6 +94,7 @@ fn build_full(source: &Source) -> Result<Model, Status> {
                 vocab: None,
                 seed: 0x5EE9 ^ (*hidden as u64) << 8 ^ *layers as u64,
                 kept: (keep < *hidden).then(|| vec![keep; *layers]),
+                ..Default::default()
             }
             .build()
             .map_err(Status::failed_with)
@@ -211,7 +212,7 @@ impl Instance {
             _ => {
                 let backend = point.mode_backend();
                 let pruned = self.model(point)?;
-                let mut exec = LstmExecutor::prepare(pruned, backend, !head, mode.name());
+                let mut exec = RnnExecutor::prepare(pruned, backend, !head, mode.name());
                 against_dense(pruned, &mut exec, !head, &verification_inputs(pruned, head))
             }
         }
@@ -223,7 +224,7 @@ impl Instance {
 
     /// The prepared executor of `point` at `precision` (taken out of the
     /// cache, or prepared now), and its model's work.
-    pub fn executor(&mut self, point: &Point, precision: Precision) -> Result<(LstmExecutor, Work), Status> {
+    pub fn executor(&mut self, point: &Point, precision: Precision) -> Result<(RnnExecutor, Work), Status> {
         let (mode, head, backend) = (point.mode, point.head, point.mode_backend());
         let key = (mode, head, backend, precision);
         if let Some((slot @ Some(_), work)) = self.executors.get_mut(&key) {
@@ -231,13 +232,13 @@ impl Instance {
         }
         let model = self.model(point)?;
         let work = Work::of(model, point);
-        let exec = LstmExecutor::prepare_at(model, backend, precision, !head, mode.name()).map_err(Status::failed_with)?;
+        let exec = RnnExecutor::prepare_at(model, backend, precision, !head, mode.name()).map_err(Status::failed_with)?;
         self.executors.insert(key, (None, work));
         Ok((exec, work))
     }
 
     /// Returns an executor lent by [`Instance::executor`] for `point`.
-    pub fn give_back(&mut self, point: &Point, exec: LstmExecutor) {
+    pub fn give_back(&mut self, point: &Point, exec: RnnExecutor) {
         let key = (point.mode, point.head, point.mode_backend(), exec.precision());
         if let Some(slot) = self.executors.get_mut(&key) {
             slot.0 = Some(exec);
@@ -248,7 +249,7 @@ impl Instance {
     /// `point` on `inputs` (the point's own, the whole
     /// sequence): the largest absolute output difference, and that over
     /// the largest fp32 output.
-    pub fn precision_error(&mut self, exec: &mut LstmExecutor, point: &Point, inputs: &Inputs) -> Result<(f64, f64), Status> {
+    pub fn precision_error(&mut self, exec: &mut RnnExecutor, point: &Point, inputs: &Inputs) -> Result<(f64, f64), Status> {
         use crate::exec::Executor;
         let mode = point.mode;
         let (mut fp32, _) = self.executor(point, Precision::Fp32)?;

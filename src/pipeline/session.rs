@@ -4,7 +4,7 @@ use super::gemm::GemmInstance;
 use super::instance::Instance;
 use super::machine::{Machine, PoolError};
 use super::point::{IssSettings, Point, Source};
-use crate::exec::{ExecError, Executor, GemmExecutor, LstmExecutor};
+use crate::exec::{ExecError, Executor, GemmExecutor, RnnExecutor};
 use crate::hardware::{Limits, git_revision};
 use crate::mode::Mode;
 use crate::model::{Inputs, sizes_label};
@@ -13,7 +13,7 @@ use crate::report::{Row, Status, now_rfc3339};
 /// What a point runs: a recurrent model, or one sparse GEMM problem.
 pub enum PointExecutor {
     /// Every recurrent point (dense, iss, csr).
-    Lstm(Box<LstmExecutor>),
+    Lstm(Box<RnnExecutor>),
     /// A sparse GEMM point.
     Gemm(Box<GemmExecutor>),
 }
@@ -223,7 +223,8 @@ impl Session {
             Some((_, Ok(inst))) => {
                 let model = inst.model(point)?;
                 let vocab = if point.head { model.embedding().map(|e| e.vocab()) } else { None };
-                Ok((crate::onnx::export(model, !point.head), vocab))
+                let bytes = crate::onnx::export(model, !point.head).map_err(Status::failed_with)?;
+                Ok((bytes, vocab))
             }
             _ => Err(Status::failed("no model instance")),
         }

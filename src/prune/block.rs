@@ -25,7 +25,7 @@
 //! edge blocks and the rest of the partly kept block
 //! ([`crate::kernels::BsrMatrix::stored_values`]).
 
-use super::{PruneError, keep_largest, lstm_weights, rebuild};
+use super::{PruneError, keep_largest, lstm_shapes, lstm_weights, rebuild};
 use crate::iss::IssReport;
 use crate::model::Model;
 
@@ -55,9 +55,12 @@ pub fn lstm_block_weights(model: &Model, block: (usize, usize)) -> usize {
         return 0;
     }
     let mut count = 0;
-    for layer in model.layers() {
-        let rows = 4 * layer.hidden();
-        for (w, cols) in [(layer.w_ih(), layer.input()), (layer.w_hh(), layer.hidden())] {
+    for (_, _, dir) in model.directions() {
+        let h = dir.hidden();
+        for (w, rows, cols) in [
+            (dir.w_ih(), dir.cell().input_gates() * h, dir.input()),
+            (dir.w_hh(), dir.cell().recurrent_gates() * h, h),
+        ] {
             for_each_block(rows, cols, block, |rs, cs| {
                 if rs
                     .clone()
@@ -88,10 +91,7 @@ struct Matrix<'a> {
 
 fn prune_model(model: &Model, block: (usize, usize), keep: usize) -> Result<Model, PruneError> {
     let mut mats = lstm_weights(model);
-    let shapes = model
-        .layers()
-        .iter()
-        .flat_map(|l| [(4 * l.hidden(), l.input()), (4 * l.hidden(), l.hidden())]);
+    let shapes = lstm_shapes(model);
     let mut matrices: Vec<Matrix> = mats
         .iter_mut()
         .zip(shapes)
@@ -183,6 +183,7 @@ mod tests {
             vocab: Some(7),
             seed: 33,
             kept,
+            ..Default::default()
         }
         .build()
         .unwrap()
@@ -191,9 +192,8 @@ mod tests {
     /// Per matrix of the model (w_ih, w_hh by layer): its rows, columns and weights.
     fn matrices(model: &Model) -> Vec<(usize, usize, Vec<f32>)> {
         model
-            .layers()
-            .iter()
-            .flat_map(|l| {
+            .directions()
+            .flat_map(|(_, _, l)| {
                 [
                     (4 * l.hidden(), l.input(), l.w_ih().to_vec()),
                     (4 * l.hidden(), l.hidden(), l.w_hh().to_vec()),
@@ -250,7 +250,7 @@ mod tests {
                 assert_eq!(check_blocks(&model, &pruned, block), target, "{block:?} at {sparsity}");
                 assert_eq!(pruned.head(), model.head());
                 assert_eq!(pruned.embedding(), model.embedding());
-                assert_eq!(pruned.layers()[1].bias(), model.layers()[1].bias());
+                assert_eq!(pruned.layers()[1].fw().bias(), model.layers()[1].fw().bias());
             }
         }
         assert!(block_magnitude(&model, (4, 4), 1.5).is_err());
@@ -278,6 +278,7 @@ mod tests {
         let layers = planted
             .layers()
             .iter()
+            .map(|l| l.fw())
             .map(|l| crate::model::LstmLayer::new("l", l.input(), l.hidden(), tiny(l.w_ih()), tiny(l.w_hh()), l.bias().to_vec()).unwrap())
             .collect();
         let model = Model::new("t", planted.embedding().cloned(), layers, planted.head().cloned()).unwrap();

@@ -11,7 +11,7 @@ use thiserror::Error;
 pub use block::{block_magnitude, lstm_block_weights, match_iss_blocks, prune_blocks};
 
 use crate::iss::IssReport;
-use crate::model::{LstmLayer, Model, ModelError};
+use crate::model::{Model, ModelError};
 
 /// Why pruning failed.
 #[derive(Debug, Error)]
@@ -78,39 +78,51 @@ pub fn match_iss(model: &Model, report: &IssReport, shrink_output: bool) -> Resu
     rebuild(model, mats)
 }
 
-/// Nonzero LSTM weights of `model`.
+/// Nonzero recurrent weights of `model` (every direction's `w_ih` and `w_hh`).
 pub fn lstm_nonzeros(model: &Model) -> usize {
     model
-        .layers()
-        .iter()
-        .map(|l| l.w_ih().iter().chain(l.w_hh()).filter(|&&w| w != 0.0).count())
+        .directions()
+        .map(|(_, _, r)| r.w_ih().iter().chain(r.w_hh()).filter(|&&w| w != 0.0).count())
         .sum()
 }
 
-/// Copies of every `w_ih` and `w_hh`, layer by layer.
+/// Copies of every `w_ih` and `w_hh`, direction by direction.
 fn lstm_weights(model: &Model) -> Vec<Vec<f32>> {
-    model.layers().iter().flat_map(|l| [l.w_ih().to_vec(), l.w_hh().to_vec()]).collect()
+    model
+        .directions()
+        .flat_map(|(_, _, r)| [r.w_ih().to_vec(), r.w_hh().to_vec()])
+        .collect()
 }
 
+/// The shape `[rows, cols]` of every matrix [`lstm_weights`] copies.
+fn lstm_shapes(model: &Model) -> Vec<(usize, usize)> {
+    model
+        .directions()
+        .flat_map(|(_, _, r)| {
+            let h = r.hidden();
+            [(r.cell().input_gates() * h, r.input()), (r.cell().recurrent_gates() * h, h)]
+        })
+        .collect()
+}
+
+/// `model` with its recurrent matrices replaced by `mats` (in
+/// [`lstm_weights`]' order); biases, embedding and head unchanged.
 fn rebuild(model: &Model, mats: Vec<Vec<f32>>) -> Result<Model, PruneError> {
     let mut mats = mats.into_iter();
-    let layers = model
-        .layers()
-        .iter()
-        .enumerate()
-        .map(|(l, layer)| {
-            let (w_ih, w_hh) = (mats.next().expect("two per layer"), mats.next().expect("two per layer"));
-            LstmLayer::new(
-                &format!("layer {l}"),
-                layer.input(),
-                layer.hidden(),
-                w_ih,
-                w_hh,
-                layer.bias().to_vec(),
-            )
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Model::new(model.name(), model.embedding().cloned(), layers, model.head().cloned())?)
+    let mut layers = Vec::with_capacity(model.layers().len());
+    for (l, layer) in model.layers().iter().enumerate() {
+        let mut dirs = Vec::new();
+        for (d, r) in layer.directions() {
+            let (w_ih, w_hh) = (mats.next().expect("two per direction"), mats.next().expect("two per direction"));
+            let name = format!("layer {l} {}", d.name());
+            dirs.push(r.rebuilt(&name, r.input(), r.hidden(), w_ih, w_hh, r.bias().to_vec(), r.bias_hh().to_vec())?);
+        }
+        let mut dirs = dirs.into_iter();
+        let fw = dirs.next().expect("a forward direction");
+        layers.push(layer.with_directions(&format!("layer {l}"), fw, dirs.next())?);
+    }
+    let rebuilt = Model::new(model.name(), model.embedding().cloned(), layers, model.head().cloned())?;
+    Ok(if model.is_tied() { rebuilt.tied()? } else { rebuilt })
 }
 
 /// Zeroes all but the `keep` largest-magnitude values across `parts`
