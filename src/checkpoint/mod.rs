@@ -2,15 +2,17 @@
 //! safetensors wrote, and turn it into the canonical [`Model`].
 //!
 //! Reading is two steps kept apart: a *format* reader (one module each:
-//! [`tf`], [`torch`], [`npz`], [`safetensors`]) turns bytes into named
-//! [`RawTensor`]s, and the *layout* ([`layout`], the one place that knows
-//! naming conventions) maps names, gate orders and transposes to the
-//! canonical model. Every length a file claims is checked against the bytes
+//! [`tf`], [`torch`], [`npz`], [`safetensors`], [`onnx`]) turns bytes into
+//! named [`RawTensor`]s, and the *layout* ([`layout`], the one place that
+//! knows naming conventions) maps names, gate orders and transposes to the
+//! canonical model. Formats that record the model's structure (an ONNX
+//! graph) also say which layout their names follow ([`Read`]). Every length a file claims is checked against the bytes
 //! actually present before anything is allocated, so a corrupt header gives
 //! an error, never a panic or a huge allocation.
 
 pub mod layout;
 pub mod npz;
+pub mod onnx;
 mod pickle;
 pub mod safetensors;
 pub mod tensor;
@@ -150,6 +152,8 @@ pub enum Format {
     Npz,
     /// A single NumPy `.npy` array.
     Npy,
+    /// An ONNX model (`.onnx`).
+    Onnx,
 }
 
 impl Format {
@@ -161,19 +165,45 @@ impl Format {
             Format::Safetensors => "safetensors",
             Format::Npz => "npz",
             Format::Npy => "npy",
+            Format::Onnx => "onnx",
         }
     }
+    /// Every format, in the order the command line lists them.
+    pub const ALL: [Format; 6] = [
+        Format::TfCheckpoint,
+        Format::TorchZip,
+        Format::Safetensors,
+        Format::Npz,
+        Format::Npy,
+        Format::Onnx,
+    ];
     /// Parses [`Format::name`].
     pub fn parse(s: &str) -> Option<Format> {
-        [
-            Format::TfCheckpoint,
-            Format::TorchZip,
-            Format::Safetensors,
-            Format::Npz,
-            Format::Npy,
-        ]
-        .into_iter()
-        .find(|f| f.name() == s)
+        Format::ALL.into_iter().find(|f| f.name() == s)
+    }
+    /// Every format's name, comma-separated (for messages).
+    pub fn names() -> String {
+        Format::ALL.map(Format::name).join(", ")
+    }
+}
+
+/// What a format reader found: the tensors and, for formats that record the
+/// model's structure, the layout their names follow, the order of the
+/// layers (by the first component of their names) and notes.
+#[derive(Debug, Clone, Default)]
+pub struct Read {
+    pub tensors: Vec<RawTensor>,
+    pub layout: Option<Layout>,
+    pub layer_order: Option<Vec<String>>,
+    pub notes: Vec<String>,
+}
+
+impl Read {
+    fn tensors(tensors: Vec<RawTensor>) -> Read {
+        Read {
+            tensors,
+            ..Read::default()
+        }
     }
 }
 
@@ -213,6 +243,9 @@ pub fn detect_format(path: &Path) -> Result<Format, CheckpointError> {
     if path.is_dir() || path.extension().is_some_and(|e| e == "index") || (!path.exists() && tf::index_path(path).is_file()) {
         return Ok(Format::TfCheckpoint);
     }
+    if has_extension(path, &["onnx"]) {
+        return Ok(Format::Onnx);
+    }
     let mut head = [0u8; 16];
     let n = read_head(path, &mut head).map_err(|e| CheckpointError::new(path, e))?;
     let head = &head[..n];
@@ -235,8 +268,15 @@ pub fn detect_format(path: &Path) -> Result<Format, CheckpointError> {
     }
     Err(CheckpointError::new(
         path,
-        ErrorKind::UnknownFormat("expected a TensorFlow checkpoint, .pt/.pth zip, .safetensors, .npz or .npy".into()),
+        ErrorKind::UnknownFormat("expected a TensorFlow checkpoint, .pt/.pth zip, .safetensors, .npz, .npy or .onnx".into()),
     ))
+}
+
+/// Whether `path` ends in one of `extensions` (any case).
+fn has_extension(path: &Path, extensions: &[&str]) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| extensions.iter().any(|x| e.eq_ignore_ascii_case(x)))
 }
 
 fn read_head(path: &Path, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -252,14 +292,21 @@ fn read_head(path: &Path, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(n)
 }
 
-/// Reads every tensor of `path` as stored, in the file's order.
+/// Reads every tensor of `path` as stored, in the file's order (for an
+/// ONNX model: as its reader names them, see [`onnx`]).
 pub fn read_tensors(path: &Path, format: Format) -> Result<Vec<RawTensor>, CheckpointError> {
+    read(path, format).map(|r| r.tensors)
+}
+
+/// Runs the reader of `format` on `path`.
+fn read(path: &Path, format: Format) -> Result<Read, CheckpointError> {
     match format {
-        Format::TfCheckpoint => tf::read(path),
-        Format::TorchZip => torch::read(path),
-        Format::Safetensors => safetensors::read(path),
-        Format::Npz => npz::read_npz(path),
-        Format::Npy => npz::read_npy(path),
+        Format::TfCheckpoint => tf::read(path).map(Read::tensors),
+        Format::TorchZip => torch::read(path).map(Read::tensors),
+        Format::Safetensors => safetensors::read(path).map(Read::tensors),
+        Format::Npz => npz::read_npz(path).map(Read::tensors),
+        Format::Npy => npz::read_npy(path).map(Read::tensors),
+        Format::Onnx => onnx::read(path),
     }
 }
 
@@ -275,6 +322,8 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Checkpoint, Checkpoint
         Some(l) => Ok(l),
         None => Layout::detect_names(names).map_err(|e| CheckpointError::new(path, e)),
     };
+    let mut notes = Vec::new();
+    let mut layer_order = None;
     // Zip archives: the layout first (from the names), then only the data
     // it may use, so that large members nothing reads are never inflated.
     let (tensors, layout) = match format {
@@ -289,24 +338,42 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Checkpoint, Checkpoint
             (torch::read_keeping(path, &|n| layout.may_use(n))?, layout)
         }
         _ => {
-            let tensors = read_tensors(path, format)?;
-            let layout = choose(&tensors.iter().map(|t| t.name.as_str()).collect::<Vec<_>>())?;
-            (tensors, layout)
+            let read = read(path, format)?;
+            let layout = match (read.layout, options.layout) {
+                (Some(implied), Some(asked)) if implied != asked => {
+                    return Err(CheckpointError::new(
+                        path,
+                        ErrorKind::Layout(format!(
+                            "a {} file's tensors follow the {} layout, not {}",
+                            format.name(),
+                            implied.name(),
+                            asked.name()
+                        )),
+                    ));
+                }
+                (Some(implied), _) => implied,
+                (None, _) => choose(&read.tensors.iter().map(|t| t.name.as_str()).collect::<Vec<_>>())?,
+            };
+            (notes, layer_order) = (read.notes, read.layer_order);
+            (read.tensors, layout)
         }
     };
     let name = model_name(path);
-    let built = layout::build(&name, &tensors, layout, options.forget_bias).map_err(|(tensor, kind)| CheckpointError {
-        file: path.to_path_buf(),
-        tensor,
-        kind,
+    let built = layout::build_ordered(&name, &tensors, layout, options.forget_bias, layer_order.as_deref()).map_err(|(tensor, kind)| {
+        CheckpointError {
+            file: path.to_path_buf(),
+            tensor,
+            kind,
+        }
     })?;
+    notes.extend(built.notes);
     Ok(Checkpoint {
         model: built.model,
         format,
         layout,
         forget_bias: built.forget_bias,
         tensors: built.uses,
-        notes: built.notes,
+        notes,
     })
 }
 

@@ -1,0 +1,121 @@
+//! The files users deploy (tests/fixtures, written by
+//! tools/make_deployed_fixtures.py): ONNX models the readers must refuse,
+//! with a message that names the file and the reason; cells the model
+//! does not hold yet, refused as such after the graph walk got through
+//! their glue; and issbench's own ONNX export read back.
+
+use std::path::{Path, PathBuf};
+
+use issbench::checkpoint::{ErrorKind, Format, Layout, LoadOptions, load, onnx};
+use issbench::model::synthetic::SynthSpec;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+fn sidecar(name: &str) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(fixture(&format!("{name}.json"))).unwrap()).unwrap()
+}
+
+/// The one-line error loading `name` gives, after checking it names the file.
+fn refusal(name: &str) -> (String, ErrorKind) {
+    let path = fixture(name);
+    match load(&path, &LoadOptions::default()) {
+        Ok(_) => panic!("{name} loaded"),
+        Err(e) => {
+            let line = e.to_string();
+            assert!(line.starts_with(&path.display().to_string()), "{line}");
+            assert!(!line.contains('\n'), "{line}");
+            (line, e.kind)
+        }
+    }
+}
+
+#[test]
+fn onnx_models_that_are_not_plain_stacks_are_refused_with_the_reason() {
+    let cases = [
+        ("onnx_refuse_peepholes.onnx", "peepholes P"),
+        ("onnx_refuse_clip.onnx", "clip = 0.5"),
+        ("onnx_refuse_activations.onnx", "activations [\"Sigmoid\", \"Tanh\", \"Relu\"]"),
+        ("onnx_refuse_input_forget.onnx", "input_forget = 1"),
+        ("onnx_refuse_sequence_lens.onnx", "sequence_lens"),
+        ("onnx_refuse_reverse.onnx", "direction reverse"),
+        ("onnx_refuse_initial_h.onnx", "initial_h 'initial_h_nonzero' is not zero"),
+    ];
+    for (name, reason) in cases {
+        assert_eq!(sidecar(name)["expect"], "refuse", "{name}");
+        let (line, kind) = refusal(name);
+        assert!(matches!(kind, ErrorKind::Unsupported(_)), "{line}");
+        assert!(line.contains("LSTM node '/rnn/LSTM'") && line.contains(reason), "{name}: {line}");
+    }
+    // Every fixture with `expect: refuse` is in the list above.
+    let listed: Vec<&str> = cases.iter().map(|c| c.0).collect();
+    for entry in std::fs::read_dir(fixture("")).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        if let Some(model) = name.strip_suffix(".json")
+            && sidecar(model)["expect"] == "refuse"
+        {
+            assert!(listed.contains(&model), "{model} is not checked");
+        }
+    }
+}
+
+#[test]
+fn gru_and_bidirectional_onnx_layers_are_walked_then_refused_as_not_yet_supported() {
+    for (name, cell, dirs, hidden) in [
+        ("torch_gru.onnx", "GRU", 1, 10),
+        ("torch_gru_legacy.onnx", "GRU", 1, 10),
+        ("torch_bilstm_feat.onnx", "LSTM", 2, 6),
+        ("torch_bilstm_feat_legacy.onnx", "LSTM", 2, 6),
+    ] {
+        let layers = onnx::layers(&fixture(name)).unwrap();
+        assert_eq!(layers, vec![(cell, dirs, hidden); 2], "{name}");
+        let (line, _) = refusal(name);
+        let why = if cell == "GRU" {
+            "is a GRU: GRU layers are not supported yet"
+        } else {
+            "is bidirectional: bidirectional layers are not supported yet"
+        };
+        assert!(line.contains(why), "{name}: {line}");
+    }
+    let (line, _) = refusal("torch_gru.onnx");
+    assert!(line.contains("linear_before_reset = 1"), "{line}");
+}
+
+#[test]
+fn issbench_reads_back_its_own_onnx_export() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["tiny-iss", "tiny"] {
+        let model = SynthSpec::builtin(name).unwrap().build().unwrap();
+        for layers_only in [false, true] {
+            let path = dir.path().join(format!("{name}-{layers_only}.onnx"));
+            std::fs::write(&path, issbench::onnx::export(&model, layers_only)).unwrap();
+            let ck = load(&path, &LoadOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!((ck.format, ck.layout), (Format::Onnx, Layout::Onnx));
+            // The export reorders gates and splits the bias into [bias; 0]:
+            // reading it back gives the same numbers, bit for bit.
+            assert_eq!(ck.model.layers(), model.layers(), "{name} layers_only={layers_only}");
+            if layers_only {
+                assert!(ck.model.embedding().is_none() && ck.model.head().is_none());
+            } else {
+                assert_eq!(ck.model.embedding(), model.embedding());
+                assert_eq!(ck.model.head(), model.head());
+            }
+            let io = onnx::io(&path).unwrap();
+            assert_eq!(io.input.tokens, !layers_only && model.embedding().is_some());
+            assert!(!io.input.batch_major && !io.output_batch_major);
+            assert_eq!(io.input_dims[..2], [None, None], "symbolic seq and batch");
+        }
+    }
+}
+
+#[test]
+fn the_onnx_input_and_output_layouts_are_found() {
+    let io = onnx::io(&fixture("keras_lstm_tf2onnx.onnx")).unwrap();
+    assert_eq!(io.input.name, "input");
+    assert!(io.input.tokens && io.input.batch_major && io.output_batch_major);
+    assert_eq!((io.input_type.as_str(), io.input_dims.clone()), ("int32", vec![Some(3), Some(5)]));
+    let io = onnx::io(&fixture("same_torch.onnx")).unwrap();
+    assert!(io.input.tokens && !io.input.batch_major && !io.output_batch_major && io.head && io.embedding);
+    assert_eq!((io.input_type.as_str(), io.input_dims.clone()), ("int64", vec![Some(5), Some(3)]));
+}
