@@ -109,6 +109,10 @@ const ALL: &[(&str, Format, Layout)] = &[
     ("same_torch.onnx", Format::Onnx, Layout::Onnx),
     ("same_torch_legacy.onnx", Format::Onnx, Layout::Onnx),
     ("keras_lstm_tf2onnx.onnx", Format::Onnx, Layout::Onnx),
+    ("keras_lstm.keras", Format::Keras, Layout::Keras),
+    ("keras_lstm.h5", Format::KerasH5, Layout::Keras),
+    ("keras_lstm_export", Format::SavedModel, Layout::Keras),
+    ("keras_lstm_savedmodel", Format::SavedModel, Layout::Keras),
 ];
 
 #[test]
@@ -188,6 +192,25 @@ fn the_same_model_in_four_formats_loads_identically() {
         assert_eq!(m.layers(), models[0].layers());
         assert_eq!(m.embedding(), models[0].embedding());
         assert_eq!(m.head(), models[0].head());
+    }
+}
+
+#[test]
+fn the_same_keras_model_in_seven_files_loads_identically() {
+    let files = [
+        "keras_lstm.npz",
+        "keras_lstm.safetensors",
+        "keras_lstm.keras",
+        "keras_lstm.h5",
+        "keras_lstm_export",
+        "keras_lstm_savedmodel",
+        "keras_lstm_tf2onnx.onnx",
+    ];
+    let models: Vec<Model> = files.iter().map(|n| load_fixture(n).model).collect();
+    for (m, name) in models.iter().zip(files).skip(1) {
+        assert_eq!(m.layers(), models[0].layers(), "{name}");
+        assert_eq!(m.embedding(), models[0].embedding(), "{name}");
+        assert_eq!(m.head(), models[0].head(), "{name}");
     }
 }
 

@@ -119,3 +119,47 @@ fn the_onnx_input_and_output_layouts_are_found() {
     assert!(io.input.tokens && !io.input.batch_major && !io.output_batch_major && io.head && io.embedding);
     assert_eq!((io.input_type.as_str(), io.input_dims.clone()), ("int64", vec![Some(5), Some(3)]));
 }
+
+#[test]
+fn keras_gru_and_bidirectional_layers_are_refused_as_not_yet_supported() {
+    for (name, why) in [
+        (
+            "keras_bilstm.keras",
+            "layer 'bidirectional' (Bidirectional): bidirectional layers are not supported yet",
+        ),
+        (
+            "keras_bilstm.h5",
+            "layer 'bidirectional' (Bidirectional): bidirectional layers are not supported yet",
+        ),
+        ("keras_gru_reset_after.keras", "layer 'gru' (GRU): GRU layers are not supported yet"),
+        ("keras_gru_reset_after.h5", "layer 'gru' (GRU): GRU layers are not supported yet"),
+        // The same weights under Keras names, without a config: told by the names.
+        ("keras_bilstm.npz", "bidirectional layers are not supported yet"),
+        ("keras_gru_reset_after.npz", "GRUs are not supported yet"),
+    ] {
+        let (line, kind) = refusal(name);
+        assert!(matches!(kind, ErrorKind::Unsupported(_)), "{line}");
+        assert!(line.contains(why), "{name}: {line}");
+    }
+}
+
+#[test]
+fn a_saved_model_is_found_from_its_folder_or_its_saved_model_pb() {
+    let folder = load(&fixture("keras_lstm_savedmodel"), &LoadOptions::default()).unwrap();
+    let pb = load(&fixture("keras_lstm_savedmodel/saved_model.pb"), &LoadOptions::default()).unwrap();
+    assert_eq!((folder.format, pb.format), (Format::SavedModel, Format::SavedModel));
+    assert_eq!(folder.model, pb.model);
+    assert_eq!(pb.model.name(), "keras_lstm_savedmodel");
+    // model.export writes every variable twice: each is used once, the
+    // copies are listed as ignored, and so are the RNG seed states.
+    let export = load(&fixture("keras_lstm_export"), &LoadOptions::default()).unwrap();
+    let ignored: Vec<&str> = export
+        .tensors
+        .iter()
+        .filter(|t| t.role == "ignored")
+        .map(|t| t.name.as_str())
+        .collect();
+    assert_eq!(ignored.len(), 2 + 1 + 9, "{ignored:?}");
+    assert!(ignored.iter().filter(|n| n.starts_with("_all_variables/")).count() == 9);
+    assert!(ignored.contains(&"seed_generator/seed_generator_state") && ignored.contains(&"_CHECKPOINTABLE_OBJECT_GRAPH"));
+}

@@ -567,6 +567,17 @@ fn build_keras(t: &mut Tensors, layer_order: Option<&[String]>) -> Result<Parts,
             ErrorKind::Unsupported("a GRU layer (gru_cell); GRUs are not supported yet".into()),
         ));
     }
+    let bidirectional = |n: &str| n.split('/').any(|c| c.starts_with("forward_") || c.starts_with("backward_"));
+    if let Some(x) = t
+        .all
+        .iter()
+        .find(|x| x.name.ends_with("/recurrent_kernel") && bidirectional(&x.name))
+    {
+        return Err((
+            Some(x.name.clone()),
+            ErrorKind::Unsupported("a Bidirectional layer (forward_/backward_ cells); bidirectional layers are not supported yet".into()),
+        ));
+    }
     let mut cells: Vec<(String, (String, u64))> = t
         .all
         .iter()

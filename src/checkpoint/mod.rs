@@ -10,11 +10,13 @@
 //! actually present before anything is allocated, so a corrupt header gives
 //! an error, never a panic or a huge allocation.
 
+pub mod keras;
 pub mod layout;
 pub mod npz;
 pub mod onnx;
 mod pickle;
 pub mod safetensors;
+pub mod saved_model;
 pub mod tensor;
 pub mod tf;
 pub mod torch;
@@ -154,6 +156,12 @@ pub enum Format {
     Npy,
     /// An ONNX model (`.onnx`).
     Onnx,
+    /// A Keras 3 model file (`.keras`: a zip of config and HDF5 weights).
+    Keras,
+    /// A legacy Keras HDF5 model file (`.h5` from `model.save`).
+    KerasH5,
+    /// A TensorFlow SavedModel folder (`saved_model.pb` and `variables/`).
+    SavedModel,
 }
 
 impl Format {
@@ -166,16 +174,22 @@ impl Format {
             Format::Npz => "npz",
             Format::Npy => "npy",
             Format::Onnx => "onnx",
+            Format::Keras => "keras",
+            Format::KerasH5 => "keras-h5",
+            Format::SavedModel => "saved-model",
         }
     }
     /// Every format, in the order the command line lists them.
-    pub const ALL: [Format; 6] = [
+    pub const ALL: [Format; 9] = [
         Format::TfCheckpoint,
         Format::TorchZip,
         Format::Safetensors,
         Format::Npz,
         Format::Npy,
         Format::Onnx,
+        Format::Keras,
+        Format::KerasH5,
+        Format::SavedModel,
     ];
     /// Parses [`Format::name`].
     pub fn parse(s: &str) -> Option<Format> {
@@ -240,6 +254,9 @@ pub struct Checkpoint {
 /// Tells the format of `path` from what it is (folder, `.index`, prefix)
 /// and from its first bytes.
 pub fn detect_format(path: &Path) -> Result<Format, CheckpointError> {
+    if saved_model::is_saved_model(path) {
+        return Ok(Format::SavedModel);
+    }
     if path.is_dir() || path.extension().is_some_and(|e| e == "index") || (!path.exists() && tf::index_path(path).is_file()) {
         return Ok(Format::TfCheckpoint);
     }
@@ -251,6 +268,9 @@ pub fn detect_format(path: &Path) -> Result<Format, CheckpointError> {
     let head = &head[..n];
     if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
         return npz::zip_kind(path);
+    }
+    if head.starts_with(b"\x89HDF\r\n\x1a\n") || has_extension(path, &["h5", "hdf5"]) {
+        return Ok(Format::KerasH5);
     }
     if head.starts_with(b"\x93NUMPY") {
         return Ok(Format::Npy);
@@ -268,7 +288,9 @@ pub fn detect_format(path: &Path) -> Result<Format, CheckpointError> {
     }
     Err(CheckpointError::new(
         path,
-        ErrorKind::UnknownFormat("expected a TensorFlow checkpoint, .pt/.pth zip, .safetensors, .npz, .npy or .onnx".into()),
+        ErrorKind::UnknownFormat(
+            "expected a TensorFlow checkpoint or SavedModel, .pt/.pth zip, .safetensors, .npz, .npy, .onnx, .keras or .h5".into(),
+        ),
     ))
 }
 
@@ -307,6 +329,9 @@ fn read(path: &Path, format: Format) -> Result<Read, CheckpointError> {
         Format::Npz => npz::read_npz(path).map(Read::tensors),
         Format::Npy => npz::read_npy(path).map(Read::tensors),
         Format::Onnx => onnx::read(path),
+        Format::Keras => keras::read_keras(path),
+        Format::KerasH5 => keras::read_h5(path),
+        Format::SavedModel => saved_model::read(path),
     }
 }
 
@@ -377,8 +402,13 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Checkpoint, Checkpoint
     })
 }
 
-/// The file stem, or the folder name for a TensorFlow checkpoint folder.
+/// The file stem, or the folder name for a TensorFlow checkpoint folder or a SavedModel.
 fn model_name(path: &Path) -> String {
+    // A SavedModel named by its saved_model.pb is its folder.
+    let path = match path.file_name() {
+        Some(n) if n == "saved_model.pb" => path.parent().unwrap_or(path),
+        _ => path,
+    };
     let stem = if path.is_dir() { path.file_name() } else { path.file_stem() };
     stem.map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "checkpoint".into())
