@@ -163,3 +163,19 @@ fn a_saved_model_is_found_from_its_folder_or_its_saved_model_pb() {
     assert!(ignored.iter().filter(|n| n.starts_with("_all_variables/")).count() == 9);
     assert!(ignored.contains(&"seed_generator/seed_generator_state") && ignored.contains(&"_CHECKPOINTABLE_OBJECT_GRAPH"));
 }
+
+#[test]
+fn a_deeply_nested_hdf5_datatype_does_not_overflow_the_stack() {
+    // An HDF5 file (made with h5py, libver="latest") whose root has one
+    // attribute of 5000 nested array types: hdf5-pure parses them
+    // recursively, which overflowed the 2 MB stack of a test thread. It is
+    // kept deflated in a zip (403 bytes for 65 KB).
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(fixture("hostile_deep_datatype.h5.zip")).unwrap()).unwrap();
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut zip.by_name("deep_datatype.h5").unwrap(), &mut bytes).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("deep.h5");
+    std::fs::write(&path, bytes).unwrap();
+    let e = load(&path, &LoadOptions::default()).unwrap_err().to_string();
+    assert!(e.ends_with("an HDF5 file without a Keras model_config attribute"), "{e}");
+}
