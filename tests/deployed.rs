@@ -179,3 +179,86 @@ fn a_deeply_nested_hdf5_datatype_does_not_overflow_the_stack() {
     let e = load(&path, &LoadOptions::default()).unwrap_err().to_string();
     assert!(e.ends_with("an HDF5 file without a Keras model_config attribute"), "{e}");
 }
+
+/// `same_torch_legacy.onnx` decoded, changed by `edit`, and written to `dir`.
+fn edited_onnx(dir: &Path, name: &str, edit: impl FnOnce(&mut onnx::proto::GraphProto)) -> PathBuf {
+    use prost::Message;
+    let bytes = std::fs::read(fixture("same_torch_legacy.onnx")).unwrap();
+    let mut model = onnx::proto::ModelProto::decode(bytes.as_slice()).unwrap();
+    edit(model.graph.as_mut().unwrap());
+    let path = dir.join(name);
+    std::fs::write(&path, model.encode_to_vec()).unwrap();
+    path
+}
+
+fn load_error(path: &Path) -> String {
+    let e = load(path, &LoadOptions::default()).unwrap_err().to_string();
+    assert!(e.starts_with(&path.display().to_string()), "{e}");
+    e
+}
+
+#[test]
+fn onnx_graphs_that_leave_the_plain_stack_are_refused_by_name() {
+    use onnx::proto::{NodeProto, ValueInfoProto};
+    let dir = tempfile::tempdir().unwrap();
+    // The re-encoded file still loads: the edits below are what is refused.
+    let same = edited_onnx(dir.path(), "same.onnx", |_| {});
+    assert_eq!(load(&same, &LoadOptions::default()).unwrap().model.layers().len(), 2);
+
+    let softmax = edited_onnx(dir.path(), "softmax.onnx", |g| {
+        g.node.push(NodeProto {
+            input: vec!["output".into()],
+            output: vec!["probs".into()],
+            name: "final".into(),
+            op_type: "Softmax".into(),
+            ..NodeProto::default()
+        });
+        g.output = vec![ValueInfoProto {
+            name: "probs".into(),
+            r#type: None,
+        }];
+    });
+    let e = load_error(&softmax);
+    assert!(
+        e.contains("Softmax node 'final' on the path: not part of a plain recurrent stack"),
+        "{e}"
+    );
+
+    // A second reader of the first layer's output: not a single chain.
+    let branch = edited_onnx(dir.path(), "branch.onnx", |g| {
+        g.node.push(NodeProto {
+            input: vec!["/rnn/Squeeze_output_0".into()],
+            output: vec!["side".into()],
+            name: "side".into(),
+            op_type: "Relu".into(),
+            ..NodeProto::default()
+        });
+    });
+    let e = load_error(&branch);
+    assert!(e.contains("feeds several nodes") && e.contains("Relu node 'side'"), "{e}");
+
+    let external = edited_onnx(dir.path(), "external.onnx", |g| {
+        let w = g.initializer.iter_mut().find(|t| t.name == "onnx::LSTM_223").unwrap();
+        w.data_location = 1;
+        w.raw_data = Default::default();
+    });
+    let e = load_error(&external);
+    assert!(e.contains("tensor 'onnx::LSTM_223'") && e.contains("external data"), "{e}");
+
+    // W's dims claim far more than its bytes hold.
+    let claims = edited_onnx(dir.path(), "claims.onnx", |g| {
+        let w = g.initializer.iter_mut().find(|t| t.name == "onnx::LSTM_223").unwrap();
+        w.dims = vec![1, 52, 1 << 40];
+    });
+    let e = load_error(&claims);
+    assert!(e.contains("tensor 'onnx::LSTM_223'") && e.contains("raw_data holds 2288"), "{e}");
+
+    let bytes = std::fs::read(fixture("same_torch_legacy.onnx")).unwrap();
+    let cut = dir.path().join("cut.onnx");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    assert!(load_error(&cut).contains("not an ONNX model (protobuf"));
+
+    let no_lstm = edited_onnx(dir.path(), "nolstm.onnx", |g| g.node.retain(|n| n.op_type != "LSTM"));
+    let e = load_error(&no_lstm);
+    assert!(e.contains("no LSTM or GRU node in the graph (its operators: "), "{e}");
+}
