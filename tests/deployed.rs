@@ -262,3 +262,140 @@ fn onnx_graphs_that_leave_the_plain_stack_are_refused_by_name() {
     let e = load_error(&no_lstm);
     assert!(e.contains("no LSTM or GRU node in the graph (its operators: "), "{e}");
 }
+
+/// The deployed LSTM fixtures and their format names.
+const DEPLOYED: &[(&str, &str)] = &[
+    ("same_torch.onnx", "onnx"),
+    ("same_torch_legacy.onnx", "onnx"),
+    ("keras_lstm_tf2onnx.onnx", "onnx"),
+    ("keras_lstm.keras", "keras"),
+    ("keras_lstm.h5", "keras-h5"),
+    ("keras_lstm_export", "saved-model"),
+    ("keras_lstm_savedmodel", "saved-model"),
+];
+
+fn issbench(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_issbench"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn kept_in_sidecar(name: &str) -> Vec<u64> {
+    sidecar(name)["iss"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["compact_hidden"].as_u64().unwrap())
+        .collect()
+}
+
+#[test]
+fn inspect_reports_the_format_and_the_planted_kept_sizes() {
+    for &(name, format) in DEPLOYED {
+        let out = issbench(&["inspect", fixture(name).to_str().unwrap(), "--format", "json"]);
+        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["format"], format, "{name}");
+        let kept: Vec<u64> = report["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["kept"].as_u64().unwrap())
+            .collect();
+        assert_eq!(kept, kept_in_sidecar(name), "{name}");
+        assert_eq!(report["layout"], if format == "onnx" { "onnx" } else { "keras" }, "{name}");
+    }
+}
+
+#[test]
+fn run_iss_verifies_and_times_and_compact_writes_the_compacted_model() {
+    let dir = tempfile::tempdir().unwrap();
+    for &(name, _) in DEPLOYED {
+        let path = fixture(name);
+        let out = issbench(&[
+            "run",
+            path.to_str().unwrap(),
+            "--mode",
+            "iss",
+            "--batch",
+            "2",
+            "--seq",
+            "3",
+            "--threads",
+            "1",
+            "--time",
+            "0",
+            "--format",
+            "json",
+        ]);
+        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        let row: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(row["status"], "ok", "{name}");
+        assert!(row["median_ns"].as_f64().unwrap() > 0.0, "{name}");
+        assert!(row["verify_max_rel"].as_f64().unwrap() <= 1e-4, "{name}");
+        let kept: Vec<String> = kept_in_sidecar(name).iter().map(u64::to_string).collect();
+        assert_eq!(row["hidden_kept"], kept.join("/"), "{name}");
+
+        let compacted = dir.path().join(format!("{name}.safetensors"));
+        let out = issbench(&["compact", path.to_str().unwrap(), "-o", compacted.to_str().unwrap()]);
+        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        let back = load(&compacted, &LoadOptions::default()).unwrap();
+        let hidden: Vec<u64> = back.model.layers().iter().map(|l| l.hidden() as u64).collect();
+        assert_eq!(hidden, kept_in_sidecar(name), "{name}");
+    }
+}
+
+#[test]
+fn a_sweep_measures_every_deployed_format() {
+    use issbench::report::read_rows;
+    use issbench::sweep::{SweepOptions, SweepSpec, run_sweep};
+    let dir = tempfile::tempdir().unwrap();
+    let models: Vec<String> = DEPLOYED
+        .iter()
+        .map(|(n, _)| format!("{:?}", fixture(n).display().to_string()))
+        .collect();
+    let spec = SweepSpec::from_toml(
+        "d.toml",
+        &format!(
+            "name = \"d\"\nbudget_ms = 1\nmin_runs = 1\nmax_runs = 2\n[[grid]]\nmodels = [{}]\nmodes = [\"dense\", \"iss\", \"csr\"]\nbatch = [2]\nseq = [3]\nthreads = [1]\nhead = [false, true]\n",
+            models.join(", ")
+        ),
+    )
+    .unwrap();
+    let csv = dir.path().join("d.csv");
+    let options = SweepOptions {
+        csv: Some(csv.clone()),
+        resume: false,
+        stop: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        on_row: Box::new(|_, _, _| {}),
+        peer: None,
+        label: String::new(),
+        shard: None,
+    };
+    let summary = run_sweep(&spec, options).unwrap();
+    assert_eq!((summary.measured, summary.failed), (DEPLOYED.len() * 3 * 2, 0));
+    let rows = read_rows(&[csv]).unwrap();
+    assert!(rows.iter().all(|r| r.ok() && r.median_ns > 0.0), "{rows:?}");
+}
+
+#[test]
+fn compact_refuses_to_write_over_a_saved_models_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("sm");
+    std::fs::create_dir_all(copy.join("variables")).unwrap();
+    for f in [
+        "saved_model.pb",
+        "variables/variables.index",
+        "variables/variables.data-00000-of-00001",
+    ] {
+        std::fs::copy(fixture("keras_lstm_savedmodel").join(f), copy.join(f)).unwrap();
+    }
+    let data = copy.join("variables/variables.data-00000-of-00001");
+    for input in [copy.clone(), copy.join("saved_model.pb")] {
+        assert!(issbench::checkpoint::overwrites_input(&input, &data), "{}", input.display());
+        let out = issbench(&["compact", input.to_str().unwrap(), "-o", data.to_str().unwrap()]);
+        assert!(!out.status.success());
+    }
+    assert!(load(&copy, &LoadOptions::default()).is_ok(), "the SavedModel is intact");
+}

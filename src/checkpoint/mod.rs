@@ -482,8 +482,8 @@ pub fn same_file(a: &Path, b: &Path) -> bool {
 }
 
 /// Whether writing `output` would overwrite a file the checkpoint at
-/// `input` is read from (its file, or a file of its TensorFlow folder or
-/// prefix).
+/// `input` is read from (its file, a file of its TensorFlow folder or
+/// prefix, or of its SavedModel).
 pub fn overwrites_input(input: &Path, output: &Path) -> bool {
     if same_file(input, output) {
         return true;
@@ -493,6 +493,15 @@ pub fn overwrites_input(input: &Path, output: &Path) -> bool {
             .map(|entries| entries.flatten().any(|e| same_file(&e.path(), output)))
             .unwrap_or(false)
     };
+    // A SavedModel (its folder, or its saved_model.pb): its files and its variables'.
+    if saved_model::is_saved_model(input) {
+        let folder = if input.is_dir() {
+            input
+        } else {
+            input.parent().unwrap_or(Path::new("."))
+        };
+        return in_folder(folder) || in_folder(&folder.join("variables"));
+    }
     if input.is_dir() {
         return in_folder(input);
     }
