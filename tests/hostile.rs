@@ -485,6 +485,7 @@ fn a_peer_that_never_answers_is_stopped() {
         seq: 1,
         threads: 1,
         vocab: 1,
+        batch_major: false,
     };
     let mut run = peer.start(&model, &point).unwrap();
     let started = std::time::Instant::now();
