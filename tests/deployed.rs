@@ -258,6 +258,18 @@ fn onnx_graphs_that_leave_the_plain_stack_are_refused_by_name() {
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
     assert!(load_error(&cut).contains("not an ONNX model (protobuf"));
 
+    // A node that reads and writes the same value: a cycle, not a hang.
+    let cycle = edited_onnx(dir.path(), "cycle.onnx", |g| {
+        g.node.push(NodeProto {
+            input: vec!["output".into()],
+            output: vec!["output".into()],
+            name: "loop".into(),
+            op_type: "Identity".into(),
+            ..NodeProto::default()
+        });
+    });
+    assert!(load_error(&cycle).contains("the graph has a cycle through 'output'"));
+
     let no_lstm = edited_onnx(dir.path(), "nolstm.onnx", |g| g.node.retain(|n| n.op_type != "LSTM"));
     let e = load_error(&no_lstm);
     assert!(e.contains("no LSTM or GRU node in the graph (its operators: "), "{e}");

@@ -105,7 +105,11 @@ pub fn walk<'a>(graph: &Graph<'a>) -> Result<Stack<'a>, ErrorKind> {
     let mut form = Form::Seq { flipped: false };
     let mut value: &'a str = start;
     let mut head_bias_done = false;
-    loop {
+    // Each step moves to another node; more steps than nodes is a cycle.
+    for step in 0.. {
+        if step > graph.proto.node.len() {
+            return Err(ErrorKind::Corrupt(format!("the graph has a cycle through '{value}'")));
+        }
         let users: Vec<usize> = graph
             .consumers(value)
             .iter()
