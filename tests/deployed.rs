@@ -165,19 +165,33 @@ fn a_saved_model_is_found_from_its_folder_or_its_saved_model_pb() {
 }
 
 #[test]
-fn a_deeply_nested_hdf5_datatype_does_not_overflow_the_stack() {
-    // An HDF5 file (made with h5py, libver="latest") whose root has one
-    // attribute of 5000 nested array types: hdf5-pure parses them
-    // recursively, which overflowed the 2 MB stack of a test thread. It is
-    // kept deflated in a zip (403 bytes for 65 KB).
-    let mut zip = zip::ZipArchive::new(std::fs::File::open(fixture("hostile_deep_datatype.h5.zip")).unwrap()).unwrap();
-    let mut bytes = Vec::new();
-    std::io::Read::read_to_end(&mut zip.by_name("deep_datatype.h5").unwrap(), &mut bytes).unwrap();
+fn hostile_hdf5_structures_are_refused_without_a_hang_or_a_stack_overflow() {
+    // Two HDF5 files kept deflated in a zip, each derived from real ones:
+    // - deep_datatype.h5 (h5py, libver="latest"): one root attribute of 5000
+    //   nested array types (65 KB); hdf5-pure 0.47 parsed them recursively
+    //   and overflowed a 2 MB thread stack;
+    // - fanout.h5 (keras_lstm.h5 patched): the root's continuation block
+    //   holds two continuations to one block, and so on 31 levels deep;
+    //   hdf5-pure 0.47 followed all 2^31 paths (no end after minutes).
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(fixture("hostile_hdf5.zip")).unwrap()).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("deep.h5");
-    std::fs::write(&path, bytes).unwrap();
-    let e = load(&path, &LoadOptions::default()).unwrap_err().to_string();
-    assert!(e.ends_with("an HDF5 file without a Keras model_config attribute"), "{e}");
+    for (name, why) in [
+        ("deep_datatype.h5", "datatype nesting exceeds 32 levels"),
+        ("fanout.h5", "object header continuation cycle"),
+    ] {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut zip.by_name(name).unwrap(), &mut bytes).unwrap();
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let started = std::time::Instant::now();
+        let e = load_error(&path);
+        assert!(e.contains(why), "{name}: {e}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{name}: {:?}",
+            started.elapsed()
+        );
+    }
 }
 
 /// `same_torch_legacy.onnx` decoded, changed by `edit`, and written to `dir`.

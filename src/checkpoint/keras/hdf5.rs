@@ -1,33 +1,42 @@
-//! The HDF5 that Keras writes, read with `hdf5-pure` from bytes in memory:
-//! string attributes (variable-length or fixed, scalar or 1-D) and float
-//! datasets as [`RawTensor`]s. A dataset's data must lie in the file, in
-//! one run (contiguous or compact, unfiltered, as Keras and h5py write
-//! it): its shape times its element size is checked against that run and
-//! the file's length before anything is read.
+//! The HDF5 that Keras writes, read with `hdf5-reader` from bytes in
+//! memory: string attributes (variable-length or fixed, scalar or 1-D)
+//! and float datasets as [`RawTensor`]s.
+//!
+//! `hdf5-reader` refuses what hostile files do to a reader (continuation
+//! chunks that repeat or cycle, datatypes nested deeper than 32, headers
+//! over a byte limit); on top of that every read is limited to the file's
+//! length (a contiguous, unfiltered dataset cannot hold more), and a
+//! dataset must not be chunked (Keras and h5py write weights in one run).
 
-use hdf5_pure::{AttrValue, DType as H5Type, File, Layout};
+use hdf5_reader::{Datatype, Hdf5File, OpenOptions};
 
-use crate::checkpoint::tensor::numel;
+use crate::checkpoint::tensor::byte_len;
 use crate::checkpoint::{DType, ErrorKind, RawTensor};
 
 /// An HDF5 file held in memory.
 pub struct H5 {
-    file: File,
-    len: u64,
+    file: Hdf5File,
+    len: usize,
 }
 
-fn err(what: &str, e: hdf5_pure::Error) -> ErrorKind {
+fn err(what: &str, e: hdf5_reader::error::Error) -> ErrorKind {
     ErrorKind::Corrupt(format!("HDF5 {what}: {e}"))
 }
 
 impl H5 {
     /// Opens the HDF5 file in `bytes`.
     pub fn from_bytes(bytes: Vec<u8>) -> Result<H5, ErrorKind> {
-        if !hdf5_pure::is_hdf5_bytes(&bytes) {
+        if !bytes.starts_with(b"\x89HDF\r\n\x1a\n") {
             return Err(ErrorKind::BadMagic("not an HDF5 file (no \\x89HDF signature)".into()));
         }
-        let len = bytes.len() as u64;
-        let file = File::from_bytes(bytes).map_err(|e| err("file", e))?;
+        let len = bytes.len();
+        // No read may allocate more than the file holds; no chunk cache.
+        let options = OpenOptions::default()
+            .with_max_read_bytes(len)
+            .with_max_chunk_bytes(len)
+            .with_chunk_cache_bytes(0)
+            .with_max_object_header_bytes(len);
+        let file = Hdf5File::from_vec_with_options(bytes, options).map_err(|e| err("file", e))?;
         Ok(H5 { file, len })
     }
 
@@ -40,7 +49,8 @@ impl H5 {
     pub fn datasets(&self, path: &str) -> Result<Vec<String>, ErrorKind> {
         self.file
             .group(path)
-            .and_then(|g| g.datasets())
+            .and_then(|g| g.member_names())
+            .map(|(_, datasets)| datasets)
             .map_err(|e| err(&format!("group '{path}'"), e))
     }
 
@@ -48,32 +58,23 @@ impl H5 {
     /// when it is absent). An empty numeric array is no strings (Keras
     /// writes one for a layer without weights).
     pub fn strings(&self, path: &str, attr: &str) -> Result<Option<Vec<String>>, ErrorKind> {
-        let group = if path == "/" { Ok(self.file.root()) } else { self.file.group(path) };
-        let attrs = group
-            .and_then(|g| g.attrs())
-            .map_err(|e| err(&format!("attributes of '{path}'"), e))?;
-        let Some(value) = attrs.get(attr) else { return Ok(None) };
-        let strings = match value {
-            AttrValue::String(s)
-            | AttrValue::AsciiString(s)
-            | AttrValue::VarLenString(s)
-            | AttrValue::VarLenAsciiString(s)
-            | AttrValue::StringSized { value: s, .. }
-            | AttrValue::AsciiStringSized { value: s, .. } => vec![s.clone()],
-            AttrValue::StringArray(v)
-            | AttrValue::AsciiStringArray(v)
-            | AttrValue::VarLenStringArray(v)
-            | AttrValue::VarLenAsciiStringArray(v)
-            | AttrValue::VarLenAsciiCharArray(v)
-            | AttrValue::StringArraySized { values: v, .. }
-            | AttrValue::AsciiStringArraySized { values: v, .. } => v.clone(),
-            AttrValue::F64Array(v) if v.is_empty() => Vec::new(),
-            AttrValue::F32Array(v) if v.is_empty() => Vec::new(),
-            other => {
-                return Err(ErrorKind::Corrupt(format!("attribute '{attr}' of '{path}' is {other:?}, not text")));
-            }
+        let group = if path == "/" {
+            self.file.root_group()
+        } else {
+            self.file.group(path)
         };
-        Ok(Some(strings))
+        let attrs = group
+            .and_then(|g| g.attributes())
+            .map_err(|e| err(&format!("attributes of '{path}'"), e))?;
+        let Some(a) = attrs.into_iter().find(|a| a.name == attr) else {
+            return Ok(None);
+        };
+        if matches!(a.datatype, Datatype::FloatingPoint { .. }) && a.shape.iter().product::<u64>() == 0 && !a.shape.is_empty() {
+            return Ok(Some(Vec::new()));
+        }
+        a.read_strings()
+            .map(Some)
+            .map_err(|e| ErrorKind::Corrupt(format!("attribute '{attr}' of '{path}' is not text: {e}")))
     }
 
     /// The dataset at `path` as a tensor called `name`.
@@ -81,48 +82,30 @@ impl H5 {
         let ds = self.file.dataset(path).map_err(|e| err(&format!("dataset '{path}'"), e))?;
         let shape: Vec<usize> = ds
             .shape()
-            .map_err(|e| err(&format!("shape of '{path}'"), e))?
-            .into_iter()
-            .map(|d| usize::try_from(d).map_err(|_| ErrorKind::Shape(format!("dimension {d}"))))
+            .iter()
+            .map(|&d| usize::try_from(d).map_err(|_| ErrorKind::Shape(format!("dimension {d}"))))
             .collect::<Result<_, _>>()?;
-        let dtype = match ds.dtype().map_err(|e| err(&format!("type of '{path}'"), e))? {
-            H5Type::F32 => DType::F32,
-            H5Type::F64 => DType::F64,
-            other => return Err(ErrorKind::DType(format!("element type {other} cannot be a weight"))),
+        let dtype = match ds.dtype() {
+            Datatype::FloatingPoint { size: 4, .. } => DType::F32,
+            Datatype::FloatingPoint { size: 8, .. } => DType::F64,
+            other => return Err(ErrorKind::DType(format!("element type {other:?} cannot be a weight"))),
         };
-        let want = numel(&shape)
-            .and_then(|n| n.checked_mul(dtype.size().expect("f32 or f64")))
-            .ok_or_else(|| ErrorKind::Shape(format!("shape {shape:?} is too large")))? as u64;
-        let stored = match ds.layout().map_err(|e| err(&format!("layout of '{path}'"), e))? {
-            Layout::Compact { size } => Some(size),
-            Layout::Contiguous { address: Some(a), size } if a.checked_add(size).is_some_and(|end| end <= self.len) => Some(size),
-            Layout::Contiguous { address: None, .. } => {
-                return Err(ErrorKind::Missing(format!("dataset '{path}' was never written")));
-            }
-            Layout::Contiguous { size, .. } => {
-                return Err(ErrorKind::TooLarge {
-                    what: format!("dataset '{path}'"),
-                    claimed: size as u128,
-                    available: self.len,
-                });
-            }
-            _ => None,
-        };
-        if stored.is_none() || !ds.filters().is_empty() {
-            return Err(ErrorKind::Unsupported(format!(
-                "dataset '{path}' is chunked or filtered (Keras writes weights in one contiguous run)"
-            )));
+        let want = byte_len(&shape, &dtype).ok_or_else(|| ErrorKind::Shape(format!("shape {shape:?} is too large")))?;
+        if want > self.len {
+            return Err(ErrorKind::TooLarge {
+                what: format!("dataset '{path}' of shape {shape:?}"),
+                claimed: want as u128,
+                available: self.len as u64,
+            });
         }
-        if stored != Some(want) {
-            return Err(ErrorKind::Shape(format!(
-                "shape {shape:?} of {} needs {want} bytes, the dataset stores {}",
-                dtype.name(),
-                stored.unwrap_or(0)
+        if ds.chunks().is_some() {
+            return Err(ErrorKind::Unsupported(format!(
+                "dataset '{path}' is chunked (Keras writes weights in one contiguous run)"
             )));
         }
         let data: Vec<u8> = match dtype {
-            DType::F32 => ds.read_f32().map(|v| v.iter().flat_map(|x| x.to_le_bytes()).collect()),
-            _ => ds.read_f64().map(|v| v.iter().flat_map(|x| x.to_le_bytes()).collect()),
+            DType::F32 => ds.read_array::<f32>().map(|a| a.iter().flat_map(|x| x.to_le_bytes()).collect()),
+            _ => ds.read_array::<f64>().map(|a| a.iter().flat_map(|x| x.to_le_bytes()).collect()),
         }
         .map_err(|e| err(&format!("data of '{path}'"), e))?;
         RawTensor::new(name.to_string(), shape, dtype, data)

@@ -3,7 +3,7 @@
 //! the config in the root's `model_config` attribute, the weights under
 //! `/model_weights`). The config ([`config`]) says which layers there
 //! are, in what order, and whether the model is a plain stack; the HDF5
-//! ([`hdf5`], read with `hdf5-pure`) holds the weights. The tensors are
+//! ([`hdf5`], read with `hdf5-reader`) holds the weights. The tensors are
 //! named by their Keras variable paths (`lstm/lstm_cell/kernel`,
 //! `embedding/embeddings`, `dense/kernel`) for the `keras` layout, like
 //! Keras weights saved as `.npz` or safetensors.
@@ -80,32 +80,8 @@ fn finish(config: Config, tensors: Vec<super::RawTensor>, what: &str) -> Read {
     }
 }
 
-/// Stack for reading HDF5: hdf5-pure parses nested datatypes recursively
-/// with no depth limit, and one attribute (at most 64 KiB) can nest about
-/// 7000 arrays, some 4 MB of stack; 5000 already overflow the 2 MB of a
-/// spawned thread (tests/deployed.rs has such a file). The readers run on
-/// a thread whose stack is far beyond that (reserved, touched only as used).
-const READER_STACK: usize = 64 << 20;
-
-/// Runs `read` on a thread with [`READER_STACK`] (a panic in it goes on
-/// in the caller's thread).
-fn on_reader_stack(path: &Path, read: impl FnOnce() -> Result<Read, CheckpointError> + Send) -> Result<Read, CheckpointError> {
-    std::thread::scope(|scope| {
-        let reader = std::thread::Builder::new()
-            .name("hdf5-reader".into())
-            .stack_size(READER_STACK)
-            .spawn_scoped(scope, read)
-            .map_err(|e| CheckpointError::new(path, ErrorKind::Io(e)))?;
-        reader.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-    })
-}
-
 /// Reads a Keras 3 `.keras` file.
 pub fn read_keras(path: &Path) -> Result<Read, CheckpointError> {
-    on_reader_stack(path, || read_keras_here(path))
-}
-
-fn read_keras_here(path: &Path) -> Result<Read, CheckpointError> {
     let fail = |e| CheckpointError::new(path, e);
     let mut zip = super::npz::open_zip(path)?;
     let mut member = |name: &str| -> Result<Vec<u8>, CheckpointError> {
@@ -163,10 +139,6 @@ fn read_keras_here(path: &Path) -> Result<Read, CheckpointError> {
 
 /// Reads a legacy Keras `.h5` model file.
 pub fn read_h5(path: &Path) -> Result<Read, CheckpointError> {
-    on_reader_stack(path, || read_h5_here(path))
-}
-
-fn read_h5_here(path: &Path) -> Result<Read, CheckpointError> {
     let fail = |e| CheckpointError::new(path, e);
     let h5 = H5::from_bytes(super::read_regular(path)?).map_err(fail)?;
     let text = match h5.strings("/", "model_config").map_err(fail)? {
