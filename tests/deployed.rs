@@ -425,3 +425,19 @@ fn compact_refuses_to_write_over_a_saved_models_variables() {
     }
     assert!(load(&copy, &LoadOptions::default()).is_ok(), "the SavedModel is intact");
 }
+
+#[test]
+fn a_layout_other_than_the_one_a_deployed_file_implies_is_refused() {
+    let options = LoadOptions {
+        layout: Some(Layout::Keras),
+        ..LoadOptions::default()
+    };
+    let e = load(&fixture("same_torch.onnx"), &options).unwrap_err().to_string();
+    assert!(e.ends_with("naming: the tensors of a onnx file follow the onnx layout, not keras"), "{e}");
+    let options = LoadOptions {
+        layout: Some(Layout::Onnx),
+        ..LoadOptions::default()
+    };
+    let e = load(&fixture("keras_lstm.keras"), &options).unwrap_err().to_string();
+    assert!(e.contains("follow the keras layout, not onnx"), "{e}");
+}

@@ -213,7 +213,8 @@ pub struct Read {
 }
 
 impl Read {
-    fn tensors(tensors: Vec<RawTensor>) -> Read {
+    /// Tensors alone (formats that name them).
+    fn named(tensors: Vec<RawTensor>) -> Read {
         Read {
             tensors,
             ..Read::default()
@@ -323,11 +324,11 @@ pub fn read_tensors(path: &Path, format: Format) -> Result<Vec<RawTensor>, Check
 /// Runs the reader of `format` on `path`.
 fn read(path: &Path, format: Format) -> Result<Read, CheckpointError> {
     match format {
-        Format::TfCheckpoint => tf::read(path).map(Read::tensors),
-        Format::TorchZip => torch::read(path).map(Read::tensors),
-        Format::Safetensors => safetensors::read(path).map(Read::tensors),
-        Format::Npz => npz::read_npz(path).map(Read::tensors),
-        Format::Npy => npz::read_npy(path).map(Read::tensors),
+        Format::TfCheckpoint => tf::read(path).map(Read::named),
+        Format::TorchZip => torch::read(path).map(Read::named),
+        Format::Safetensors => safetensors::read(path).map(Read::named),
+        Format::Npz => npz::read_npz(path).map(Read::named),
+        Format::Npy => npz::read_npy(path).map(Read::named),
         Format::Onnx => onnx::read(path),
         Format::Keras => keras::read_keras(path),
         Format::KerasH5 => keras::read_h5(path),
@@ -369,7 +370,7 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Checkpoint, Checkpoint
                     return Err(CheckpointError::new(
                         path,
                         ErrorKind::Layout(format!(
-                            "a {} file's tensors follow the {} layout, not {}",
+                            "the tensors of a {} file follow the {} layout, not {}",
                             format.name(),
                             implied.name(),
                             asked.name()
