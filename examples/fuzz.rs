@@ -27,7 +27,7 @@ fn main() -> ExitCode {
         name => match Target::parse(name) {
             Some(t) => vec![t],
             None => {
-                eprintln!("unknown target '{name}': all, tf, safetensors, numpy, torch, sweep-toml");
+                eprintln!("unknown target '{name}': all, {}", Target::ALL.map(Target::name).join(", "));
                 return ExitCode::from(2);
             }
         },

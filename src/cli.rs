@@ -56,10 +56,10 @@ pub enum Format {
 /// How to read a checkpoint (everything is detected by default).
 #[derive(Parser)]
 pub struct LoadArgs {
-    /// File format: tf-checkpoint, torch-zip, safetensors, npz or npy.
+    /// File format: tf-checkpoint, torch-zip, safetensors, npz, npy, onnx.
     #[arg(long, value_parser = parse_file_format)]
     file_format: Option<FileFormat>,
-    /// Naming scheme: tf-basic-lstm, pytorch or keras.
+    /// Naming scheme: tf-basic-lstm, pytorch, keras, onnx.
     #[arg(long, value_parser = parse_layout)]
     layout: Option<Layout>,
     /// TensorFlow BasicLSTMCell forget bias, folded into the f gate (not stored
@@ -79,11 +79,11 @@ impl LoadArgs {
 }
 
 fn parse_file_format(s: &str) -> Result<FileFormat, String> {
-    FileFormat::parse(s).ok_or_else(|| format!("unknown format '{s}' (tf-checkpoint, torch-zip, safetensors, npz, npy)"))
+    FileFormat::parse(s).ok_or_else(|| format!("unknown format '{s}' ({})", FileFormat::names()))
 }
 
 fn parse_layout(s: &str) -> Result<Layout, String> {
-    Layout::parse(s).ok_or_else(|| format!("unknown layout '{s}' (tf-basic-lstm, pytorch, keras)"))
+    Layout::parse(s).ok_or_else(|| format!("unknown layout '{s}' ({})", Layout::names()))
 }
 
 fn parse_backend(s: &str) -> Result<Backend, String> {

@@ -23,13 +23,31 @@ pub enum Target {
     Numpy,
     /// `torch.save` zips: the archive itself, and the pickle inside it (re-zipped so the zip CRC holds), in turn.
     Torch,
+    /// ONNX models (the protobuf and the graph walk).
+    Onnx,
+    /// Keras models: `.h5` files (the HDF5 reader), and `.keras` zips, both
+    /// as archives and re-zipped with a damaged `model.weights.h5` or
+    /// `config.json` (so that the zip CRC does not hide the damage).
+    Keras,
+    /// SavedModel folders: the variables bundle (index and data, which
+    /// holds the object graph), in turn.
+    SavedModel,
     /// Sweep TOML specs.
     SweepToml,
 }
 
 impl Target {
     /// Every target.
-    pub const ALL: [Target; 5] = [Target::Tf, Target::Safetensors, Target::Numpy, Target::Torch, Target::SweepToml];
+    pub const ALL: [Target; 8] = [
+        Target::Tf,
+        Target::Safetensors,
+        Target::Numpy,
+        Target::Torch,
+        Target::Onnx,
+        Target::Keras,
+        Target::SavedModel,
+        Target::SweepToml,
+    ];
     /// Name on the command line.
     pub fn name(self) -> &'static str {
         match self {
@@ -37,6 +55,9 @@ impl Target {
             Target::Safetensors => "safetensors",
             Target::Numpy => "numpy",
             Target::Torch => "torch",
+            Target::Onnx => "onnx",
+            Target::Keras => "keras",
+            Target::SavedModel => "saved-model",
             Target::SweepToml => "sweep-toml",
         }
     }
@@ -131,7 +152,7 @@ pub fn mutate(data: &[u8], rng: &mut SplitMix64) -> Vec<u8> {
 pub struct Fuzzer {
     target: Target,
     seeds: Vec<(String, Vec<u8>)>,
-    /// For `Tf`: the fixture folders to copy (index, data) from.
+    /// For `Tf` and `SavedModel`: the fixture folders to copy (index, data) from.
     tf_dirs: Vec<PathBuf>,
     scratch: PathBuf,
     rng: SplitMix64,
@@ -174,6 +195,9 @@ impl Fuzzer {
                     seeds.push((name, std::fs::read(p)?));
                 }
                 Target::Torch if ext(p, "pt") || ext(p, "pth") => seeds.push((name, std::fs::read(p)?)),
+                Target::Onnx if ext(p, "onnx") => seeds.push((name, std::fs::read(p)?)),
+                Target::Keras if ext(p, "h5") || ext(p, "keras") => seeds.push((name, std::fs::read(p)?)),
+                Target::SavedModel if p.join("saved_model.pb").is_file() => tf_dirs.push(p.clone()),
                 _ => {}
             }
         }
@@ -196,6 +220,7 @@ impl Fuzzer {
         let case = self.cases;
         let (outcome, what) = match self.target {
             Target::Tf => self.tf_case()?,
+            Target::SavedModel => self.saved_model_case()?,
             Target::SweepToml => {
                 let bytes = mutate(&self.seeds[0].1, &mut self.rng);
                 let text = String::from_utf8_lossy(&bytes).into_owned();
@@ -211,11 +236,20 @@ impl Fuzzer {
             _ => {
                 let k = self.rng.below(self.seeds.len() as u64) as usize;
                 let (name, seed) = (self.seeds[k].0.clone(), self.seeds[k].1.clone());
-                let pickle_level = self.target == Target::Torch && self.rng.below(2) == 0;
-                let bytes = if pickle_level {
-                    rezip_with_mutated_pickle(&seed, &mut self.rng)?
-                } else {
-                    mutate(&seed, &mut self.rng)
+                // A member inside a zip, damaged and re-zipped, half the time.
+                let member = match self.target {
+                    Target::Torch => Some("data.pkl"),
+                    Target::Keras if name.ends_with(".keras") => Some(if self.rng.below(4) == 0 {
+                        "config.json"
+                    } else {
+                        "model.weights.h5"
+                    }),
+                    _ => None,
+                }
+                .filter(|_| self.rng.below(2) == 0);
+                let bytes = match member {
+                    Some(member) => rezip_with_mutated(&seed, member, &mut self.rng)?,
+                    None => mutate(&seed, &mut self.rng),
                 };
                 let ext = Path::new(&name)
                     .extension()
@@ -229,7 +263,7 @@ impl Fuzzer {
                     format!(
                         "case {case}: {} of {name}{}",
                         bytes.len(),
-                        if pickle_level { " (pickle)" } else { "" }
+                        member.map(|m| format!(" ({m})")).unwrap_or_default()
                     ),
                 )
             }
@@ -260,24 +294,53 @@ impl Fuzzer {
     }
 }
 
-/// A `torch.save` zip whose `data.pkl` is mutated, re-zipped (stored) so
-/// that the zip's CRC check does not hide the damage from the pickle reader.
-fn rezip_with_mutated_pickle(zip_bytes: &[u8], rng: &mut SplitMix64) -> std::io::Result<Vec<u8>> {
+/// A zip whose member ending in `member` (a `torch.save` zip's `data.pkl`,
+/// a `.keras` file's `model.weights.h5`) is mutated, re-zipped (stored) so
+/// that the zip's CRC check does not hide the damage from the reader.
+fn rezip_with_mutated(zip_bytes: &[u8], member: &str, rng: &mut SplitMix64) -> std::io::Result<Vec<u8>> {
     let mut src = zip::ZipArchive::new(std::io::Cursor::new(zip_bytes)).map_err(std::io::Error::other)?;
     let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
     for i in 0..src.len() {
-        let mut member = src.by_index(i).map_err(std::io::Error::other)?;
-        let name = member.name().map_err(std::io::Error::other)?.into_owned();
+        let mut entry = src.by_index(i).map_err(std::io::Error::other)?;
+        let name = entry.name().map_err(std::io::Error::other)?.into_owned();
         let mut data = Vec::new();
-        member.read_to_end(&mut data)?;
-        if name.ends_with("data.pkl") {
+        entry.read_to_end(&mut data)?;
+        if name.ends_with(member) {
             data = mutate(&data, rng);
         }
         out.start_file(name.as_str(), options).map_err(std::io::Error::other)?;
         out.write_all(&data)?;
     }
     Ok(out.finish().map_err(std::io::Error::other)?.into_inner())
+}
+
+impl Fuzzer {
+    /// A copy of a SavedModel folder with one file of its variables
+    /// bundle damaged.
+    fn saved_model_case(&mut self) -> std::io::Result<(Outcome, String)> {
+        let src = self.tf_dirs[self.rng.below(self.tf_dirs.len() as u64) as usize].clone();
+        let dir = self.scratch.join("saved_model");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("variables"))?;
+        std::fs::write(dir.join("saved_model.pb"), b"")?;
+        let mut files: Vec<PathBuf> = std::fs::read_dir(src.join("variables"))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        files.sort();
+        for f in &files {
+            std::fs::copy(f, dir.join("variables").join(f.file_name().unwrap_or_default()))?;
+        }
+        let victim = &files[self.rng.below(files.len() as u64) as usize];
+        let target = dir.join("variables").join(victim.file_name().unwrap_or_default());
+        let bytes = mutate(&std::fs::read(&target)?, &mut self.rng);
+        std::fs::write(&target, &bytes)?;
+        let outcome = guarded(|| load(&dir, &LoadOptions::default()).map(|_| ()).map_err(|e| e.to_string()));
+        Ok((
+            outcome,
+            format!("case {}: {} damaged to {} bytes", self.cases, victim.display(), bytes.len()),
+        ))
+    }
 }
 
 /// Runs `f`, turning a panic into [`Outcome::Panicked`].

@@ -1,7 +1,8 @@
 //! The ONNX Runtime peer: `tools/peer_ort.py`, run by a Python that has
 //! `onnxruntime` (ISSBENCH_PYTHON, else `python3`), times the models
-//! [`crate::onnx::export`] writes with the same batch, sequence length,
-//! threads and timing protocol as issbench. It stays running with the model
+//! [`crate::onnx::export`] writes, or the user's own ONNX file (checked
+//! against issbench's outputs first, [`OrtPeer::start_checked`]), with the
+//! same batch, sequence length, threads and timing protocol as issbench. It stays running with the model
 //! loaded ([`PeerRun`]) and times rounds on request, so the sweep can
 //! alternate them with its own ([`crate::measure::time_rounds`]).
 
@@ -101,16 +102,32 @@ impl OrtPeer {
     /// the model, runs it once (warm-up) and then waits for rounds to time
     /// (see [`PeerRun::sample`]).
     pub fn start(&self, model: &Path, point: &PeerPoint) -> Result<PeerRun, String> {
+        self.start_checked(model, point, None).map(|(run, _)| run)
+    }
+
+    /// [`OrtPeer::start`], first running the model on `check`'s input and
+    /// comparing its output with `check`'s expected one: returns the run
+    /// and that comparison's max relative error (`None` without a check).
+    pub fn start_checked(&self, model: &Path, point: &PeerPoint, check: Option<&PeerCheck>) -> Result<(PeerRun, Option<f64>), String> {
         let mut cmd = Command::new(&self.python);
         cmd.arg(&self.script)
             .arg("serve")
             .arg(model)
             .args(["--batch", &point.batch.to_string(), "--seq", &point.seq.to_string()])
-            .args(["--threads", &point.threads.to_string(), "--vocab", &point.vocab.max(1).to_string()]);
+            .args(["--threads", &point.threads.to_string(), "--vocab", &point.vocab.max(1).to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         if point.int8 {
             cmd.args(["--quantize", "int8"]);
         }
-        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        if point.batch_major {
+            cmd.arg("--batch-major");
+        }
+        if let Some(c) = check {
+            cmd.arg("--check-input").arg(&c.input).arg("--check-expected").arg(&c.expected);
+            cmd.args(["--check-output", &c.output]);
+        }
         let mut child = cmd.spawn().map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
         // Drained on its own thread, so a chatty peer never blocks on a full pipe.
         let mut stderr = child.stderr.take().expect("piped");
@@ -146,7 +163,15 @@ impl OrtPeer {
             let error = ready["max_abs_err"].as_f64().zip(ready["max_rel_err"].as_f64());
             run.error = Some(error.ok_or_else(|| format!("the quantized peer did not say its error: {ready}"))?);
         }
-        Ok(run)
+        let checked = match check {
+            None => None,
+            Some(_) => match (ready["check"]["max_rel"].as_f64(), ready["check"]["error"].as_str()) {
+                (Some(rel), _) => Some(rel),
+                (None, Some(e)) => return Err(format!("its output on the check input: {e}")),
+                (None, None) => return Err(format!("peer reply lacks its check: {ready}")),
+            },
+        };
+        Ok((run, checked))
     }
 
     /// Runs the ONNX model on the `.npy` input and compares with the `.npy`
@@ -264,6 +289,18 @@ pub struct PeerPoint {
     pub vocab: usize,
     /// Quantize the model to int8 first (`quantize_dynamic`, s8 weights).
     pub int8: bool,
+    /// The model takes `[batch, seq]` rather than `[seq, batch]` inputs.
+    pub batch_major: bool,
+}
+
+/// What the peer checks a model against before timing it: `.npy` files
+/// of an input and the output issbench computes for it, and the name of
+/// the graph output to compare.
+#[derive(Debug, Clone)]
+pub struct PeerCheck {
+    pub input: PathBuf,
+    pub expected: PathBuf,
+    pub output: String,
 }
 
 /// Writes a C-order little-endian `.npy` array (`descr` `<f4` or `<i8`).

@@ -106,6 +106,13 @@ const ALL: &[(&str, Format, Layout)] = &[
     ("same_torch.pt", Format::TorchZip, Layout::Pytorch),
     ("same.safetensors", Format::Safetensors, Layout::Pytorch),
     ("same.npz", Format::Npz, Layout::Keras),
+    ("same_torch.onnx", Format::Onnx, Layout::Onnx),
+    ("same_torch_legacy.onnx", Format::Onnx, Layout::Onnx),
+    ("keras_lstm_tf2onnx.onnx", Format::Onnx, Layout::Onnx),
+    ("keras_lstm.keras", Format::Keras, Layout::Keras),
+    ("keras_lstm.h5", Format::KerasH5, Layout::Keras),
+    ("keras_lstm_export", Format::SavedModel, Layout::Keras),
+    ("keras_lstm_savedmodel", Format::SavedModel, Layout::Keras),
 ];
 
 #[test]
@@ -126,6 +133,16 @@ fn forward_pass_matches_the_framework_output() {
         assert_eq!(got.len(), want.len(), "{name}");
         let err = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
         assert!(err < 1e-5, "{name}: max abs error {err}");
+        // ONNX fixtures also carry ONNX Runtime's output on the file.
+        let io = npz::read_npz(&fixture(&format!("{name}.io.npz"))).unwrap();
+        if let Some(ort) = io.iter().find(|t| t.name == "output_ort") {
+            let ort = ort.to_f32().unwrap().0;
+            let err_ort = got.iter().zip(&ort).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+            assert!(err_ort < 1e-5, "{name}: max abs error {err_ort} against onnxruntime");
+            eprintln!("{name}: max abs error {err:.2e} against the framework, {err_ort:.2e} against onnxruntime");
+        } else {
+            eprintln!("{name}: max abs error {err:.2e} against the framework");
+        }
     }
 }
 
@@ -160,14 +177,40 @@ fn planted_iss_components_are_found() {
 
 #[test]
 fn the_same_model_in_four_formats_loads_identically() {
-    let models: Vec<Model> = ["same_tf", "same_torch.pt", "same.safetensors", "same.npz"]
-        .iter()
-        .map(|n| load_fixture(n).model)
-        .collect();
+    let models: Vec<Model> = [
+        "same_tf",
+        "same_torch.pt",
+        "same.safetensors",
+        "same.npz",
+        "same_torch.onnx",
+        "same_torch_legacy.onnx",
+    ]
+    .iter()
+    .map(|n| load_fixture(n).model)
+    .collect();
     for m in &models[1..] {
         assert_eq!(m.layers(), models[0].layers());
         assert_eq!(m.embedding(), models[0].embedding());
         assert_eq!(m.head(), models[0].head());
+    }
+}
+
+#[test]
+fn the_same_keras_model_in_seven_files_loads_identically() {
+    let files = [
+        "keras_lstm.npz",
+        "keras_lstm.safetensors",
+        "keras_lstm.keras",
+        "keras_lstm.h5",
+        "keras_lstm_export",
+        "keras_lstm_savedmodel",
+        "keras_lstm_tf2onnx.onnx",
+    ];
+    let models: Vec<Model> = files.iter().map(|n| load_fixture(n).model).collect();
+    for (m, name) in models.iter().zip(files).skip(1) {
+        assert_eq!(m.layers(), models[0].layers(), "{name}");
+        assert_eq!(m.embedding(), models[0].embedding(), "{name}");
+        assert_eq!(m.head(), models[0].head(), "{name}");
     }
 }
 
@@ -204,19 +247,26 @@ fn issbench(args: &[&str]) -> std::process::Output {
 
 #[test]
 fn inspect_gives_the_same_report_for_the_same_model_in_four_formats() {
-    let reports: Vec<serde_json::Value> = ["same_tf", "same_torch.pt", "same.safetensors", "same.npz"]
-        .iter()
-        .map(|n| {
-            let out = issbench(&["inspect", fixture(n).to_str().unwrap(), "--format", "json"]);
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-            let mut v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-            let obj = v.as_object_mut().unwrap();
-            for key in ["format", "layout", "tensors", "notes", "forget_bias"] {
-                assert!(obj.remove(key).is_some(), "{key} missing from the JSON");
-            }
-            v
-        })
-        .collect();
+    let reports: Vec<serde_json::Value> = [
+        "same_tf",
+        "same_torch.pt",
+        "same.safetensors",
+        "same.npz",
+        "same_torch.onnx",
+        "same_torch_legacy.onnx",
+    ]
+    .iter()
+    .map(|n| {
+        let out = issbench(&["inspect", fixture(n).to_str().unwrap(), "--format", "json"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let mut v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let obj = v.as_object_mut().unwrap();
+        for key in ["format", "layout", "tensors", "notes", "forget_bias"] {
+            assert!(obj.remove(key).is_some(), "{key} missing from the JSON");
+        }
+        v
+    })
+    .collect();
     assert_eq!(reports[0]["layers"][0]["removed"], serde_json::json!([2, 5, 9]));
     assert_eq!(reports[0]["layers"][1]["kept"], 10);
     for r in &reports[1..] {

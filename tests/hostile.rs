@@ -487,6 +487,7 @@ fn a_peer_that_never_answers_is_stopped() {
         threads: 1,
         vocab: 1,
         int8: false,
+        batch_major: false,
     };
     let mut run = peer.start(&model, &point).unwrap();
     let started = std::time::Instant::now();

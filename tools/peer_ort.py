@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """ONNX Runtime peer for issbench: runs a model that `issbench export-onnx`
-wrote, on the CPU execution provider.
+wrote, or the user's own ONNX file, on the CPU execution provider.
 
 Install (one line, a virtual environment outside the repository):
     python3 -m venv ~/.venvs/ort && ~/.venvs/ort/bin/pip install onnxruntime numpy
@@ -20,8 +20,15 @@ issbench calls it with ISSBENCH_PYTHON pointing at that interpreter:
         median_ns, min_ns, max_ns, ci_low_ns, ci_high_ns (95% bootstrap of
         the median, 1000 resamples), runs, version.
     peer_ort.py serve MODEL.onnx --batch B --seq S --threads T [--vocab V]
+                      [--batch-major] [--check-input X.npy --check-expected Y.npy
+                       --check-output NAME]
         what `issbench sweep --peer ort` uses: loads MODEL, runs it once
-        (warm-up) and prints {"ready": true}; then for every stdin line
+        (warm-up) and prints {"ready": true}; with --check-input, it first
+        runs MODEL on X and adds "check": {"max_abs", "max_rel"} against Y
+        (output NAME; or "error" when the shapes differ) to that line, so
+        that issbench can confirm a user's file computes what it timed
+        itself. --batch-major feeds [batch, seq] inputs (tf2onnx files);
+        int32 token inputs are fed as int32. Then for every stdin line
         "time BUDGET_MS MIN_RUNS MAX_RUNS" times one round of runs and
         prints {"samples_ns": [...]}, one JSON object per line, until the
         end of input. issbench alternates these rounds with its own runs,
@@ -66,18 +73,24 @@ def feed(sess, x):
     return {sess.get_inputs()[0].name: x}
 
 
+def errors(sess, x, want, output=None):
+    """The max abs and relative error of MODEL's output (the first, or
+    OUTPUT) on x against want, or an "error" when the shapes differ."""
+    got = sess.run([output] if output else None, feed(sess, x))[0]
+    if got.shape != want.shape:
+        return {"error": f"shape {got.shape} != expected {want.shape}"}
+    err = float(np.max(np.abs(got.astype(np.float64) - want)))
+    return {"max_abs": err, "max_rel": err / max(float(np.max(np.abs(want))), 1e-30)}
+
+
 def check(args):
     sess = session(args.model, 1)
-    x = np.load(args.input)
-    want = np.load(args.expected)
-    got = sess.run(None, feed(sess, x))[0]
-    if got.shape != want.shape:
-        print(f"shape {got.shape} != expected {want.shape}")
+    result = errors(sess, np.load(args.input), np.load(args.expected))
+    if "error" in result:
+        print(result["error"])
         return 1
-    err = float(np.max(np.abs(got.astype(np.float64) - want)))
-    rel = err / max(float(np.max(np.abs(want))), 1e-30)
-    print(json.dumps({"max_abs": err, "max_rel": rel}))
-    return 0 if rel <= args.tol else 1
+    print(json.dumps(result))
+    return 0 if result["max_rel"] <= args.tol else 1
 
 
 def bootstrap_ci(samples, resamples=1000):
@@ -109,11 +122,13 @@ def prepared(args):
     sess = session(path, args.threads)
     inp = sess.get_inputs()[0]
     rng = np.random.default_rng(1)
-    if inp.type == "tensor(int64)":
-        x = rng.integers(0, args.vocab, size=(args.seq, args.batch), dtype=np.int64)
+    seq_batch = (args.batch, args.seq) if args.batch_major else (args.seq, args.batch)
+    if inp.type in ("tensor(int64)", "tensor(int32)"):
+        dtype = np.int64 if inp.type == "tensor(int64)" else np.int32
+        x = rng.integers(0, args.vocab, size=seq_batch).astype(dtype)
     else:
         width = inp.shape[2]
-        x = rng.uniform(-1, 1, size=(args.seq, args.batch, width)).astype(np.float32)
+        x = rng.uniform(-1, 1, size=(*seq_batch, width)).astype(np.float32)
     f = feed(sess, x)
     got = sess.run(None, f)[0]
     error = None
@@ -155,7 +170,10 @@ def timing(args):
 
 def serve(args):
     sess, f, error = prepared(args)
-    print(json.dumps({"ready": True, **(error or {})}), flush=True)
+    ready = {"ready": True, **(error or {})}
+    if args.check_input:
+        ready["check"] = errors(sess, np.load(args.check_input), np.load(args.check_expected), args.check_output)
+    print(json.dumps(ready), flush=True)
     for line in sys.stdin:
         words = line.split()
         if not words:
@@ -186,6 +204,11 @@ def main():
         t.add_argument("--threads", type=int, required=True)
         t.add_argument("--vocab", type=int, default=1)
         t.add_argument("--quantize", choices=["int8"], help="time the model quantized with quantize_dynamic (s8 weights)")
+        t.add_argument("--batch-major", action="store_true")
+        if name == "serve":
+            t.add_argument("--check-input")
+            t.add_argument("--check-expected")
+            t.add_argument("--check-output")
         if name == "time":
             t.add_argument("--budget-ms", type=float, default=500)
             t.add_argument("--min-runs", type=int, default=3)

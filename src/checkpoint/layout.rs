@@ -8,11 +8,13 @@
 //! | `tf-basic-lstm` | `.../cell_K/basic_lstm_cell/kernel` (`weights` before TF 1.2), `bias` (`biases`) | kernel `[in+h, 4h]`, rows `[x; h]` | i, j, f, o; forget bias added at run time |
 //! | `pytorch` | `PREFIXweight_ih_lK`, `weight_hh_lK`, `bias_ih_lK`, `bias_hh_lK` | `[4h, in]`, `[4h, h]` | i, f, g, o |
 //! | `keras` | `LAYER/lstm_cell/kernel`, `recurrent_kernel`, `bias` | `[in, 4h]`, `[h, 4h]` | i, f, c, o |
+//! | `onnx` | `layers.K.W`, `layers.K.R`, `layers.K.B` (named by the ONNX reader) | `[1, 4h, in]`, `[1, 4h, h]`, `[1, 8h]` = `[Wb; Rb]` | i, o, f, c |
 //!
 //! Heads and embeddings: TF `softmax_w [h, vocab]` / `softmax_b` and
 //! `embedding [vocab, emb]`; PyTorch any `X.weight [out, h]` + `X.bias` and an
 //! unbiased `X.weight [vocab, in]`; Keras `dense/kernel [h, out]` + `bias` and
-//! `embedding/embeddings`. Everything else (step counters, learning rates,
+//! `embedding/embeddings`; ONNX `embedding`, `head.kernel [width, out]` or
+//! `head.weight [out, width]`, `head.bias`. Everything else (step counters, learning rates,
 //! optimizer slots) is ignored and reported as such.
 
 use std::collections::{BTreeMap, HashMap};
@@ -32,6 +34,8 @@ pub enum Layout {
     Pytorch,
     /// Keras `LSTM` layers.
     Keras,
+    /// ONNX `LSTM` nodes, as the ONNX reader names their inputs.
+    Onnx,
 }
 
 impl Layout {
@@ -41,13 +45,18 @@ impl Layout {
             Layout::TfBasicLstm => "tf-basic-lstm",
             Layout::Pytorch => "pytorch",
             Layout::Keras => "keras",
+            Layout::Onnx => "onnx",
         }
     }
+    /// Every layout.
+    pub const ALL: [Layout; 4] = [Layout::TfBasicLstm, Layout::Pytorch, Layout::Keras, Layout::Onnx];
     /// Parses [`Layout::name`].
     pub fn parse(s: &str) -> Option<Layout> {
-        [Layout::TfBasicLstm, Layout::Pytorch, Layout::Keras]
-            .into_iter()
-            .find(|l| l.name() == s)
+        Layout::ALL.into_iter().find(|l| l.name() == s)
+    }
+    /// Every layout's name, comma-separated (for messages).
+    pub fn names() -> String {
+        Layout::ALL.map(Layout::name).join(", ")
     }
     /// Tells the layout from the tensor names; exactly one must match.
     pub fn detect(tensors: &[RawTensor]) -> Result<Layout, ErrorKind> {
@@ -97,6 +106,7 @@ impl Layout {
                         .any(|p| name.contains(p))
             }
             Layout::Keras => ends(&["kernel", "recurrent_kernel", "bias", "embeddings"]),
+            Layout::Onnx => name.starts_with("layers.") || name.starts_with("head.") || name == "embedding",
         }
     }
 }
@@ -211,6 +221,19 @@ fn model_err(e: crate::model::ModelError) -> BuildError {
 
 /// Builds the canonical model named `name` from `tensors` with `layout`.
 pub fn build(name: &str, tensors: &[RawTensor], layout: Layout, forget_bias: Option<f32>) -> Result<Built, BuildError> {
+    build_ordered(name, tensors, layout, forget_bias, None)
+}
+
+/// [`build`], with the order of the layers given by their names
+/// (`layer_order`, from a file that records it: a Keras config, a
+/// SavedModel's variable list) rather than by sorting the names.
+pub fn build_ordered(
+    name: &str,
+    tensors: &[RawTensor],
+    layout: Layout,
+    forget_bias: Option<f32>,
+    layer_order: Option<&[String]>,
+) -> Result<Built, BuildError> {
     let mut t = Tensors::new(tensors);
     let (embedding, layers, head, forget_bias) = match layout {
         Layout::TfBasicLstm => {
@@ -226,7 +249,11 @@ pub fn build(name: &str, tensors: &[RawTensor], layout: Layout, forget_bias: Opt
             (e, l, h, None)
         }
         Layout::Keras => {
-            let (e, l, h) = build_keras(&mut t)?;
+            let (e, l, h) = build_keras(&mut t, layer_order)?;
+            (e, l, h, None)
+        }
+        Layout::Onnx => {
+            let (e, l, h) = build_onnx(&mut t)?;
             (e, l, h, None)
         }
     };
@@ -533,11 +560,22 @@ fn looks_like_head(module: &str) -> bool {
     .any(|n| module == *n || module.starts_with(n))
 }
 
-fn build_keras(t: &mut Tensors) -> Result<Parts, BuildError> {
+fn build_keras(t: &mut Tensors, layer_order: Option<&[String]>) -> Result<Parts, BuildError> {
     if let Some(x) = t.all.iter().find(|x| x.name.contains("gru_cell/")) {
         return Err((
             Some(x.name.clone()),
             ErrorKind::Unsupported("a GRU layer (gru_cell); GRUs are not supported yet".into()),
+        ));
+    }
+    let bidirectional = |n: &str| n.split('/').any(|c| c.starts_with("forward_") || c.starts_with("backward_"));
+    if let Some(x) = t
+        .all
+        .iter()
+        .find(|x| x.name.ends_with("/recurrent_kernel") && bidirectional(&x.name))
+    {
+        return Err((
+            Some(x.name.clone()),
+            ErrorKind::Unsupported("a Bidirectional layer (forward_/backward_ cells); bidirectional layers are not supported yet".into()),
         ));
     }
     let mut cells: Vec<(String, (String, u64))> = t
@@ -546,7 +584,19 @@ fn build_keras(t: &mut Tensors) -> Result<Parts, BuildError> {
         .filter_map(|x| x.name.strip_suffix("/recurrent_kernel"))
         .map(|dir| (dir.to_string(), natural_key(dir.split('/').next().unwrap_or(dir))))
         .collect();
-    cells.sort_by(|a, b| a.1.cmp(&b.1));
+    match layer_order {
+        Some(order) => {
+            let position = |dir: &str| order.iter().position(|l| dir.split('/').next() == Some(l.as_str()));
+            if let Some((dir, _)) = cells.iter().find(|(dir, _)| position(dir).is_none()) {
+                return Err((
+                    Some(format!("{dir}/recurrent_kernel")),
+                    ErrorKind::Layout(format!("layer of a cell not in the file's layer order ({})", order.join(", "))),
+                ));
+            }
+            cells.sort_by_key(|(dir, _)| position(dir));
+        }
+        None => cells.sort_by(|a, b| a.1.cmp(&b.1)),
+    }
     let mut layers = Vec::new();
     for (n, (dir, _)) in cells.iter().enumerate() {
         let (kernel, recurrent, bias_name) = (format!("{dir}/kernel"), format!("{dir}/recurrent_kernel"), format!("{dir}/bias"));
@@ -619,6 +669,95 @@ fn build_keras(t: &mut Tensors) -> Result<Parts, BuildError> {
                 None,
                 ErrorKind::Layout(format!("several output layer candidates: {}", many.join(", "))),
             ));
+        }
+    };
+    Ok((embedding, layers, head))
+}
+
+/// ONNX gate blocks i, o, f, c as canonical i, f, g, o.
+const ONNX_LSTM_GATES: [usize; 4] = [0, 2, 3, 1];
+
+/// The ONNX reader's `layers.K.W` / `R` / `B`, `embedding` and `head.*`
+/// (see `checkpoint::onnx`): one direction per layer for now.
+fn build_onnx(t: &mut Tensors) -> Result<Parts, BuildError> {
+    let mut layers = Vec::new();
+    for n in 0.. {
+        let (w, r, b) = (format!("layers.{n}.W"), format!("layers.{n}.R"), format!("layers.{n}.B"));
+        if !t.has(&w) {
+            break;
+        }
+        let (g4, input) = match t.shape(&w)? {
+            [1, r, c] if r % 4 == 0 && *r > 0 => (*r, *c),
+            s => {
+                return Err((
+                    Some(w),
+                    ErrorKind::Shape(format!("an ONNX LSTM's W is [1, 4h, in], the file has {s:?}")),
+                ));
+            }
+        };
+        let h = g4 / 4;
+        let w_ih = reorder_gates(
+            &t.values(&w, &[1, g4, input], &format!("layer {n} w_ih (gates i, o, f, c)"))?,
+            h,
+            input,
+            ONNX_LSTM_GATES,
+        );
+        let w_hh = reorder_gates(
+            &t.values(&r, &[1, g4, h], &format!("layer {n} w_hh (gates i, o, f, c)"))?,
+            h,
+            h,
+            ONNX_LSTM_GATES,
+        );
+        let bias = if t.has(&b) {
+            let both = t.values(&b, &[1, 2 * g4], &format!("layer {n} bias [Wb; Rb] (summed)"))?;
+            let (wb, rb) = both.split_at(g4);
+            let (wb, rb) = (reorder_gates(wb, h, 1, ONNX_LSTM_GATES), reorder_gates(rb, h, 1, ONNX_LSTM_GATES));
+            wb.iter().zip(&rb).map(|(a, b)| a + b).collect()
+        } else {
+            vec![0.0; g4]
+        };
+        layers.push(LstmLayer::new(&format!("layer {n}"), input, h, w_ih, w_hh, bias).map_err(model_err)?);
+    }
+    if layers.is_empty() {
+        return Err((
+            None,
+            ErrorKind::Missing("no layers.0.W (the ONNX reader names an LSTM node's W so)".into()),
+        ));
+    }
+    let embedding = if t.has("embedding") {
+        let [vocab, dim] = *t.shape("embedding")? else {
+            return Err((Some("embedding".into()), ErrorKind::Shape("an embedding is [vocab, dim]".into())));
+        };
+        Some(Embedding::new("embedding", vocab, dim, t.values("embedding", &[vocab, dim], "embedding")?).map_err(model_err)?)
+    } else {
+        None
+    };
+    let head = match ["head.kernel", "head.weight"].into_iter().find(|n| t.has(n)) {
+        None => None,
+        Some(name) => {
+            let [a, b] = *t.shape(name)? else {
+                return Err((Some(name.into()), ErrorKind::Shape("a head weight is 2-D".into())));
+            };
+            let (hin, out, weight) = if name == "head.kernel" {
+                (a, b, transpose(&t.values(name, &[a, b], "head weight (transposed)")?, a, b))
+            } else {
+                (b, a, t.values(name, &[a, b], "head weight")?)
+            };
+            // A bias of shape [out], or [1, out] as Gemm and Add allow.
+            let bias = match t.shape("head.bias") {
+                Ok(shape) if shape.iter().product::<usize>() == out && shape.last() == Some(&out) => {
+                    let shape = shape.to_vec();
+                    t.values("head.bias", &shape, "head bias")?
+                }
+                Ok(shape) => {
+                    return Err((
+                        Some("head.bias".into()),
+                        ErrorKind::Shape(format!("the head's bias should be [{out}], the file has {shape:?}")),
+                    ));
+                }
+                Err(_) => vec![0.0; out],
+            };
+            Some(Linear::new("head", hin, out, weight, bias).map_err(model_err)?)
         }
     };
     Ok((embedding, layers, head))

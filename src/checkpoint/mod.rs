@@ -2,17 +2,21 @@
 //! safetensors wrote, and turn it into the canonical [`Model`].
 //!
 //! Reading is two steps kept apart: a *format* reader (one module each:
-//! [`tf`], [`torch`], [`npz`], [`safetensors`]) turns bytes into named
-//! [`RawTensor`]s, and the *layout* ([`layout`], the one place that knows
-//! naming conventions) maps names, gate orders and transposes to the
-//! canonical model. Every length a file claims is checked against the bytes
+//! [`tf`], [`torch`], [`npz`], [`safetensors`], [`onnx`]) turns bytes into
+//! named [`RawTensor`]s, and the *layout* ([`layout`], the one place that
+//! knows naming conventions) maps names, gate orders and transposes to the
+//! canonical model. Formats that record the model's structure (an ONNX
+//! graph) also say which layout their names follow ([`Read`]). Every length a file claims is checked against the bytes
 //! actually present before anything is allocated, so a corrupt header gives
 //! an error, never a panic or a huge allocation.
 
+pub mod keras;
 pub mod layout;
 pub mod npz;
+pub mod onnx;
 mod pickle;
 pub mod safetensors;
+pub mod saved_model;
 pub mod tensor;
 pub mod tf;
 pub mod torch;
@@ -150,6 +154,14 @@ pub enum Format {
     Npz,
     /// A single NumPy `.npy` array.
     Npy,
+    /// An ONNX model (`.onnx`).
+    Onnx,
+    /// A Keras 3 model file (`.keras`: a zip of config and HDF5 weights).
+    Keras,
+    /// A legacy Keras HDF5 model file (`.h5` from `model.save`).
+    KerasH5,
+    /// A TensorFlow SavedModel folder (`saved_model.pb` and `variables/`).
+    SavedModel,
 }
 
 impl Format {
@@ -161,19 +173,52 @@ impl Format {
             Format::Safetensors => "safetensors",
             Format::Npz => "npz",
             Format::Npy => "npy",
+            Format::Onnx => "onnx",
+            Format::Keras => "keras",
+            Format::KerasH5 => "keras-h5",
+            Format::SavedModel => "saved-model",
         }
     }
+    /// Every format, in the order the command line lists them.
+    pub const ALL: [Format; 9] = [
+        Format::TfCheckpoint,
+        Format::TorchZip,
+        Format::Safetensors,
+        Format::Npz,
+        Format::Npy,
+        Format::Onnx,
+        Format::Keras,
+        Format::KerasH5,
+        Format::SavedModel,
+    ];
     /// Parses [`Format::name`].
     pub fn parse(s: &str) -> Option<Format> {
-        [
-            Format::TfCheckpoint,
-            Format::TorchZip,
-            Format::Safetensors,
-            Format::Npz,
-            Format::Npy,
-        ]
-        .into_iter()
-        .find(|f| f.name() == s)
+        Format::ALL.into_iter().find(|f| f.name() == s)
+    }
+    /// Every format's name, comma-separated (for messages).
+    pub fn names() -> String {
+        Format::ALL.map(Format::name).join(", ")
+    }
+}
+
+/// What a format reader found: the tensors and, for formats that record the
+/// model's structure, the layout their names follow, the order of the
+/// layers (by the first component of their names) and notes.
+#[derive(Debug, Clone, Default)]
+pub struct Read {
+    pub tensors: Vec<RawTensor>,
+    pub layout: Option<Layout>,
+    pub layer_order: Option<Vec<String>>,
+    pub notes: Vec<String>,
+}
+
+impl Read {
+    /// Tensors alone (formats that name them).
+    fn named(tensors: Vec<RawTensor>) -> Read {
+        Read {
+            tensors,
+            ..Read::default()
+        }
     }
 }
 
@@ -210,14 +255,23 @@ pub struct Checkpoint {
 /// Tells the format of `path` from what it is (folder, `.index`, prefix)
 /// and from its first bytes.
 pub fn detect_format(path: &Path) -> Result<Format, CheckpointError> {
+    if saved_model::is_saved_model(path) {
+        return Ok(Format::SavedModel);
+    }
     if path.is_dir() || path.extension().is_some_and(|e| e == "index") || (!path.exists() && tf::index_path(path).is_file()) {
         return Ok(Format::TfCheckpoint);
+    }
+    if has_extension(path, &["onnx"]) {
+        return Ok(Format::Onnx);
     }
     let mut head = [0u8; 16];
     let n = read_head(path, &mut head).map_err(|e| CheckpointError::new(path, e))?;
     let head = &head[..n];
     if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
         return npz::zip_kind(path);
+    }
+    if head.starts_with(b"\x89HDF\r\n\x1a\n") || has_extension(path, &["h5", "hdf5"]) {
+        return Ok(Format::KerasH5);
     }
     if head.starts_with(b"\x93NUMPY") {
         return Ok(Format::Npy);
@@ -235,8 +289,17 @@ pub fn detect_format(path: &Path) -> Result<Format, CheckpointError> {
     }
     Err(CheckpointError::new(
         path,
-        ErrorKind::UnknownFormat("expected a TensorFlow checkpoint, .pt/.pth zip, .safetensors, .npz or .npy".into()),
+        ErrorKind::UnknownFormat(
+            "expected a TensorFlow checkpoint or SavedModel, .pt/.pth zip, .safetensors, .npz, .npy, .onnx, .keras or .h5".into(),
+        ),
     ))
+}
+
+/// Whether `path` ends in one of `extensions` (any case).
+fn has_extension(path: &Path, extensions: &[&str]) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| extensions.iter().any(|x| e.eq_ignore_ascii_case(x)))
 }
 
 fn read_head(path: &Path, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -252,14 +315,24 @@ fn read_head(path: &Path, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(n)
 }
 
-/// Reads every tensor of `path` as stored, in the file's order.
+/// Reads every tensor of `path` as stored, in the file's order (for an
+/// ONNX model: as its reader names them, see [`onnx`]).
 pub fn read_tensors(path: &Path, format: Format) -> Result<Vec<RawTensor>, CheckpointError> {
+    read(path, format).map(|r| r.tensors)
+}
+
+/// Runs the reader of `format` on `path`.
+fn read(path: &Path, format: Format) -> Result<Read, CheckpointError> {
     match format {
-        Format::TfCheckpoint => tf::read(path),
-        Format::TorchZip => torch::read(path),
-        Format::Safetensors => safetensors::read(path),
-        Format::Npz => npz::read_npz(path),
-        Format::Npy => npz::read_npy(path),
+        Format::TfCheckpoint => tf::read(path).map(Read::named),
+        Format::TorchZip => torch::read(path).map(Read::named),
+        Format::Safetensors => safetensors::read(path).map(Read::named),
+        Format::Npz => npz::read_npz(path).map(Read::named),
+        Format::Npy => npz::read_npy(path).map(Read::named),
+        Format::Onnx => onnx::read(path),
+        Format::Keras => keras::read_keras(path),
+        Format::KerasH5 => keras::read_h5(path),
+        Format::SavedModel => saved_model::read(path),
     }
 }
 
@@ -275,6 +348,8 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Checkpoint, Checkpoint
         Some(l) => Ok(l),
         None => Layout::detect_names(names).map_err(|e| CheckpointError::new(path, e)),
     };
+    let mut notes = Vec::new();
+    let mut layer_order = None;
     // Zip archives: the layout first (from the names), then only the data
     // it may use, so that large members nothing reads are never inflated.
     let (tensors, layout) = match format {
@@ -289,29 +364,52 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Checkpoint, Checkpoint
             (torch::read_keeping(path, &|n| layout.may_use(n))?, layout)
         }
         _ => {
-            let tensors = read_tensors(path, format)?;
-            let layout = choose(&tensors.iter().map(|t| t.name.as_str()).collect::<Vec<_>>())?;
-            (tensors, layout)
+            let read = read(path, format)?;
+            let layout = match (read.layout, options.layout) {
+                (Some(implied), Some(asked)) if implied != asked => {
+                    return Err(CheckpointError::new(
+                        path,
+                        ErrorKind::Layout(format!(
+                            "the tensors of a {} file follow the {} layout, not {}",
+                            format.name(),
+                            implied.name(),
+                            asked.name()
+                        )),
+                    ));
+                }
+                (Some(implied), _) => implied,
+                (None, _) => choose(&read.tensors.iter().map(|t| t.name.as_str()).collect::<Vec<_>>())?,
+            };
+            (notes, layer_order) = (read.notes, read.layer_order);
+            (read.tensors, layout)
         }
     };
     let name = model_name(path);
-    let built = layout::build(&name, &tensors, layout, options.forget_bias).map_err(|(tensor, kind)| CheckpointError {
-        file: path.to_path_buf(),
-        tensor,
-        kind,
+    let built = layout::build_ordered(&name, &tensors, layout, options.forget_bias, layer_order.as_deref()).map_err(|(tensor, kind)| {
+        CheckpointError {
+            file: path.to_path_buf(),
+            tensor,
+            kind,
+        }
     })?;
+    notes.extend(built.notes);
     Ok(Checkpoint {
         model: built.model,
         format,
         layout,
         forget_bias: built.forget_bias,
         tensors: built.uses,
-        notes: built.notes,
+        notes,
     })
 }
 
-/// The file stem, or the folder name for a TensorFlow checkpoint folder.
+/// The file stem, or the folder name for a TensorFlow checkpoint folder or a SavedModel.
 fn model_name(path: &Path) -> String {
+    // A SavedModel named by its saved_model.pb is its folder.
+    let path = match path.file_name() {
+        Some(n) if n == "saved_model.pb" => path.parent().unwrap_or(path),
+        _ => path,
+    };
     let stem = if path.is_dir() { path.file_name() } else { path.file_stem() };
     stem.map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "checkpoint".into())
@@ -385,8 +483,8 @@ pub fn same_file(a: &Path, b: &Path) -> bool {
 }
 
 /// Whether writing `output` would overwrite a file the checkpoint at
-/// `input` is read from (its file, or a file of its TensorFlow folder or
-/// prefix).
+/// `input` is read from (its file, a file of its TensorFlow folder or
+/// prefix, or of its SavedModel).
 pub fn overwrites_input(input: &Path, output: &Path) -> bool {
     if same_file(input, output) {
         return true;
@@ -396,6 +494,15 @@ pub fn overwrites_input(input: &Path, output: &Path) -> bool {
             .map(|entries| entries.flatten().any(|e| same_file(&e.path(), output)))
             .unwrap_or(false)
     };
+    // A SavedModel (its folder, or its saved_model.pb): its files and its variables'.
+    if saved_model::is_saved_model(input) {
+        let folder = if input.is_dir() {
+            input
+        } else {
+            input.parent().unwrap_or(Path::new("."))
+        };
+        return in_folder(folder) || in_folder(&folder.join("variables"));
+    }
     if input.is_dir() {
         return in_folder(input);
     }

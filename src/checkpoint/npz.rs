@@ -64,17 +64,23 @@ pub(crate) fn member_names(zip: &ZipArchive<File>) -> Vec<String> {
     zip.file_names().filter_map(|n| n.ok().map(|n| n.into_owned())).collect()
 }
 
-/// Tells a `torch.save` archive (it has a `data.pkl`) from an `.npz`.
+/// Tells a `torch.save` archive (it has a `data.pkl`) and a `.keras` file
+/// (`config.json` and `model.weights.h5`) from an `.npz`.
 pub(crate) fn zip_kind(path: &Path) -> Result<Format, CheckpointError> {
     let names = member_names(&open_zip(path)?);
     if names.iter().any(|n| n == "data.pkl" || n.ends_with("/data.pkl")) {
         Ok(Format::TorchZip)
+    } else if ["config.json", "model.weights.h5"].iter().all(|m| names.iter().any(|n| n == m)) {
+        Ok(Format::Keras)
     } else if names.iter().any(|n| n.ends_with(".npy")) {
         Ok(Format::Npz)
     } else {
         Err(CheckpointError::new(
             path,
-            ErrorKind::UnknownFormat("a zip archive with neither data.pkl (torch.save) nor .npy members (npz)".into()),
+            ErrorKind::UnknownFormat(
+                "a zip archive with neither data.pkl (torch.save), .npy members (npz), nor config.json and model.weights.h5 (.keras)"
+                    .into(),
+            ),
         ))
     }
 }

@@ -6,6 +6,12 @@
 //! Everything is checked: the footer magic, each block's masked crc32c, the
 //! block and entry bounds, and each tensor's crc32c. TensorFlow writes the
 //! index uncompressed; a compressed block is refused.
+//!
+//! String tensors (a SavedModel's object graph) are listed by [`read`]
+//! without their bytes; [`read_strings`] reads one, with the checks of
+//! their own encoding: `[varint64 length]... [masked crc32c of the
+//! lengths] [bytes]...`, and an entry checksum over the lengths (each as a
+//! u32, or u64 above 4 GiB), that masked crc and the bytes.
 
 use std::path::{Path, PathBuf};
 
@@ -81,8 +87,8 @@ fn mask(crc: u32) -> u32 {
     crc.rotate_right(15).wrapping_add(0xa282_ead8)
 }
 
-/// Reads every tensor of the checkpoint at `path` (folder, `.index` or prefix).
-pub fn read(path: &Path) -> Result<Vec<RawTensor>, CheckpointError> {
+/// The parsed index of the checkpoint at `path`, with its prefix and file.
+fn open(path: &Path) -> Result<(PathBuf, PathBuf, Index), CheckpointError> {
     let prefix = resolve_prefix(path)?;
     let index_file = index_path(&prefix);
     let index = super::read_regular(&index_file)?;
@@ -91,10 +97,120 @@ pub fn read(path: &Path) -> Result<Vec<RawTensor>, CheckpointError> {
         tensor,
         kind: e,
     })?;
+    Ok((prefix, index_file, entries))
+}
+
+/// The bytes of `entry` in `shard` (read from `shard_file`), after
+/// checking that the entry lies inside it.
+fn entry_bytes<'a>(shard_file: &Path, entry: &Entry, shard: &'a [u8]) -> Result<&'a [u8], CheckpointError> {
+    let end = entry
+        .offset
+        .checked_add(entry.size)
+        .filter(|&e| e <= shard.len() as u64)
+        .ok_or_else(|| {
+            CheckpointError::tensor(
+                shard_file,
+                &entry.name,
+                ErrorKind::TooLarge {
+                    what: format!("tensor at offset {}", entry.offset),
+                    claimed: entry.offset as u128 + entry.size as u128,
+                    available: shard.len() as u64,
+                },
+            )
+        })?;
+    Ok(&shard[entry.offset as usize..end as usize])
+}
+
+fn shard_path(prefix: &Path, shard: usize, num_shards: usize) -> PathBuf {
+    PathBuf::from(format!("{}.data-{:05}-of-{:05}", prefix.display(), shard, num_shards))
+}
+
+/// Reads the string tensor `name` of the checkpoint at `path`: its
+/// elements, in C order, after checking both of its checksums.
+pub fn read_strings(path: &Path, name: &str) -> Result<Vec<Vec<u8>>, CheckpointError> {
+    let (prefix, index_file, index) = open(path)?;
+    let entry = index
+        .entries
+        .iter()
+        .find(|e| e.name == name)
+        .ok_or_else(|| CheckpointError::tensor(&index_file, name, ErrorKind::Missing("not in the checkpoint".into())))?;
+    if entry.dtype != DType::Other("string".into()) {
+        return Err(CheckpointError::tensor(
+            &index_file,
+            name,
+            ErrorKind::DType(format!("a {} tensor, not strings", entry.dtype.name())),
+        ));
+    }
+    if entry.shard >= index.num_shards {
+        return Err(CheckpointError::tensor(
+            &index_file,
+            name,
+            ErrorKind::Corrupt(format!("shard {} of {}", entry.shard, index.num_shards)),
+        ));
+    }
+    let shard_file = shard_path(&prefix, entry.shard, index.num_shards);
+    let shard = super::read_regular(&shard_file)?;
+    let bytes = entry_bytes(&shard_file, entry, &shard)?;
+    let count = entry.shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+    decode_strings(bytes, count, entry.crc32c).map_err(|e| CheckpointError::tensor(&shard_file, name, e))
+}
+
+/// Decodes a string tensor of `count` elements stored as `bytes`, whose
+/// index entry records checksum `stored`.
+fn decode_strings(bytes: &[u8], count: Option<usize>, stored: u32) -> Result<Vec<Vec<u8>>, ErrorKind> {
+    // Every length takes at least one byte: a count beyond the bytes is a claim.
+    let count = count.filter(|&n| n <= bytes.len()).ok_or_else(|| ErrorKind::TooLarge {
+        what: "string tensor's element count".into(),
+        claimed: count.map_or(u128::MAX, |n| n as u128),
+        available: bytes.len() as u64,
+    })?;
+    let mut r = Reader::new(bytes);
+    let mut lengths = Vec::with_capacity(count);
+    let mut crc = 0u32;
+    for _ in 0..count {
+        let len = r.varint()?;
+        crc = match u32::try_from(len) {
+            Ok(l) => crc32c::crc32c_append(crc, &l.to_le_bytes()),
+            Err(_) => crc32c::crc32c_append(crc, &len.to_le_bytes()),
+        };
+        lengths.push(len);
+    }
+    let length_crc = r.bytes(4)?;
+    let stored_lengths = u32::from_le_bytes(length_crc.try_into().expect("4 bytes"));
+    if stored_lengths != mask(crc) {
+        return Err(ErrorKind::Checksum {
+            what: "string lengths".into(),
+            stored: stored_lengths,
+            computed: mask(crc),
+        });
+    }
+    crc = crc32c::crc32c_append(crc, length_crc);
+    let mut out = Vec::with_capacity(count);
+    for len in lengths {
+        let s = r.bytes(len)?;
+        crc = crc32c::crc32c_append(crc, s);
+        out.push(s.to_vec());
+    }
+    if !r.done() {
+        return Err(ErrorKind::Corrupt(format!("{} bytes after the strings", bytes.len() - r.pos)));
+    }
+    if mask(crc) != stored {
+        return Err(ErrorKind::Checksum {
+            what: "string tensor".into(),
+            stored,
+            computed: mask(crc),
+        });
+    }
+    Ok(out)
+}
+
+/// Reads every tensor of the checkpoint at `path` (folder, `.index` or prefix).
+pub fn read(path: &Path) -> Result<Vec<RawTensor>, CheckpointError> {
+    let (prefix, index_file, entries) = open(path)?;
     let mut shards: Vec<Option<Vec<u8>>> = Vec::new();
     let mut tensors = Vec::with_capacity(entries.entries.len());
     for entry in entries.entries {
-        let shard_file = PathBuf::from(format!("{}.data-{:05}-of-{:05}", prefix.display(), entry.shard, entries.num_shards));
+        let shard_file = shard_path(&prefix, entry.shard, entries.num_shards);
         if entry.shard >= entries.num_shards {
             return Err(CheckpointError::tensor(
                 &index_file,
@@ -435,5 +551,66 @@ impl<'a> Reader<'a> {
             w => return Err(ErrorKind::Corrupt(format!("protobuf wire type {w}"))),
         };
         Ok(Some((tag >> 3, value)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A string tensor as TensorFlow's bundle writer stores it, and its entry checksum.
+    fn encode(strings: &[&[u8]]) -> (Vec<u8>, u32) {
+        let mut out = Vec::new();
+        let mut crc = 0u32;
+        for s in strings {
+            let mut n = s.len() as u64;
+            loop {
+                let byte = (n & 0x7f) as u8;
+                n >>= 7;
+                out.push(if n > 0 { byte | 0x80 } else { byte });
+                if n == 0 {
+                    break;
+                }
+            }
+            crc = crc32c::crc32c_append(crc, &(s.len() as u32).to_le_bytes());
+        }
+        let lengths = mask(crc).to_le_bytes();
+        out.extend_from_slice(&lengths);
+        crc = crc32c::crc32c_append(crc, &lengths);
+        for s in strings {
+            out.extend_from_slice(s);
+            crc = crc32c::crc32c_append(crc, s);
+        }
+        (out, mask(crc))
+    }
+
+    #[test]
+    fn string_tensors_are_checked_by_their_own_checksums() {
+        let long = vec![7u8; 300];
+        let (bytes, crc) = encode(&[b"graph", b"", &long]);
+        assert_eq!(
+            decode_strings(&bytes, Some(3), crc).unwrap(),
+            vec![b"graph".to_vec(), Vec::new(), long]
+        );
+        // The entry checksum covers the bytes; the lengths have their own.
+        let mut flipped = bytes.clone();
+        *flipped.last_mut().unwrap() ^= 1;
+        assert!(matches!(decode_strings(&flipped, Some(3), crc), Err(ErrorKind::Checksum { what, .. }) if what == "string tensor"));
+        let mut bad_len = bytes.clone();
+        bad_len[0] = 4;
+        assert!(matches!(decode_strings(&bad_len, Some(3), crc), Err(ErrorKind::Checksum { what, .. }) if what == "string lengths"));
+        // A count the bytes cannot hold is refused before anything is allocated.
+        assert!(matches!(
+            decode_strings(&bytes, Some(usize::MAX), crc),
+            Err(ErrorKind::TooLarge { .. })
+        ));
+        assert!(matches!(
+            decode_strings(&bytes[..bytes.len() - 1], Some(3), crc),
+            Err(ErrorKind::TooLarge { .. })
+        ));
+        assert!(matches!(
+            decode_strings(&bytes, Some(2), crc),
+            Err(ErrorKind::Checksum { .. } | ErrorKind::Corrupt(_))
+        ));
     }
 }

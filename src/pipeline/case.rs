@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use super::flags::flags;
 use super::host::HostSnapshot;
+use super::peer_file;
 use super::session::{Prepared, Session};
 use super::{Point, PoolError};
 use crate::measure::{Budget, Rounds, Speedup, Timed, paired_speedup, time_rounds, timed_part};
@@ -61,12 +62,14 @@ impl Session {
                     let peer_part = peer.map(|p| (p, self.start_peer(p, point, &prepared.row)));
                     parts.push(Part::Ours(prepared));
                     match peer_part {
-                        Some((p, Ok(run))) => {
-                            let mut row = peer_template(p, parts_row(&parts));
+                        Some((p, (Ok((run, agreement)), user_file))) => {
+                            let mut row = peer_template(p, parts_row(&parts), user_file, agreement);
                             (row.max_abs_err, row.max_rel_err) = run.error().unzip();
                             parts.push(Part::Peer(run, row))
                         }
-                        Some((p, Err(e))) => rows_failed.push(peer_template(p, parts_row(&parts)).failed(format!("onnxruntime: {e}"))),
+                        Some((p, (Err(e), user_file))) => {
+                            rows_failed.push(peer_template(p, parts_row(&parts), user_file, None).failed(format!("onnxruntime: {e}")))
+                        }
                         None => {}
                     }
                 }
@@ -158,24 +161,57 @@ impl Session {
     /// Starts the peer on `point`'s model: writes its ONNX graph to a
     /// temporary file, starts the peer with the point's batch, seq and
     /// threads (it loads the file, which is then removed) and returns it
-    /// warmed up, ready to time rounds.
-    fn start_peer(&mut self, peer: &OrtPeer, point: &Point, row: &Row) -> Result<PeerRun, String> {
-        let (bytes, vocab) = self.export_onnx(point).map_err(|status| status.to_string())?;
+    /// warmed up, ready to time rounds. A dense point whose source is an
+    /// ONNX file runs that file instead, checked against issbench's model
+    /// first (see `peer_file`): the run, the check's agreement, and
+    /// whether the user's file runs.
+    fn start_peer(&mut self, peer: &OrtPeer, point: &Point, row: &Row) -> (Result<(PeerRun, Option<f64>), String>, bool) {
+        let shape = PeerPoint {
+            batch: point.batch,
+            seq: point.seq,
+            threads: row.threads,
+            vocab: 1,
+            batch_major: false,
+            int8: point.precision == Precision::Int8,
+        };
+        if let Some(file) = peer_file::user_file(point) {
+            let started = file.and_then(|file| {
+                let model = self.full_model().ok_or("no model instance")?;
+                let vocab = model.embedding().map_or(1, |e| e.vocab());
+                let prefix = temporary_onnx();
+                let check = peer_file::write_check(model, &file, point, &prefix);
+                let shape = PeerPoint {
+                    vocab,
+                    batch_major: file.io.input.batch_major,
+                    ..shape
+                };
+                let started = check.and_then(|check| {
+                    let started = peer.start_checked(&file.path, &shape, Some(&check));
+                    let _ = (std::fs::remove_file(&check.input), std::fs::remove_file(&check.expected));
+                    started
+                });
+                let (run, agreement) = started?;
+                peer_file::agrees(&file, agreement.unwrap_or(f64::NAN))?;
+                Ok((run, agreement))
+            });
+            return (started, true);
+        }
+        let (bytes, vocab) = match self.export_onnx(point) {
+            Ok(exported) => exported,
+            Err(status) => return (Err(status.to_string()), false),
+        };
         let onnx = temporary_onnx();
         let started = std::fs::write(&onnx, bytes)
             .map_err(|e| format!("{}: {e}", onnx.display()))
             .and_then(|_| {
                 let shape = PeerPoint {
-                    batch: point.batch,
-                    seq: point.seq,
-                    threads: row.threads,
                     vocab: vocab.unwrap_or(1),
-                    int8: point.precision == Precision::Int8,
+                    ..shape
                 };
                 peer.start(&onnx, &shape)
             });
         let _ = std::fs::remove_file(&onnx);
-        started
+        (started.map(|run| (run, None)), false)
     }
 }
 
@@ -196,11 +232,18 @@ fn parts_row(parts: &[Part]) -> &Row {
 }
 
 /// The peer's row for issbench's `row`: mode `ort-dense` / `ort-iss` at
-/// the row's precision, its backend, its own error (set when it starts).
-fn peer_template(peer: &OrtPeer, row: &Row) -> Row {
+/// the row's precision, its backend, its own error (set when it starts);
+/// on the user's own file, the backend says so and `verify_max_rel` is
+/// the file's agreement with issbench's model.
+fn peer_template(peer: &OrtPeer, row: &Row, user_file: bool, agreement: Option<f64>) -> Row {
     Row {
         mode: row.mode.on_peer().expect("only modes the peer runs are sent to it"),
-        backend: peer.backend(),
+        backend: if user_file {
+            format!("{} user-file", peer.backend())
+        } else {
+            peer.backend()
+        },
+        verify_max_rel: if user_file { agreement } else { row.verify_max_rel },
         max_abs_err: None,
         max_rel_err: None,
         ..row.clone()

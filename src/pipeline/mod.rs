@@ -13,6 +13,7 @@ mod gemm;
 pub mod host;
 mod instance;
 mod machine;
+mod peer_file;
 mod point;
 mod session;
 

@@ -230,6 +230,14 @@ impl Session {
         }
     }
 
+    /// The full model of the current source, if one is built.
+    pub(super) fn full_model(&self) -> Option<&crate::model::Model> {
+        match &self.current {
+            Some((_, Ok(inst))) => Some(&inst.full),
+            _ => None,
+        }
+    }
+
     /// The machine's limits at `threads` threads.
     pub fn limits(&mut self, threads: usize) -> Result<Limits, PoolError> {
         Ok(self.machine.pool(threads)?.1)

@@ -581,13 +581,11 @@ impl Grid {
     /// How this grid's checkpoints are read.
     pub fn load_options(&self) -> Result<LoadOptions, String> {
         let format = match &self.file_format {
-            Some(f) => {
-                Some(Format::parse(f).ok_or_else(|| format!("file_format '{f}' (tf-checkpoint, torch-zip, safetensors, npz, npy)"))?)
-            }
+            Some(f) => Some(Format::parse(f).ok_or_else(|| format!("file_format '{f}' ({})", Format::names()))?),
             None => None,
         };
         let layout = match &self.layout {
-            Some(l) => Some(Layout::parse(l).ok_or_else(|| format!("layout '{l}' (tf-basic-lstm, pytorch, keras)"))?),
+            Some(l) => Some(Layout::parse(l).ok_or_else(|| format!("layout '{l}' ({})", Layout::names()))?),
             None => None,
         };
         Ok(LoadOptions {
