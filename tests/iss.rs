@@ -3,7 +3,7 @@
 
 use issbench::iss::{Compacted, Consumer, IssError, analyze, compact, compact_with, verify, verify_within};
 use issbench::model::synthetic::SynthSpec;
-use issbench::model::{Inputs, LstmLayer, Model, reference_forward};
+use issbench::model::{Cell, Inputs, Layer, LstmLayer, Model, reference_forward};
 use proptest::prelude::*;
 
 fn build(input: usize, layers: &[usize], vocab: Option<usize>, kept: Option<Vec<usize>>, seed: u64) -> Model {
@@ -217,4 +217,174 @@ fn ptb_iss_has_the_papers_shape_and_ideal_speedup() {
     // Biases of removed units are left nonzero, as ISS training leaves them.
     let removed = report.layers()[0].removable[0];
     assert!(model.layers()[0].fw().bias()[removed] != 0.0);
+}
+
+/// Every cell kind, one or two directions.
+fn cell_strategy() -> impl Strategy<Value = (Cell, bool)> {
+    let cells = vec![
+        Cell::Lstm,
+        Cell::Gru { reset_after: true },
+        Cell::Gru { reset_after: false },
+        Cell::Rhn { depth: 1 },
+        Cell::Rhn { depth: 3 },
+    ];
+    (prop::sample::select(cells), any::<bool>())
+}
+
+fn build_cell(
+    cell: Cell,
+    bidirectional: bool,
+    input: usize,
+    layers: &[usize],
+    vocab: Option<usize>,
+    kept: Option<Vec<usize>>,
+    seed: u64,
+) -> Model {
+    SynthSpec {
+        name: "t".into(),
+        input,
+        layers: layers.to_vec(),
+        vocab,
+        seed,
+        kept,
+        cell,
+        bidirectional,
+        tied: false,
+    }
+    .build()
+    .unwrap()
+}
+
+/// `model` with every incoming row of unit `unit` in direction `target`
+/// (a flat index over layers and directions) set to zero. Every row block
+/// of every cell is `hidden` rows, so unit k owns the rows r with r % h == k.
+fn zero_incoming(model: &Model, target: usize, unit: usize) -> Model {
+    let mut index = 0;
+    let layers: Vec<Layer> = model
+        .layers()
+        .iter()
+        .map(|layer| {
+            let mut dirs = layer.directions().map(|(_, d)| {
+                let hit = index == target;
+                index += 1;
+                if !hit {
+                    return d.clone();
+                }
+                let h = d.hidden();
+                let (mut wi, mut wh) = (d.w_ih().to_vec(), d.w_hh().to_vec());
+                for (w, cols) in [(&mut wi, d.input()), (&mut wh, h)] {
+                    for (r, row) in w.chunks_mut(cols).enumerate() {
+                        if r % h == unit {
+                            row.fill(0.0);
+                        }
+                    }
+                }
+                d.rebuilt("d", d.input(), h, wi, wh, d.bias().to_vec(), d.bias_hh().to_vec())
+                    .unwrap()
+            });
+            let fw = dirs.next().unwrap();
+            let bw = dirs.next();
+            layer.with_directions("l", fw, bw).unwrap()
+        })
+        .collect();
+    Model::new(model.name(), model.embedding().cloned(), layers, model.head().cloned()).unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// GRU (both resets), RHN and bidirectional stacks: planted units are
+    /// found per direction and the compacted model computes the same.
+    #[test]
+    fn every_cell_compacts_exactly((cell, bi) in cell_strategy(), (input, dims, head, seed, threshold) in shape_strategy()) {
+        let hidden: Vec<usize> = dims.iter().map(|d| d.0).collect();
+        let last = hidden.len() - 1;
+        let dirs = if bi { 2 } else { 1 };
+        let kept: Vec<usize> = dims
+            .iter()
+            .enumerate()
+            .flat_map(|(l, &(h, r))| (0..dirs).map(move |d| if l == last && !head { h } else { 1 + (r + d) % h }))
+            .collect();
+        let model = build_cell(cell, bi, input, &hidden, head.then_some(7), Some(kept.clone()), seed);
+        let report = analyze(&model, threshold);
+        prop_assert_eq!(report.layers().len(), hidden.len() * dirs);
+        let compacted = compact(&model, &report).unwrap();
+        prop_assert_eq!(compacted.model.hidden_sizes(), kept);
+        prop_assert_eq!(compacted.model.cell(), Some(cell));
+        prop_assert_eq!(compacted.model.is_bidirectional(), bi);
+        let inputs = Inputs::random(&model, 3, 2, seed ^ 1);
+        let want = reference_forward(&model, &inputs).unwrap();
+        let got = reference_forward(&compacted.model, &inputs).unwrap();
+        let err = rel_error(&got, &want);
+        prop_assert!(err <= 1e-5, "{} bi {bi}: relative error {err:e}", cell.describe());
+        let e = verify_within(&model, &compacted, &inputs, 1e-4).unwrap();
+        prop_assert!(e.max_rel <= 1e-4);
+    }
+
+    /// Nothing planted: nothing removable, compaction is the identity.
+    #[test]
+    fn every_cell_without_components_compacts_to_itself((cell, bi) in cell_strategy(), (input, dims, head, seed, threshold) in shape_strategy()) {
+        let hidden: Vec<usize> = dims.iter().map(|d| d.0).collect();
+        let model = build_cell(cell, bi, input, &hidden, head.then_some(5), None, seed);
+        let report = analyze(&model, threshold);
+        prop_assert!(report.layers().iter().all(|l| l.removable.is_empty()));
+        let compacted = compact(&model, &report).unwrap();
+        prop_assert_eq!(compacted.model.layers(), model.layers());
+        prop_assert_eq!(compacted.model.head(), model.head());
+    }
+
+    /// A unit of any cell or direction with zero incoming weights but live
+    /// outgoing ones is partly zero and kept.
+    #[test]
+    fn every_cell_keeps_partly_zero_units((cell, bi) in cell_strategy(), (input, dims, _head, seed, threshold) in shape_strategy()) {
+        let hidden: Vec<usize> = dims.iter().map(|d| d.0).collect();
+        let model = build_cell(cell, bi, input, &hidden, Some(4), None, seed);
+        let sizes = model.hidden_sizes();
+        let target = seed as usize % sizes.len();
+        let victim = (seed >> 8) as usize % sizes[target];
+        let model = zero_incoming(&model, target, victim);
+        let report = analyze(&model, threshold);
+        let layer = &report.layers()[target];
+        prop_assert!(layer.partly_zero.contains(&victim), "{} bi {bi} direction {target}: {:?}", cell.describe(), layer.partly_zero);
+        prop_assert!(!layer.removable.contains(&victim));
+        prop_assert!(layer.incoming_norm[victim] == 0.0);
+        let compacted = compact(&model, &report).unwrap();
+        prop_assert_eq!(compacted.model.hidden_sizes(), sizes);
+    }
+}
+
+/// A tied RHN (iss-rnns' PTB model): a removed unit takes its embedding
+/// column, the first micro-layer's input column and the softmax column
+/// with it, and the compacted model computes the same.
+#[test]
+fn a_tied_rhn_loses_its_embedding_columns_with_its_units() {
+    for (depth, width, kept, seed) in [(1, 5, 3, 1), (3, 12, 7, 2), (10, 9, 1, 3)] {
+        let model = SynthSpec {
+            name: "rhn".into(),
+            input: width,
+            layers: vec![width],
+            vocab: Some(13),
+            seed,
+            kept: Some(vec![kept]),
+            cell: Cell::Rhn { depth },
+            tied: true,
+            ..Default::default()
+        }
+        .build()
+        .unwrap();
+        assert!(model.is_tied());
+        let report = analyze(&model, 0.0);
+        assert_eq!(report.layers()[0].removable.len(), width - kept);
+        let compacted = compact(&model, &report).unwrap();
+        let small = &compacted.model;
+        assert!(small.is_tied(), "depth {depth}");
+        assert_eq!(small.hidden_sizes(), vec![kept]);
+        assert_eq!(small.embedding().unwrap().dim(), kept);
+        assert_eq!(small.input_size(), kept);
+        assert_eq!(small.embedding().unwrap().table(), small.head().unwrap().weight());
+        let inputs = Inputs::random(&model, 4, 3, seed);
+        let want = reference_forward(&model, &inputs).unwrap();
+        let got = reference_forward(small, &inputs).unwrap();
+        assert!(rel_error(&got, &want) <= 1e-5, "depth {depth}: {:e}", rel_error(&got, &want));
+    }
 }

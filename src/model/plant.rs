@@ -1,13 +1,14 @@
 //! Planting ISS components into a model, so synthetic models have the
 //! structure ISS training leaves behind, at any shape, without files.
 
-use super::{Linear, Model, ModelError, synthetic::SplitMix64};
+use super::{Embedding, Linear, Model, ModelError, synthetic::SplitMix64};
 
 /// Returns `model` with `hidden - kept[i]` units of each direction `i` (in
 /// [`Model::directions`]' order) zeroed as ISS training zeroes them:
 /// incoming rows, recurrent column and every consumer's column all exactly
-/// 0, biases untouched (nonzero). Not for tied models (their head is the
-/// embedding, which planting would have to zero too). Units are chosen at
+/// 0, biases untouched (nonzero). In a tied model the head's column is
+/// also the embedding's, so the unit's embedding column is zero too (as
+/// iss-rnns' RHN groups have it). Units are chosen at
 /// random positions from `seed`. Without a head the last layer has no
 /// consumer column: its planted units are then removable only when the
 /// caller accepts outputs of the kept units (`shrink_output`).
@@ -94,11 +95,16 @@ pub fn plant_components(model: &Model, kept: &[usize], seed: u64) -> Result<Mode
         };
         new_layers.push(layer.with_directions(&format!("layer {l}"), fw, bw)?);
     }
+    let embedding = match (model.embedding(), &head_w) {
+        (Some(e), Some(w)) if model.is_tied() => Some(Embedding::new("embedding", e.vocab(), e.dim(), w.clone())?),
+        (e, _) => e.cloned(),
+    };
     let head = match (model.head(), head_w) {
         (Some(h), Some(w)) => Some(Linear::new("head", h.input(), h.output(), w, h.bias().to_vec())?),
         _ => None,
     };
-    Model::new(model.name(), model.embedding().cloned(), new_layers, head)
+    let planted = Model::new(model.name(), embedding, new_layers, head)?;
+    if model.is_tied() { planted.tied() } else { Ok(planted) }
 }
 
 /// `count` distinct values of `0..n`, at random (partial Fisher–Yates).

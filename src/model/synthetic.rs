@@ -60,6 +60,9 @@ pub struct SynthSpec {
     pub cell: Cell,
     /// Two directions per layer, each `layers[k]` wide.
     pub bidirectional: bool,
+    /// The head's weight is the embedding (needs `vocab` and `input` equal
+    /// to the last layer's width), as in iss-rnns' RHN.
+    pub tied: bool,
 }
 
 impl Default for SynthSpec {
@@ -74,6 +77,7 @@ impl Default for SynthSpec {
             kept: None,
             cell: Cell::Lstm,
             bidirectional: false,
+            tied: false,
         }
     }
 }
@@ -152,14 +156,19 @@ impl SynthSpec {
             input = layer.output();
             layers.push(layer);
         }
-        let head = match self.vocab {
-            Some(v) => {
+        let head = match (self.vocab, &embedding) {
+            (Some(v), Some(e)) if self.tied => {
+                let scale = 1.0 / (input as f32).sqrt();
+                Some(Linear::new("head", input, v, e.table().to_vec(), rng.fill(v, scale))?)
+            }
+            (Some(v), _) => {
                 let scale = 1.0 / (input as f32).sqrt();
                 Some(Linear::new("head", input, v, rng.fill(v * input, scale), rng.fill(v, scale))?)
             }
-            None => None,
+            (None, _) => None,
         };
         let model = Model::new(self.name.clone(), embedding, layers, head)?;
+        let model = if self.tied { model.tied()? } else { model };
         match &self.kept {
             Some(kept) => plant_components(&model, kept, self.seed ^ 0x1550),
             None => Ok(model),
