@@ -299,6 +299,10 @@ pub struct ExportArgs {
     /// Recurrent layers only (features in, hidden states out), no embedding or head.
     #[arg(long)]
     pub layers_only: bool,
+    /// Fix the sequence length (required for RHN layers, which are
+    /// written unrolled over it: no ONNX op computes them).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub seq: Option<u64>,
 }
 
 #[derive(Parser)]

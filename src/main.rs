@@ -214,7 +214,7 @@ fn export_cmd(args: ExportArgs) -> Result<()> {
     } else {
         full
     };
-    let bytes = issbench::onnx::export(&model, args.layers_only)?;
+    let bytes = issbench::onnx::export_for(&model, args.layers_only, args.seq.map(|n| n as usize))?;
     write_atomically(&args.output, &bytes).with_context(|| format!("{}: cannot write", args.output.display()))?;
     println!(
         "wrote {} ({} bytes): hidden {}{}",

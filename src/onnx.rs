@@ -17,6 +17,8 @@
 
 use crate::model::{Cell, Direction, Layer, Model, Recurrent};
 
+mod rhn;
+
 const IR_VERSION: u64 = 8;
 const OPSET: u64 = 17;
 const FLOAT: u64 = 1;
@@ -171,11 +173,16 @@ pub struct OnnxError(pub String);
 /// Adds layer `k` (its weights and its op or ops) to `graph`, reading
 /// `current` (`[seq, batch, in]`); returns the name of its output
 /// (`[seq, batch, out]`).
-fn add_layer(graph: &mut Vec<u8>, k: usize, layer: &Layer, current: &str) -> Result<String, OnnxError> {
+fn add_layer(graph: &mut Vec<u8>, k: usize, layer: &Layer, current: &str, seq: Option<usize>) -> Result<String, OnnxError> {
     let op = match layer.cell() {
         Cell::Lstm => "LSTM",
         Cell::Gru { .. } => "GRU",
-        Cell::Rhn { .. } => return Err(OnnxError("an RHN has no ONNX op; it is not exported".into())),
+        Cell::Rhn { depth } => {
+            let seq = seq.ok_or_else(|| {
+                OnnxError("an RHN has no ONNX op: it is written unrolled over a fixed sequence length, so give one".into())
+            })?;
+            return Ok(rhn::add_unrolled(graph, k, layer, depth, current, seq));
+        }
     };
     let mut attrs: Vec<(&str, Attr)> = Vec::new();
     if let Cell::Gru { reset_after } = layer.cell() {
@@ -260,8 +267,15 @@ fn add_layer(graph: &mut Vec<u8>, k: usize, layer: &Layer, current: &str) -> Res
 /// The ONNX model bytes of `model`; with `layers_only`, no embedding and
 /// no head (features in, last hidden states out).
 pub fn export(model: &Model, layers_only: bool) -> Result<Vec<u8>, OnnxError> {
+    export_for(model, layers_only, None)
+}
+
+/// [`export`] for inputs of `seq` steps: the sequence dimension is then
+/// fixed, and RHN layers (which no ONNX op computes) are written unrolled
+/// over it as MatMul/Add/Split/Tanh/Sigmoid/Sub/Mul nodes.
+pub fn export_for(model: &Model, layers_only: bool, steps: Option<usize>) -> Result<Vec<u8>, OnnxError> {
     let mut graph = Vec::new();
-    let (seq, batch) = (Err("seq"), Err("batch"));
+    let (seq, batch) = (steps.ok_or("seq"), Err("batch"));
     let embedding = if layers_only { None } else { model.embedding() };
     let mut current = match embedding {
         Some(e) => {
@@ -283,8 +297,12 @@ pub fn export(model: &Model, layers_only: bool) -> Result<Vec<u8>, OnnxError> {
     // Reshape's target: keep the first two dimensions, join the rest.
     let keep2: Vec<u8> = [0i64, 0, -1].iter().flat_map(|v| v.to_le_bytes()).collect();
     bytes_field(&mut graph, 5, &tensor("keep2", &[3], INT64, &keep2));
+    let has_rhn = model.layers().iter().any(|l| matches!(l.cell(), Cell::Rhn { .. }));
+    if let (Some(n), true) = (steps, has_rhn) {
+        rhn::add_constants(&mut graph, n);
+    }
     for (k, layer) in model.layers().iter().enumerate() {
-        current = add_layer(&mut graph, k, layer, &current)?;
+        current = add_layer(&mut graph, k, layer, &current, steps)?;
     }
     let head = if layers_only { None } else { model.head() };
     let output_width = match head {

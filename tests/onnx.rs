@@ -5,9 +5,10 @@
 
 use issbench::exec::{Backend, Executor, RnnExecutor};
 use issbench::iss::{DEFAULT_THRESHOLD, analyze, compact};
+use issbench::model::Cell;
 use issbench::model::Inputs;
 use issbench::model::synthetic::SynthSpec;
-use issbench::onnx::export;
+use issbench::onnx::{export, export_for};
 use issbench::peer::{OrtPeer, write_npy};
 use std::io::Write;
 
@@ -22,42 +23,100 @@ fn onnx_runtime_agrees_with_issbench_on_the_exported_models() {
         }
     };
     let dir = tempfile::tempdir().unwrap();
-    let full = SynthSpec::builtin("tiny-iss").unwrap().build().unwrap();
-    let compacted = compact(&full, &analyze(&full, DEFAULT_THRESHOLD)).unwrap().model;
-    for (name, model) in [("full", &full), ("compacted", &compacted)] {
-        for layers_only in [false, true] {
-            let onnx = dir.path().join(format!("{name}-{layers_only}.onnx"));
-            std::fs::write(&onnx, export(model, layers_only).unwrap()).unwrap();
-            let view = if layers_only { model.layers_only() } else { model.clone() };
-            let inputs = Inputs::random(&view, 7, 3, 11);
-            let input = dir.path().join("input.npy");
-            match &inputs {
-                Inputs::Tokens { seq, batch, ids } => {
-                    let raw: Vec<u8> = ids.iter().flat_map(|&t| (t as i64).to_le_bytes()).collect();
-                    write_npy(&input, "<i8", &[*seq, *batch], &raw).unwrap();
-                }
-                Inputs::Features { seq, batch, width, values } => {
-                    let raw: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-                    write_npy(&input, "<f4", &[*seq, *batch, *width], &raw).unwrap();
-                }
-            }
-            let out = RnnExecutor::prepare(&view, Backend::Packed, layers_only, "dense")
-                .run(&inputs)
-                .unwrap()
-                .to_vec();
-            let width = view.output_size(layers_only);
-            let expected = dir.path().join("expected.npy");
-            let raw: Vec<u8> = out.iter().flat_map(|v| v.to_le_bytes()).collect();
-            write_npy(&expected, "<f4", &[7, 3, width], &raw).unwrap();
-            let rel = peer
-                .check(&onnx, &input, &expected, 1e-4)
-                .unwrap_or_else(|e| panic!("{name} layers_only={layers_only}: {e}"));
-            println!(
-                "{name} layers_only={layers_only}: onnxruntime {} vs issbench max relative error {rel:e}",
-                peer.version
-            );
+    let tiny = SynthSpec::builtin("tiny-iss").unwrap();
+    let cells = [
+        (Cell::Lstm, false),
+        (Cell::Lstm, true),
+        (Cell::Gru { reset_after: true }, false),
+        (Cell::Gru { reset_after: false }, false),
+        (Cell::Gru { reset_after: true }, true),
+        (Cell::Rhn { depth: 3 }, false),
+        (Cell::Rhn { depth: 2 }, true),
+    ];
+    for (cell, bidirectional) in cells {
+        let dirs = if bidirectional { 2 } else { 1 };
+        // Planted so that the directions of a layer compact to different
+        // widths (two ops and a Concat in the graph).
+        let spec = SynthSpec {
+            cell,
+            bidirectional,
+            kept: Some((0..tiny.layers.len() * dirs).map(|i| 5 + i % 3).collect()),
+            ..tiny.clone()
+        };
+        let full = spec.build().unwrap();
+        let compacted = compact(&full, &analyze(&full, DEFAULT_THRESHOLD)).unwrap().model;
+        for (name, model) in [("full", &full), ("compacted", &compacted)] {
+            let what = format!("{} {name}{}", cell.describe(), if bidirectional { " bidirectional" } else { "" });
+            check_export(&peer, dir.path(), &what, model);
         }
     }
+    // A tied RHN (iss-rnns' PTB model), compacted.
+    let rhn = SynthSpec {
+        input: 12,
+        layers: vec![12],
+        vocab: Some(9),
+        cell: Cell::Rhn { depth: 4 },
+        tied: true,
+        kept: Some(vec![7]),
+        ..tiny.clone()
+    }
+    .build()
+    .unwrap();
+    let compacted = compact(&rhn, &analyze(&rhn, DEFAULT_THRESHOLD)).unwrap().model;
+    check_export(&peer, dir.path(), "tied rhn compacted", &compacted);
+}
+
+/// Exports `model` (with and without embedding and head) for 7 steps and
+/// has ONNX Runtime run it on the input issbench's executor ran.
+fn check_export(peer: &OrtPeer, dir: &std::path::Path, what: &str, model: &issbench::model::Model) {
+    let seq = 7;
+    for layers_only in [false, true] {
+        let onnx = dir.join("model.onnx");
+        std::fs::write(&onnx, export_for(model, layers_only, Some(seq)).unwrap()).unwrap();
+        let view = if layers_only { model.layers_only() } else { model.clone() };
+        let inputs = Inputs::random(&view, seq, 3, 11);
+        let input = dir.join("input.npy");
+        match &inputs {
+            Inputs::Tokens { seq, batch, ids } => {
+                let raw: Vec<u8> = ids.iter().flat_map(|&t| (t as i64).to_le_bytes()).collect();
+                write_npy(&input, "<i8", &[*seq, *batch], &raw).unwrap();
+            }
+            Inputs::Features { seq, batch, width, values } => {
+                let raw: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+                write_npy(&input, "<f4", &[*seq, *batch, *width], &raw).unwrap();
+            }
+        }
+        let out = RnnExecutor::prepare(&view, Backend::Packed, layers_only, "dense")
+            .run(&inputs)
+            .unwrap()
+            .to_vec();
+        let width = view.output_size(layers_only);
+        let expected = dir.join("expected.npy");
+        let raw: Vec<u8> = out.iter().flat_map(|v| v.to_le_bytes()).collect();
+        write_npy(&expected, "<f4", &[seq, 3, width], &raw).unwrap();
+        let rel = peer
+            .check(&onnx, &input, &expected, 1e-4)
+            .unwrap_or_else(|e| panic!("{what} layers_only={layers_only}: {e}"));
+        println!(
+            "{what} layers_only={layers_only}: onnxruntime {} vs issbench max relative error {rel:e}",
+            peer.version
+        );
+    }
+}
+
+#[test]
+fn an_rhn_is_exported_only_for_a_fixed_sequence() {
+    let rhn = SynthSpec {
+        input: 4,
+        layers: vec![5],
+        cell: Cell::Rhn { depth: 2 },
+        ..Default::default()
+    }
+    .build()
+    .unwrap();
+    let e = export(&rhn, true).unwrap_err().to_string();
+    assert!(e.contains("unrolled over a fixed sequence length"), "{e}");
+    assert!(export_for(&rhn, true, Some(3)).is_ok());
 }
 
 /// Sweeps `models` (dense and iss, with and without head, batch 3, seq 5,

@@ -223,7 +223,7 @@ impl Session {
             Some((_, Ok(inst))) => {
                 let model = inst.model(point)?;
                 let vocab = if point.head { model.embedding().map(|e| e.vocab()) } else { None };
-                let bytes = crate::onnx::export(model, !point.head).map_err(Status::failed_with)?;
+                let bytes = crate::onnx::export_for(model, !point.head, Some(point.seq)).map_err(Status::failed_with)?;
                 Ok((bytes, vocab))
             }
             _ => Err(Status::failed("no model instance")),
