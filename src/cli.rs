@@ -223,7 +223,7 @@ pub struct MergeArgs {
 
 #[derive(Parser)]
 pub struct SweepArgs {
-    /// Built-in preset: quick, ptb, deepbench, deepbench-sparse or full (see `issbench models`).
+    /// Built-in preset: quick, ptb, deepbench, deepbench-sparse, full, bidaf or rhn (see `issbench models`).
     #[arg(long, default_value = "quick", conflicts_with = "config")]
     pub preset: String,
     /// A TOML sweep spec instead of a preset (see README).

@@ -250,6 +250,7 @@ fn build_cell(
         cell,
         bidirectional,
         tied: false,
+        logits: None,
     }
     .build()
     .unwrap()

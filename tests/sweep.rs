@@ -483,3 +483,76 @@ fn repeats_measure_every_point_again_and_report_their_spread() {
         assert_eq!(s.speedups.len(), if s.point.contains(" iss ") { 3 } else { 0 }, "{s:?}");
     }
 }
+
+#[test]
+fn synthetic_grids_of_every_cell_run_verified() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("cells.csv");
+    let spec = SweepSpec::from_toml(
+        "cells.toml",
+        r#"
+name = "cells"
+budget_ms = 1
+min_runs = 2
+max_runs = 3
+[[grid]]
+hidden = [24]
+layers = 2
+cell = ["gru", "gru-rb", "rhn3"]
+kept = [0.5]
+modes = ["dense", "iss", "csr"]
+batch = [3]
+seq = [4]
+threads = [2]
+[[grid]]
+hidden = [16]
+layers = 2
+bidirectional = true
+kept = [0.5]
+modes = ["dense", "iss", "csr"]
+batch = [2]
+seq = [5]
+threads = [1]
+"#,
+    )
+    .unwrap();
+    let summary = run_sweep(&spec, options(&csv, false, Arc::new(AtomicBool::new(false)))).unwrap();
+    let rows = read_rows(std::slice::from_ref(&csv)).unwrap();
+    let failed: Vec<String> = rows
+        .iter()
+        .filter(|r| !r.ok())
+        .map(|r| format!("{} {}: {}", r.model, r.mode, r.status))
+        .collect();
+    assert_eq!((summary.measured, summary.failed), (4 * 3, 0), "{failed:?}");
+    let rows = read_rows(&[csv]).unwrap();
+    let cells: Vec<(&str, &str)> = rows.iter().map(|r| (r.model.as_str(), r.cell.as_str())).collect();
+    for want in [
+        ("gru2x24-k0.5", "gru"),
+        ("gru-rb2x24-k0.5", "gru-rb"),
+        ("rhn32x24-k0.5", "rhn3"),
+        ("bilstm2x16-k0.5", "bilstm"),
+    ] {
+        assert!(cells.contains(&want), "{want:?} in {cells:?}");
+    }
+    for r in &rows {
+        assert!(r.ok(), "{r:?}");
+        if r.mode != Mode::Dense {
+            assert!(r.verify_max_rel.unwrap() <= 1e-4, "{r:?}");
+        }
+        if r.mode == Mode::Iss {
+            let kept = if r.cell == "bilstm" { "8+8/8+8" } else { "12/12" };
+            assert_eq!(r.hidden_kept, kept, "{r:?}");
+        }
+    }
+}
+
+#[test]
+fn a_cell_that_does_not_exist_is_refused_by_name() {
+    let e = SweepSpec::from_toml(
+        "c.toml",
+        "name = \"c\"\n[[grid]]\nhidden = [8]\ncell = [\"rhn0\"]\nmodes = [\"dense\"]\nbatch = [1]\nseq = [1]\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("no cell 'rhn0'"), "{e}");
+}

@@ -24,7 +24,15 @@ pub fn verify(full: &Model, compacted: &Compacted, inputs: &Inputs) -> Result<Eq
     let got = exec.run(inputs)?;
     let width_full = full.output_size(false);
     let columns: Vec<usize> = if full.head().is_none() && compacted.shrink_output {
-        compacted.kept.last().cloned().unwrap_or_default()
+        // The kept units of each direction of the last layer, at that
+        // direction's offset in the layer's output.
+        let last = full.layers().last().expect("a model has layers");
+        let n = last.directions().count();
+        let kept = &compacted.kept[compacted.kept.len().saturating_sub(n)..];
+        last.directions()
+            .zip(kept)
+            .flat_map(|((d, _), units)| units.iter().map(move |&u| last.offset(d) + u))
+            .collect()
     } else {
         (0..width_full).collect()
     };

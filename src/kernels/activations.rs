@@ -57,11 +57,10 @@ fn tanh_fraction<const FUSED: bool>(x: f32) -> (f32, f32) {
     s = madd::<FUSED>(s, x2, -1.0 / 3.0);
     let small = madd::<FUSED>(s * x2, x, x);
     let t = exp_lane::<FUSED>(-2.0 * ax);
-    if ax < 0.0625 {
-        (small, 1.0)
-    } else {
-        ((1.0 - t).copysign(x), 1.0 + t)
-    }
+    let near_zero = ax < 0.0625;
+    let numerator = if near_zero { small } else { (1.0 - t).copysign(x) };
+    let denominator = if near_zero { 1.0 } else { 1.0 + t };
+    (numerator, denominator)
 }
 
 #[inline(always)]
@@ -99,11 +98,20 @@ fn gru_update_kernel<const FUSED: bool>(input: &[f32], rec: &[f32], prev: &[f32]
     let u = out.len();
     let (ir, iz, inn) = (&input[..u], &input[u..2 * u], &input[2 * u..3 * u]);
     let (rr, rz, rn) = (&rec[..u], &rec[u..2 * u], &rec[2 * u..3 * u]);
-    for j in 0..u {
-        let r = sigmoid_lane::<FUSED>(ir[j] + rr[j]);
-        let z = sigmoid_lane::<FUSED>(iz[j] + rz[j]);
-        let n = tanh_lane::<FUSED>(madd::<FUSED>(r, rn[j], inn[j]));
-        out[j] = madd::<FUSED>(z, prev[j] - n, n);
+    // Fixed groups of lanes, so the loop body vectorises (a loop of
+    // variable length over these branches stayed scalar).
+    for u0 in (0..u).step_by(LANES) {
+        let (a, b, c) = (lanes_of::<LANES>(ir, u0), lanes_of::<LANES>(iz, u0), lanes_of::<LANES>(inn, u0));
+        let (d, e, f) = (lanes_of::<LANES>(rr, u0), lanes_of::<LANES>(rz, u0), lanes_of::<LANES>(rn, u0));
+        let p = lanes_of::<LANES>(prev, u0);
+        let mut o = [0.0f32; LANES];
+        for l in 0..LANES {
+            let r = sigmoid_lane::<FUSED>(a[l] + d[l]);
+            let z = sigmoid_lane::<FUSED>(b[l] + e[l]);
+            let n = tanh_lane::<FUSED>(madd::<FUSED>(r, f[l], c[l]));
+            o[l] = madd::<FUSED>(z, p[l] - n, n);
+        }
+        store_lanes(out, u0, &o);
     }
 }
 
@@ -129,10 +137,16 @@ pub fn gru_update(input: &[f32], rec: &[f32], prev: &[f32], out: &mut [f32]) {
 fn rhn_update_kernel<const FUSED: bool>(gates: &[f32], prev: &[f32], out: &mut [f32]) {
     let u = out.len();
     let (gh, gt) = (&gates[..u], &gates[u..2 * u]);
-    for j in 0..u {
-        let h = tanh_lane::<FUSED>(gh[j]);
-        let t = sigmoid_lane::<FUSED>(gt[j]);
-        out[j] = madd::<FUSED>(h - prev[j], t, prev[j]);
+    // Fixed groups of lanes, as in the GRU update.
+    for u0 in (0..u).step_by(LANES) {
+        let (h, t, p) = (lanes_of::<LANES>(gh, u0), lanes_of::<LANES>(gt, u0), lanes_of::<LANES>(prev, u0));
+        let mut o = [0.0f32; LANES];
+        for l in 0..LANES {
+            let th = tanh_lane::<FUSED>(h[l]);
+            let sg = sigmoid_lane::<FUSED>(t[l]);
+            o[l] = madd::<FUSED>(th - p[l], sg, p[l]);
+        }
+        store_lanes(out, u0, &o);
     }
 }
 

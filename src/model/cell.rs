@@ -23,7 +23,8 @@
 use super::{ModelError, check_matrix};
 
 /// A layer's cell kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub enum Cell {
     Lstm,
     Gru { reset_after: bool },
@@ -64,6 +65,44 @@ impl Cell {
             Cell::Gru { .. } => "gru",
             Cell::Rhn { .. } => "rhn",
         }
+    }
+    /// The name a sweep file and a synthetic model's name use, which
+    /// [`Cell::parse`] reads back: `lstm`, `gru`, `gru-rb` (reset before
+    /// the product), `rhn10` (depth 10).
+    pub fn tag(self) -> String {
+        match self {
+            Cell::Lstm => "lstm".into(),
+            Cell::Gru { reset_after: true } => "gru".into(),
+            Cell::Gru { reset_after: false } => "gru-rb".into(),
+            Cell::Rhn { depth } => format!("rhn{depth}"),
+        }
+    }
+    /// Reads a [`Cell::tag`]; RHN depths from 1 to 64.
+    pub fn parse(tag: &str) -> Result<Cell, String> {
+        match tag {
+            "lstm" => Ok(Cell::Lstm),
+            "gru" => Ok(Cell::Gru { reset_after: true }),
+            "gru-rb" => Ok(Cell::Gru { reset_after: false }),
+            _ => match tag.strip_prefix("rhn").map(str::parse::<usize>) {
+                Some(Ok(depth)) if (1..=64).contains(&depth) => Ok(Cell::Rhn { depth }),
+                _ => Err(format!(
+                    "no cell '{tag}' (lstm, gru, gru-rb for a GRU resetting before the product, rhnN for an RHN of depth N in 1..=64)"
+                )),
+            },
+        }
+    }
+}
+
+impl TryFrom<String> for Cell {
+    type Error = String;
+    fn try_from(tag: String) -> Result<Cell, String> {
+        Cell::parse(&tag)
+    }
+}
+
+impl From<Cell> for String {
+    fn from(cell: Cell) -> String {
+        cell.tag()
     }
 }
 

@@ -260,6 +260,16 @@ impl Model {
         let first = self.layers[0].cell();
         self.layers.iter().all(|l| l.cell() == first).then_some(first)
     }
+    /// The cell as result rows name it: [`Cell::tag`], `bi` before it when
+    /// the layers are bidirectional, `mixed` when layers differ.
+    pub fn cell_label(&self) -> String {
+        let bi = if self.is_bidirectional() { "bi" } else { "" };
+        let all_bi = self.layers.iter().all(Layer::is_bidirectional) || !self.is_bidirectional();
+        match self.cell() {
+            Some(cell) if all_bi => format!("{bi}{}", cell.tag()),
+            _ => "mixed".into(),
+        }
+    }
     /// Whether any layer is bidirectional.
     pub fn is_bidirectional(&self) -> bool {
         self.layers.iter().any(Layer::is_bidirectional)

@@ -63,6 +63,9 @@ pub struct SynthSpec {
     /// The head's weight is the embedding (needs `vocab` and `input` equal
     /// to the last layer's width), as in iss-rnns' RHN.
     pub tied: bool,
+    /// Without `vocab`: a linear head of this many outputs on the last
+    /// layer (BiDAF's span logits), so its units have a consumer.
+    pub logits: Option<usize>,
 }
 
 impl Default for SynthSpec {
@@ -78,6 +81,7 @@ impl Default for SynthSpec {
             cell: Cell::Lstm,
             bidirectional: false,
             tied: false,
+            logits: None,
         }
     }
 }
@@ -98,11 +102,38 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ),
     ("tiny", "a small model for smoke tests: embedding 16, LSTM 24/20, vocabulary 50"),
     ("tiny-iss", "tiny with ISS structure planted: 24/20 of which 9/7 units are nonzero"),
+    (
+        "bidaf",
+        "BiDAF's modeling layer (iss-rnns bidaf/): bidirectional LSTMs g0 (800 in) and g1, 100 units per direction",
+    ),
+    (
+        "bidaf-iss",
+        "bidaf with the structure iss-rnns' README prints planted: g0 84/90, g1 38/46 units kept (fw/bw)",
+    ),
+    (
+        "bidaf-out",
+        "BiDAF's output layer g2: a bidirectional LSTM reading 1400 features, 100 units per direction",
+    ),
+    (
+        "bidaf-out-iss",
+        "bidaf-out with iss-rnns' learned structure planted: 34/21 units kept (fw/bw)",
+    ),
+    (
+        "rhn",
+        "iss-rnns' PTB RHN (ptb_iss_sota shapes): depth 10, width 830, vocabulary 10000, embedding tied to the softmax",
+    ),
+    (
+        "rhn-iss-N",
+        "rhn with N of its 830 units kept (N from 1 to 830; the others planted as ISS components, embedding columns included)",
+    ),
 ];
 
 impl SynthSpec {
     /// The built-in spec called `name`, if there is one.
     pub fn builtin(name: &str) -> Option<SynthSpec> {
+        if let Some(spec) = Self::builtin_other_cell(name) {
+            return Some(spec);
+        }
         let (input, layers, vocab, kept) = match name {
             "ptb-large" => (1500, vec![1500, 1500], Some(10_000), None),
             "ptb-iss" => (1500, vec![1500, 1500], Some(10_000), Some(vec![373, 315])),
@@ -120,6 +151,42 @@ impl SynthSpec {
             kept,
             ..SynthSpec::default()
         })
+    }
+
+    /// The built-ins of BiDAF and the RHN.
+    fn builtin_other_cell(name: &str) -> Option<SynthSpec> {
+        let bidaf = |input: usize, layers: usize, kept: Option<Vec<usize>>| SynthSpec {
+            name: name.to_string(),
+            input,
+            layers: vec![100; layers],
+            seed: 0xB1DAF,
+            kept,
+            bidirectional: true,
+            logits: Some(1),
+            ..SynthSpec::default()
+        };
+        let rhn = |kept: Option<usize>| SynthSpec {
+            name: name.to_string(),
+            input: 830,
+            layers: vec![830],
+            vocab: Some(10_000),
+            seed: 0x2B7,
+            kept: kept.map(|k| vec![k]),
+            cell: Cell::Rhn { depth: 10 },
+            tied: true,
+            ..SynthSpec::default()
+        };
+        match name {
+            "bidaf" => Some(bidaf(800, 2, None)),
+            "bidaf-iss" => Some(bidaf(800, 2, Some(vec![84, 90, 38, 46]))),
+            "bidaf-out" => Some(bidaf(1400, 1, None)),
+            "bidaf-out-iss" => Some(bidaf(1400, 1, Some(vec![34, 21]))),
+            "rhn" => Some(rhn(None)),
+            _ => match name.strip_prefix("rhn-iss-").map(str::parse::<usize>) {
+                Some(Ok(kept)) if (1..=830).contains(&kept) => Some(rhn(Some(kept))),
+                _ => None,
+            },
+        }
     }
 
     /// Generates the model.
@@ -165,7 +232,13 @@ impl SynthSpec {
                 let scale = 1.0 / (input as f32).sqrt();
                 Some(Linear::new("head", input, v, rng.fill(v * input, scale), rng.fill(v, scale))?)
             }
-            (None, _) => None,
+            (None, _) => match self.logits {
+                Some(n) => {
+                    let scale = 1.0 / (input as f32).sqrt();
+                    Some(Linear::new("logits", input, n, rng.fill(n * input, scale), rng.fill(n, scale))?)
+                }
+                None => None,
+            },
         };
         let model = Model::new(self.name.clone(), embedding, layers, head)?;
         let model = if self.tied { model.tied()? } else { model };
@@ -206,5 +279,26 @@ mod tests {
             assert_eq!(m.name(), *name);
         }
         assert!(SynthSpec::builtin("nope").is_none());
+    }
+
+    #[test]
+    fn bidaf_and_rhn_have_the_iss_rnns_shapes() {
+        let bidaf = SynthSpec::builtin("bidaf-iss").unwrap();
+        assert_eq!(
+            (bidaf.input, bidaf.layers.clone(), bidaf.bidirectional),
+            (800, vec![100, 100], true)
+        );
+        assert_eq!(bidaf.kept, Some(vec![84, 90, 38, 46]));
+        let out = SynthSpec::builtin("bidaf-out-iss").unwrap();
+        assert_eq!((out.input, out.kept.clone()), (1400, Some(vec![34, 21])));
+        let rhn = SynthSpec::builtin("rhn-iss-415").unwrap();
+        assert_eq!(
+            (rhn.input, rhn.layers.clone(), rhn.vocab, rhn.tied),
+            (830, vec![830], Some(10_000), true)
+        );
+        assert_eq!((rhn.cell, rhn.kept), (Cell::Rhn { depth: 10 }, Some(vec![415])));
+        for bad in ["rhn-iss-0", "rhn-iss-831", "rhn-iss-", "rhn-iss-x"] {
+            assert!(SynthSpec::builtin(bad).is_none(), "{bad}");
+        }
     }
 }

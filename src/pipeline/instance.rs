@@ -85,15 +85,24 @@ pub(crate) struct Instance {
 fn build_full(source: &Source) -> Result<Model, Status> {
     match source {
         Source::Named(name, load) => open_model(name, load).map_err(Status::failed_with),
-        Source::Synthetic { hidden, layers, kept } => {
+        Source::Synthetic {
+            hidden,
+            layers,
+            kept,
+            cell,
+            bidirectional,
+        } => {
             let keep = ((*hidden as f64 * kept).round() as usize).clamp(1, *hidden);
+            let directions = if *bidirectional { 2 } else { 1 };
             SynthSpec {
                 name: source.name(),
                 input: *hidden,
                 layers: vec![*hidden; *layers],
                 vocab: None,
                 seed: 0x5EE9 ^ (*hidden as u64) << 8 ^ *layers as u64,
-                kept: (keep < *hidden).then(|| vec![keep; *layers]),
+                kept: (keep < *hidden).then(|| vec![keep; *layers * directions]),
+                cell: *cell,
+                bidirectional: *bidirectional,
                 ..Default::default()
             }
             .build()

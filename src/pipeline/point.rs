@@ -4,6 +4,7 @@ use crate::checkpoint::{LoadOptions, is_checkpoint_path};
 use crate::exec::Backend;
 use crate::iss::DEFAULT_THRESHOLD;
 use crate::mode::{BlockShape, Mode};
+use crate::model::Cell;
 use crate::precision::Precision;
 
 /// One sparse GEMM problem's matrix (its `n` is the point's batch).
@@ -23,23 +24,36 @@ pub struct GemmShape {
 pub enum Source {
     /// A built-in name or a checkpoint path, read with these options.
     Named(String, LoadOptions),
-    /// A synthetic stack of `layers` LSTM layers of width `hidden`, a
-    /// fraction `kept` of whose units stay (the rest planted as zeroed ISS
-    /// components).
-    Synthetic { hidden: usize, layers: usize, kept: f64 },
+    /// A synthetic stack of `layers` layers of `cell`s of width `hidden`
+    /// (per direction), a fraction `kept` of whose units stay (the rest
+    /// planted as zeroed ISS components).
+    Synthetic {
+        hidden: usize,
+        layers: usize,
+        kept: f64,
+        cell: Cell,
+        bidirectional: bool,
+    },
     /// A sparse GEMM problem (no recurrent model).
     Gemm(GemmShape),
 }
 
 impl Source {
     /// The model name rows carry: the checkpoint's file name, the built-in
-    /// name, `lstm{L}x{H}-k{K}` or `m{M}_k{K}_s{S}`.
+    /// name, `{cell}{L}x{H}-k{K}` (`lstm2x256-k0.5`, `bigru1x512-k1`,
+    /// `rhn10x830-k0.5`) or `m{M}_k{K}_s{S}`.
     pub fn name(&self) -> String {
         match self {
             Source::Named(n, _) => std::path::Path::new(n)
                 .file_name()
                 .map_or_else(|| n.clone(), |f| f.to_string_lossy().into_owned()),
-            Source::Synthetic { hidden, layers, kept } => format!("lstm{layers}x{hidden}-k{kept}"),
+            Source::Synthetic {
+                hidden,
+                layers,
+                kept,
+                cell,
+                bidirectional,
+            } => format!("{}{}{layers}x{hidden}-k{kept}", if *bidirectional { "bi" } else { "" }, cell.tag()),
             Source::Gemm(g) => format!("m{}_k{}_s{}", g.m, g.k, g.sparsity),
         }
     }
@@ -70,9 +84,19 @@ impl Source {
     /// checkpoint (f16 files double), `None` for a built-in name.
     pub fn weight_bytes(&self) -> Option<u64> {
         match self {
-            Source::Synthetic { hidden, layers, .. } => {
+            Source::Synthetic {
+                hidden,
+                layers,
+                cell,
+                bidirectional,
+                ..
+            } => {
                 let h = *hidden as u64;
-                Some(*layers as u64 * 4 * h * (2 * h + 1) * 4)
+                let per_direction =
+                    (cell.input_gates() as u64 + cell.recurrent_gates() as u64) * h * h + 2 * cell.recurrent_gates() as u64 * h;
+                let dirs = if *bidirectional { 2 } else { 1 };
+                // A bidirectional layer above the first reads 2h inputs.
+                Some(*layers as u64 * dirs * dirs * per_direction * 4)
             }
             Source::Gemm(g) => Some(g.m as u64 * g.k as u64 * 4),
             Source::Named(n, _) if is_checkpoint_path(n) => {

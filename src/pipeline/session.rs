@@ -7,7 +7,7 @@ use super::point::{IssSettings, Point, Source};
 use crate::exec::{ExecError, Executor, GemmExecutor, RnnExecutor};
 use crate::hardware::{Limits, git_revision};
 use crate::mode::Mode;
-use crate::model::{Inputs, sizes_label};
+use crate::model::Inputs;
 use crate::report::{Row, Status, now_rfc3339};
 
 /// What a point runs: a recurrent model, or one sparse GEMM problem.
@@ -104,6 +104,7 @@ impl Session {
             source: point.source.id(),
             input: 0,
             layers: 0,
+            cell: String::new(),
             hidden_full: String::new(),
             hidden_kept: String::new(),
             kept_fraction: match point.source {
@@ -254,7 +255,9 @@ fn prepare_model(inst: &mut Instance, point: &Point, base: Row) -> Result<Prepar
     let dense_macs = full.macs_per_step(!point.head);
     let full_weights = full.lstm_weights();
     let (input, layers, hidden_full) = (full.input_size(), full.layers().len(), full.hidden_sizes());
+    let cell = full.cell_label();
     let kept = inst.kept_sizes();
+    let (full_label, kept_label) = (full.sizes_label(&hidden_full), full.sizes_label(&kept));
     let (mut exec, work) = inst.executor(point, point.precision)?;
     let inputs = Inputs::random_for(work.vocab, work.width, point.seq, point.batch, 1);
     let (max_abs_err, max_rel_err) = match point.precision_tolerance() {
@@ -282,8 +285,9 @@ fn prepare_model(inst: &mut Instance, point: &Point, base: Row) -> Result<Prepar
     let row = Row {
         input,
         layers,
-        hidden_full: sizes_label(&hidden_full),
-        hidden_kept: sizes_label(&kept),
+        cell,
+        hidden_full: full_label,
+        hidden_kept: kept_label,
         kept_fraction: kept.iter().sum::<usize>() as f64 / hidden_full.iter().sum::<usize>() as f64,
         sparsity: 1.0 - work.multiplied as f64 / full_weights as f64,
         nonzero_weights: work.multiplied + work.head_weights,

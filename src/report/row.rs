@@ -106,6 +106,7 @@ pub const COLUMNS: &[&str] = &[
     "source",
     "input",
     "layers",
+    "cell",
     "hidden_full",
     "hidden_kept",
     "kept_fraction",
@@ -195,6 +196,11 @@ pub struct Row {
     pub input: usize,
     /// Number of recurrent layers.
     pub layers: usize,
+    /// The layers' cell (`lstm`, `gru`, `gru-rb`, `rhn10`, `mixed`), with
+    /// `bi` before it for bidirectional layers; empty for GEMM problems and
+    /// in files written before the column existed.
+    #[serde(default)]
+    pub cell: String,
     /// Hidden sizes of the full model, `/`-separated, input side first.
     pub hidden_full: String,
     /// Hidden sizes kept by ISS compaction (what the `iss` mode runs).
@@ -508,6 +514,7 @@ pub(crate) mod tests {
             source: "synthetic:lstm2x256-k1".into(),
             input: 256,
             layers: 2,
+            cell: "lstm".into(),
             hidden_full: "256/256".into(),
             hidden_kept: "256/256".into(),
             kept_fraction: 1.0,

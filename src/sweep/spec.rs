@@ -11,6 +11,7 @@ use crate::exec::Backend;
 use crate::iss::DEFAULT_THRESHOLD;
 use crate::mode::BlockShape;
 pub use crate::mode::Mode;
+use crate::model::Cell;
 pub use crate::pipeline::{GemmShape, IssSettings, Point, Source};
 use crate::precision::Precision;
 
@@ -24,7 +25,7 @@ pub enum SpecError {
     #[error("sweep spec {name}: {message}")]
     Invalid { name: String, message: String },
     /// No preset of that name.
-    #[error("no preset '{0}' (quick, ptb, deepbench, deepbench-sparse, full)")]
+    #[error("no preset '{0}' (quick, ptb, deepbench, deepbench-sparse, full, bidaf, rhn)")]
     UnknownPreset(String),
 }
 
@@ -42,6 +43,14 @@ pub struct Grid {
     /// Layers of each synthetic model.
     #[serde(default = "default_layers")]
     pub layers: usize,
+    /// Cell kinds of the synthetic models, each a model of its own:
+    /// `lstm`, `gru`, `gru-rb` (reset before the product), `rhnN` (an RHN
+    /// of depth N).
+    #[serde(default = "default_cells")]
+    pub cell: Vec<Cell>,
+    /// Synthetic models with two directions per layer, each `hidden` wide.
+    #[serde(default)]
+    pub bidirectional: bool,
     /// Kept fractions of hidden units for synthetic models (zeroed ISS
     /// components planted in the rest); 1.0 means no ISS zeros.
     #[serde(default = "default_kept")]
@@ -118,6 +127,9 @@ fn default_threshold() -> f32 {
 fn default_layers() -> usize {
     2
 }
+fn default_cells() -> Vec<Cell> {
+    vec![Cell::Lstm]
+}
 fn default_kept() -> Vec<f64> {
     vec![1.0]
 }
@@ -193,7 +205,7 @@ pub const MAX_POINTS: usize = 100_000;
 pub const PRESETS: &[(&str, &str)] = &[
     (
         "quick",
-        "hidden 256/512/1024 (2 layers), kept 0.5/0.25/0.1, dense/iss/csr timed together, batch 1 and 10, seq 30, all threads (about 40 s on 2 cores)",
+        "hidden 256/512/1024 (2 LSTM layers), kept 0.5/0.25/0.1, and a 2-layer GRU 512 kept 0.25; dense/iss/csr/bsr timed together, batch 1 and 10, seq 30, all threads (about a minute on 2 cores)",
     ),
     (
         "ptb",
@@ -209,7 +221,15 @@ pub const PRESETS: &[(&str, &str)] = &[
     ),
     (
         "full",
-        "every hidden size from 64 to 2048 in steps of 32, dense, batch 1 and 10, seq 30: latency hysteresis",
+        "every hidden size from 64 to 2048 in steps of 32, LSTM and GRU, dense, batch 1 and 10, seq 30: latency hysteresis",
+    ),
+    (
+        "bidaf",
+        "BiDAF's bidirectional LSTMs (iss-rnns bidaf/): modeling layer g0+g1 and output layer g2 against the README's learned structure, context 400 tokens, batch 1/10/60, 1 and all threads",
+    ),
+    (
+        "rhn",
+        "iss-rnns' PTB RHN (depth 10, width 830, tied) against ISS widths 517/415/208, with and without the softmax, seq 35, batch 1 and 20, 1 and all threads",
     ),
 ];
 
@@ -220,6 +240,8 @@ impl Default for Grid {
             models: vec![],
             hidden: vec![],
             layers: default_layers(),
+            cell: default_cells(),
+            bidirectional: false,
             kept: default_kept(),
             modes: vec![],
             precision: default_precision(),
@@ -261,15 +283,38 @@ impl SweepSpec {
         let with_blocks = vec![Dense, Iss, Csr, Bsr];
         let (grids, budget_ms) = match name {
             "quick" => (
-                vec![grid(
-                    vec![256, 512, 1024],
-                    2,
-                    vec![0.5, 0.25, 0.1],
-                    with_blocks.clone(),
-                    vec![1, 10],
-                    vec![30],
-                )],
+                vec![
+                    grid(
+                        vec![256, 512, 1024],
+                        2,
+                        vec![0.5, 0.25, 0.1],
+                        with_blocks.clone(),
+                        vec![1, 10],
+                        vec![30],
+                    ),
+                    Grid {
+                        cell: vec![Cell::Gru { reset_after: true }],
+                        ..grid(vec![512], 2, vec![0.25], all.clone(), vec![1, 10], vec![30])
+                    },
+                ],
                 500,
+            ),
+            "bidaf" => (
+                vec![Grid {
+                    models: vec!["bidaf-iss".into(), "bidaf-out-iss".into()],
+                    threads: vec![1, 0],
+                    ..grid(vec![], 1, vec![1.0], all.clone(), vec![1, 10, 60], vec![400])
+                }],
+                1000,
+            ),
+            "rhn" => (
+                vec![Grid {
+                    models: ["rhn-iss-517", "rhn-iss-415", "rhn-iss-208"].map(String::from).to_vec(),
+                    threads: vec![1, 0],
+                    head: vec![false, true],
+                    ..grid(vec![], 1, vec![1.0], all.clone(), vec![1, 20], vec![35])
+                }],
+                1000,
             ),
             "ptb" => (
                 vec![Grid {
@@ -316,14 +361,10 @@ impl SweepSpec {
                 )
             }
             "full" => (
-                vec![grid(
-                    (64..=2048).step_by(32).collect(),
-                    2,
-                    vec![1.0],
-                    vec![Dense],
-                    vec![1, 10],
-                    vec![30],
-                )],
+                vec![Grid {
+                    cell: vec![Cell::Lstm, Cell::Gru { reset_after: true }],
+                    ..grid((64..=2048).step_by(32).collect(), 2, vec![1.0], vec![Dense], vec![1, 10], vec![30])
+                }],
                 150,
             ),
             other => return Err(SpecError::UnknownPreset(other.to_string())),
@@ -493,12 +534,18 @@ impl SweepSpec {
                 let mut kept = g.kept.clone();
                 kept.sort_by(|a, b| b.total_cmp(a));
                 kept.dedup();
-                for &hidden in &g.hidden {
-                    sources.extend(kept.iter().map(|&kept| Source::Synthetic {
-                        hidden,
-                        layers: g.layers,
-                        kept,
-                    }));
+                let mut cells = g.cell.clone();
+                cells.dedup();
+                for &cell in &cells {
+                    for &hidden in &g.hidden {
+                        sources.extend(kept.iter().map(|&kept| Source::Synthetic {
+                            hidden,
+                            layers: g.layers,
+                            kept,
+                            cell,
+                            bidirectional: g.bidirectional,
+                        }));
+                    }
                 }
                 let iss = IssSettings {
                     threshold: g.threshold,
@@ -620,16 +667,24 @@ mod tests {
     #[test]
     fn presets_parse_and_count() {
         let quick = SweepSpec::preset("quick").unwrap();
-        // Per hidden size, kept fraction and batch: a case of dense, iss, csr
-        // and bsr in 16x16 blocks.
-        assert_eq!(quick.points().len(), 3 * 3 * 2 * 4);
-        assert_eq!(quick.cases().len(), 3 * 3 * 2);
+        // LSTM: per hidden size, kept fraction and batch, a case of dense,
+        // iss, csr and bsr in 16x16 blocks; then the GRU's two cases of
+        // dense, iss and csr.
+        assert_eq!(quick.points().len(), 3 * 3 * 2 * 4 + 2 * 3);
+        assert_eq!(quick.cases().len(), 3 * 3 * 2 + 2);
+        let cases = quick.cases();
+        let (lstm, gru) = cases.split_at(18);
         assert!(
-            quick
-                .cases()
-                .iter()
+            lstm.iter()
                 .all(|c| c.iter().map(|p| p.mode).collect::<Vec<_>>() == [Mode::Dense, Mode::Iss, Mode::Csr, Mode::Bsr])
         );
+        assert!(gru.iter().all(|c| c[0].source.name() == "gru2x512-k0.25" && c.len() == 3));
+        let bidaf = SweepSpec::preset("bidaf").unwrap();
+        // 2 models x 3 batches x 2 thread counts x (dense, iss, csr).
+        assert_eq!(bidaf.points().len(), 2 * 3 * 2 * 3);
+        let rhn = SweepSpec::preset("rhn").unwrap();
+        // 3 widths x 2 batches x 2 thread counts x 2 head settings x 3 modes.
+        assert_eq!(rhn.points().len(), 3 * 2 * 2 * 2 * 3);
         let ptb = SweepSpec::preset("ptb").unwrap();
         // 3 batches x 2 seqs x 2 thread counts x 2 head settings; in each
         // case dense and iss at three precisions, csr at fp32, dense fp32 first.
@@ -643,7 +698,7 @@ mod tests {
         let deep = SweepSpec::preset("deepbench").unwrap();
         // 5 sizes x 3 batches x 2 kept fractions x (dense, iss, csr).
         assert_eq!(deep.points().len(), 5 * 3 * 2 * 3);
-        assert_eq!(SweepSpec::preset("full").unwrap().points().len(), 63 * 2);
+        assert_eq!(SweepSpec::preset("full").unwrap().points().len(), 63 * 2 * 2);
         let sparse = SweepSpec::preset("deepbench-sparse").unwrap();
         // 2 shapes x 2 sparsities, n = 1/2/4/1500, 1 and all threads: dense,
         // csr and bsr in 7 block shapes.

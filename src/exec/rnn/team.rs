@@ -30,9 +30,20 @@ use crate::kernels::team::{Team, run_team};
 use crate::kernels::{MatRef, PANEL, PanelOrder, SharedOutput, Start};
 use crate::model::Cell;
 
-/// Multiply-adds per recurrent step below which the recurrence runs on one
-/// thread (a barrier per step would cost more than it saves).
+/// Multiply-adds per recurrent step of a direction below which one worker
+/// does the whole step (splitting it would cost more in waits than it
+/// saves); the two directions of a layer then still run side by side.
 const PARALLEL_RECURRENCE_MIN_MACS: usize = 1 << 16;
+
+/// Multiply-adds of all input projections below which, when every step is
+/// small too, the whole forward runs on one thread.
+const PARALLEL_PROJECTION_MIN_MACS: usize = 1 << 22;
+
+/// Whether one worker does each of `d`'s steps (see
+/// [`PARALLEL_RECURRENCE_MIN_MACS`]).
+fn small_step(d: &ExecDir, batch: usize) -> bool {
+    batch * d.hidden * d.cell.recurrent_gates() * d.hidden < PARALLEL_RECURRENCE_MIN_MACS
+}
 
 /// Chunks each worker's share of a recurrent step is cut into, so the
 /// others can take over its second half.
@@ -147,17 +158,12 @@ struct Shared<'a> {
 /// The forward pass of every layer on one team (see the module documentation).
 pub(super) fn forward(layers: &[ExecLayer], x: &[f32], b: &mut Buffers, seq: usize, batch: usize) {
     let rows = seq * batch;
-    let step_macs = layers
+    let projection_macs: usize = layers
         .iter()
-        .map(|l| {
-            l.dirs
-                .iter()
-                .map(|d| batch * d.hidden * d.cell.recurrent_gates() * d.hidden)
-                .sum::<usize>()
-        })
-        .max()
-        .unwrap_or(0);
-    let workers = if step_macs < PARALLEL_RECURRENCE_MIN_MACS {
+        .flat_map(|l| l.dirs.iter().map(|d| rows * l.input * d.cell.input_gates() * d.hidden))
+        .sum();
+    let all_small = layers.iter().flat_map(|l| &l.dirs).all(|d| small_step(d, batch));
+    let workers = if all_small && projection_macs < PARALLEL_PROJECTION_MIN_MACS {
         1
     } else {
         rayon::current_num_threads()
@@ -245,7 +251,11 @@ pub(super) fn forward(layers: &[ExecLayer], x: &[f32], b: &mut Buffers, seq: usi
             let bidirectional = layer.dirs.len() > 1;
             for s in 0..seq {
                 for phase in 0..most {
-                    for (i, d) in layer.dirs.iter().enumerate().filter(|(_, d)| phase < phases(d)) {
+                    // Worker w starts on direction w (mod 2): where one
+                    // worker does a whole step, the directions run side by side.
+                    let n = layer.dirs.len();
+                    let order = (0..n).map(|j| (j + w) % n).map(|i| (i, &layer.dirs[i]));
+                    for (i, d) in order.filter(|(_, d)| phase < phases(d)) {
                         let set = 1 + s * phases(d) + phase;
                         let step = Step {
                             d,
@@ -426,6 +436,8 @@ impl Step<'_> {
         let (batch, rows) = (self.batch, self.seq * self.batch);
         let blocks = layout.blocks();
         let width = h;
+        // A small step is one share, claimed whole by whoever comes first.
+        let claims = if small_step(d, batch) { &claims[..1] } else { claims };
         let workers = claims.len();
         // Chunks that cut each share evenly (12 + 11 of a 23-block share,
         // not 11 + 11 + 1).

@@ -31,7 +31,7 @@ pub(crate) fn provenance(rows: &[&Row]) -> String {
 
 /// The first number of a `/`-separated size list.
 pub(crate) fn first_size(sizes: &str) -> f64 {
-    sizes.split('/').next().and_then(|s| s.trim().parse().ok()).unwrap_or(0.0)
+    sizes.split(['/', '+']).next().and_then(|s| s.trim().parse().ok()).unwrap_or(0.0)
 }
 
 /// Of each preset and kernel, the rows of one configuration: no head, the
