@@ -258,69 +258,113 @@ pub(super) fn time_vs_hidden(rows: &[&Row], batch: usize) -> Option<Chart> {
     }))
 }
 
-pub(super) fn ptb_table(rows: &[&Row]) -> Option<Chart> {
-    ptb_bars(rows, &[Mode::Dense, Mode::Iss, Mode::Csr], "dense / ISS / CSR")
+/// A family of built-in models with a table chart of its own: the prefix
+/// its models' names start with, and what the title calls it.
+pub(super) struct Family {
+    pub prefix: &'static str,
+    pub title: &'static str,
 }
 
-/// issbench against ONNX Runtime on the PTB shapes, when peer rows exist.
-pub(super) fn ptb_vs_ort(rows: &[&Row]) -> Option<Chart> {
+/// The families charted as tables: the paper's three experiments.
+pub(super) const FAMILIES: &[Family] = &[
+    Family {
+        prefix: "ptb",
+        title: "PTB LSTM",
+    },
+    Family {
+        prefix: "bidaf",
+        title: "BiDAF bidirectional LSTMs",
+    },
+    Family {
+        prefix: "rhn",
+        title: "PTB RHN (depth 10)",
+    },
+];
+
+/// Dense / ISS / CSR median times of `family`'s rows.
+pub(super) fn family_table(rows: &[&Row], family: &Family) -> Option<Chart> {
+    family_bars(rows, family, &[Mode::Dense, Mode::Iss, Mode::Csr], "dense / ISS / CSR")
+}
+
+/// issbench against ONNX Runtime on `family`'s models, when peer rows exist.
+pub(super) fn family_vs_ort(rows: &[&Row], family: &Family) -> Option<Chart> {
     let peer: Vec<&Row> = rows
         .iter()
         .copied()
         .filter(|r| r.mode.is_peer() && r.precision == Precision::Fp32)
         .collect();
-    let configs: BTreeSet<(bool, usize, usize)> = peer.iter().map(|r| (r.head, r.batch, r.threads)).collect();
+    let configs = configs_of(&peer);
     let sel: Vec<&Row> = rows
         .iter()
         .copied()
-        .filter(|r| configs.contains(&(r.head, r.batch, r.threads)))
+        .filter(|r| configs.contains(&(r.model.as_str(), r.head, r.batch, r.threads)))
         .collect();
-    ptb_bars(
+    family_bars(
         &sel,
+        family,
         &[Mode::Dense, Mode::OrtDense, Mode::Iss, Mode::OrtIss],
         "issbench vs ONNX Runtime",
     )
 }
 
-/// Grouped bars of the PTB rows' median times for `modes`, one group per
-/// batch, threads and head setting, on a linear axis with each bar's value
-/// printed.
-pub(super) fn ptb_bars(rows: &[&Row], modes: &[Mode], what: &str) -> Option<Chart> {
-    let ptb: Vec<&Row> = rows
+/// Most groups a family chart shows: above it, configurations with the
+/// head are left out (the layers are what the experiments compare).
+const MAX_GROUPS: usize = 16;
+
+/// The (model, head, batch, threads) configurations of `rows`.
+fn configs_of<'a>(rows: &[&'a Row]) -> BTreeSet<(&'a str, bool, usize, usize)> {
+    rows.iter().map(|r| (r.model.as_str(), r.head, r.batch, r.threads)).collect()
+}
+
+/// Grouped bars of `family`'s rows' median times for `modes`, one group
+/// per model (when there are several), batch, threads and head setting, on
+/// a linear axis with each bar's value printed.
+pub(super) fn family_bars(rows: &[&Row], family: &Family, modes: &[Mode], what: &str) -> Option<Chart> {
+    let mine: Vec<&Row> = rows
         .iter()
         .copied()
-        .filter(|r| r.model.starts_with("ptb") && modes.contains(&r.mode) && r.precision == Precision::Fp32)
+        .filter(|r| r.model.starts_with(family.prefix) && modes.contains(&r.mode) && r.precision == Precision::Fp32)
         .collect();
-    let seq = ptb.iter().map(|r| r.seq).min()?;
-    let sel: Vec<&Row> = ptb.into_iter().filter(|r| r.seq == seq).collect();
-    let configs: BTreeSet<(bool, usize, usize)> = sel.iter().map(|r| (r.head, r.batch, r.threads)).collect();
+    let seq = mine.iter().map(|r| r.seq).min()?;
+    let mut sel: Vec<&Row> = mine.into_iter().filter(|r| r.seq == seq).collect();
+    if configs_of(&sel).len() > MAX_GROUPS && sel.iter().any(|r| !r.head) {
+        sel.retain(|r| !r.head);
+    }
+    let configs = configs_of(&sel);
+    let models: BTreeSet<&str> = configs.iter().map(|c| c.0).collect();
     let modes: Vec<Mode> = modes.iter().copied().filter(|m| sel.iter().any(|r| r.mode == *m)).collect();
     let groups = configs
         .iter()
-        .map(|&(head, b, t)| format!("b{b} t{t}{}", if head { " +head" } else { "" }))
+        .map(|&(model, head, b, t)| {
+            let name = if models.len() > 1 { format!("{model} ") } else { String::new() };
+            format!("{name}b{b} t{t}{}", if head { " +head" } else { "" })
+        })
         .collect();
     let values = configs
         .iter()
-        .map(|&(head, b, t)| {
+        .map(|&(model, head, b, t)| {
             modes
                 .iter()
                 .map(|m| {
                     sel.iter()
-                        .filter(|r| r.head == head && r.batch == b && r.threads == t && r.mode == *m)
+                        .filter(|r| r.model == model && r.head == head && r.batch == b && r.threads == t && r.mode == *m)
                         .max_by(|a, b| a.timestamp.cmp(&b.timestamp))
                         .map(|r| r.median_ms())
                 })
                 .collect()
         })
         .collect();
-    let sizes = sel
-        .iter()
-        .find(|r| r.mode == Mode::Iss)
-        .or(sel.first())
-        .map(|r| format!(" {} vs ISS {}", r.hidden_full, r.hidden_kept))
-        .unwrap_or_default();
+    let sizes = if models.len() == 1 {
+        sel.iter()
+            .find(|r| r.mode == Mode::Iss)
+            .or(sel.first())
+            .map(|r| format!(" {} vs ISS {}", r.hidden_full, r.hidden_kept))
+            .unwrap_or_default()
+    } else {
+        String::new()
+    };
     Some(Chart::Bars(BarChart {
-        title: format!("PTB LSTM{sizes}, seq {seq}: {what} — {}", provenance(&sel)),
+        title: format!("{}{sizes}, seq {seq}: {what} — {}", family.title, provenance(&sel)),
         y: Axis::linear("median time per forward pass (ms)"),
         groups,
         bars: modes.iter().map(|m| (m.to_string(), mode_colour(*m))).collect(),

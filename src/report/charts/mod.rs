@@ -6,8 +6,8 @@
 //! |---|---|
 //! | `speedup_vs_sparsity_b{B}` | measured speedup over dense (with its 95% interval) vs share of removed units, per hidden size and mode, with the ideal (multiply-add ratio) dashed |
 //! | `time_vs_hidden_b{B}` | median time vs hidden size per mode and kept fraction (log-log), synthetic grids |
-//! | `ptb_table` | the PTB model: dense / ISS / CSR median time per batch, threads and head setting |
-//! | `ptb_vs_ort` | the same against ONNX Runtime, where peer rows exist |
+//! | `ptb_table`, `bidaf_table`, `rhn_table` | the paper's models (`ptb-*`, `bidaf-*`, `rhn-*`): dense / ISS / CSR median time per model, batch, threads and head setting |
+//! | `ptb_vs_ort`, `bidaf_vs_ort`, `rhn_vs_ort` | the same against ONNX Runtime, where peer rows exist |
 //! | `block_speedup_b{B}` | speedup over dense by block shape at the ISS model's weight count: csr (1x1), each bsr block, iss (whole units), per model |
 //! | `precision_b{B}` | a model measured at several precisions: speedup over dense fp32 of dense and ISS in fp32, bf16 and int8, and of ONNX Runtime's fp32 and int8 rows |
 //! | `latency_fine_hidden` | median time vs hidden size on the `full` preset's fine grid (latency hysteresis) |
@@ -74,11 +74,13 @@ pub(crate) fn charts_for(rows: &[Row]) -> Vec<(String, Chart)> {
             charts.push((format!("block_speedup_b{b}"), c));
         }
     }
-    if let Some(c) = ptb_table(&ok) {
-        charts.push(("ptb_table".into(), c));
-    }
-    if let Some(c) = ptb_vs_ort(&ok) {
-        charts.push(("ptb_vs_ort".into(), c));
+    for family in FAMILIES {
+        if let Some(c) = family_table(&ok, family) {
+            charts.push((format!("{}_table", family.prefix), c));
+        }
+        if let Some(c) = family_vs_ort(&ok, family) {
+            charts.push((format!("{}_vs_ort", family.prefix), c));
+        }
     }
     if let Some(c) = latency_fine_hidden(&ok) {
         charts.push(("latency_fine_hidden".into(), c));
@@ -178,6 +180,21 @@ mod tests {
                 ..row()
             });
         }
+        for (model, ms) in [("bidaf-iss", 3.0), ("bidaf-out-iss", 2.0)] {
+            for (mode, factor) in [("dense", 1.0), ("iss", 0.5), ("csr", 1.5)] {
+                rows.push(Row {
+                    model: model.into(),
+                    preset: "bidaf".into(),
+                    cell: "bilstm".into(),
+                    hidden_full: "100+100/100+100".into(),
+                    hidden_kept: "84+90/38+46".into(),
+                    mode: Mode::parse(mode).unwrap(),
+                    batch: 10,
+                    median_ns: ms * factor * 1e6,
+                    ..row()
+                });
+            }
+        }
         for h in [64usize, 96, 128] {
             rows.push(Row {
                 preset: "full".into(),
@@ -210,6 +227,7 @@ mod tests {
             "time_vs_hidden_b10",
             "ptb_table",
             "ptb_vs_ort",
+            "bidaf_table",
             "latency_fine_hidden",
             "gflops_vs_weights",
         ] {
@@ -234,9 +252,21 @@ mod tests {
         ] {
             assert!(speedup.contains(name), "{name}");
         }
-        // The synthetic sizes' ideal lines are one line (the PTB model's differs).
-        assert_eq!(speedup.matches("ideal").count(), 2);
-        assert_eq!(files.len(), 16, "{files:?}");
+        // The synthetic sizes' ideal lines are one line (the PTB and BiDAF
+        // models' differ).
+        assert_eq!(speedup.matches("ideal").count(), 3);
+        assert_eq!(files.len(), 18, "{files:?}");
+        // Two models of one family: one group per model and configuration.
+        let bidaf = svg("bidaf_table");
+        for name in [
+            "BiDAF bidirectional LSTMs",
+            "bidaf-iss b10 t2",
+            "bidaf-out-iss b10 t2",
+            "1.00",
+            "4.50",
+        ] {
+            assert!(bidaf.contains(name), "{name}");
+        }
         for name in [
             "dense",
             "iss kept 0.25",
@@ -297,7 +327,7 @@ mod tests {
             ..r
         }));
         let files = draw_all(&all, dir.path()).unwrap();
-        assert_eq!(files.len(), 32, "{files:?}");
+        assert_eq!(files.len(), 36, "{files:?}");
         let first = dir.path().join("m1-test-cpu-2-cores-avx512");
         let second = dir.path().join("m2-other-cpu-family-25-model-17-2-cores-avx512");
         assert!(first.join("ptb_table.png").is_file() && second.join("ptb_table.png").is_file());
