@@ -75,7 +75,10 @@ fn finish(config: Config, tensors: Vec<super::RawTensor>, what: &str) -> Read {
     Read {
         tensors,
         layout: Some(Layout::Keras),
-        layer_order: Some(config.layers.into_iter().map(|l| l.name).collect()),
+        structure: super::Structure {
+            layer_order: Some(config.layers.into_iter().map(|l| l.name).collect()),
+            cells: Default::default(),
+        },
         notes,
     }
 }

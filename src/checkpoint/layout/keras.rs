@@ -5,11 +5,12 @@
 
 use super::tensors::{Tensors, find_suffix, model_err, natural_key, transpose};
 use super::torch::looks_like_head;
-use super::{BuildError, Parts};
+use super::{BuildError, Parts, Structure};
 use crate::checkpoint::ErrorKind;
-use crate::model::{Embedding, Linear, LstmLayer};
+use crate::model::{Embedding, Layer, Linear, LstmLayer};
 
-pub(super) fn build_keras(t: &mut Tensors, layer_order: Option<&[String]>) -> Result<Parts, BuildError> {
+pub(super) fn build_keras(t: &mut Tensors, structure: &Structure) -> Result<Parts, BuildError> {
+    let layer_order = structure.layer_order.as_deref();
     if let Some(x) = t.all.iter().find(|x| x.name.contains("gru_cell/")) {
         return Err((
             Some(x.name.clone()),
@@ -70,7 +71,11 @@ pub(super) fn build_keras(t: &mut Tensors, layer_order: Option<&[String]>) -> Re
         } else {
             vec![0.0; g4]
         };
-        layers.push(LstmLayer::new(&format!("layer {n}"), input, h, w_ih, w_hh, bias).map_err(model_err)?);
+        layers.push(
+            LstmLayer::new(&format!("layer {n}"), input, h, w_ih, w_hh, bias)
+                .map_err(model_err)?
+                .into(),
+        );
     }
     let embedding = match find_suffix(t, &["/embeddings"])? {
         Some(name) => {
@@ -81,7 +86,7 @@ pub(super) fn build_keras(t: &mut Tensors, layer_order: Option<&[String]>) -> Re
         }
         None => None,
     };
-    let last_h = layers.last().map_or(0, LstmLayer::hidden);
+    let last_h = layers.last().map_or(0, Layer::output);
     let dense_kernels = |fits: bool| {
         t.all
             .iter()
@@ -120,5 +125,10 @@ pub(super) fn build_keras(t: &mut Tensors, layer_order: Option<&[String]>) -> Re
             ));
         }
     };
-    Ok((embedding, layers, head))
+    Ok(Parts {
+        embedding,
+        layers,
+        head,
+        tied: false,
+    })
 }

@@ -6,7 +6,7 @@
 //! | layout | LSTM tensors | stored as | gates |
 //! |---|---|---|---|
 //! | `tf-basic-lstm` | `.../cell_K/basic_lstm_cell/kernel` (`weights` before TF 1.2), `bias` (`biases`) | kernel `[in+h, 4h]`, rows `[x; h]` | i, j, f, o; forget bias added at run time |
-//! | `pytorch` | `PREFIXweight_ih_lK`, `weight_hh_lK`, `bias_ih_lK`, `bias_hh_lK` | `[4h, in]`, `[4h, h]` | i, f, g, o |
+//! | `pytorch` | `PREFIXweight_ih_lK`, `weight_hh_lK`, `bias_ih_lK`, `bias_hh_lK` (`_lK_reverse`: backward) | `[G·h, in]`, `[G·h, h]` | LSTM i, f, g, o (biases summed); GRU r, z, n (kept apart) |
 //! | `keras` | `LAYER/lstm_cell/kernel`, `recurrent_kernel`, `bias` | `[in, 4h]`, `[h, 4h]` | i, f, c, o |
 //! | `onnx` | `layers.K.W`, `layers.K.R`, `layers.K.B` (named by the ONNX reader) | `[1, 4h, in]`, `[1, 4h, h]`, `[1, 8h]` = `[Wb; Rb]` | i, o, f, c |
 //!
@@ -23,13 +23,15 @@ mod tensors;
 mod tf;
 mod torch;
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 
 use self::tensors::{Tensors, model_err};
 use self::tf::tf_kernel_names;
 use self::torch::torch_layer;
 use super::{ErrorKind, RawTensor};
-use crate::model::{Embedding, Linear, LstmLayer, Model};
+use crate::model::{Cell, Embedding, Layer, Linear, Model};
 
 /// A naming scheme and weight layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -37,7 +39,7 @@ use crate::model::{Embedding, Linear, LstmLayer, Model};
 pub enum Layout {
     /// TensorFlow `BasicLSTMCell` in a `MultiRNNCell` (the PTB and ISS code).
     TfBasicLstm,
-    /// PyTorch `nn.LSTM` state dict (any module prefix).
+    /// PyTorch `nn.LSTM` / `nn.GRU` state dict (any module prefix).
     Pytorch,
     /// Keras `LSTM` layers.
     Keras,
@@ -142,45 +144,48 @@ pub struct Built {
 /// An error and the tensor it concerns.
 pub type BuildError = (Option<String>, ErrorKind);
 
-/// Builds the canonical model named `name` from `tensors` with `layout`.
-pub fn build(name: &str, tensors: &[RawTensor], layout: Layout, forget_bias: Option<f32>) -> Result<Built, BuildError> {
-    build_ordered(name, tensors, layout, forget_bias, None)
+/// What a file's recorded structure says beyond its tensors' names (a
+/// Keras config, a SavedModel's variable list, an ONNX graph), keyed by
+/// the first component of a layer's tensor names (`lstm_1`, `layers.0`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Structure {
+    /// The order of the layers, rather than by sorting their names.
+    pub layer_order: Option<Vec<String>>,
+    /// The cell of each recurrent layer where the file says: the layout
+    /// checks the weights agree, and takes from it what weights cannot
+    /// tell (a GRU's `reset_after`).
+    pub cells: HashMap<String, Cell>,
 }
 
-/// [`build`], with the order of the layers given by their names
-/// (`layer_order`, from a file that records it: a Keras config, a
-/// SavedModel's variable list) rather than by sorting the names.
+/// Builds the canonical model named `name` from `tensors` with `layout`.
+pub fn build(name: &str, tensors: &[RawTensor], layout: Layout, forget_bias: Option<f32>) -> Result<Built, BuildError> {
+    build_ordered(name, tensors, layout, forget_bias, &Structure::default())
+}
+
+/// [`build`], with what the file's structure says ([`Structure`]).
 pub fn build_ordered(
     name: &str,
     tensors: &[RawTensor],
     layout: Layout,
     forget_bias: Option<f32>,
-    layer_order: Option<&[String]>,
+    structure: &Structure,
 ) -> Result<Built, BuildError> {
     let mut t = Tensors::new(tensors);
-    let (embedding, layers, head, forget_bias) = match layout {
+    let (parts, forget_bias) = match layout {
         Layout::TfBasicLstm => {
             let fb = forget_bias.unwrap_or(0.0);
-            let (e, l, h) = tf::build_tf(&mut t, fb)?;
+            let parts = tf::build_tf(&mut t, fb)?;
             t.notes.push(format!(
                 "forget bias {fb} added to the f gate's bias (TensorFlow adds it at run time and does not store it; the ISS code uses 0.0, TensorFlow's default is 1.0: set it with --forget-bias)"
             ));
-            (e, l, h, Some(fb))
+            (parts, Some(fb))
         }
-        Layout::Pytorch => {
-            let (e, l, h) = torch::build_torch(&mut t)?;
-            (e, l, h, None)
-        }
-        Layout::Keras => {
-            let (e, l, h) = keras::build_keras(&mut t, layer_order)?;
-            (e, l, h, None)
-        }
-        Layout::Onnx => {
-            let (e, l, h) = onnx::build_onnx(&mut t)?;
-            (e, l, h, None)
-        }
+        Layout::Pytorch => (torch::build_torch(&mut t)?, None),
+        Layout::Keras => (keras::build_keras(&mut t, structure)?, None),
+        Layout::Onnx => (onnx::build_onnx(&mut t, structure)?, None),
     };
-    let model = Model::new(name, embedding, layers, head).map_err(model_err)?;
+    let model = Model::new(name, parts.embedding, parts.layers, parts.head).map_err(model_err)?;
+    let model = if parts.tied { model.tied().map_err(model_err)? } else { model };
     Ok(Built {
         model,
         forget_bias,
@@ -189,4 +194,13 @@ pub fn build_ordered(
     })
 }
 
-type Parts = (Option<Embedding>, Vec<LstmLayer>, Option<Linear>);
+/// What a layout builds: the model's parts, before [`Model::new`] checks
+/// that they chain.
+#[derive(Default)]
+struct Parts {
+    embedding: Option<Embedding>,
+    layers: Vec<Layer>,
+    head: Option<Linear>,
+    /// The head's weight is the embedding ([`Model::tied`]).
+    tied: bool,
+}

@@ -4,7 +4,7 @@
 //! or `head.weight`, `head.bias`.
 
 use super::tensors::{Tensors, model_err, reorder_gates, transpose};
-use super::{BuildError, Parts};
+use super::{BuildError, Parts, Structure};
 use crate::checkpoint::ErrorKind;
 use crate::model::{Embedding, Linear, LstmLayer};
 
@@ -13,7 +13,7 @@ const ONNX_LSTM_GATES: [usize; 4] = [0, 2, 3, 1];
 
 /// The ONNX reader's `layers.K.W` / `R` / `B`, `embedding` and `head.*`
 /// (see `checkpoint::onnx`): one direction per layer for now.
-pub(super) fn build_onnx(t: &mut Tensors) -> Result<Parts, BuildError> {
+pub(super) fn build_onnx(t: &mut Tensors, _structure: &Structure) -> Result<Parts, BuildError> {
     let mut layers = Vec::new();
     for n in 0.. {
         let (w, r, b) = (format!("layers.{n}.W"), format!("layers.{n}.R"), format!("layers.{n}.B"));
@@ -34,23 +34,27 @@ pub(super) fn build_onnx(t: &mut Tensors) -> Result<Parts, BuildError> {
             &t.values(&w, &[1, g4, input], &format!("layer {n} w_ih (gates i, o, f, c)"))?,
             h,
             input,
-            ONNX_LSTM_GATES,
+            &ONNX_LSTM_GATES,
         );
         let w_hh = reorder_gates(
             &t.values(&r, &[1, g4, h], &format!("layer {n} w_hh (gates i, o, f, c)"))?,
             h,
             h,
-            ONNX_LSTM_GATES,
+            &ONNX_LSTM_GATES,
         );
         let bias = if t.has(&b) {
             let both = t.values(&b, &[1, 2 * g4], &format!("layer {n} bias [Wb; Rb] (summed)"))?;
             let (wb, rb) = both.split_at(g4);
-            let (wb, rb) = (reorder_gates(wb, h, 1, ONNX_LSTM_GATES), reorder_gates(rb, h, 1, ONNX_LSTM_GATES));
+            let (wb, rb) = (reorder_gates(wb, h, 1, &ONNX_LSTM_GATES), reorder_gates(rb, h, 1, &ONNX_LSTM_GATES));
             wb.iter().zip(&rb).map(|(a, b)| a + b).collect()
         } else {
             vec![0.0; g4]
         };
-        layers.push(LstmLayer::new(&format!("layer {n}"), input, h, w_ih, w_hh, bias).map_err(model_err)?);
+        layers.push(
+            LstmLayer::new(&format!("layer {n}"), input, h, w_ih, w_hh, bias)
+                .map_err(model_err)?
+                .into(),
+        );
     }
     if layers.is_empty() {
         return Err((
@@ -94,5 +98,10 @@ pub(super) fn build_onnx(t: &mut Tensors) -> Result<Parts, BuildError> {
             Some(Linear::new("head", hin, out, weight, bias).map_err(model_err)?)
         }
     };
-    Ok((embedding, layers, head))
+    Ok(Parts {
+        embedding,
+        layers,
+        head,
+        tied: false,
+    })
 }

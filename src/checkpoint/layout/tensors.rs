@@ -80,9 +80,9 @@ pub(super) fn transpose(src: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     out
 }
 
-/// Reorders the four gate blocks of `[4h, width]` rows: canonical gate `g`
-/// (i, f, g, o) takes the file's block `from[g]`.
-pub(super) fn reorder_gates(src: &[f32], h: usize, width: usize, from: [usize; 4]) -> Vec<f32> {
+/// Reorders the gate blocks of `[G·h, width]` rows: canonical block `g`
+/// (LSTM i, f, g, o; GRU r, z, n) takes the file's block `from[g]`.
+pub(super) fn reorder_gates(src: &[f32], h: usize, width: usize, from: &[usize]) -> Vec<f32> {
     let block = h * width;
     from.iter().flat_map(|&b| src[b * block..(b + 1) * block].iter().copied()).collect()
 }

@@ -88,11 +88,15 @@ pub(super) fn build_tf(t: &mut Tensors, forget_bias: f32) -> Result<Parts, Build
                 w_hh.extend_from_slice(&row[input..]);
             }
         }
-        let mut bias = reorder_gates(&bias_v, h, 1, from);
+        let mut bias = reorder_gates(&bias_v, h, 1, &from);
         for v in &mut bias[h..2 * h] {
             *v += forget_bias;
         }
-        layers.push(LstmLayer::new(&format!("layer {k}"), input, h, w_ih, w_hh, bias).map_err(model_err)?);
+        layers.push(
+            LstmLayer::new(&format!("layer {k}"), input, h, w_ih, w_hh, bias)
+                .map_err(model_err)?
+                .into(),
+        );
     }
     if layers.is_empty() {
         return Err((None, ErrorKind::Missing("no .../basic_lstm_cell/kernel (or weights) tensor".into())));
@@ -118,5 +122,10 @@ pub(super) fn build_tf(t: &mut Tensors, forget_bias: f32) -> Result<Parts, Build
         }
         None => None,
     };
-    Ok((embedding, layers, head))
+    Ok(Parts {
+        embedding,
+        layers,
+        head,
+        tied: false,
+    })
 }

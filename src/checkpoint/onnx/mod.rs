@@ -112,7 +112,7 @@ pub fn read(path: &Path) -> Result<Read, CheckpointError> {
     Ok(Read {
         tensors,
         layout: Some(Layout::Onnx),
-        layer_order: None,
+        structure: Default::default(),
         notes: vec![summary(&model, &graph, &stack)],
     })
 }

@@ -1,0 +1,124 @@
+//! Bidirectional, GRU and RHN checkpoints that are wrong in the ways a
+//! real file can be (a half missing, gate counts that disagree, a
+//! micro-layer missing): each is refused with one line that names the
+//! file, the tensor and the problem, never a panic or a guess. The files
+//! are the committed fixtures with one thing changed, written as
+//! safetensors (the layouts read names, whatever the container).
+
+use std::path::{Path, PathBuf};
+
+use issbench::checkpoint::{Format, LoadOptions, load, read_tensors};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+/// A tensor as `(name, shape, values)`.
+type Tensor = (String, Vec<usize>, Vec<f32>);
+
+/// The float tensors of fixture `name` (integers such as step counters left out).
+fn tensors_of(name: &str, format: Format) -> Vec<Tensor> {
+    read_tensors(&fixture(name), format)
+        .unwrap()
+        .into_iter()
+        .filter_map(|t| t.to_f32().ok().map(|(v, _)| (t.name.clone(), t.shape.clone(), v)))
+        .collect()
+}
+
+/// Writes `tensors` as safetensors to `dir/name`.
+fn write(dir: &Path, name: &str, tensors: &[Tensor]) -> PathBuf {
+    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+        .iter()
+        .map(|(n, s, v)| (n.clone(), s.clone(), v.iter().flat_map(|x| x.to_le_bytes()).collect()))
+        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView)> = bytes
+        .iter()
+        .map(|(n, s, b)| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).unwrap(),
+            )
+        })
+        .collect();
+    let path = dir.join(name);
+    std::fs::write(&path, safetensors::serialize(views, None).unwrap()).unwrap();
+    path
+}
+
+/// The one-line error loading `path` gives, checked to name the file.
+fn refusal(path: &Path) -> String {
+    let e = match load(path, &LoadOptions::default()) {
+        Ok(_) => panic!("{} loaded", path.display()),
+        Err(e) => e.to_string(),
+    };
+    assert!(e.starts_with(&path.display().to_string()), "{e}");
+    assert!(!e.contains('\n'), "{e}");
+    e
+}
+
+fn without(mut tensors: Vec<Tensor>, drop: impl Fn(&str) -> bool) -> Vec<Tensor> {
+    tensors.retain(|(n, ..)| !drop(n));
+    tensors
+}
+
+#[test]
+fn a_gru_whose_gate_counts_disagree_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let gru = tensors_of("torch_gru.safetensors", Format::Safetensors);
+    // weight_ih with an LSTM's 4h rows beside a GRU's [3h, h] weight_hh.
+    let mut wide = gru.clone();
+    let w = wide.iter_mut().find(|t| t.0 == "rnn.weight_ih_l1").unwrap();
+    *w = (w.0.clone(), vec![40, 10], vec![0.5; 400]);
+    let e = refusal(&write(dir.path(), "wide.safetensors", &wide));
+    assert!(
+        e.contains("tensor 'rnn.weight_ih_l1'") && e.contains("a GRU of 10 units") && e.contains("the gate counts disagree"),
+        "{e}"
+    );
+    // A weight_hh that is neither [4h, h] nor [3h, h].
+    let mut odd = gru.clone();
+    let w = odd.iter_mut().find(|t| t.0 == "rnn.weight_hh_l0").unwrap();
+    *w = (w.0.clone(), vec![20, 10], vec![0.5; 200]);
+    let e = refusal(&write(dir.path(), "odd.safetensors", &odd));
+    assert!(
+        e.contains("tensor 'rnn.weight_hh_l0'") && e.contains("[4h, h] (an LSTM) or [3h, h] (a GRU), the file has [20, 10]"),
+        "{e}"
+    );
+    // A GRU bias of an LSTM's length.
+    let mut bias = gru;
+    let b = bias.iter_mut().find(|t| t.0 == "rnn.bias_hh_l0").unwrap();
+    *b = (b.0.clone(), vec![40], vec![0.5; 40]);
+    let e = refusal(&write(dir.path(), "bias.safetensors", &bias));
+    assert!(
+        e.contains("tensor 'rnn.bias_hh_l0'") && e.contains("is [30], the file has [40]"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_bidirectional_file_missing_its_reverse_half_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let bilstm = tensors_of("torch_bilstm.safetensors", Format::Safetensors);
+    // Layer 1's backward direction gone, layer 0's still there.
+    let one = without(bilstm.clone(), |n| n.ends_with("_l1_reverse"));
+    let e = refusal(&write(dir.path(), "one.safetensors", &one));
+    assert!(
+        e.contains("tensor 'rnn.weight_ih_l1_reverse'")
+            && e.contains("the module is bidirectional")
+            && e.contains("layer 1 has no backward"),
+        "{e}"
+    );
+    // Every backward direction gone: layer 1 still reads [fw; bw].
+    let none = without(bilstm.clone(), |n| n.ends_with("_reverse"));
+    let e = refusal(&write(dir.path(), "none.safetensors", &none));
+    assert!(
+        e.contains("layer 1 reads 16 values, twice layer 0's 8") && e.contains("_reverse weights are missing"),
+        "{e}"
+    );
+    // One tensor of a backward direction gone.
+    let part = without(bilstm, |n| n == "rnn.weight_hh_l0_reverse");
+    let e = refusal(&write(dir.path(), "part.safetensors", &part));
+    assert!(
+        e.contains("tensor 'rnn.weight_hh_l0_reverse'") && e.contains("missing tensor"),
+        "{e}"
+    );
+}
