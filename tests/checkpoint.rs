@@ -142,6 +142,14 @@ const ALL: &[(&str, Format, Layout)] = &[
     ("torch_bilstm.safetensors", Format::Safetensors, Layout::Pytorch),
     ("torch_gru.pt", Format::TorchZip, Layout::Pytorch),
     ("torch_gru.safetensors", Format::Safetensors, Layout::Pytorch),
+    ("keras_bilstm.npz", Format::Npz, Layout::Keras),
+    ("keras_bilstm.safetensors", Format::Safetensors, Layout::Keras),
+    ("keras_bilstm.keras", Format::Keras, Layout::Keras),
+    ("keras_bilstm.h5", Format::KerasH5, Layout::Keras),
+    ("keras_gru_reset_after.npz", Format::Npz, Layout::Keras),
+    ("keras_gru_reset_after.keras", Format::Keras, Layout::Keras),
+    ("keras_gru_reset_after.h5", Format::KerasH5, Layout::Keras),
+    ("keras_gru_reset_before.npz", Format::Npz, Layout::Keras),
 ];
 
 #[test]

@@ -121,25 +121,30 @@ fn the_onnx_input_and_output_layouts_are_found() {
 }
 
 #[test]
-fn keras_gru_and_bidirectional_layers_are_refused_as_not_yet_supported() {
-    for (name, why) in [
-        (
+fn keras_gru_and_bidirectional_models_load_the_same_from_every_file() {
+    // A .keras or .h5 file is read by its config; the same weights under
+    // Keras names in an .npz or safetensors file, by the names alone.
+    for files in [
+        &[
+            "keras_bilstm.npz",
+            "keras_bilstm.safetensors",
             "keras_bilstm.keras",
-            "layer 'bidirectional' (Bidirectional): bidirectional layers are not supported yet",
-        ),
-        (
             "keras_bilstm.h5",
-            "layer 'bidirectional' (Bidirectional): bidirectional layers are not supported yet",
-        ),
-        ("keras_gru_reset_after.keras", "layer 'gru' (GRU): GRU layers are not supported yet"),
-        ("keras_gru_reset_after.h5", "layer 'gru' (GRU): GRU layers are not supported yet"),
-        // The same weights under Keras names, without a config: told by the names.
-        ("keras_bilstm.npz", "bidirectional layers are not supported yet"),
-        ("keras_gru_reset_after.npz", "GRUs are not supported yet"),
+        ][..],
+        &[
+            "keras_gru_reset_after.npz",
+            "keras_gru_reset_after.keras",
+            "keras_gru_reset_after.h5",
+        ],
     ] {
-        let (line, kind) = refusal(name);
-        assert!(matches!(kind, ErrorKind::Unsupported(_)), "{line}");
-        assert!(line.contains(why), "{name}: {line}");
+        let models: Vec<_> = files
+            .iter()
+            .map(|n| load(&fixture(n), &LoadOptions::default()).unwrap_or_else(|e| panic!("{e}")).model)
+            .collect();
+        for (m, name) in models.iter().zip(files).skip(1) {
+            assert_eq!(m.layers(), models[0].layers(), "{name}");
+            assert_eq!((m.embedding(), m.head()), (models[0].embedding(), models[0].head()), "{name}");
+        }
     }
 }
 

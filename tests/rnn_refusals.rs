@@ -122,3 +122,39 @@ fn a_bidirectional_file_missing_its_reverse_half_is_refused() {
         "{e}"
     );
 }
+
+#[test]
+fn a_keras_gru_without_bias_or_config_is_refused_rather_than_guessed() {
+    let dir = tempfile::tempdir().unwrap();
+    // Without a bias, nothing in the weights says whether the reset comes
+    // after the recurrent product; only a model file's config does.
+    let gru = without(tensors_of("keras_gru_reset_after.npz", Format::Npz), |n| {
+        n.ends_with("gru_cell/bias")
+    });
+    let e = refusal(&write(dir.path(), "nobias.safetensors", &gru));
+    assert!(
+        e.contains("tensor 'gru/gru_cell/recurrent_kernel'") && e.contains("reset_after") && e.contains("cannot be told"),
+        "{e}"
+    );
+    // A GRU's weights under an LSTM's scope name.
+    let renamed: Vec<Tensor> = tensors_of("keras_gru_reset_before.npz", Format::Npz)
+        .into_iter()
+        .map(|(n, s, v)| (n.replace("gru_1/gru_cell", "gru_1/lstm_cell"), s, v))
+        .collect();
+    let e = refusal(&write(dir.path(), "renamed.safetensors", &renamed));
+    assert!(e.contains("[6, 18] is a GRU's, but its scope is an LSTM"), "{e}");
+}
+
+#[test]
+fn a_keras_bidirectional_layer_missing_a_direction_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let bilstm = without(tensors_of("keras_bilstm.npz", Format::Npz), |n| {
+        n.starts_with("bidirectional_1/backward_lstm_1/")
+    });
+    let e = refusal(&write(dir.path(), "half.safetensors", &bilstm));
+    assert!(
+        e.contains("tensor 'bidirectional_1/forward_lstm_1/lstm_cell/recurrent_kernel'")
+            && e.contains("a Bidirectional with a forward cell but no backward_* cell"),
+        "{e}"
+    );
+}
