@@ -150,6 +150,10 @@ const ALL: &[(&str, Format, Layout)] = &[
     ("keras_gru_reset_after.keras", Format::Keras, Layout::Keras),
     ("keras_gru_reset_after.h5", Format::KerasH5, Layout::Keras),
     ("keras_gru_reset_before.npz", Format::Npz, Layout::Keras),
+    ("torch_bilstm_feat.onnx", Format::Onnx, Layout::Onnx),
+    ("torch_bilstm_feat_legacy.onnx", Format::Onnx, Layout::Onnx),
+    ("torch_gru.onnx", Format::Onnx, Layout::Onnx),
+    ("torch_gru_legacy.onnx", Format::Onnx, Layout::Onnx),
 ];
 
 #[test]

@@ -1,8 +1,8 @@
 //! The files users deploy (tests/fixtures, written by
 //! tools/make_deployed_fixtures.py): ONNX models the readers must refuse,
-//! with a message that names the file and the reason; cells the model
-//! does not hold yet, refused as such after the graph walk got through
-//! their glue; and issbench's own ONNX export read back.
+//! with a message that names the file and the reason; GRU and
+//! bidirectional nodes read through their glue; and issbench's own ONNX
+//! export read back.
 
 use std::path::{Path, PathBuf};
 
@@ -61,7 +61,7 @@ fn onnx_models_that_are_not_plain_stacks_are_refused_with_the_reason() {
 }
 
 #[test]
-fn gru_and_bidirectional_onnx_layers_are_walked_then_refused_as_not_yet_supported() {
+fn gru_and_bidirectional_onnx_layers_load_as_the_module_that_was_exported() {
     for (name, cell, dirs, hidden) in [
         ("torch_gru.onnx", "GRU", 1, 10),
         ("torch_gru_legacy.onnx", "GRU", 1, 10),
@@ -70,16 +70,14 @@ fn gru_and_bidirectional_onnx_layers_are_walked_then_refused_as_not_yet_supporte
     ] {
         let layers = onnx::layers(&fixture(name)).unwrap();
         assert_eq!(layers, vec![(cell, dirs, hidden); 2], "{name}");
-        let (line, _) = refusal(name);
-        let why = if cell == "GRU" {
-            "is a GRU: GRU layers are not supported yet"
-        } else {
-            "is bidirectional: bidirectional layers are not supported yet"
-        };
-        assert!(line.contains(why), "{name}: {line}");
     }
-    let (line, _) = refusal("torch_gru.onnx");
-    assert!(line.contains("linear_before_reset = 1"), "{line}");
+    // The GRU exports hold the state dict's numbers, gates reordered back.
+    let torch = load(&fixture("torch_gru.pt"), &LoadOptions::default()).unwrap().model;
+    for name in ["torch_gru.onnx", "torch_gru_legacy.onnx"] {
+        let m = load(&fixture(name), &LoadOptions::default()).unwrap().model;
+        assert_eq!(m.layers(), torch.layers(), "{name}");
+        assert_eq!((m.embedding(), m.head()), (torch.embedding(), torch.head()), "{name}");
+    }
 }
 
 #[test]

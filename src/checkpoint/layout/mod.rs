@@ -8,7 +8,7 @@
 //! | `tf-basic-lstm` | `.../cell_K/basic_lstm_cell/kernel` (`weights` before TF 1.2), `bias` (`biases`) | kernel `[in+h, 4h]`, rows `[x; h]` | i, j, f, o; forget bias added at run time |
 //! | `pytorch` | `PREFIXweight_ih_lK`, `weight_hh_lK`, `bias_ih_lK`, `bias_hh_lK` (`_lK_reverse`: backward) | `[G·h, in]`, `[G·h, h]` | LSTM i, f, g, o (biases summed); GRU r, z, n (kept apart) |
 //! | `keras` | `LAYER/lstm_cell/kernel`, `recurrent_kernel`, `bias` (`gru_cell`; `LAYER/forward_X/...`, `backward_X/...` in a Bidirectional) | `[in, G·h]`, `[h, G·h]`; GRU bias `[2, 3h]` (reset_after) or `[3h]` | LSTM i, f, c, o; GRU z, r, h |
-//! | `onnx` | `layers.K.W`, `layers.K.R`, `layers.K.B` (named by the ONNX reader) | `[1, 4h, in]`, `[1, 4h, h]`, `[1, 8h]` = `[Wb; Rb]` | i, o, f, c |
+//! | `onnx` | `layers.K.W`, `layers.K.R`, `layers.K.B` (named by the ONNX reader) | `[dirs, G·h, in]`, `[dirs, G·h, h]`, `[dirs, 2·G·h]` = `[Wb; Rb]` | LSTM i, o, f, c; GRU z, r, h |
 //!
 //! Heads and embeddings: TF `softmax_w [h, vocab]` / `softmax_b` and
 //! `embedding [vocab, emb]`; PyTorch any `X.weight [out, h]` + `X.bias` and an
@@ -43,7 +43,7 @@ pub enum Layout {
     Pytorch,
     /// Keras `LSTM`, `GRU` and `Bidirectional` layers.
     Keras,
-    /// ONNX `LSTM` nodes, as the ONNX reader names their inputs.
+    /// ONNX `LSTM` and `GRU` nodes, as the ONNX reader names their inputs.
     Onnx,
 }
 
