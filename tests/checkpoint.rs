@@ -154,6 +154,9 @@ const ALL: &[(&str, Format, Layout)] = &[
     ("torch_bilstm_feat_legacy.onnx", Format::Onnx, Layout::Onnx),
     ("torch_gru.onnx", Format::Onnx, Layout::Onnx),
     ("torch_gru_legacy.onnx", Format::Onnx, Layout::Onnx),
+    ("tf_bidaf_weights_biases", Format::TfCheckpoint, Layout::TfBidaf),
+    ("tf_bidaf_kernel_bias", Format::TfCheckpoint, Layout::TfBidaf),
+    ("tf_bidaf_ema", Format::TfCheckpoint, Layout::TfBidaf),
 ];
 
 #[test]
@@ -174,8 +177,16 @@ fn forward_pass_matches_the_framework_output() {
         assert_eq!(got.len(), want.len(), "{name}");
         let err = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
         assert!(err < 1e-5, "{name}: max abs error {err}");
-        // ONNX fixtures also carry ONNX Runtime's output on the file.
+        // ONNX fixtures also carry ONNX Runtime's output on the file, and
+        // the BiDAF ones the last recurrent layer's output.
         let io = npz::read_npz(&fixture(&format!("{name}.io.npz"))).unwrap();
+        if let Some(hidden) = io.iter().find(|t| t.name == "hidden") {
+            let got = reference_forward(&ck.model.layers_only(), &inputs).unwrap();
+            let want = hidden.to_f32().unwrap().0;
+            assert_eq!(got.len(), want.len(), "{name} hidden");
+            let err = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+            assert!(err < 1e-5, "{name}: max abs error {err} in the last layer's output");
+        }
         if let Some(ort) = io.iter().find(|t| t.name == "output_ort") {
             let ort = ort.to_f32().unwrap().0;
             let err_ort = got.iter().zip(&ort).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
@@ -268,6 +279,37 @@ fn ignored_tensors_are_reported_and_tf_scalars_are_read() {
     let raw = read_tensors(&fixture("tf_weights_biases"), Format::TfCheckpoint).unwrap();
     assert_eq!(tensor(&raw, "global_step").to_i64().unwrap(), vec![2600]);
     assert_eq!(ck.forget_bias, Some(0.0));
+}
+
+#[test]
+fn bidaf_checkpoints_are_read_as_bidaf_evaluates_them() {
+    // Without --forget-bias, BiDAF's cells get TensorFlow's default 1.0.
+    let ck = load(&fixture("tf_bidaf_weights_biases"), &LoadOptions::default()).unwrap();
+    assert_eq!(ck.forget_bias, Some(1.0));
+    assert_canonical("tf_bidaf_weights_biases", &ck.model);
+    // A training checkpoint: the EMA shadows are the model; the raw
+    // variables (another model), Adam slots and counters are ignored.
+    let ck = load_fixture("tf_bidaf_ema");
+    let role = |n: &str| ck.tensors.iter().find(|t| t.name == n).unwrap().role.clone();
+    assert_eq!(role("main/g0/fw/basic_lstm_cell/weights"), "ignored");
+    assert_eq!(role("main/g0/fw/basic_lstm_cell/weights/Adam"), "ignored");
+    assert_eq!(role("beta1_power"), "ignored");
+    assert!(role("main/g0/fw/basic_lstm_cell/weights/ExponentialMovingAverage").starts_with("layer 0 fw kernel"));
+    assert!(role("main/logits1/first/weights/ExponentialMovingAverage").starts_with("head weight"));
+    let ignored: Vec<String> = sidecar("tf_bidaf_ema")["ignored_tensors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    let mut unused: Vec<String> = ck.tensors.iter().filter(|t| t.role == "ignored").map(|t| t.name.clone()).collect();
+    unused.sort();
+    assert_eq!(unused, ignored);
+    assert!(
+        ck.notes.iter().any(|n| n.contains("ExponentialMovingAverage shadows")),
+        "{:?}",
+        ck.notes
+    );
 }
 
 #[test]

@@ -158,3 +158,25 @@ fn a_keras_bidirectional_layer_missing_a_direction_is_refused() {
         "{e}"
     );
 }
+
+#[test]
+fn a_bidaf_layer_missing_a_direction_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let bidaf = without(tensors_of("tf_bidaf_kernel_bias", Format::TfCheckpoint), |n| {
+        n.starts_with("main/g1/bw/")
+    });
+    let e = refusal(&write(dir.path(), "half.safetensors", &bidaf));
+    assert!(
+        e.contains("tensor 'main/g1/fw/basic_lstm_cell/kernel'") && e.contains("the bidirectional RNN 'main/g1' has no backward cell"),
+        "{e}"
+    );
+    // EMA shadows for some weights only: a partial average is not guessed at.
+    let partial = without(tensors_of("tf_bidaf_ema", Format::TfCheckpoint), |n| {
+        n == "main/g1/bw/basic_lstm_cell/biases/ExponentialMovingAverage"
+    });
+    let e = refusal(&write(dir.path(), "partial.safetensors", &partial));
+    assert!(
+        e.contains("tensor 'main/g1/bw/basic_lstm_cell/biases/ExponentialMovingAverage'") && e.contains("the cell's bias"),
+        "{e}"
+    );
+}

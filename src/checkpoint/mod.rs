@@ -230,8 +230,9 @@ pub struct LoadOptions {
     /// Map names with this layout instead of detecting it.
     pub layout: Option<Layout>,
     /// TensorFlow `BasicLSTMCell` forget bias, added to the f gate's bias
-    /// (the checkpoint does not store it). Default 0.0, as the ISS code
-    /// trains; TensorFlow's own default is 1.0.
+    /// (the checkpoint does not store it). Default 0.0 for `tf-basic-lstm`,
+    /// as the ISS PTB code trains; 1.0 for `tf-bidaf`, TensorFlow's own
+    /// default, which BiDAF's cells use.
     pub forget_bias: Option<f32>,
 }
 

@@ -6,17 +6,20 @@
 //! | layout | LSTM tensors | stored as | gates |
 //! |---|---|---|---|
 //! | `tf-basic-lstm` | `.../cell_K/basic_lstm_cell/kernel` (`weights` before TF 1.2), `bias` (`biases`) | kernel `[in+h, 4h]`, rows `[x; h]` | i, j, f, o; forget bias added at run time |
+//! | `tf-bidaf` | `SCOPE/{fw,bw}/basic_lstm_cell/weights` (or `kernel`), `biases` (`bias`); `.../ExponentialMovingAverage` shadows when present | as `tf-basic-lstm`, one bidirectional layer per scope | i, j, f, o; forget bias (default 1.0) added at run time |
 //! | `pytorch` | `PREFIXweight_ih_lK`, `weight_hh_lK`, `bias_ih_lK`, `bias_hh_lK` (`_lK_reverse`: backward) | `[G·h, in]`, `[G·h, h]` | LSTM i, f, g, o (biases summed); GRU r, z, n (kept apart) |
 //! | `keras` | `LAYER/lstm_cell/kernel`, `recurrent_kernel`, `bias` (`gru_cell`; `LAYER/forward_X/...`, `backward_X/...` in a Bidirectional) | `[in, G·h]`, `[h, G·h]`; GRU bias `[2, 3h]` (reset_after) or `[3h]` | LSTM i, f, c, o; GRU z, r, h |
 //! | `onnx` | `layers.K.W`, `layers.K.R`, `layers.K.B` (named by the ONNX reader) | `[dirs, G·h, in]`, `[dirs, G·h, h]`, `[dirs, 2·G·h]` = `[Wb; Rb]` | LSTM i, o, f, c; GRU z, r, h |
 //!
 //! Heads and embeddings: TF `softmax_w [h, vocab]` / `softmax_b` and
-//! `embedding [vocab, emb]`; PyTorch any `X.weight [out, h]` + `X.bias` and an
+//! `embedding [vocab, emb]`; BiDAF the one biased `.../weights [width, out]`
+//! over the last layer (`main/logits1/first`); PyTorch any `X.weight [out, h]` + `X.bias` and an
 //! unbiased `X.weight [vocab, in]`; Keras `dense/kernel [h, out]` + `bias` and
 //! `embedding/embeddings`; ONNX `embedding`, `head.kernel [width, out]` or
 //! `head.weight [out, width]`, `head.bias`. Everything else (step counters, learning rates,
 //! optimizer slots) is ignored and reported as such.
 
+mod bidaf;
 mod keras;
 mod onnx;
 mod tensors;
@@ -39,6 +42,9 @@ use crate::model::{Cell, Embedding, Layer, Linear, Model};
 pub enum Layout {
     /// TensorFlow `BasicLSTMCell` in a `MultiRNNCell` (the PTB and ISS code).
     TfBasicLstm,
+    /// TensorFlow `bidirectional_dynamic_rnn`s of `BasicLSTMCell`s as
+    /// BiDAF names them (`main/gK/{fw,bw}/basic_lstm_cell/...`).
+    TfBidaf,
     /// PyTorch `nn.LSTM` / `nn.GRU` state dict (any module prefix).
     Pytorch,
     /// Keras `LSTM`, `GRU` and `Bidirectional` layers.
@@ -52,13 +58,14 @@ impl Layout {
     pub fn name(self) -> &'static str {
         match self {
             Layout::TfBasicLstm => "tf-basic-lstm",
+            Layout::TfBidaf => "tf-bidaf",
             Layout::Pytorch => "pytorch",
             Layout::Keras => "keras",
             Layout::Onnx => "onnx",
         }
     }
     /// Every layout.
-    pub const ALL: [Layout; 4] = [Layout::TfBasicLstm, Layout::Pytorch, Layout::Keras, Layout::Onnx];
+    pub const ALL: [Layout; 5] = [Layout::TfBasicLstm, Layout::TfBidaf, Layout::Pytorch, Layout::Keras, Layout::Onnx];
     /// Parses [`Layout::name`].
     pub fn parse(s: &str) -> Option<Layout> {
         Layout::ALL.into_iter().find(|l| l.name() == s)
@@ -78,6 +85,7 @@ impl Layout {
         let has = |f: &dyn Fn(&str) -> bool| names.iter().any(|n| f(n));
         let found: Vec<Layout> = [
             (Layout::TfBasicLstm, !tf_kernel_names(names).is_empty()),
+            (Layout::TfBidaf, has(&|n| bidaf::cell(n).is_some())),
             (Layout::Pytorch, has(&|n| torch_layer(n).is_some())),
             (Layout::Keras, has(&|n| n.ends_with("recurrent_kernel"))),
         ]
@@ -108,6 +116,7 @@ impl Layout {
         let ends = |suffixes: &[&str]| suffixes.iter().any(|s| name.ends_with(s));
         match self {
             Layout::TfBasicLstm => ends(&["kernel", "weights", "bias", "biases", "embedding", "softmax_w", "softmax_b"]),
+            Layout::TfBidaf => ends(&["kernel", "weights", "bias", "biases", "ExponentialMovingAverage"]),
             Layout::Pytorch => {
                 ends(&["weight", "bias"])
                     || ["weight_ih_l", "weight_hh_l", "bias_ih_l", "bias_hh_l"]
@@ -177,6 +186,14 @@ pub fn build_ordered(
             let parts = tf::build_tf(&mut t, fb)?;
             t.notes.push(format!(
                 "forget bias {fb} added to the f gate's bias (TensorFlow adds it at run time and does not store it; the ISS code uses 0.0, TensorFlow's default is 1.0: set it with --forget-bias)"
+            ));
+            (parts, Some(fb))
+        }
+        Layout::TfBidaf => {
+            let fb = forget_bias.unwrap_or(1.0);
+            let parts = bidaf::build_bidaf(&mut t, fb)?;
+            t.notes.push(format!(
+                "forget bias {fb} added to the f gate's bias (TensorFlow adds it at run time and does not store it; BiDAF's cells use TensorFlow's default 1.0: set it with --forget-bias)"
             ));
             (parts, Some(fb))
         }

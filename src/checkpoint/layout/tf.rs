@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use super::tensors::{Tensors, find_suffix, model_err, reorder_gates, transpose};
 use super::{BuildError, Parts};
 use crate::checkpoint::{ErrorKind, RawTensor};
-use crate::model::{Embedding, Linear, LstmLayer};
+use crate::model::{Embedding, Linear, Recurrent};
 
 /// The variable scope of a TF cell's kernel (`.../basic_lstm_cell`), if `name` is one.
 fn tf_cell_dir(name: &str) -> Option<&str> {
@@ -18,7 +18,8 @@ fn tf_cell_dir(name: &str) -> Option<&str> {
 }
 
 /// Names of TF cell kernels: a cell scope's `kernel`/`weights` with no Keras
-/// `recurrent_kernel` beside it.
+/// `recurrent_kernel` beside it, outside a bidirectional RNN's `fw` / `bw`
+/// scopes (the `tf-bidaf` layout's).
 fn tf_kernels(tensors: &[RawTensor]) -> Vec<&str> {
     let names: Vec<&str> = tensors.iter().map(|t| t.name.as_str()).collect();
     tf_kernel_names(&names)
@@ -31,6 +32,7 @@ pub(super) fn tf_kernel_names<'a>(names: &[&'a str]) -> Vec<&'a str> {
         .iter()
         .copied()
         .filter(|n| tf_cell_dir(n).is_some_and(|dir| !set.contains(format!("{dir}/recurrent_kernel").as_str())))
+        .filter(|n| super::bidaf::cell(n).is_none())
         .collect()
 }
 
@@ -59,44 +61,11 @@ pub(super) fn build_tf(t: &mut Tensors, forget_bias: f32) -> Result<Parts, Build
             ));
         }
         let dir = tf_cell_dir(kernel).expect("matched above");
-        let shape = t.shape(kernel)?;
-        let (rows, cols) = match shape {
-            [r, c] if c % 4 == 0 && *r > c / 4 && *c > 0 => (*r, *c),
-            _ => {
-                return Err((
-                    Some(kernel.clone()),
-                    ErrorKind::Shape(format!("a BasicLSTMCell kernel is [in + h, 4h], the file has {shape:?}")),
-                ));
-            }
-        };
-        let (h, input) = (cols / 4, rows - cols / 4);
-        let bias_name = [format!("{dir}/bias"), format!("{dir}/biases")]
+        let bias = [format!("{dir}/bias"), format!("{dir}/biases")]
             .into_iter()
             .find(|n| t.has(n))
             .ok_or_else(|| (Some(format!("{dir}/bias")), ErrorKind::Missing("the cell's bias".into())))?;
-        let kernel_v = t.values(kernel, &[rows, cols], &format!("layer {k} kernel [x; h] (gates i, j, f, o)"))?;
-        let bias_v = t.values(&bias_name, &[cols], &format!("layer {k} bias (gates i, j, f, o)"))?;
-        // Canonical i, f, g, o from the file's i, j, f, o.
-        let from = [0, 2, 1, 3];
-        let kt = transpose(&kernel_v, rows, cols); // [4h, in + h]
-        let mut w_ih = Vec::with_capacity(4 * h * input);
-        let mut w_hh = Vec::with_capacity(4 * h * h);
-        for &b in &from {
-            for r in 0..h {
-                let row = &kt[(b * h + r) * rows..(b * h + r + 1) * rows];
-                w_ih.extend_from_slice(&row[..input]);
-                w_hh.extend_from_slice(&row[input..]);
-            }
-        }
-        let mut bias = reorder_gates(&bias_v, h, 1, &from);
-        for v in &mut bias[h..2 * h] {
-            *v += forget_bias;
-        }
-        layers.push(
-            LstmLayer::new(&format!("layer {k}"), input, h, w_ih, w_hh, bias)
-                .map_err(model_err)?
-                .into(),
-        );
+        layers.push(basic_lstm(t, kernel, &bias, &format!("layer {k}"), forget_bias)?.into());
     }
     if layers.is_empty() {
         return Err((None, ErrorKind::Missing("no .../basic_lstm_cell/kernel (or weights) tensor".into())));
@@ -128,4 +97,40 @@ pub(super) fn build_tf(t: &mut Tensors, forget_bias: f32) -> Result<Parts, Build
         head,
         tied: false,
     })
+}
+
+/// One `BasicLSTMCell`: `kernel [in + h, 4h]` (rows `[x; h]`, gate
+/// columns i, j, f, o) and `bias [4h]`, with `forget_bias` added to the
+/// f gate's bias as TensorFlow does at run time.
+pub(super) fn basic_lstm(t: &mut Tensors, kernel: &str, bias: &str, label: &str, forget_bias: f32) -> Result<Recurrent, BuildError> {
+    let shape = t.shape(kernel)?;
+    let (rows, cols) = match shape {
+        [r, c] if c % 4 == 0 && *r > c / 4 && *c > 0 => (*r, *c),
+        _ => {
+            return Err((
+                Some(kernel.to_string()),
+                ErrorKind::Shape(format!("a BasicLSTMCell kernel is [in + h, 4h], the file has {shape:?}")),
+            ));
+        }
+    };
+    let (h, input) = (cols / 4, rows - cols / 4);
+    let kernel_v = t.values(kernel, &[rows, cols], &format!("{label} kernel [x; h] (gates i, j, f, o)"))?;
+    let bias_v = t.values(bias, &[cols], &format!("{label} bias (gates i, j, f, o)"))?;
+    // Canonical i, f, g, o from the file's i, j, f, o.
+    let from = [0, 2, 1, 3];
+    let kt = transpose(&kernel_v, rows, cols); // [4h, in + h]
+    let mut w_ih = Vec::with_capacity(4 * h * input);
+    let mut w_hh = Vec::with_capacity(4 * h * h);
+    for &b in &from {
+        for r in 0..h {
+            let row = &kt[(b * h + r) * rows..(b * h + r + 1) * rows];
+            w_ih.extend_from_slice(&row[..input]);
+            w_hh.extend_from_slice(&row[input..]);
+        }
+    }
+    let mut bias = reorder_gates(&bias_v, h, 1, &from);
+    for v in &mut bias[h..2 * h] {
+        *v += forget_bias;
+    }
+    Recurrent::new(label, input, h, w_ih, w_hh, bias).map_err(model_err)
 }
