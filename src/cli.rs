@@ -59,7 +59,7 @@ pub struct LoadArgs {
     /// File format: tf-checkpoint, torch-zip, safetensors, npz, npy, onnx.
     #[arg(long, value_parser = parse_file_format)]
     file_format: Option<FileFormat>,
-    /// Naming scheme: tf-basic-lstm, tf-bidaf, pytorch, keras, onnx.
+    /// Naming scheme: tf-basic-lstm, tf-bidaf, rhn, pytorch, keras, onnx.
     #[arg(long, value_parser = parse_layout)]
     layout: Option<Layout>,
     /// TensorFlow BasicLSTMCell forget bias, folded into the f gate (not stored

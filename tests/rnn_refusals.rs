@@ -180,3 +180,39 @@ fn a_bidaf_layer_missing_a_direction_is_refused() {
         "{e}"
     );
 }
+
+#[test]
+fn an_rhn_missing_a_micro_layer_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let rhn = tensors_of("tf_rhn", Format::TfCheckpoint);
+    // A middle micro-layer's T matrix gone.
+    let middle = without(rhn.clone(), |n| n == "model/RHN0/t_1/Linear/Matrix");
+    let e = refusal(&write(dir.path(), "middle.safetensors", &middle));
+    assert!(
+        e.contains("tensor 'model/RHN0/t_1/Linear/Matrix'")
+            && e.contains("micro-layer 1 of RHN0, whose deepest micro-layer is 2")
+            && e.contains("t: [0, 2]"),
+        "{e}"
+    );
+    // The deepest micro-layer's T gate gone entirely: H says depth 3.
+    let deepest = without(rhn.clone(), |n| n.starts_with("model/RHN0/t_2/"));
+    let e = refusal(&write(dir.path(), "deepest.safetensors", &deepest));
+    assert!(
+        e.contains("tensor 'model/RHN0/t_2/Linear/Matrix'") && e.contains("micro-layer 2 of RHN0"),
+        "{e}"
+    );
+    // A bias gone.
+    let bias = without(rhn.clone(), |n| n == "model/RHN0/h_0/Linear/Bias");
+    let e = refusal(&write(dir.path(), "bias.safetensors", &bias));
+    assert!(
+        e.contains("tensor 'model/RHN0/h_0/Linear/Bias'") && e.contains("micro-layer 0 of RHN0"),
+        "{e}"
+    );
+    // Tied, but without the embedding the head would be tied to.
+    let untiable = without(rhn, |n| n == "model/embedding");
+    let e = refusal(&write(dir.path(), "untiable.safetensors", &untiable));
+    assert!(
+        e.contains("tensor 'model/softmax_b'") && e.contains("a head bias without a head weight or an embedding to tie it to"),
+        "{e}"
+    );
+}

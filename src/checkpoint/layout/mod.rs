@@ -1,19 +1,21 @@
-//! Naming conventions: the one place that knows how TensorFlow, PyTorch and
-//! Keras name and lay out LSTM weights, and how to turn them into the
-//! canonical model (DESIGN.md, "Canonical model"; tools/README-fixtures.md
+//! Naming conventions: the one place that knows how TensorFlow, PyTorch,
+//! Keras and ONNX name and lay out recurrent weights (LSTM, GRU, RHN, one
+//! or two directions), and how to turn them into the canonical model (DESIGN.md, "Canonical model"; tools/README-fixtures.md
 //! has the exact names each framework writes).
 //!
-//! | layout | LSTM tensors | stored as | gates |
+//! | layout | recurrent tensors | stored as | gates |
 //! |---|---|---|---|
 //! | `tf-basic-lstm` | `.../cell_K/basic_lstm_cell/kernel` (`weights` before TF 1.2), `bias` (`biases`) | kernel `[in+h, 4h]`, rows `[x; h]` | i, j, f, o; forget bias added at run time |
 //! | `tf-bidaf` | `SCOPE/{fw,bw}/basic_lstm_cell/weights` (or `kernel`), `biases` (`bias`); `.../ExponentialMovingAverage` shadows when present | as `tf-basic-lstm`, one bidirectional layer per scope | i, j, f, o; forget bias (default 1.0) added at run time |
+//! | `rhn` | `PREFIX/RHN{l}/{h,t}_{i}/Linear/Matrix`, `Bias` (micro-layer `i`) | `[in + w, w]` (rows `[x; s]`, `i = 0`), `[w, w]` | separate H and T variables |
 //! | `pytorch` | `PREFIXweight_ih_lK`, `weight_hh_lK`, `bias_ih_lK`, `bias_hh_lK` (`_lK_reverse`: backward) | `[G·h, in]`, `[G·h, h]` | LSTM i, f, g, o (biases summed); GRU r, z, n (kept apart) |
 //! | `keras` | `LAYER/lstm_cell/kernel`, `recurrent_kernel`, `bias` (`gru_cell`; `LAYER/forward_X/...`, `backward_X/...` in a Bidirectional) | `[in, G·h]`, `[h, G·h]`; GRU bias `[2, 3h]` (reset_after) or `[3h]` | LSTM i, f, c, o; GRU z, r, h |
 //! | `onnx` | `layers.K.W`, `layers.K.R`, `layers.K.B` (named by the ONNX reader) | `[dirs, G·h, in]`, `[dirs, G·h, h]`, `[dirs, 2·G·h]` = `[Wb; Rb]` | LSTM i, o, f, c; GRU z, r, h |
 //!
 //! Heads and embeddings: TF `softmax_w [h, vocab]` / `softmax_b` and
 //! `embedding [vocab, emb]`; BiDAF the one biased `.../weights [width, out]`
-//! over the last layer (`main/logits1/first`); PyTorch any `X.weight [out, h]` + `X.bias` and an
+//! over the last layer (`main/logits1/first`); RHN `embedding`, `softmax_w
+//! [w, vocab]` (none: tied to the embedding) and `softmax_b`; PyTorch any `X.weight [out, h]` + `X.bias` and an
 //! unbiased `X.weight [vocab, in]`; Keras `dense/kernel [h, out]` + `bias` and
 //! `embedding/embeddings`; ONNX `embedding`, `head.kernel [width, out]` or
 //! `head.weight [out, width]`, `head.bias`. Everything else (step counters, learning rates,
@@ -22,6 +24,7 @@
 mod bidaf;
 mod keras;
 mod onnx;
+mod rhn;
 mod tensors;
 mod tf;
 mod torch;
@@ -45,6 +48,9 @@ pub enum Layout {
     /// TensorFlow `bidirectional_dynamic_rnn`s of `BasicLSTMCell`s as
     /// BiDAF names them (`main/gK/{fw,bw}/basic_lstm_cell/...`).
     TfBidaf,
+    /// Recurrent Highway Networks as wenwei202/iss-rnns `rhn.py` names
+    /// them (`model/RHN0/h_0/Linear/Matrix`).
+    Rhn,
     /// PyTorch `nn.LSTM` / `nn.GRU` state dict (any module prefix).
     Pytorch,
     /// Keras `LSTM`, `GRU` and `Bidirectional` layers.
@@ -59,13 +65,21 @@ impl Layout {
         match self {
             Layout::TfBasicLstm => "tf-basic-lstm",
             Layout::TfBidaf => "tf-bidaf",
+            Layout::Rhn => "rhn",
             Layout::Pytorch => "pytorch",
             Layout::Keras => "keras",
             Layout::Onnx => "onnx",
         }
     }
     /// Every layout.
-    pub const ALL: [Layout; 5] = [Layout::TfBasicLstm, Layout::TfBidaf, Layout::Pytorch, Layout::Keras, Layout::Onnx];
+    pub const ALL: [Layout; 6] = [
+        Layout::TfBasicLstm,
+        Layout::TfBidaf,
+        Layout::Rhn,
+        Layout::Pytorch,
+        Layout::Keras,
+        Layout::Onnx,
+    ];
     /// Parses [`Layout::name`].
     pub fn parse(s: &str) -> Option<Layout> {
         Layout::ALL.into_iter().find(|l| l.name() == s)
@@ -86,6 +100,7 @@ impl Layout {
         let found: Vec<Layout> = [
             (Layout::TfBasicLstm, !tf_kernel_names(names).is_empty()),
             (Layout::TfBidaf, has(&|n| bidaf::cell(n).is_some())),
+            (Layout::Rhn, has(&|n| rhn::rhn_name(n).is_some())),
             (Layout::Pytorch, has(&|n| torch_layer(n).is_some())),
             (Layout::Keras, has(&|n| n.ends_with("recurrent_kernel"))),
         ]
@@ -117,6 +132,17 @@ impl Layout {
         match self {
             Layout::TfBasicLstm => ends(&["kernel", "weights", "bias", "biases", "embedding", "softmax_w", "softmax_b"]),
             Layout::TfBidaf => ends(&["kernel", "weights", "bias", "biases", "ExponentialMovingAverage"]),
+            Layout::Rhn => {
+                rhn::rhn_name(name).is_some()
+                    || ends(&[
+                        "embedding",
+                        "softmax_w",
+                        "softmax_b",
+                        "embedding.weight",
+                        "head.weight",
+                        "head.bias",
+                    ])
+            }
             Layout::Pytorch => {
                 ends(&["weight", "bias"])
                     || ["weight_ih_l", "weight_hh_l", "bias_ih_l", "bias_hh_l"]
@@ -197,6 +223,7 @@ pub fn build_ordered(
             ));
             (parts, Some(fb))
         }
+        Layout::Rhn => (rhn::build_rhn(&mut t)?, None),
         Layout::Pytorch => (torch::build_torch(&mut t)?, None),
         Layout::Keras => (keras::build_keras(&mut t, structure)?, None),
         Layout::Onnx => (onnx::build_onnx(&mut t, structure)?, None),
