@@ -234,6 +234,31 @@ fn planted_iss_components_are_found() {
 }
 
 #[test]
+fn inspect_reports_the_sidecars_iss_for_every_direction_of_every_layer() {
+    for &(name, ..) in ALL {
+        // --shrink-output: the sidecars count a head-less last layer's
+        // removable units as removed.
+        let path = fixture(name);
+        let out = issbench(&["inspect", path.to_str().unwrap(), "--format", "json", "--shrink-output"]);
+        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let (got, want) = (
+            report["layers"].as_array().unwrap(),
+            sidecar(name)["iss"].as_array().unwrap().clone(),
+        );
+        assert_eq!(got.len(), want.len(), "{name}");
+        for (g, w) in got.iter().zip(&want) {
+            let at = format!("{name} layer {} {}", w["layer"], w["direction"]);
+            assert_eq!(g["layer"], w["layer"], "{at}");
+            assert_eq!(g["direction"], w.get("direction").cloned().unwrap_or_default(), "{at}");
+            assert_eq!(g["hidden"], w["hidden"], "{at}");
+            assert_eq!(g["removed"], w["removable"], "{at}");
+            assert_eq!(g["kept"], w["compact_hidden"], "{at}");
+        }
+    }
+}
+
+#[test]
 fn the_same_model_in_four_formats_loads_identically() {
     let models: Vec<Model> = [
         "same_tf",

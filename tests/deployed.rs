@@ -301,6 +301,14 @@ const DEPLOYED: &[(&str, &str)] = &[
     ("keras_lstm.h5", "keras-h5"),
     ("keras_lstm_export", "saved-model"),
     ("keras_lstm_savedmodel", "saved-model"),
+    ("torch_bilstm_feat.onnx", "onnx"),
+    ("torch_bilstm_feat_legacy.onnx", "onnx"),
+    ("torch_gru.onnx", "onnx"),
+    ("torch_gru_legacy.onnx", "onnx"),
+    ("keras_bilstm.keras", "keras"),
+    ("keras_bilstm.h5", "keras-h5"),
+    ("keras_gru_reset_after.keras", "keras"),
+    ("keras_gru_reset_after.h5", "keras-h5"),
 ];
 
 fn issbench(args: &[&str]) -> std::process::Output {
@@ -310,6 +318,7 @@ fn issbench(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// The kept size of every direction of every layer, as the sidecar has them.
 fn kept_in_sidecar(name: &str) -> Vec<u64> {
     sidecar(name)["iss"]
         .as_array()
@@ -363,6 +372,7 @@ fn run_iss_verifies_and_times_and_compact_writes_the_compacted_model() {
         assert_eq!(row["status"], "ok", "{name}");
         assert!(row["median_ns"].as_f64().unwrap() > 0.0, "{name}");
         assert!(row["verify_max_rel"].as_f64().unwrap() <= 1e-4, "{name}");
+        // Rows list every direction's size, `/`-separated.
         let kept: Vec<String> = kept_in_sidecar(name).iter().map(u64::to_string).collect();
         assert_eq!(row["hidden_kept"], kept.join("/"), "{name}");
 
@@ -370,7 +380,7 @@ fn run_iss_verifies_and_times_and_compact_writes_the_compacted_model() {
         let out = issbench(&["compact", path.to_str().unwrap(), "-o", compacted.to_str().unwrap()]);
         assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
         let back = load(&compacted, &LoadOptions::default()).unwrap();
-        let hidden: Vec<u64> = back.model.layers().iter().map(|l| l.fw().hidden() as u64).collect();
+        let hidden: Vec<u64> = back.model.hidden_sizes().iter().map(|&h| h as u64).collect();
         assert_eq!(hidden, kept_in_sidecar(name), "{name}");
     }
 }
