@@ -202,12 +202,11 @@ fn embedding_and_head(t: &mut Tensors, prefix: &str, width: usize) -> Result<(Op
             let [a, b] = *t.shape(&w)? else {
                 return Err((Some(w), ErrorKind::Shape("a head weight is 2-D".into())));
             };
-            let (out, weight) = if w.ends_with("softmax_w") {
-                (b, transpose(&t.values(&w, &[a, b], "head weight (transposed)")?, a, b))
+            let (hin, out, weight) = if w.ends_with("softmax_w") {
+                (a, b, transpose(&t.values(&w, &[a, b], "head weight (transposed)")?, a, b))
             } else {
-                (a, t.values(&w, &[a, b], "head weight")?)
+                (b, a, t.values(&w, &[a, b], "head weight")?)
             };
-            let hin = weight.len() / out;
             Some((Linear::new("head", hin, out, weight, bias_of(t, out)?).map_err(model_err)?, false))
         }
         (None, Some((name, e))) if bias.is_some() => {
