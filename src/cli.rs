@@ -59,11 +59,12 @@ pub struct LoadArgs {
     /// File format: tf-checkpoint, torch-zip, safetensors, npz, npy, onnx.
     #[arg(long, value_parser = parse_file_format)]
     file_format: Option<FileFormat>,
-    /// Naming scheme: tf-basic-lstm, pytorch, keras, onnx.
+    /// Naming scheme: tf-basic-lstm, tf-bidaf, rhn, pytorch, keras, onnx.
     #[arg(long, value_parser = parse_layout)]
     layout: Option<Layout>,
     /// TensorFlow BasicLSTMCell forget bias, folded into the f gate (not stored
-    /// in TF checkpoints). Default 0.0 as in the ISS code; TensorFlow's default is 1.0.
+    /// in TF checkpoints). Default 0.0 as in the ISS PTB code; 1.0 (TensorFlow's
+    /// default, BiDAF's) for the tf-bidaf layout.
     #[arg(long, value_parser = finite::<f32>)]
     forget_bias: Option<f32>,
 }

@@ -7,11 +7,16 @@ use serde::Serialize;
 use crate::checkpoint::{Checkpoint, TensorUse};
 use crate::iss::{Consumer, analyze};
 
-/// One LSTM layer's ISS summary.
+/// One direction of one recurrent layer: its ISS summary.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LayerSummary {
     /// Layer index, input side first.
     pub layer: usize,
+    /// `fw` or `bw` for a direction of a bidirectional layer, `null` for a
+    /// unidirectional layer.
+    pub direction: Option<&'static str>,
+    /// The cell kind (`lstm`, `gru`, `rhn depth 10`, ...).
+    pub cell: String,
     /// Input width.
     pub input: usize,
     /// Hidden units in the file.
@@ -74,11 +79,12 @@ pub fn inspect(ck: &Checkpoint, threshold: f32, shrink_output: bool) -> Inspecti
     let layers = report
         .layers()
         .iter()
-        .enumerate()
-        .map(|(k, l)| {
+        .map(|l| {
             let kept = l.kept_units(shrink_output);
             LayerSummary {
-                layer: k,
+                layer: l.layer,
+                direction: model.layers()[l.layer].is_bidirectional().then(|| l.direction.name()),
+                cell: l.cell.describe(),
                 input: l.input,
                 hidden: l.hidden,
                 kept: kept.len(),
@@ -141,16 +147,23 @@ impl Inspection {
         if let Some([vocab, dim]) = self.embedding {
             let _ = writeln!(o, "\nembedding {vocab} x {dim}");
         }
+        let mut cells: Vec<&str> = self.layers.iter().map(|l| l.cell.as_str()).collect();
+        cells.dedup();
+        let _ = writeln!(o, "\ncells    {}", cells.join(", "));
         let _ = writeln!(
             o,
-            "\n{:>5} {:>6} {:>6} {:>6} {:>9} {:>10} {:>11}  consumer / removed units (threshold {:e})",
+            "{:>5} {:>6} {:>6} {:>6} {:>9} {:>10} {:>11}  consumer / removed units (threshold {:e})",
             "layer", "input", "hidden", "kept", "removable", "fully-zero", "partly-zero", self.threshold
         );
         for l in &self.layers {
+            let layer = match l.direction {
+                Some(d) => format!("{} {d}", l.layer),
+                None => l.layer.to_string(),
+            };
             let _ = writeln!(
                 o,
                 "{:>5} {:>6} {:>6} {:>6} {:>9} {:>10} {:>11}  {} / {}",
-                l.layer,
+                layer,
                 l.input,
                 l.hidden,
                 l.kept,

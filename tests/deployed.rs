@@ -1,8 +1,8 @@
 //! The files users deploy (tests/fixtures, written by
 //! tools/make_deployed_fixtures.py): ONNX models the readers must refuse,
-//! with a message that names the file and the reason; cells the model
-//! does not hold yet, refused as such after the graph walk got through
-//! their glue; and issbench's own ONNX export read back.
+//! with a message that names the file and the reason; GRU and
+//! bidirectional nodes read through their glue; and issbench's own ONNX
+//! export read back.
 
 use std::path::{Path, PathBuf};
 
@@ -61,7 +61,7 @@ fn onnx_models_that_are_not_plain_stacks_are_refused_with_the_reason() {
 }
 
 #[test]
-fn gru_and_bidirectional_onnx_layers_are_walked_then_refused_as_not_yet_supported() {
+fn gru_and_bidirectional_onnx_layers_load_as_the_module_that_was_exported() {
     for (name, cell, dirs, hidden) in [
         ("torch_gru.onnx", "GRU", 1, 10),
         ("torch_gru_legacy.onnx", "GRU", 1, 10),
@@ -70,16 +70,14 @@ fn gru_and_bidirectional_onnx_layers_are_walked_then_refused_as_not_yet_supporte
     ] {
         let layers = onnx::layers(&fixture(name)).unwrap();
         assert_eq!(layers, vec![(cell, dirs, hidden); 2], "{name}");
-        let (line, _) = refusal(name);
-        let why = if cell == "GRU" {
-            "is a GRU: GRU layers are not supported yet"
-        } else {
-            "is bidirectional: bidirectional layers are not supported yet"
-        };
-        assert!(line.contains(why), "{name}: {line}");
     }
-    let (line, _) = refusal("torch_gru.onnx");
-    assert!(line.contains("linear_before_reset = 1"), "{line}");
+    // The GRU exports hold the state dict's numbers, gates reordered back.
+    let torch = load(&fixture("torch_gru.pt"), &LoadOptions::default()).unwrap().model;
+    for name in ["torch_gru.onnx", "torch_gru_legacy.onnx"] {
+        let m = load(&fixture(name), &LoadOptions::default()).unwrap().model;
+        assert_eq!(m.layers(), torch.layers(), "{name}");
+        assert_eq!((m.embedding(), m.head()), (torch.embedding(), torch.head()), "{name}");
+    }
 }
 
 #[test]
@@ -121,25 +119,30 @@ fn the_onnx_input_and_output_layouts_are_found() {
 }
 
 #[test]
-fn keras_gru_and_bidirectional_layers_are_refused_as_not_yet_supported() {
-    for (name, why) in [
-        (
+fn keras_gru_and_bidirectional_models_load_the_same_from_every_file() {
+    // A .keras or .h5 file is read by its config; the same weights under
+    // Keras names in an .npz or safetensors file, by the names alone.
+    for files in [
+        &[
+            "keras_bilstm.npz",
+            "keras_bilstm.safetensors",
             "keras_bilstm.keras",
-            "layer 'bidirectional' (Bidirectional): bidirectional layers are not supported yet",
-        ),
-        (
             "keras_bilstm.h5",
-            "layer 'bidirectional' (Bidirectional): bidirectional layers are not supported yet",
-        ),
-        ("keras_gru_reset_after.keras", "layer 'gru' (GRU): GRU layers are not supported yet"),
-        ("keras_gru_reset_after.h5", "layer 'gru' (GRU): GRU layers are not supported yet"),
-        // The same weights under Keras names, without a config: told by the names.
-        ("keras_bilstm.npz", "bidirectional layers are not supported yet"),
-        ("keras_gru_reset_after.npz", "GRUs are not supported yet"),
+        ][..],
+        &[
+            "keras_gru_reset_after.npz",
+            "keras_gru_reset_after.keras",
+            "keras_gru_reset_after.h5",
+        ],
     ] {
-        let (line, kind) = refusal(name);
-        assert!(matches!(kind, ErrorKind::Unsupported(_)), "{line}");
-        assert!(line.contains(why), "{name}: {line}");
+        let models: Vec<_> = files
+            .iter()
+            .map(|n| load(&fixture(n), &LoadOptions::default()).unwrap_or_else(|e| panic!("{e}")).model)
+            .collect();
+        for (m, name) in models.iter().zip(files).skip(1) {
+            assert_eq!(m.layers(), models[0].layers(), "{name}");
+            assert_eq!((m.embedding(), m.head()), (models[0].embedding(), models[0].head()), "{name}");
+        }
     }
 }
 
@@ -298,6 +301,14 @@ const DEPLOYED: &[(&str, &str)] = &[
     ("keras_lstm.h5", "keras-h5"),
     ("keras_lstm_export", "saved-model"),
     ("keras_lstm_savedmodel", "saved-model"),
+    ("torch_bilstm_feat.onnx", "onnx"),
+    ("torch_bilstm_feat_legacy.onnx", "onnx"),
+    ("torch_gru.onnx", "onnx"),
+    ("torch_gru_legacy.onnx", "onnx"),
+    ("keras_bilstm.keras", "keras"),
+    ("keras_bilstm.h5", "keras-h5"),
+    ("keras_gru_reset_after.keras", "keras"),
+    ("keras_gru_reset_after.h5", "keras-h5"),
 ];
 
 fn issbench(args: &[&str]) -> std::process::Output {
@@ -307,6 +318,7 @@ fn issbench(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// The kept size of every direction of every layer, as the sidecar has them.
 fn kept_in_sidecar(name: &str) -> Vec<u64> {
     sidecar(name)["iss"]
         .as_array()
@@ -360,14 +372,18 @@ fn run_iss_verifies_and_times_and_compact_writes_the_compacted_model() {
         assert_eq!(row["status"], "ok", "{name}");
         assert!(row["median_ns"].as_f64().unwrap() > 0.0, "{name}");
         assert!(row["verify_max_rel"].as_f64().unwrap() <= 1e-4, "{name}");
+        // Rows list every direction's size: layers `/`-separated, the
+        // directions of a bidirectional layer `+`-joined.
         let kept: Vec<String> = kept_in_sidecar(name).iter().map(u64::to_string).collect();
-        assert_eq!(row["hidden_kept"], kept.join("/"), "{name}");
+        let got = row["hidden_kept"].as_str().unwrap();
+        assert_eq!(got.replace('+', "/"), kept.join("/"), "{name}");
+        assert_eq!(got.contains('+'), name.contains("bi"), "{name}: {got}");
 
         let compacted = dir.path().join(format!("{name}.safetensors"));
         let out = issbench(&["compact", path.to_str().unwrap(), "-o", compacted.to_str().unwrap()]);
         assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
         let back = load(&compacted, &LoadOptions::default()).unwrap();
-        let hidden: Vec<u64> = back.model.layers().iter().map(|l| l.fw().hidden() as u64).collect();
+        let hidden: Vec<u64> = back.model.hidden_sizes().iter().map(|&h| h as u64).collect();
         assert_eq!(hidden, kept_in_sidecar(name), "{name}");
     }
 }

@@ -590,11 +590,11 @@ fn report_and_compare_refuse_impossible_times() {
 #[test]
 fn messages_name_the_real_problem() {
     let dir = tempfile::tempdir().unwrap();
-    // A GRU is named as one.
+    // A GRU's weight_hh beside an LSTM's weight_ih: the disagreement is named.
     let gru = dir.path().join("gru.safetensors");
     let (h, input) = (24usize, 7usize);
     let tensors = [
-        ("weight_ih_l0", vec![3 * h, input]),
+        ("weight_ih_l0", vec![4 * h, input]),
         ("weight_hh_l0", vec![3 * h, h]),
         ("bias_ih_l0", vec![3 * h]),
         ("bias_hh_l0", vec![3 * h]),
@@ -612,7 +612,8 @@ fn messages_name_the_real_problem() {
         })
         .collect();
     std::fs::write(&gru, safetensors::serialize(views, None).unwrap()).unwrap();
-    refused(&issbench(&["inspect", gru.to_str().unwrap()]), "a GRU");
+    refused(&issbench(&["inspect", gru.to_str().unwrap()]), "a GRU of 24 units");
+    refused(&issbench(&["inspect", gru.to_str().unwrap()]), "the gate counts disagree");
     // A file that does not exist is not a "missing tensor".
     let out = issbench(&["run", "/no/such/model.pt"]);
     refused(&out, "no such file");

@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 use crate::model::{Model, ModelError};
-pub use layout::{Layout, TensorUse};
+pub use layout::{Layout, Structure, TensorUse};
 pub use tensor::{DType, RawTensor};
 pub use write::{save_compacted, save_safetensors, torch_names, write_atomically};
 
@@ -202,13 +202,13 @@ impl Format {
 }
 
 /// What a format reader found: the tensors and, for formats that record the
-/// model's structure, the layout their names follow, the order of the
-/// layers (by the first component of their names) and notes.
+/// model's structure, the layout their names follow, what the structure
+/// says (layer order, cell kinds) and notes.
 #[derive(Debug, Clone, Default)]
 pub struct Read {
     pub tensors: Vec<RawTensor>,
     pub layout: Option<Layout>,
-    pub layer_order: Option<Vec<String>>,
+    pub structure: Structure,
     pub notes: Vec<String>,
 }
 
@@ -230,8 +230,9 @@ pub struct LoadOptions {
     /// Map names with this layout instead of detecting it.
     pub layout: Option<Layout>,
     /// TensorFlow `BasicLSTMCell` forget bias, added to the f gate's bias
-    /// (the checkpoint does not store it). Default 0.0, as the ISS code
-    /// trains; TensorFlow's own default is 1.0.
+    /// (the checkpoint does not store it). Default 0.0 for `tf-basic-lstm`,
+    /// as the ISS PTB code trains; 1.0 for `tf-bidaf`, TensorFlow's own
+    /// default, which BiDAF's cells use.
     pub forget_bias: Option<f32>,
 }
 
@@ -349,7 +350,7 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Checkpoint, Checkpoint
         None => Layout::detect_names(names).map_err(|e| CheckpointError::new(path, e)),
     };
     let mut notes = Vec::new();
-    let mut layer_order = None;
+    let mut structure = Structure::default();
     // Zip archives: the layout first (from the names), then only the data
     // it may use, so that large members nothing reads are never inflated.
     let (tensors, layout) = match format {
@@ -380,18 +381,17 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Checkpoint, Checkpoint
                 (Some(implied), _) => implied,
                 (None, _) => choose(&read.tensors.iter().map(|t| t.name.as_str()).collect::<Vec<_>>())?,
             };
-            (notes, layer_order) = (read.notes, read.layer_order);
+            (notes, structure) = (read.notes, read.structure);
             (read.tensors, layout)
         }
     };
     let name = model_name(path);
-    let built = layout::build_ordered(&name, &tensors, layout, options.forget_bias, layer_order.as_deref()).map_err(|(tensor, kind)| {
-        CheckpointError {
+    let built =
+        layout::build_ordered(&name, &tensors, layout, options.forget_bias, &structure).map_err(|(tensor, kind)| CheckpointError {
             file: path.to_path_buf(),
             tensor,
             kind,
-        }
-    })?;
+        })?;
     notes.extend(built.notes);
     Ok(Checkpoint {
         model: built.model,

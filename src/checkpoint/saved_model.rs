@@ -179,7 +179,10 @@ pub fn read(path: &Path) -> Result<Read, CheckpointError> {
     Ok(Read {
         tensors: out,
         layout: Some(Layout::Keras),
-        layer_order: Some(layer_order),
+        structure: super::Structure {
+            layer_order: Some(layer_order),
+            cells: Default::default(),
+        },
         notes,
     })
 }

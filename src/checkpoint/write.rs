@@ -16,7 +16,8 @@
 //!
 //! The embedding is `embedding.weight` and the head `head.weight` /
 //! `head.bias` (load the recurrent part with `strict=False`, or filter the
-//! keys).
+//! keys). A tied RHN's head weight is its embedding and is not written
+//! again (rhn.py has no `softmax_w` when tied), so it reads back tied.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -57,8 +58,11 @@ pub fn torch_names(model: &Model) -> Vec<(String, Vec<usize>, Vec<f32>)> {
         out.push((format!("{prefix}bias_ih_{suffix}"), vec![g], r.bias().to_vec()));
         out.push((format!("{prefix}bias_hh_{suffix}"), vec![g], bias_hh));
     }
+    let tied_rhn = model.is_tied() && matches!(model.cell(), Some(Cell::Rhn { .. }));
     if let Some(h) = model.head() {
-        out.push(("head.weight".to_string(), vec![h.output(), h.input()], h.weight().to_vec()));
+        if !tied_rhn {
+            out.push(("head.weight".to_string(), vec![h.output(), h.input()], h.weight().to_vec()));
+        }
         out.push(("head.bias".to_string(), vec![h.output()], h.bias().to_vec()));
     }
     out

@@ -100,7 +100,8 @@ pub struct Grid {
     /// `safetensors`, `npz`, `npy`) instead of detecting it.
     #[serde(default)]
     pub file_format: Option<String>,
-    /// Checkpoints: map names with this layout (`tf-basic-lstm`, `pytorch`, `keras`).
+    /// Checkpoints: map names with this layout (`tf-basic-lstm`, `tf-bidaf`,
+    /// `rhn`, `pytorch`, `keras`, `onnx`).
     #[serde(default)]
     pub layout: Option<String>,
     /// Checkpoints: TensorFlow BasicLSTMCell forget bias folded into the f gate.

@@ -2,13 +2,16 @@
 //! `model_config` attribute of a legacy `.h5`), read as far as issbench
 //! needs: the layers in order, which of them hold weights, and the checks
 //! that make it a plain recurrent stack: `[InputLayer] [Embedding]
-//! LSTM... [Dense]` (with `Dropout` anywhere, the identity at inference),
-//! LSTMs with Keras' default activations and no state carried between
-//! batches. Everything else is refused by layer name and class.
+//! RNN... [Dense]` (with `Dropout` anywhere, the identity at inference),
+//! where an RNN is an `LSTM`, a `GRU`, or a `Bidirectional` wrapper of
+//! one (merged by concatenation), with Keras' default activations and no
+//! state carried between batches. Everything else is refused by layer
+//! name and class.
 
 use serde_json::Value;
 
 use crate::checkpoint::ErrorKind;
+use crate::model::Cell;
 
 /// What a layer is to issbench.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,12 +19,39 @@ pub enum Kind {
     /// No weights: `InputLayer`, `Dropout`.
     Weightless,
     Embedding,
-    Lstm {
-        use_bias: bool,
-    },
+    /// An `LSTM` or `GRU`, or a `Bidirectional` wrapper of one.
+    Recurrent(Rnn),
     Dense {
         use_bias: bool,
     },
+}
+
+/// A recurrent layer as its config describes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rnn {
+    /// A GRU (else an LSTM).
+    pub gru: bool,
+    /// A GRU's `reset_after`, where the config gives it.
+    pub reset_after: Option<bool>,
+    pub use_bias: bool,
+    /// A `Bidirectional` layer's inner layers, forward first: the second
+    /// component of their variables' paths (`forward_lstm`, `backward_lstm`).
+    pub inner: Option<(String, String)>,
+}
+
+impl Rnn {
+    /// The cell's variable scope: `lstm_cell` or `gru_cell`.
+    pub fn cell_scope(&self) -> &'static str {
+        if self.gru { "gru_cell" } else { "lstm_cell" }
+    }
+    /// The cell, where the config says all of it (a GRU's `reset_after`).
+    pub fn cell(&self) -> Option<Cell> {
+        match (self.gru, self.reset_after) {
+            (false, _) => Some(Cell::Lstm),
+            (true, Some(reset_after)) => Some(Cell::Gru { reset_after }),
+            (true, None) => None,
+        }
+    }
 }
 
 /// One layer of the config.
@@ -97,28 +127,15 @@ fn layer(entry: &Value, last: bool) -> Result<(Layer, Option<String>), ErrorKind
             }
             Kind::Embedding
         }
-        "LSTM" => {
-            for (key, want) in [("activation", "tanh"), ("recurrent_activation", "sigmoid")] {
-                if text(key) != want {
-                    return Err(refuse(&format!("{key} '{}' (a plain LSTM uses {want})", text(key))));
-                }
-            }
-            for key in ["stateful", "go_backwards", "time_major"] {
-                if flag(key) {
-                    return Err(refuse(&format!("{key} = true")));
-                }
-            }
-            if !config["return_sequences"].as_bool().unwrap_or(false) {
-                if !last {
-                    return Err(refuse("return_sequences = false before another layer"));
-                }
-                note = Some(format!(
-                    "{me} returns its last step only; issbench runs the same steps and outputs every step"
-                ));
-            }
-            Kind::Lstm {
-                use_bias: config["use_bias"].as_bool().unwrap_or(true),
-            }
+        "LSTM" | "GRU" => {
+            let (rnn, rnn_note) = recurrent(config, class == "GRU", &me, last, false)?;
+            note = rnn_note;
+            Kind::Recurrent(rnn)
+        }
+        "Bidirectional" => {
+            let (rnn, rnn_note) = bidirectional(config, &me, last)?;
+            note = rnn_note;
+            Kind::Recurrent(rnn)
         }
         "Dense" => {
             match text("activation").as_str() {
@@ -132,20 +149,123 @@ fn layer(entry: &Value, last: bool) -> Result<(Layer, Option<String>), ErrorKind
                 use_bias: config["use_bias"].as_bool().unwrap_or(true),
             }
         }
-        "Bidirectional" | "GRU" => {
-            return Err(refuse(&format!(
-                "{} layers are not supported yet (issbench's model has forward LSTM cells only)",
-                if class == "GRU" { "GRU" } else { "bidirectional" }
-            )));
-        }
         "Sequential" | "Functional" | "Model" => return Err(refuse("a nested model")),
         _ => {
             return Err(refuse(
-                "not part of a plain recurrent stack (issbench reads Embedding, LSTM, Dense and Dropout layers)",
+                "not part of a plain recurrent stack (issbench reads Embedding, LSTM, GRU, Bidirectional, Dense and Dropout layers)",
             ));
         }
     };
     Ok((Layer { name, class, kind }, note))
+}
+
+/// A `Bidirectional` layer's config, checked: concatenated outputs, an
+/// LSTM or GRU forward layer and a backward layer of the same kind that
+/// reads the sequence reversed.
+fn bidirectional(config: &Value, me: &str, last: bool) -> Result<(Rnn, Option<String>), ErrorKind> {
+    let refuse = |why: &str| ErrorKind::Unsupported(format!("{me}: {why}"));
+    let merge = config["merge_mode"].as_str().unwrap_or("concat");
+    if merge != "concat" {
+        return Err(refuse(&format!(
+            "merge_mode '{merge}' (issbench's bidirectional layers concatenate [fw; bw])"
+        )));
+    }
+    let (forward, backward) = (&config["layer"], &config["backward_layer"]);
+    let inner_class = forward["class_name"].as_str().unwrap_or("");
+    if !["LSTM", "GRU"].contains(&inner_class) {
+        return Err(refuse(&format!("it wraps a '{inner_class}' layer (issbench reads LSTM and GRU)")));
+    }
+    let (mut rnn, note) = recurrent(
+        &forward["config"],
+        inner_class == "GRU",
+        &format!("{me}, forward layer"),
+        last,
+        false,
+    )?;
+    let base = forward["config"]["name"].as_str().unwrap_or("").to_string();
+    let fw = if base.starts_with("forward_") {
+        base.clone()
+    } else {
+        format!("forward_{base}")
+    };
+    let bw = if backward.is_object() {
+        if backward["class_name"].as_str() != Some(inner_class) {
+            return Err(refuse(&format!(
+                "its backward layer is a '{}', its forward layer a '{inner_class}'",
+                backward["class_name"].as_str().unwrap_or("")
+            )));
+        }
+        let (back, _) = recurrent(
+            &backward["config"],
+            inner_class == "GRU",
+            &format!("{me}, backward layer"),
+            last,
+            true,
+        )?;
+        if (back.reset_after, back.use_bias) != (rnn.reset_after, rnn.use_bias) {
+            return Err(refuse(
+                "its backward layer differs from its forward layer in reset_after or use_bias",
+            ));
+        }
+        backward["config"]["name"].as_str().unwrap_or("").to_string()
+    } else {
+        format!("backward_{}", base.strip_prefix("forward_").unwrap_or(&base))
+    };
+    if !bw.starts_with("backward_") {
+        return Err(refuse(&format!(
+            "its backward layer is named '{bw}' (issbench tells the directions by Keras' forward_ / backward_ names)"
+        )));
+    }
+    rnn.inner = Some((fw, bw));
+    Ok((rnn, note))
+}
+
+/// An `LSTM` or `GRU` (`gru`) layer's config (`config`), checked; `backwards`:
+/// whether it should read the sequence reversed (a `Bidirectional`'s
+/// backward layer) or not. Returns the layer and a note about it.
+fn recurrent(config: &Value, gru: bool, me: &str, last: bool, backwards: bool) -> Result<(Rnn, Option<String>), ErrorKind> {
+    let refuse = |why: &str| ErrorKind::Unsupported(format!("{me}: {why}"));
+    let flag = |key: &str| config[key].as_bool().unwrap_or(false);
+    let text = |key: &str| config[key].as_str().unwrap_or("").to_string();
+    for (key, want) in [("activation", "tanh"), ("recurrent_activation", "sigmoid")] {
+        if text(key) != want {
+            return Err(refuse(&format!("{key} '{}' (a plain cell uses {want})", text(key))));
+        }
+    }
+    for key in ["stateful", "time_major"] {
+        if flag(key) {
+            return Err(refuse(&format!("{key} = true")));
+        }
+    }
+    if flag("go_backwards") != backwards {
+        return Err(refuse(&format!(
+            "go_backwards = {} ({})",
+            flag("go_backwards"),
+            if backwards {
+                "a backward layer reads the sequence reversed"
+            } else {
+                "it reads the sequence reversed; only a Bidirectional's backward layer may"
+            }
+        )));
+    }
+    let mut note = None;
+    if !config["return_sequences"].as_bool().unwrap_or(false) {
+        if !last {
+            return Err(refuse("return_sequences = false before another layer"));
+        }
+        note = Some(format!(
+            "{me} returns its last step only; issbench runs the same steps and outputs every step"
+        ));
+    }
+    Ok((
+        Rnn {
+            gru,
+            reset_after: config["reset_after"].as_bool(),
+            use_bias: config["use_bias"].as_bool().unwrap_or(true),
+            inner: None,
+        },
+        note,
+    ))
 }
 
 /// The names of the layers a Functional layer entry reads, if it says.
@@ -178,7 +298,7 @@ fn collect_history(v: &Value, out: &mut Vec<String>) {
     }
 }
 
-/// `[InputLayer] [Embedding] LSTM... [Dense]`, Dropouts anywhere.
+/// `[InputLayer] [Embedding] RNN... [Dense]`, Dropouts anywhere.
 fn check_order(layers: &[Layer]) -> Result<(), ErrorKind> {
     let mut seen_lstm = false;
     let mut seen_dense = false;
@@ -186,7 +306,7 @@ fn check_order(layers: &[Layer]) -> Result<(), ErrorKind> {
         let misplaced = match l.kind {
             Kind::Weightless => false,
             Kind::Embedding => seen_lstm || layers[..k].iter().any(|p| p.kind == Kind::Embedding),
-            Kind::Lstm { .. } => {
+            Kind::Recurrent(_) => {
                 seen_lstm = true;
                 seen_dense
             }
@@ -198,13 +318,13 @@ fn check_order(layers: &[Layer]) -> Result<(), ErrorKind> {
         };
         if misplaced {
             return Err(ErrorKind::Unsupported(format!(
-                "layer '{}' ({}) is out of place: issbench reads [Embedding] LSTM... [Dense]",
+                "layer '{}' ({}) is out of place: issbench reads [Embedding] LSTM/GRU... [Dense]",
                 l.name, l.class
             )));
         }
     }
     if !seen_lstm {
-        return Err(ErrorKind::Unsupported("no LSTM layer in the model".into()));
+        return Err(ErrorKind::Unsupported("no LSTM or GRU layer in the model".into()));
     }
     Ok(())
 }
@@ -262,10 +382,30 @@ mod tests {
         let relu = LSTM.replace(r#""activation": "tanh""#, r#""activation": "relu""#);
         let e = parse(&model(&relu)).unwrap_err().to_string();
         assert!(e.contains("layer 'l' (LSTM): activation 'relu'"), "{e}");
-        let e = parse(&model(r#"{"class_name": "GRU", "config": {"name": "g"}}"#))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("GRU layers are not supported yet"), "{e}");
+        let gru = LSTM
+            .replace(r#""LSTM""#, r#""GRU""#)
+            .replace(r#""l""#, r#""g", "reset_after": false"#);
+        let ok = parse(&model(&gru)).unwrap();
+        assert_eq!(
+            ok.layers[0].kind,
+            Kind::Recurrent(Rnn {
+                gru: true,
+                reset_after: Some(false),
+                use_bias: true,
+                inner: None
+            })
+        );
+        let bi = |merge: &str| {
+            format!(r#"{{"class_name": "Bidirectional", "config": {{"name": "b", "merge_mode": "{merge}", "layer": {LSTM}}}}}"#)
+        };
+        let ok = parse(&model(&bi("concat"))).unwrap();
+        let Kind::Recurrent(rnn) = &ok.layers[0].kind else { panic!() };
+        assert_eq!(rnn.inner, Some(("forward_l".into(), "backward_l".into())));
+        let e = parse(&model(&bi("sum"))).unwrap_err().to_string();
+        assert!(e.contains("layer 'b' (Bidirectional): merge_mode 'sum'"), "{e}");
+        let backwards = LSTM.replace(r#""return_sequences""#, r#""go_backwards": true, "return_sequences""#);
+        let e = parse(&model(&backwards)).unwrap_err().to_string();
+        assert!(e.contains("layer 'l' (LSTM): go_backwards = true"), "{e}");
         let e = parse(&model(&format!(r#"{{"class_name": "Dense", "config": {{"name": "d"}}}}, {LSTM}"#)))
             .unwrap_err()
             .to_string();

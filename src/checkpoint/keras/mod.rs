@@ -5,14 +5,18 @@
 //! are, in what order, and whether the model is a plain stack; the HDF5
 //! ([`hdf5`], read with `hdf5-reader`) holds the weights. The tensors are
 //! named by their Keras variable paths (`lstm/lstm_cell/kernel`,
-//! `embedding/embeddings`, `dense/kernel`) for the `keras` layout, like
-//! Keras weights saved as `.npz` or safetensors.
+//! `bidirectional/forward_gru/gru_cell/kernel`, `embedding/embeddings`,
+//! `dense/kernel`) for the `keras` layout, like Keras weights saved as
+//! `.npz` or safetensors; the config's cells (a GRU's `reset_after`) go
+//! to the layout as the file's [`Structure`].
 //!
 //! Where the weights are:
 //! - `.keras`: `layers/<snake_case(class)>[_N]/...` with N counting the
 //!   layers of one class in the config's order (not the layer names):
-//!   an LSTM's `cell/vars/0, 1, 2` (kernel, recurrent kernel, bias), an
-//!   Embedding's `vars/0`, a Dense's `vars/0, 1`;
+//!   an LSTM's or GRU's `cell/vars/0, 1, 2` (kernel, recurrent kernel,
+//!   bias), a Bidirectional's `forward_layer/cell/vars/...` and
+//!   `backward_layer/cell/vars/...`, an Embedding's `vars/0`, a Dense's
+//!   `vars/0, 1`;
 //! - `.h5`: `/model_weights/<layer name>/<weight name>` for each name in
 //!   the layer group's `weight_names` attribute.
 
@@ -24,27 +28,49 @@ use std::path::Path;
 
 use self::config::{Config, Kind, Layer};
 use self::hdf5::H5;
-use super::{CheckpointError, ErrorKind, Layout, Read};
+use super::{CheckpointError, ErrorKind, Layout, Read, Structure};
 
 /// The largest `config.json` or `model_config` read (Keras writes a few KB
 /// per layer).
 const CONFIG_MAX: usize = 16 << 20;
 
-/// The variable names of a layer's weights, in Keras' order.
-fn variables(kind: &Kind) -> Vec<&'static str> {
-    match *kind {
-        Kind::Weightless => vec![],
-        Kind::Embedding => vec!["embeddings"],
-        Kind::Lstm { use_bias } => ["kernel", "recurrent_kernel", "bias"][..if use_bias { 3 } else { 2 }].to_vec(),
-        Kind::Dense { use_bias } => ["kernel", "bias"][..if use_bias { 2 } else { 1 }].to_vec(),
-    }
+/// One group of a layer's weights: where a `.keras` file keeps it (under
+/// the layer's group), the variable-path prefix its tensors are named by,
+/// and the variable names in Keras' order.
+struct Group {
+    keras_dir: &'static str,
+    path: String,
+    vars: Vec<&'static str>,
 }
 
-/// The Keras variable path of weight `var` of `layer`.
-fn variable_path(layer: &Layer, var: &str) -> String {
-    match layer.kind {
-        Kind::Lstm { .. } => format!("{}/lstm_cell/{var}", layer.name),
-        _ => format!("{}/{var}", layer.name),
+/// A layer's weight groups (none for a weightless layer; a
+/// Bidirectional's forward one, then its backward one).
+fn groups(layer: &Layer) -> Vec<Group> {
+    let name = &layer.name;
+    let group = |keras_dir, path: String, vars: &[&'static str]| Group {
+        keras_dir,
+        path,
+        vars: vars.to_vec(),
+    };
+    match &layer.kind {
+        Kind::Weightless => vec![],
+        Kind::Embedding => vec![group("vars", format!("{name}/"), &["embeddings"])],
+        Kind::Dense { use_bias } => vec![group(
+            "vars",
+            format!("{name}/"),
+            &["kernel", "bias"][..if *use_bias { 2 } else { 1 }],
+        )],
+        Kind::Recurrent(rnn) => {
+            let vars = &["kernel", "recurrent_kernel", "bias"][..if rnn.use_bias { 3 } else { 2 }];
+            let cell = rnn.cell_scope();
+            match &rnn.inner {
+                None => vec![group("cell/vars", format!("{name}/{cell}/"), vars)],
+                Some((fw, bw)) => vec![
+                    group("forward_layer/cell/vars", format!("{name}/{fw}/{cell}/"), vars),
+                    group("backward_layer/cell/vars", format!("{name}/{bw}/{cell}/"), vars),
+                ],
+            }
+        }
     }
 }
 
@@ -72,10 +98,21 @@ fn finish(config: Config, tensors: Vec<super::RawTensor>, what: &str) -> Read {
             .join(", ")
     )];
     notes.extend(config.notes);
+    let cells = config
+        .layers
+        .iter()
+        .filter_map(|l| match &l.kind {
+            Kind::Recurrent(rnn) => rnn.cell().map(|c| (l.name.clone(), c)),
+            _ => None,
+        })
+        .collect();
     Read {
         tensors,
         layout: Some(Layout::Keras),
-        layer_order: Some(config.layers.into_iter().map(|l| l.name).collect()),
+        structure: Structure {
+            layer_order: Some(config.layers.into_iter().map(|l| l.name).collect()),
+            cells,
+        },
         notes,
     }
 }
@@ -102,36 +139,28 @@ pub fn read_keras(path: &Path) -> Result<Read, CheckpointError> {
         } else {
             format!("layers/{snake}_{n}")
         };
-        let vars = variables(&layer.kind);
-        if vars.is_empty() {
-            continue;
-        }
-        let dir = match layer.kind {
-            Kind::Lstm { .. } => format!("{group}/cell/vars"),
-            _ => format!("{group}/vars"),
-        };
-        let wrong = |found: &[String]| {
-            fail(ErrorKind::Missing(format!(
-                "model.weights.h5: '{dir}' holds {found:?}; layer '{}' ({}) has {} weights",
-                layer.name,
-                layer.class,
-                vars.len()
-            )))
-        };
-        let mut found = if h5.has_group(&dir) {
-            h5.datasets(&dir).map_err(fail)?
-        } else {
-            Vec::new()
-        };
-        found.sort_by_key(|d| d.parse::<usize>().unwrap_or(usize::MAX));
-        let want: Vec<String> = (0..vars.len()).map(|i| i.to_string()).collect();
-        if found != want {
-            return Err(wrong(&found));
-        }
-        for (i, var) in vars.iter().enumerate() {
-            let name = variable_path(layer, var);
-            let dataset = format!("{dir}/{i}");
-            tensors.push(h5.tensor(&dataset, &name).map_err(|e| CheckpointError::tensor(path, &dataset, e))?);
+        for g in groups(layer) {
+            let dir = format!("{group}/{}", g.keras_dir);
+            let mut found = if h5.has_group(&dir) {
+                h5.datasets(&dir).map_err(fail)?
+            } else {
+                Vec::new()
+            };
+            found.sort_by_key(|d| d.parse::<usize>().unwrap_or(usize::MAX));
+            let want: Vec<String> = (0..g.vars.len()).map(|i| i.to_string()).collect();
+            if found != want {
+                return Err(fail(ErrorKind::Missing(format!(
+                    "model.weights.h5: '{dir}' holds {found:?}; layer '{}' ({}) has {} weights there",
+                    layer.name,
+                    layer.class,
+                    g.vars.len()
+                ))));
+            }
+            for (i, var) in g.vars.iter().enumerate() {
+                let dataset = format!("{dir}/{i}");
+                let name = format!("{}{var}", g.path);
+                tensors.push(h5.tensor(&dataset, &name).map_err(|e| CheckpointError::tensor(path, &dataset, e))?);
+            }
         }
     }
     Ok(finish(config, tensors, "Keras model (config.json, model.weights.h5)"))
@@ -159,8 +188,16 @@ pub fn read_h5(path: &Path) -> Result<Read, CheckpointError> {
     let config = config::parse(&config_text(text.into_bytes(), "model_config").map_err(fail)?).map_err(fail)?;
     let mut tensors = Vec::new();
     for layer in &config.layers {
-        let vars = variables(&layer.kind);
-        if vars.is_empty() {
+        // Each weight's variable path, its last component and, inside a
+        // Bidirectional, the direction its path must name.
+        let want: Vec<(String, &str, Option<&str>)> = groups(layer)
+            .iter()
+            .flat_map(|g| {
+                let direction = g.keras_dir.split_once("_layer/").map(|(d, _)| d);
+                g.vars.iter().map(move |v| (format!("{}{v}", g.path), *v, direction))
+            })
+            .collect();
+        if want.is_empty() {
             continue;
         }
         let group = format!("/model_weights/{}", layer.name);
@@ -168,21 +205,22 @@ pub fn read_h5(path: &Path) -> Result<Read, CheckpointError> {
             .strings(&group, "weight_names")
             .map_err(fail)?
             .ok_or_else(|| fail(ErrorKind::Missing(format!("'{group}' with a weight_names attribute"))))?;
-        // `lstm/lstm_cell/kernel` (Keras 3), `lstm/lstm_cell/kernel:0` (tf.keras).
-        let last = |n: &str| n.rsplit('/').next().unwrap_or(n).split(':').next().unwrap_or("").to_string();
-        let got: Vec<String> = names.iter().map(|n| last(n)).collect();
-        if got != vars {
+        // `lstm/lstm_cell/kernel` (Keras 3), `lstm/lstm_cell/kernel:0` (tf.keras);
+        // `bidirectional/forward_lstm/lstm_cell/kernel` in a Bidirectional.
+        let fits = |stored: &str, var: &str, direction: Option<&str>| {
+            let path = stored.split(':').next().unwrap_or("");
+            path.rsplit('/').next() == Some(var) && direction.is_none_or(|d| path.split('/').any(|c| c.starts_with(&format!("{d}_"))))
+        };
+        if names.len() != want.len() || !names.iter().zip(&want).all(|(n, (_, var, d))| fits(n, var, *d)) {
+            let expected: Vec<&str> = want.iter().map(|(p, ..)| p.as_str()).collect();
             return Err(fail(ErrorKind::Missing(format!(
-                "'{group}' lists weights {names:?}; layer '{}' ({}) has {vars:?}",
+                "'{group}' lists weights {names:?}; layer '{}' ({}) has {expected:?}",
                 layer.name, layer.class
             ))));
         }
-        for (stored, var) in names.iter().zip(&vars) {
+        for (stored, (name, ..)) in names.iter().zip(&want) {
             let dataset = format!("{group}/{stored}");
-            tensors.push(
-                h5.tensor(&dataset, &variable_path(layer, var))
-                    .map_err(|e| CheckpointError::tensor(path, &dataset, e))?,
-            );
+            tensors.push(h5.tensor(&dataset, name).map_err(|e| CheckpointError::tensor(path, &dataset, e))?);
         }
     }
     Ok(finish(config, tensors, "Keras model (legacy HDF5: model_config, model_weights)"))

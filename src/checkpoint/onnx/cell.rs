@@ -2,11 +2,10 @@
 //! directions, hidden size and the constants holding W, R and B, after
 //! refusing everything a plain recurrent layer does not do (peepholes,
 //! clipping, other activations, coupled gates, sequence lengths, a
-//! nonzero initial state, batch-major layout, reverse direction).
-//!
-//! Bidirectional layers and GRUs are read here like forward LSTMs, so the
-//! graph walk handles their glue; [`super::read`] refuses them until the
-//! canonical model has those cells.
+//! nonzero initial state, batch-major layout, reverse direction: a
+//! `reverse` node reads the sequence backwards on its own, which the
+//! canonical model has only as the backward half of a bidirectional
+//! layer).
 
 use super::graph::{Attrs, Graph, describe, is_op};
 use super::tensor;

@@ -11,12 +11,14 @@
 //!
 //! | name | tensor |
 //! |---|---|
-//! | `layers.K.W`, `layers.K.R`, `layers.K.B` | inputs 1–3 of the K-th `LSTM`: `[dirs, 4h, in]`, `[dirs, 4h, h]`, `[dirs, 8h]`, gates i, o, f, c |
+//! | `layers.K.W`, `layers.K.R`, `layers.K.B` | inputs 1–3 of the K-th `LSTM` or `GRU`: `[dirs, G·h, in]`, `[dirs, G·h, h]`, `[dirs, 2·G·h]` (LSTM gates i, o, f, c; GRU z, r, h) |
 //! | `embedding` | the table of the `Gather` the input goes through |
 //! | `head.kernel` or `head.weight` | the head's `[width, out]` (`x @ W`) or `[out, width]` (`Gemm transB=1`, `Transpose`) weight |
 //! | `head.bias` | the head's bias (`Add` or `Gemm` C) |
 //!
-//! Every other initializer is listed, unread, under its own name.
+//! Every other initializer is listed, unread, under its own name. Each
+//! node's cell (LSTM, or GRU with its `linear_before_reset`) goes to the
+//! layout as the file's [`Structure`], keyed `layers.K`.
 
 mod cell;
 mod graph;
@@ -34,7 +36,8 @@ use self::cell::Cell;
 use self::graph::Graph;
 use self::proto::ModelProto;
 pub use self::walk::Input;
-use super::{CheckpointError, ErrorKind, Layout, Read};
+use super::{CheckpointError, ErrorKind, Layout, Read, Structure};
+use crate::model;
 
 /// How a caller feeds an ONNX model and reads its output (what the ONNX
 /// Runtime peer needs to run the user's own file).
@@ -76,7 +79,6 @@ pub fn read(path: &Path) -> Result<Read, CheckpointError> {
     let model = decode(path)?;
     let graph = graph_of(path, &model)?;
     let stack = walk::walk(&graph).map_err(|e| CheckpointError::new(path, e))?;
-    supported(&graph, &stack).map_err(|e| CheckpointError::new(path, e))?;
     let mut tensors = Vec::new();
     let mut used = HashSet::new();
     let mut take = |name: &str, source: &str| -> Result<(), CheckpointError> {
@@ -112,7 +114,15 @@ pub fn read(path: &Path) -> Result<Read, CheckpointError> {
     Ok(Read {
         tensors,
         layout: Some(Layout::Onnx),
-        layer_order: None,
+        structure: Structure {
+            layer_order: None,
+            cells: stack
+                .layers
+                .iter()
+                .enumerate()
+                .map(|(k, l)| (format!("layers.{k}"), model_cell(l.cell)))
+                .collect(),
+        },
         notes: vec![summary(&model, &graph, &stack)],
     })
 }
@@ -150,26 +160,14 @@ pub fn io(path: &Path) -> Result<Io, CheckpointError> {
     })
 }
 
-/// Refuses the layers the canonical model cannot hold yet. To extend it:
-/// name their tensors here (both directions are in W, R and B; a GRU's
-/// `linear_before_reset` is `Cell::Gru`'s flag) and map them in
-/// `layout::build_onnx`.
-fn supported(graph: &Graph, stack: &walk::Stack) -> Result<(), ErrorKind> {
-    for (k, layer) in stack.layers.iter().enumerate() {
-        let me = graph.describe(layer.node);
-        if let Cell::Gru { linear_before_reset } = layer.cell {
-            return Err(ErrorKind::Unsupported(format!(
-                "layer {k} ({me}, linear_before_reset = {}) is a GRU: GRU layers are not supported yet (issbench's model has LSTM cells only)",
-                linear_before_reset as u8
-            )));
-        }
-        if layer.directions == 2 {
-            return Err(ErrorKind::Unsupported(format!(
-                "layer {k} ({me}) is bidirectional: bidirectional layers are not supported yet"
-            )));
-        }
+/// The canonical cell of an ONNX node's cell.
+fn model_cell(cell: Cell) -> model::Cell {
+    match cell {
+        Cell::Lstm => model::Cell::Lstm,
+        Cell::Gru { linear_before_reset } => model::Cell::Gru {
+            reset_after: linear_before_reset,
+        },
     }
-    Ok(())
 }
 
 /// One line on what was read: the writer and the path through the graph.
@@ -215,8 +213,7 @@ fn summary(model: &ModelProto, graph: &Graph, stack: &walk::Stack) -> String {
 }
 
 /// Every recurrent layer of the model at `path` as (cell operator,
-/// directions, hidden size), walked but not converted: the graph walk for
-/// the cells the canonical model does not hold yet.
+/// directions, hidden size), from the graph walk alone (no weights read).
 pub fn layers(path: &Path) -> Result<Vec<(&'static str, usize, usize)>, CheckpointError> {
     let model = decode(path)?;
     let graph = graph_of(path, &model)?;
