@@ -206,7 +206,7 @@ pub const MAX_POINTS: usize = 100_000;
 pub const PRESETS: &[(&str, &str)] = &[
     (
         "quick",
-        "hidden 256/512/1024 (2 LSTM layers), kept 0.5/0.25/0.1, and a 2-layer GRU 512 kept 0.25; dense/iss/csr/bsr timed together, batch 1 and 10, seq 30, all threads (about a minute on 2 cores)",
+        "hidden 256/512/1024 (2 LSTM layers), kept 0.5/0.25/0.1, and a 2-layer GRU 512 kept 0.25; dense/iss/csr/bsr timed together, batch 1 and 10, seq 30, all threads (about 20 s on 2 cores)",
     ),
     (
         "ptb",
