@@ -249,14 +249,21 @@ pub(super) fn forward(layers: &[ExecLayer], x: &[f32], b: &mut Buffers, seq: usi
             // when it is alone, else its own buffer, copied in at the end
             // (two directions never write one row at once).
             let bidirectional = layer.dirs.len() > 1;
+            // A direction waits only for its own last phase: the two
+            // directions of a layer share no state, so neither holds the
+            // other up (where one worker does each, they run side by side).
+            let blocks = |d: &ExecDir| d.layout.expect("team directions have a layout").blocks();
             for s in 0..seq {
                 for phase in 0..most {
-                    // Worker w starts on direction w (mod 2): where one
-                    // worker does a whole step, the directions run side by side.
+                    // Worker w starts on direction w (mod 2).
                     let n = layer.dirs.len();
                     let order = (0..n).map(|j| (j + w) % n).map(|i| (i, &layer.dirs[i]));
                     for (i, d) in order.filter(|(_, d)| phase < phases(d)) {
                         let set = 1 + s * phases(d) + phase;
+                        // Set 0 (the projection) was waited for above.
+                        if set > 1 {
+                            team.wait_done(plan.progress(shared.progress, li, i, set - 1), blocks(d));
+                        }
                         let step = Step {
                             d,
                             s,
@@ -276,12 +283,11 @@ pub(super) fn forward(layers: &[ExecLayer], x: &[f32], b: &mut Buffers, seq: usi
                             w,
                         );
                     }
-                    for (i, d) in layer.dirs.iter().enumerate().filter(|(_, d)| phase < phases(d)) {
-                        let set = 1 + s * phases(d) + phase;
-                        let blocks = d.layout.expect("team directions have a layout").blocks();
-                        team.wait_done(plan.progress(shared.progress, li, i, set), blocks);
-                    }
                 }
+            }
+            // Every direction's last phase, before its outputs are read.
+            for (i, d) in layer.dirs.iter().enumerate().filter(|_| seq > 0) {
+                team.wait_done(plan.progress(shared.progress, li, i, seq * phases(d)), blocks(d));
             }
             if bidirectional {
                 // Worker w copies its share of the rows into the layer's output.
