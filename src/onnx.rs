@@ -308,12 +308,7 @@ pub fn export_for(model: &Model, layers_only: bool, steps: Option<usize>) -> Res
     let output_width = match head {
         Some(hd) => {
             let (out, input) = (hd.output(), hd.input());
-            let mut wt = vec![0.0f32; out * input];
-            for o in 0..out {
-                for i in 0..input {
-                    wt[i * out + o] = hd.weight()[o * input + i];
-                }
-            }
+            let wt = crate::model::transpose(hd.weight(), out, input);
             bytes_field(&mut graph, 5, &f32_tensor("head_wt", &[input, out], &wt));
             bytes_field(&mut graph, 5, &f32_tensor("head_b", &[out], hd.bias()));
             bytes_field(

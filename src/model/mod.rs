@@ -58,6 +58,17 @@ pub fn sizes_label(sizes: &[usize]) -> String {
     sizes.iter().map(|h| h.to_string()).collect::<Vec<_>>().join("/")
 }
 
+/// `[rows, cols]` row-major to `[cols, rows]`.
+pub(crate) fn transpose(src: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0.0; src.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            out[c * rows + r] = src[r * cols + c];
+        }
+    }
+    out
+}
+
 /// Checks that `values` holds `rows * cols` finite numbers.
 pub(crate) fn check_matrix(tensor: &str, values: &[f32], rows: usize, cols: usize) -> Result<(), ModelError> {
     let shape = format!("[{rows}, {cols}]");

@@ -4,18 +4,7 @@
 //! by micro-layer, as a graph of MatMul/Add/Split/Tanh/Sigmoid/Sub/Mul.
 
 use super::{Attr, INT64, bytes_field, f32_tensor, node, node_with, tensor};
-use crate::model::{Direction, Layer, Recurrent};
-
-/// `w` (`rows` x `cols`, row-major) transposed.
-fn transposed(w: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut t = vec![0.0; w.len()];
-    for r in 0..rows {
-        for c in 0..cols {
-            t[c * rows + r] = w[r * cols + c];
-        }
-    }
-    t
-}
+use crate::model::{Direction, Layer, Recurrent, transpose};
 
 /// The constants the unrolled layers share: each step's index (`stepT`,
 /// a scalar for Gather) and `axes0` (for Unsqueeze).
@@ -46,14 +35,14 @@ fn add_direction(graph: &mut Vec<u8>, tag: &str, dir: &Recurrent, d: Direction, 
     let (w, input) = (dir.hidden(), dir.input());
     // x @ W_ih^T + b_0 for every step at once: [seq, batch, 2w].
     let (wih, b0, xp) = (format!("rhn_wih{tag}"), format!("rhn_b{tag}_0"), format!("rhn_xp{tag}"));
-    bytes_field(graph, 5, &f32_tensor(&wih, &[input, 2 * w], &transposed(dir.w_ih(), 2 * w, input)));
+    bytes_field(graph, 5, &f32_tensor(&wih, &[input, 2 * w], &transpose(dir.w_ih(), 2 * w, input)));
     let bias = dir.bias();
     for i in 0..depth {
         let r = &dir.w_hh()[i * 2 * w * w..(i + 1) * 2 * w * w];
         bytes_field(
             graph,
             5,
-            &f32_tensor(&format!("rhn_r{tag}_{i}"), &[w, 2 * w], &transposed(r, 2 * w, w)),
+            &f32_tensor(&format!("rhn_r{tag}_{i}"), &[w, 2 * w], &transpose(r, 2 * w, w)),
         );
         bytes_field(
             graph,

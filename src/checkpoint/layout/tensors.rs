@@ -69,16 +69,7 @@ impl<'a> Tensors<'a> {
     }
 }
 
-/// `[rows, cols]` row-major to `[cols, rows]`.
-pub(super) fn transpose(src: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut out = vec![0.0; src.len()];
-    for r in 0..rows {
-        for c in 0..cols {
-            out[c * rows + r] = src[r * cols + c];
-        }
-    }
-    out
-}
+pub(super) use crate::model::transpose;
 
 /// Reorders the gate blocks of `[G·h, width]` rows: canonical block `g`
 /// (LSTM i, f, g, o; GRU r, z, n) takes the file's block `from[g]`.
