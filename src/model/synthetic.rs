@@ -223,22 +223,12 @@ impl SynthSpec {
             input = layer.output();
             layers.push(layer);
         }
-        let head = match (self.vocab, &embedding) {
-            (Some(v), Some(e)) if self.tied => {
-                let scale = 1.0 / (input as f32).sqrt();
-                Some(Linear::new("head", input, v, e.table().to_vec(), rng.fill(v, scale))?)
-            }
-            (Some(v), _) => {
-                let scale = 1.0 / (input as f32).sqrt();
-                Some(Linear::new("head", input, v, rng.fill(v * input, scale), rng.fill(v, scale))?)
-            }
-            (None, _) => match self.logits {
-                Some(n) => {
-                    let scale = 1.0 / (input as f32).sqrt();
-                    Some(Linear::new("logits", input, n, rng.fill(n * input, scale), rng.fill(n, scale))?)
-                }
-                None => None,
-            },
+        let scale = 1.0 / (input as f32).sqrt();
+        let head = match (self.vocab, &embedding, self.logits) {
+            (Some(v), Some(e), _) if self.tied => Some(Linear::new("head", input, v, e.table().to_vec(), rng.fill(v, scale))?),
+            (Some(v), _, _) => Some(Linear::new("head", input, v, rng.fill(v * input, scale), rng.fill(v, scale))?),
+            (None, _, Some(n)) => Some(Linear::new("logits", input, n, rng.fill(n * input, scale), rng.fill(n, scale))?),
+            (None, _, None) => None,
         };
         let model = Model::new(self.name.clone(), embedding, layers, head)?;
         let model = if self.tied { model.tied()? } else { model };
