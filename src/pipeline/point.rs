@@ -91,12 +91,18 @@ impl Source {
                 bidirectional,
                 ..
             } => {
-                let h = *hidden as u64;
-                let per_direction =
-                    (cell.input_gates() as u64 + cell.recurrent_gates() as u64) * h * h + 2 * cell.recurrent_gates() as u64 * h;
-                let dirs = if *bidirectional { 2 } else { 1 };
-                // A bidirectional layer above the first reads 2h inputs.
-                Some(*layers as u64 * dirs * dirs * per_direction * 4)
+                let (h, dirs) = (*hidden as u64, if *bidirectional { 2 } else { 1 });
+                let (g_in, g_rec) = (cell.input_gates() as u64, cell.recurrent_gates() as u64);
+                let biases = if matches!(cell, Cell::Gru { .. }) {
+                    2 * g_rec * h
+                } else {
+                    g_rec * h
+                };
+                // The first layer reads h features, the others every direction's h.
+                let direction = |input: u64| g_in * h * input + g_rec * h * h + biases;
+                let layer = |input: u64| dirs * direction(input);
+                let later = (*layers as u64).saturating_sub(1);
+                Some((layer(h) + later * layer(dirs * h)) * 4)
             }
             Source::Gemm(g) => Some(g.m as u64 * g.k as u64 * 4),
             Source::Named(n, _) if is_checkpoint_path(n) => {
