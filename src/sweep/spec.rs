@@ -535,8 +535,13 @@ impl SweepSpec {
                 let mut kept = g.kept.clone();
                 kept.sort_by(|a, b| b.total_cmp(a));
                 kept.dedup();
-                let mut cells = g.cell.clone();
-                cells.dedup();
+                // Each cell once, in the grid's order (`Cell` has no order to sort by).
+                let mut cells: Vec<Cell> = Vec::new();
+                for &cell in &g.cell {
+                    if !cells.contains(&cell) {
+                        cells.push(cell);
+                    }
+                }
                 for &cell in &cells {
                     for &hidden in &g.hidden {
                         sources.extend(kept.iter().map(|&kept| Source::Synthetic {
@@ -751,6 +756,14 @@ seq = [5]
             "name = \"k\"\n[[grid]]\nhidden = [8]\nkept=[1.5]\nmodes=[\"iss\"]\nbatch=[1]\nseq=[1]\n",
         );
         assert!(matches!(kept, Err(SpecError::Invalid { .. })));
+        // A cell listed twice is one model.
+        let cells = SweepSpec::from_toml(
+            "c.toml",
+            "name = \"c\"\n[[grid]]\nhidden = [8]\ncell = [\"gru\", \"lstm\", \"gru\"]\nmodes=[\"dense\"]\nbatch=[1]\nseq=[1]\n",
+        )
+        .unwrap();
+        let names: Vec<String> = cells.points().iter().map(|p| p.source.name()).collect();
+        assert_eq!(names, ["gru2x8-k1", "lstm2x8-k1"]);
         // A typo-sized grid of 10^8 points is refused before its points are listed.
         let ten: String = format!("[{}]", (1..=10).map(|i| i.to_string()).collect::<Vec<_>>().join(", "));
         let huge = format!(
