@@ -150,3 +150,53 @@ fn reduced_precision_is_refused_off_the_packed_backend() {
     let exec = RnnExecutor::prepare_at(&model, Backend::Packed, Precision::Bf16, true, "dense").unwrap();
     assert!(exec.backend().ends_with("-bf16"), "{}", exec.backend());
 }
+
+/// Bidirectional layers of every team cell, their directions compacted to
+/// unequal widths (so the backward direction's gates start mid-panel in
+/// the layer's joint projection), stay within the precision's tolerance
+/// of the fp32 reference and do not depend on the team's size.
+#[test]
+fn bidirectional_layers_at_reduced_precision_match_fp32_on_any_team() {
+    use issbench::iss::{analyze, compact};
+    use issbench::model::Cell;
+    for cell in [Cell::Lstm, Cell::Gru { reset_after: true }, Cell::Rhn { depth: 2 }] {
+        let full = SynthSpec {
+            name: "bi".into(),
+            input: 37,
+            layers: vec![41, 19],
+            seed: 4,
+            kept: Some(vec![34, 21, 7, 12]),
+            cell,
+            bidirectional: true,
+            logits: Some(1),
+            ..Default::default()
+        }
+        .build()
+        .unwrap();
+        let model = compact(&full, &analyze(&full, 0.0)).unwrap().model;
+        assert_eq!(model.hidden_sizes(), vec![34, 21, 7, 12], "{}", cell.describe());
+        for precision in [Precision::Bf16, Precision::Int8] {
+            for (seq, batch) in [(1, 1), (5, 3), (3, 11)] {
+                let inputs = Inputs::random(&model, seq, batch, 9);
+                let fp32 = reference_forward(&model, &inputs).unwrap();
+                let scale = fp32.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+                let tolerance = precision.default_tolerance().unwrap() as f32;
+                let mut first: Option<Vec<f32>> = None;
+                for threads in [1, 2, 3] {
+                    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                    let got = pool.install(|| {
+                        let mut exec = RnnExecutor::prepare_at(&model, Backend::Packed, precision, false, "iss").unwrap();
+                        exec.run(&inputs).unwrap().to_vec()
+                    });
+                    let what = format!("{} {precision} seq {seq} batch {batch} threads {threads}", cell.describe());
+                    let e = max_abs(&got, &fp32) / scale;
+                    assert!(e <= tolerance, "{what}: {e} of the largest output from fp32, above {tolerance}");
+                    match &first {
+                        None => first = Some(got),
+                        Some(f) => assert_eq!(&got, f, "{what}: differs from 1 thread"),
+                    }
+                }
+            }
+        }
+    }
+}

@@ -148,12 +148,12 @@ impl Out {
         }
     }
     pub(crate) fn of_shared(c: SharedOutput, start: Start) -> Out {
-        let (ptr, rows, cols) = c.raw_parts();
+        let (ptr, rows, cols, stride) = c.raw_parts();
         Out {
             ptr,
             rows,
             cols,
-            rsc: cols,
+            rsc: stride,
             csc: 1,
             start,
         }

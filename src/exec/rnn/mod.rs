@@ -4,7 +4,8 @@
 //! everything else is shared.
 //!
 //! Per layer and direction, the input projection of all time steps is one
-//! large GEMM (`G = X · W_ihᵀ + b`, over `seq · batch` rows); each time step
+//! large GEMM (`G = X · W_ihᵀ + b`, over `seq · batch` rows; on the team,
+//! one GEMM for all the layer's directions); each time step
 //! then runs the recurrent product on the last state and the cell update:
 //!
 //! - LSTM: `H_{t-1} · W_hhᵀ` added to the step's `G`, then the fused update;
@@ -47,8 +48,11 @@ struct ExecDir {
     reverse: bool,
     /// The gate rows' block layout (team forward), or `None`: canonical order.
     layout: Option<GateLayout>,
-    /// `[G_in·h, in]` in the layout's row order.
-    w_ih: PreparedWeight,
+    /// `[G_in·h, in]` (layer by layer; on the team the layer's
+    /// [`JointProjection`] holds these rows).
+    w_ih: Option<PreparedWeight>,
+    /// Team forward: the column of the layer's `G` where its gates start.
+    gates_at: usize,
     /// LSTM, GRU: one `[G·h, h]`; RHN: one `[2h, h]` per micro-layer.
     w_hh: Vec<PreparedWeight>,
     /// What the input projection starts from (LSTM: the folded bias; GRU:
@@ -63,6 +67,44 @@ struct ExecLayer {
     input: usize,
     output: usize,
     dirs: Vec<ExecDir>,
+    /// Team forward: the input projection of every direction at once.
+    joint: Option<JointProjection>,
+}
+
+/// The input projection of all of a layer's directions as one product:
+/// their gate rows one after the other (each direction's in its layout's
+/// order) and their biases, writing `G [rows, cols]`. One product reads
+/// `X` once for both directions of a bidirectional layer and pads their
+/// rows to whole panels once (34 + 21 LSTM units fill 7 panels, not 5 + 3).
+struct JointProjection {
+    w: PreparedWeight,
+    bias: Vec<f32>,
+    cols: usize,
+}
+
+impl JointProjection {
+    /// The projection of `dirs` (each direction's model weights and its
+    /// prepared form, whose layout and bias it takes).
+    fn prepare(dirs: &[(&Recurrent, &ExecDir)], backend: Backend, precision: Precision) -> Result<JointProjection, ExecError> {
+        let n_in = dirs.first().map_or(0, |(r, _)| r.input());
+        let (mut w, mut bias) = (Vec::new(), Vec::new());
+        for (r, d) in dirs {
+            let layout = d.layout.expect("team directions have a layout");
+            let rows = GateLayout {
+                gates: d.cell.input_gates(),
+                ..layout
+            }
+            .rows();
+            w.extend(permute_rows(r.w_ih(), n_in, &rows));
+            bias.extend_from_slice(&d.bias);
+        }
+        let cols = bias.len();
+        Ok(JointProjection {
+            w: PreparedWeight::at(backend, precision, &w, cols, n_in)?,
+            bias,
+            cols,
+        })
+    }
 }
 
 struct Head {
@@ -77,7 +119,8 @@ struct Head {
 struct Buffers {
     /// Layer inputs for all steps when they must be gathered (embedding).
     x0: Vec<f32>,
-    /// Per direction of the current layer: its input projection `[rows, G·h]`.
+    /// Per direction of the current layer: its input projection `[rows, G·h]`
+    /// (team forward: the first holds the layer's joint projection).
     gates: Vec<Vec<f32>>,
     /// Per direction: GRU's recurrent products, RHN's micro-layer gates and
     /// state, `[batch, ...]`.
@@ -145,8 +188,11 @@ impl ExecDir {
         };
         let prep = |w: &[f32], rows: usize, cols: usize| PreparedWeight::at(backend, precision, w, rows, cols);
         let g_in = cell.input_gates();
-        let in_rows = order(g_in);
-        let w_ih = prep(&permute_rows(r.w_ih(), n_in, &in_rows), g_in * h, n_in)?;
+        let w_ih = if team {
+            None
+        } else {
+            Some(prep(&permute_rows(r.w_ih(), n_in, &order(g_in)), g_in * h, n_in)?)
+        };
         let pick = |v: &[f32], rows: &[usize]| rows.iter().map(|&i| v[i]).collect::<Vec<f32>>();
         let (w_hh, bias, rec_bias) = match cell {
             Cell::Rhn { depth } => {
@@ -186,6 +232,7 @@ impl ExecDir {
             reverse,
             layout,
             w_ih,
+            gates_at: 0,
             w_hh,
             bias,
             rec_bias,
@@ -221,14 +268,26 @@ impl RnnExecutor {
             .layers()
             .iter()
             .map(|l| {
-                let dirs = l
+                let mut dirs = l
                     .directions()
                     .map(|(d, r)| ExecDir::prepare(r, l.offset(d), d == Direction::Backward, backend, precision, team))
                     .collect::<Result<Vec<_>, _>>()?;
+                let joint = if team {
+                    let mut at = 0;
+                    for d in &mut dirs {
+                        d.gates_at = at;
+                        at += d.cell.input_gates() * d.hidden;
+                    }
+                    let parts: Vec<_> = l.directions().map(|(_, r)| r).zip(&dirs).collect();
+                    Some(JointProjection::prepare(&parts, backend, precision)?)
+                } else {
+                    None
+                };
                 Ok(ExecLayer {
                     input: l.input(),
                     output: l.output(),
                     dirs,
+                    joint,
                 })
             })
             .collect::<Result<Vec<_>, ExecError>>()?;
@@ -324,9 +383,14 @@ impl RnnExecutor {
         b.cell.resize_with(most_dirs, Vec::new);
         b.dir_out.resize_with(most_dirs, Vec::new);
         for layer in &self.layers {
+            if let Some(j) = &layer.joint {
+                grow(&mut b.gates[0], rows * j.cols);
+            }
             for (i, d) in layer.dirs.iter().enumerate() {
                 let h = d.hidden;
-                grow(&mut b.gates[i], rows * d.cell.input_gates() * h);
+                if layer.joint.is_none() {
+                    grow(&mut b.gates[i], rows * d.cell.input_gates() * h);
+                }
                 let scratch = match d.cell {
                     Cell::Gru { .. } => batch * 6 * h,
                     // Two gate buffers and two states, for micro-layers in turn.

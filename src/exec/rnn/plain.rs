@@ -28,7 +28,10 @@ pub(super) fn forward(layers: &[ExecLayer], x0: &[f32], b: &mut Buffers, seq: us
         for (i, d) in layer.dirs.iter().enumerate() {
             let g_in = d.cell.input_gates() * d.hidden;
             let gates = &mut b.gates[i][..rows * g_in];
-            d.w_ih.apply_with_bias(MatRef::row_major(x, rows, layer.input), &d.bias, gates);
+            d.w_ih
+                .as_ref()
+                .expect("layer-by-layer directions have their own w_ih")
+                .apply_with_bias(MatRef::row_major(x, rows, layer.input), &d.bias, gates);
             let scratch = &mut b.scratch[i];
             let cell = &mut b.cell[i][..batch * d.hidden];
             cell.fill(0.0);

@@ -2,8 +2,9 @@
 //! backend, every precision): no fork-join between phases.
 //!
 //! Per layer, the workers stage the layer's input together where the
-//! kernels do not read it in place, then compute each direction's input
-//! projection chunk of panels by chunk; then, step by step, each computes
+//! kernels do not read it in place, then compute the input projection of
+//! all its directions at once (a [`JointProjection`]) chunk of panels by
+//! chunk; then, step by step, each computes
 //! the recurrent product of a chunk of blocks of units (see [`super::layout`])
 //! and the update of those units while their gates are in its cache. Both
 //! directions of a bidirectional layer run in the same phases (the
@@ -20,7 +21,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::claims::claimer;
 use super::layout::GateLayout;
-use super::{Buffers, ExecDir, ExecLayer, state_view};
+use super::{Buffers, ExecDir, ExecLayer, JointProjection, state_view};
 use crate::exec::PreparedWeight;
 use crate::exec::team_product::{StagedPtrs, Staging, TeamWeight};
 use crate::kernels::activations::{gru_update, lstm_cell_update_blocks, rhn_update};
@@ -79,10 +80,13 @@ fn phases(d: &ExecDir) -> usize {
 /// claims and progress arrays.
 struct Plan {
     workers: usize,
-    /// Per layer: its staging counters' start in `progress` (4 of them).
+    /// Per layer: its counters' start in `progress` (4 for staging, 1 for
+    /// the copy of a bidirectional layer's outputs, 1 for its projection)
+    /// and its projection's claim set in `claims`.
     layer_progress: Vec<usize>,
+    layer_claims: Vec<usize>,
     /// Per layer and direction: its first claim set and its first progress
-    /// counter (the projection's), then one of each per step and phase.
+    /// counter, one of each per step and phase.
     dir_claims: Vec<Vec<usize>>,
     dir_progress: Vec<Vec<usize>>,
     claims: usize,
@@ -92,15 +96,18 @@ struct Plan {
 impl Plan {
     fn new(layers: &[ExecLayer], seq: usize, workers: usize) -> Plan {
         let (mut claims, mut progress) = (0, 0);
-        let (mut layer_progress, mut dir_claims, mut dir_progress) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut layer_progress, mut layer_claims) = (Vec::new(), Vec::new());
+        let (mut dir_claims, mut dir_progress) = (Vec::new(), Vec::new());
         for layer in layers {
             layer_progress.push(progress);
-            progress += 5;
+            progress += 6;
+            layer_claims.push(claims);
+            claims += workers;
             let (mut c, mut p) = (Vec::new(), Vec::new());
             for d in &layer.dirs {
                 c.push(claims);
                 p.push(progress);
-                let sets = 1 + seq * phases(d);
+                let sets = seq * phases(d);
                 claims += sets * workers;
                 progress += sets;
             }
@@ -110,14 +117,15 @@ impl Plan {
         Plan {
             workers,
             layer_progress,
+            layer_claims,
             dir_claims,
             dir_progress,
             claims,
             progress,
         }
     }
-    /// The claim counters of layer `l`, direction `i`: set 0 is the
-    /// projection's, set `1 + s·phases + phase` step `s`'s.
+    /// The claim counters of layer `l`, direction `i`: set
+    /// `s·phases + phase` is step `s`'s.
     fn claims<'a>(&self, all: &'a [AtomicUsize], l: usize, i: usize, set: usize) -> &'a [AtomicUsize] {
         let start = self.dir_claims[l][i] + set * self.workers;
         &all[start..start + self.workers]
@@ -136,16 +144,22 @@ impl Plan {
     fn copied<'a>(&self, all: &'a [AtomicUsize], l: usize) -> &'a AtomicUsize {
         &all[self.layer_progress[l] + 4]
     }
+    /// Layer `l`'s input projection: its claim counters and its panels done.
+    fn projection<'a>(&self, claims: &'a [AtomicUsize], progress: &'a [AtomicUsize], l: usize) -> (&'a [AtomicUsize], &'a AtomicUsize) {
+        let start = self.layer_claims[l];
+        (&claims[start..start + self.workers], &progress[self.layer_progress[l] + 5])
+    }
 }
 
 /// What the workers share.
 struct Shared<'a> {
     x: &'a [f32],
     staged: Vec<StagedPtrs<'a>>,
-    /// Per direction slot: gates `[rows, G_in·h]`, scratch, LSTM cell state,
-    /// and its own outputs `[rows, h]` (bidirectional layers; a
-    /// unidirectional layer's direction writes the layer's output).
-    gates: Vec<SendPtr>,
+    /// The layer's input projection `[rows, joint columns]`.
+    gates: SendPtr,
+    /// Per direction slot: scratch, LSTM cell state, and its own outputs
+    /// `[rows, h]` (bidirectional layers; a unidirectional layer's
+    /// direction writes the layer's output).
     scratch: Vec<SendPtr>,
     cell: Vec<SendPtr>,
     dir_out: Vec<SendPtr>,
@@ -193,14 +207,14 @@ pub(super) fn forward(layers: &[ExecLayer], x: &[f32], b: &mut Buffers, seq: usi
         .enumerate()
         .map(|(li, l)| {
             let input: &[f32] = if li == 0 { x } else { &b.ys[li - 1] };
-            let w = team_weight(&l.dirs[0].w_ih);
+            let w = team_weight(&joint(l).w);
             let staging = w.staging(MatRef::row_major(&input[..rows * l.input], rows, l.input));
             b.staged_x.grow_for(w, staging, rows);
             staging
         })
         .collect();
     let ys: Vec<SendPtr> = b.ys.iter_mut().map(|y| SendPtr(y.as_mut_ptr())).collect();
-    let gates: Vec<SendPtr> = b.gates.iter_mut().map(|g| SendPtr(g.as_mut_ptr())).collect();
+    let gates = SendPtr(b.gates[0].as_mut_ptr());
     let scratch: Vec<SendPtr> = b.scratch.iter_mut().map(|g| SendPtr(g.as_mut_ptr())).collect();
     let scratch_len: Vec<usize> = b.scratch.iter().map(Vec::len).collect();
     let cell: Vec<SendPtr> = b.cell.iter_mut().map(|g| SendPtr(g.as_mut_ptr())).collect();
@@ -232,18 +246,12 @@ pub(super) fn forward(layers: &[ExecLayer], x: &[f32], b: &mut Buffers, seq: usi
             let staged = &shared.staged[li];
             if stagings[li] != Staging::InPlace {
                 let parts = PACK_PARTS_PER_WORKER * workers;
-                let w_ih = team_weight(&layer.dirs[0].w_ih);
+                let w_ih = team_weight(&joint(layer).w);
                 prepare_projection(w_ih, x, stagings[li], staged, team, plan.staging(shared.progress, li), parts);
             }
-            for (i, d) in layer.dirs.iter().enumerate() {
-                let claims = plan.claims(shared.claims, li, i, 0);
-                let done = plan.progress(shared.progress, li, i, 0);
-                input_projection(d, x, stagings[li], staged, shared.gates[i], team, done, claims, w);
-            }
-            for (i, d) in layer.dirs.iter().enumerate() {
-                let panels = (d.cell.input_gates() * d.hidden).div_ceil(PANEL);
-                team.wait_done(plan.progress(shared.progress, li, i, 0), panels);
-            }
+            let (claims, done) = plan.projection(shared.claims, shared.progress, li);
+            input_projection(joint(layer), x, stagings[li], staged, shared.gates, team, done, claims, w);
+            team.wait_done(done, joint(layer).cols.div_ceil(PANEL));
             let most = layer.dirs.iter().map(phases).max().unwrap_or(1);
             // Each direction writes outputs of its own width: the layer's
             // when it is alone, else its own buffer, copied in at the end
@@ -259,9 +267,9 @@ pub(super) fn forward(layers: &[ExecLayer], x: &[f32], b: &mut Buffers, seq: usi
                     let n = layer.dirs.len();
                     let order = (0..n).map(|j| (j + w) % n).map(|i| (i, &layer.dirs[i]));
                     for (i, d) in order.filter(|(_, d)| phase < phases(d)) {
-                        let set = 1 + s * phases(d) + phase;
-                        // Set 0 (the projection) was waited for above.
-                        if set > 1 {
+                        let set = s * phases(d) + phase;
+                        // The projection, before set 0, was waited for above.
+                        if set > 0 {
                             team.wait_done(plan.progress(shared.progress, li, i, set - 1), blocks(d));
                         }
                         let step = Step {
@@ -271,7 +279,8 @@ pub(super) fn forward(layers: &[ExecLayer], x: &[f32], b: &mut Buffers, seq: usi
                             seq,
                             batch,
                             y: if bidirectional { shared.dir_out[i] } else { shared.ys[li] },
-                            gates: shared.gates[i],
+                            gates: shared.gates,
+                            gate_stride: joint(layer).cols,
                             scratch: shared.scratch[i],
                             scratch_len: scratch_len[i],
                             cell: shared.cell[i],
@@ -287,7 +296,7 @@ pub(super) fn forward(layers: &[ExecLayer], x: &[f32], b: &mut Buffers, seq: usi
             }
             // Every direction's last phase, before its outputs are read.
             for (i, d) in layer.dirs.iter().enumerate().filter(|_| seq > 0) {
-                team.wait_done(plan.progress(shared.progress, li, i, seq * phases(d)), blocks(d));
+                team.wait_done(plan.progress(shared.progress, li, i, seq * phases(d) - 1), blocks(d));
             }
             if bidirectional {
                 // Worker w copies its share of the rows into the layer's output.
@@ -352,13 +361,18 @@ fn prepare_projection(
     team.wait_done(staged_done, parts);
 }
 
-/// Worker `w`'s part of a direction's input projection, `G = b + X · W_ihᵀ`
-/// over all rows: chunks of panels claimed through `claims`, with `X` read
-/// as `staging` says. The accumulators start from the bias, which saves a
-/// write and a read of `G`.
+/// Layer `l`'s joint input projection.
+fn joint(l: &ExecLayer) -> &JointProjection {
+    l.joint.as_ref().expect("team layers have a joint projection")
+}
+
+/// Worker `w`'s part of a layer's input projection, `G = b + X · W_ihᵀ`
+/// over all rows and directions: chunks of panels claimed through
+/// `claims`, with `X` read as `staging` says. The accumulators start from
+/// the bias, which saves a write and a read of `G`.
 #[allow(clippy::too_many_arguments)]
 fn input_projection(
-    d: &ExecDir,
+    p: &JointProjection,
     x: MatRef,
     staging: Staging,
     staged: &StagedPtrs,
@@ -369,8 +383,8 @@ fn input_projection(
     w: usize,
 ) {
     let rows = x.rows();
-    let g = d.cell.input_gates() * d.hidden;
-    let w_ih = team_weight(&d.w_ih);
+    let g = p.cols;
+    let w_ih = team_weight(&p.w);
     let panels = g.div_ceil(PANEL);
     // Ranges of whole chunks of the kernel's order (each reads all of X);
     // one worker takes all the panels at once.
@@ -389,8 +403,8 @@ fn input_projection(
     // them; the bias row outlives the call and nothing writes it.
     unsafe {
         let c = SharedOutput::from_raw(gates, rows, g);
-        debug_assert_eq!(d.bias.len(), g);
-        w_ih.project(x, staging, staged, c, Start::bias(&d.bias), claim, done);
+        debug_assert_eq!(p.bias.len(), g);
+        w_ih.project(x, staging, staged, c, Start::bias(&p.bias), claim, done);
     }
 }
 
@@ -417,7 +431,10 @@ struct Step<'a> {
     batch: usize,
     /// The direction's outputs `[rows, h]`.
     y: SendPtr,
+    /// The layer's input projection, `gate_stride` columns per row (this
+    /// direction's from `d.gates_at`).
     gates: SendPtr,
+    gate_stride: usize,
     scratch: SendPtr,
     scratch_len: usize,
     cell: SendPtr,
@@ -511,7 +528,9 @@ impl Step<'_> {
                 // SAFETY: each claimed panel's columns of G belong to the
                 // worker that claimed them.
                 unsafe {
-                    let g = SharedOutput::from_raw(self.gates, rows, g_cols).rows(p * batch..(p + 1) * batch);
+                    let g = SharedOutput::from_raw(self.gates, rows, self.gate_stride)
+                        .columns(d.gates_at..d.gates_at + g_cols)
+                        .rows(p * batch..(p + 1) * batch);
                     team_weight(&d.w_hh[0]).recur(state(q), g, true, order, claim, update);
                 }
             }
@@ -524,6 +543,13 @@ impl Step<'_> {
         let (batch, h) = (self.batch, self.d.hidden);
         // SAFETY: the scratch holds [gates 2h | state | state | zeros h] per batch row.
         unsafe { self.scratch.get().add(batch * 2 * h + (i % 2) * batch * h) }
+    }
+
+    /// Where row `row` of this direction's gates starts in the layer's `G`.
+    fn gate_row(&self, row: usize) -> *const f32 {
+        // SAFETY: G holds `rows · gate_stride` values and the direction's
+        // gates lie inside each row.
+        unsafe { self.gates.get().add(row * self.gate_stride + self.d.gates_at) }
     }
 
     /// The zero state (the scratch's last `batch · h` values).
@@ -541,7 +567,6 @@ impl Step<'_> {
         let d = self.d;
         let (h, batch, width) = (d.hidden, self.batch, d.hidden);
         let (p, q) = self.positions();
-        let g_cols = d.cell.input_gates() * h;
         let n = units.len();
         let g0 = layout.block_start(units.start);
         // SAFETY (all below): rows and offsets lie inside the buffers the
@@ -556,7 +581,7 @@ impl Step<'_> {
             };
             for b in 0..batch {
                 let row = p * batch + b;
-                let gates = std::slice::from_raw_parts(self.gates.get().add(row * g_cols + g0), layout.gates * n);
+                let gates = std::slice::from_raw_parts(self.gate_row(row).add(g0), layout.gates * n);
                 match d.cell {
                     Cell::Lstm => {
                         let c = std::slice::from_raw_parts_mut(self.cell.get().add(b * h + units.start), n);
@@ -571,7 +596,7 @@ impl Step<'_> {
                         for u0 in units.clone().step_by(layout.units) {
                             let m = (u0 + layout.units).min(units.end) - u0;
                             let at = layout.block_start(u0);
-                            let input = std::slice::from_raw_parts(self.gates.get().add(row * g_cols + at), 3 * m);
+                            let input = std::slice::from_raw_parts(self.gate_row(row).add(at), 3 * m);
                             let rec: &[f32] = match q {
                                 Some(_) => std::slice::from_raw_parts(self.scratch.get().add(b * 3 * h + at), 3 * m),
                                 None => &d.rec_bias[0][at..at + 3 * m],
@@ -587,7 +612,7 @@ impl Step<'_> {
                             let m = (u0 + layout.units).min(units.end) - u0;
                             let at = layout.block_start(u0);
                             let g: &[f32] = if i == 0 {
-                                std::slice::from_raw_parts(self.gates.get().add(row * g_cols + at), 2 * m)
+                                std::slice::from_raw_parts(self.gate_row(row).add(at), 2 * m)
                             } else {
                                 std::slice::from_raw_parts(self.scratch.get().add(b * 2 * h + at), 2 * m)
                             };

@@ -10,6 +10,9 @@ pub struct SharedOutput<'a> {
     pub(super) ptr: SendPtr,
     pub(super) rows: usize,
     pub(super) cols: usize,
+    /// Floats from one row's start to the next's (`cols`, or more in a
+    /// column window of a wider matrix).
+    pub(super) stride: usize,
     pub(super) _borrow: std::marker::PhantomData<&'a mut [f32]>,
 }
 
@@ -21,6 +24,7 @@ impl<'a> SharedOutput<'a> {
             ptr: SendPtr(c.as_mut_ptr()),
             rows,
             cols,
+            stride: cols,
             _borrow: std::marker::PhantomData,
         }
     }
@@ -35,20 +39,21 @@ impl<'a> SharedOutput<'a> {
             ptr,
             rows,
             cols,
+            stride: cols,
             _borrow: std::marker::PhantomData,
         }
     }
-    /// The matrix's first element, rows and columns: for the
+    /// The matrix's first element, rows, columns and row stride: for the
     /// reduced-precision families (`kernels::int8`, `kernels::bf16`),
     /// which write through the same shared views.
-    pub(crate) fn raw_parts(&self) -> (SendPtr, usize, usize) {
-        (self.ptr, self.rows, self.cols)
+    pub(crate) fn raw_parts(&self) -> (SendPtr, usize, usize, usize) {
+        (self.ptr, self.rows, self.cols, self.stride)
     }
     /// The kernels' view of this matrix, starting from `start`.
     pub(super) fn out(&self, start: Start) -> PanelOut {
         PanelOut {
             ptr: self.ptr,
-            rsc: self.cols,
+            rsc: self.stride,
             csc: 1,
             n: self.cols,
             start,
@@ -63,8 +68,23 @@ impl<'a> SharedOutput<'a> {
         );
         SharedOutput {
             // SAFETY: the offset stays inside the shared matrix (checked above).
-            ptr: SendPtr(unsafe { self.ptr.get().add(range.start * self.cols) }),
+            ptr: SendPtr(unsafe { self.ptr.get().add(range.start * self.stride) }),
             rows: range.len(),
+            ..self
+        }
+    }
+    /// Columns `range` of the same matrix: a window whose rows keep the
+    /// whole matrix's stride (one direction's gates among a layer's).
+    pub fn columns(self, range: std::ops::Range<usize>) -> SharedOutput<'a> {
+        assert!(
+            range.start <= range.end && range.end <= self.cols,
+            "columns {range:?} of {}",
+            self.cols
+        );
+        SharedOutput {
+            // SAFETY: the offset stays inside the shared matrix (checked above).
+            ptr: SendPtr(unsafe { self.ptr.get().add(range.start) }),
+            cols: range.len(),
             ..self
         }
     }
