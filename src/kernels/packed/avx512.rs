@@ -3,7 +3,7 @@
 use super::PANEL;
 use super::blocking::PREFETCH_AHEAD;
 use super::micro::{KernelFn, MicroKernels};
-use super::tile::Tile;
+use super::tile::{Tile, TileA};
 
 /// The AVX-512 kernels.
 pub(super) struct Avx512;
@@ -40,14 +40,38 @@ impl MicroKernels for Avx512 {
 
 /// `MR` rows x 32 columns in `2 * MR` zmm accumulators per chain; each `k`
 /// step loads one panel row (two vectors) and broadcasts `MR` elements of
-/// `A`. With `CHAINS > 1`, consecutive steps go to independent accumulator
-/// sets (summed at the end). With `PREFETCH`, each step prefetches the
-/// panel row [`PREFETCH_AHEAD`] ahead.
+/// `A`, packed or read in place. With `CHAINS > 1`, consecutive steps go to
+/// independent accumulator sets (summed at the end). With `PREFETCH`, each
+/// step prefetches the panel row [`PREFETCH_AHEAD`] ahead.
 ///
 /// # Safety
 /// AVX-512F must be present, and the tile must lie inside `A`, the panel and `C`.
 #[target_feature(enable = "avx512f")]
 unsafe fn micro_avx512<const MR: usize, const CHAINS: usize, const PREFETCH: bool>(t: &Tile) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        match t.a {
+            TileA::Packed(a) => {
+                debug_assert_eq!(a.len(), t.kb * MR);
+                steps::<MR, CHAINS, PREFETCH, false>(t, a.as_ptr(), 1)
+            }
+            TileA::InPlace { first, row_stride } => steps::<MR, CHAINS, PREFETCH, true>(t, first, row_stride),
+        }
+    }
+}
+
+/// The body of [`micro_avx512`] for `A` packed (`[kb][MR]` from `a`) or,
+/// with `IN_PLACE`, read in place (row `r`'s steps from `a + r · row_stride`).
+///
+/// # Safety
+/// As [`micro_avx512`].
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn steps<const MR: usize, const CHAINS: usize, const PREFETCH: bool, const IN_PLACE: bool>(
+    t: &Tile,
+    a: *const f32,
+    row_stride: usize,
+) {
     // SAFETY: the caller guarantees the CPU features and that the tile
     // lies inside A, the panel and C (see `Job::run_slice`).
     unsafe {
@@ -63,9 +87,7 @@ unsafe fn micro_avx512<const MR: usize, const CHAINS: usize, const PREFETCH: boo
                 *acc_r = [_mm512_loadu_ps(src), _mm512_loadu_ps(src.add(16))];
             }
         }
-        let a = t.a.packed();
-        debug_assert_eq!(a.len(), t.kb * MR);
-        let mut ap = a.as_ptr();
+        let mut ap = a;
         let mut bp = t.panel.rows().as_ptr();
         // One `k` step into accumulator set `$chain` (a macro, not a closure:
         // a closure would not inherit this function's target features).
@@ -81,12 +103,12 @@ unsafe fn micro_avx512<const MR: usize, const CHAINS: usize, const PREFETCH: boo
                 let b0 = _mm512_loadu_ps(bp);
                 let b1 = _mm512_loadu_ps(bp.add(16));
                 for (r, acc_r) in $chain.iter_mut().enumerate() {
-                    let x = _mm512_set1_ps(*ap.add(r));
+                    let x = _mm512_set1_ps(if IN_PLACE { *ap.add(r * row_stride) } else { *ap.add(r) });
                     acc_r[0] = _mm512_fmadd_ps(x, b0, acc_r[0]);
                     acc_r[1] = _mm512_fmadd_ps(x, b1, acc_r[1]);
                 }
                 bp = bp.add(PANEL);
-                ap = ap.add(MR);
+                ap = ap.add(if IN_PLACE { 1 } else { MR });
             };
         }
         for _ in 0..t.kb / CHAINS {

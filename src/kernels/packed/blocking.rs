@@ -74,10 +74,11 @@ pub(super) fn passes_per_panel(level: SimdLevel, rows: usize) -> usize {
 }
 
 /// Whether the kernels at `level` read `A` where it is, without packing
-/// it: AVX2, when its rows are contiguous (its kernel broadcasts from each
-/// row, as MLAS's does; packing is an extra pass over `A` per product).
+/// it: AVX2 and AVX-512, when its rows are contiguous (their kernels
+/// broadcast from each row, as MLAS's do; packing is an extra pass over
+/// `A` per product).
 pub(crate) fn reads_a_in_place(level: SimdLevel, a: MatRef) -> bool {
-    level == SimdLevel::Avx2Fma && (a.col_stride() == 1 || a.cols() <= 1)
+    matches!(level, SimdLevel::Avx2Fma | SimdLevel::Avx512) && (a.col_stride() == 1 || a.cols() <= 1)
 }
 
 /// Whether `rows x k` of `A` (in `blocks` row blocks, `passes` passes per

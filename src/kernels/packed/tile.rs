@@ -10,8 +10,8 @@ use super::panel::PanelSlice;
 pub(super) enum TileA<'a> {
     /// Packed, `[kb][rows]`.
     Packed(&'a [f32]),
-    /// In place (AVX2 only): row `r`'s `kb` values one after the other
-    /// from `first + r * row_stride`.
+    /// In place: row `r`'s `kb` values one after the other from
+    /// `first + r * row_stride`.
     InPlace { first: *const f32, row_stride: usize },
 }
 
@@ -20,7 +20,7 @@ impl<'a> TileA<'a> {
     pub(super) fn packed(self) -> &'a [f32] {
         match self {
             TileA::Packed(a) => a,
-            TileA::InPlace { .. } => unreachable!("only the AVX2 kernel reads A in place"),
+            TileA::InPlace { .. } => unreachable!("the portable kernel reads A packed"),
         }
     }
 }
