@@ -50,7 +50,6 @@ fn dense_matches_reference_forward() {
     for threads in [1, 2, 3] {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
         for model in models() {
-            // 66 rows: the packed team splits the input projection by rows.
             for (seq, batch) in [(1, 1), (3, 2), (5, 4), (4, 5), (2, 13), (6, 11)] {
                 let inputs = Inputs::random(&model, seq, batch, 9);
                 let want = reference_forward(&model, &inputs).unwrap();
@@ -192,4 +191,32 @@ fn mismatched_inputs_are_errors_not_panics() {
     };
     assert!(exec.run(&wide).unwrap_err().to_string().contains("the first layer takes width 6"));
     assert!(reference_forward(&model, &bad_token).is_err());
+}
+
+/// Long sequences through narrow layers, where the team cuts each input
+/// projection into parts of rows (301 rows: parts of whole row blocks and
+/// a short last one), give the reference's outputs, and the same bits on
+/// 1, 2 and 3 threads: a row's sums do not depend on who computes them.
+#[test]
+fn projections_cut_by_rows_match_the_reference_and_every_team() {
+    for cell in [Cell::Lstm, Cell::Gru { reset_after: true }, Cell::Rhn { depth: 2 }] {
+        for bidirectional in [false, true] {
+            // Projections above the one-thread bound (4Mi multiply-adds).
+            let model = cell_spec(cell, bidirectional, 701, &[12, 14], None, 8);
+            let inputs = Inputs::random(&model, 43, 7, 3);
+            let want = reference_forward(&model, &inputs).unwrap();
+            let mut first: Option<Vec<f32>> = None;
+            for threads in [1, 2, 3] {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                let mut exec = RnnExecutor::prepare(&model, Backend::Packed, false, "dense");
+                let got = pool.install(|| exec.run(&inputs).unwrap().to_vec());
+                let what = format!("{} bidirectional {bidirectional} threads {threads}", cell.describe());
+                assert_close(&got, &want, &what);
+                match &first {
+                    None => first = Some(got),
+                    Some(f) => assert_eq!(&got, f, "{what}: differs from 1 thread"),
+                }
+            }
+        }
+    }
 }

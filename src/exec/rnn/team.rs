@@ -251,7 +251,7 @@ pub(super) fn forward(layers: &[ExecLayer], x: &[f32], b: &mut Buffers, seq: usi
             }
             let (claims, done) = plan.projection(shared.claims, shared.progress, li);
             input_projection(joint(layer), x, stagings[li], staged, shared.gates, team, done, claims, w);
-            team.wait_done(done, joint(layer).cols.div_ceil(PANEL));
+            team.wait_done(done, projection_work(rows, joint(layer).cols, stagings[li], workers));
             let most = layer.dirs.iter().map(phases).max().unwrap_or(1);
             // Each direction writes outputs of its own width: the layer's
             // when it is alone, else its own buffer, copied in at the end
@@ -366,10 +366,43 @@ fn joint(l: &ExecLayer) -> &JointProjection {
     l.joint.as_ref().expect("team layers have a joint projection")
 }
 
+/// Parts of its rows a layer's input projection is cut into, each a
+/// product of its own over all the panels: where the kernels read `X` in
+/// place and `X` is larger than the weight (a bidirectional layer's
+/// narrow directions over a long sequence), so that each worker streams
+/// the small weight rather than all of `X`, and a few panels do not split
+/// unevenly between the workers (7 panels: 4 and 3). Two parts per worker,
+/// for the others to take over a slow one's second. Else 1.
+fn row_parts(rows: usize, cols: usize, staging: Staging, workers: usize) -> usize {
+    let parts = 2 * workers;
+    if workers > 1 && staging == Staging::InPlace && rows >= cols && rows >= parts * MIN_PART_ROWS {
+        parts
+    } else {
+        1
+    }
+}
+
+/// Fewest rows of a part of a projection cut by rows: a few of the
+/// kernels' row blocks (12 rows with AVX-512, 6 with AVX2).
+const MIN_PART_ROWS: usize = 48;
+
+/// Rows of part `i` of `parts`: whole row blocks but the last part's.
+fn part_rows(rows: usize, parts: usize, i: usize) -> std::ops::Range<usize> {
+    const ALIGN: usize = 12;
+    let at = |i: usize| if i == parts { rows } else { (rows * i / parts) / ALIGN * ALIGN };
+    at(i)..at(i + 1)
+}
+
+/// What a layer's input projection counts done: panels, in every row part.
+fn projection_work(rows: usize, cols: usize, staging: Staging, workers: usize) -> usize {
+    row_parts(rows, cols, staging, workers) * cols.div_ceil(PANEL)
+}
+
 /// Worker `w`'s part of a layer's input projection, `G = b + X · W_ihᵀ`
 /// over all rows and directions: chunks of panels claimed through
-/// `claims`, with `X` read as `staging` says. The accumulators start from
-/// the bias, which saves a write and a read of `G`.
+/// `claims` (or whole row parts, see [`row_parts`]), with `X` read as
+/// `staging` says. The accumulators start from the bias, which saves a
+/// write and a read of `G`.
 #[allow(clippy::too_many_arguments)]
 fn input_projection(
     p: &JointProjection,
@@ -386,6 +419,29 @@ fn input_projection(
     let g = p.cols;
     let w_ih = team_weight(&p.w);
     let panels = g.div_ceil(PANEL);
+    let parts = row_parts(rows, g, staging, claims.len());
+    if parts > 1 {
+        // Claimed a whole part at a time: shares of whole parts (`parts`
+        // is a multiple of the workers).
+        let mut claim = claimer(claims, parts * panels, panels, panels, w, false, PanelOrder::Ascending);
+        while let Some(range) = claim() {
+            debug_assert_eq!(range.len(), panels);
+            let r = part_rows(rows, parts, range.start / panels);
+            let k = x.cols();
+            debug_assert_eq!(x.row_stride(), k, "X is read in place, row after row");
+            let part = MatRef::row_major(&x.data()[r.start * k..r.end * k], r.len(), k);
+            let mut whole = Some(0..panels);
+            // SAFETY: X is read in place; each part's rows of G belong to
+            // the worker that claimed the part; the bias row outlives the
+            // call and nothing writes it.
+            unsafe {
+                let c = SharedOutput::from_raw(gates, rows, g).rows(r);
+                let done = |range: std::ops::Range<usize>| team.complete(progress, range.len());
+                w_ih.project(part, staging, staged, c, Start::bias(&p.bias), || whole.take(), done);
+            }
+        }
+        return;
+    }
     // Ranges of whole chunks of the kernel's order (each reads all of X);
     // one worker takes all the panels at once.
     let granule = w_ih.granule(rows, x.cols());
