@@ -261,12 +261,18 @@ pub(super) fn forward(layers: &[ExecLayer], x: &[f32], b: &mut Buffers, seq: usi
             // directions of a layer share no state, so neither holds the
             // other up (where one worker does each, they run side by side).
             let blocks = |d: &ExecDir| d.layout.expect("team directions have a layout").blocks();
+            // Where every step is small and each direction can have a
+            // worker of its own, direction i is worker i's alone: claiming
+            // the other's steps too would make each worker wait, every
+            // step, for the other direction's last one.
+            let n = layer.dirs.len();
+            let own_directions = n > 1 && workers >= n && layer.dirs.iter().all(|d| small_step(d, batch));
             for s in 0..seq {
                 for phase in 0..most {
                     // Worker w starts on direction w (mod 2).
-                    let n = layer.dirs.len();
                     let order = (0..n).map(|j| (j + w) % n).map(|i| (i, &layer.dirs[i]));
-                    for (i, d) in order.filter(|(_, d)| phase < phases(d)) {
+                    let mine = |(i, d): &(usize, &ExecDir)| phase < phases(d) && (!own_directions || *i == w);
+                    for (i, d) in order.filter(mine) {
                         let set = s * phases(d) + phase;
                         // The projection, before set 0, was waited for above.
                         if set > 0 {
