@@ -267,11 +267,15 @@ pub(super) fn forward(layers: &[ExecLayer], x: &[f32], b: &mut Buffers, seq: usi
             // step, for the other direction's last one.
             let n = layer.dirs.len();
             let own_directions = n > 1 && workers >= n && layer.dirs.iter().all(|d| small_step(d, batch));
-            for s in 0..seq {
+            // One worker runs the directions one after the other, each
+            // keeping its recurrent weights in cache for all its steps.
+            let passes = if workers == 1 { n } else { 1 };
+            for (pass, s) in (0..passes).flat_map(|pass| (0..seq).map(move |s| (pass, s))) {
                 for phase in 0..most {
                     // Worker w starts on direction w (mod 2).
                     let order = (0..n).map(|j| (j + w) % n).map(|i| (i, &layer.dirs[i]));
-                    let mine = |(i, d): &(usize, &ExecDir)| phase < phases(d) && (!own_directions || *i == w);
+                    let mine =
+                        |(i, d): &(usize, &ExecDir)| phase < phases(d) && (!own_directions || *i == w) && (passes == 1 || *i == pass);
                     for (i, d) in order.filter(mine) {
                         let set = s * phases(d) + phase;
                         // The projection, before set 0, was waited for above.
