@@ -74,11 +74,22 @@ pub(super) fn passes_per_panel(level: SimdLevel, rows: usize) -> usize {
 }
 
 /// Whether the kernels at `level` read `A` where it is, without packing
-/// it: AVX2 and AVX-512, when its rows are contiguous (their kernels
-/// broadcast from each row, as MLAS's do; packing is an extra pass over
-/// `A` per product).
+/// it, when its rows are contiguous (the kernels broadcast from each row,
+/// as MLAS's do; packing is an extra pass over `A` per product): AVX2
+/// always; AVX-512 for one row block (a recurrent step) or where `A`
+/// leaves L2 (an input projection over a long sequence). Between the two,
+/// several row blocks of a small `A` stay packed: one stream beside `B`'s
+/// (docs/tuning.md, "Bidirectional layers against ONNX Runtime").
 pub(crate) fn reads_a_in_place(level: SimdLevel, a: MatRef) -> bool {
-    matches!(level, SimdLevel::Avx2Fma | SimdLevel::Avx512) && (a.col_stride() == 1 || a.cols() <= 1)
+    let contiguous = a.col_stride() == 1 || a.cols() <= 1;
+    match level {
+        SimdLevel::Avx2Fma => contiguous,
+        SimdLevel::Avx512 => {
+            let large = a.rows() * a.cols() * std::mem::size_of::<f32>() > A_RESIDENT_BYTES_AVX512;
+            contiguous && (row_blocks(level, a.rows()).count <= 1 || large)
+        }
+        _ => false,
+    }
 }
 
 /// Whether `rows x k` of `A` (in `blocks` row blocks, `passes` passes per
