@@ -79,7 +79,8 @@ pub(super) fn job<'a>(a: JobA<'a>, m: usize, k: usize, b: &'a PackedMatrix, out:
         a,
         k,
         row_blocks,
-        prefetch_next: prefetches_next(whole_k_halves, b),
+        // The AVX-512 kernels prefetch within their own panel only.
+        prefetch_next: level != SimdLevel::Avx512 && prefetches_next(whole_k_halves, b),
         prefetch_b: streams_from_memory(b),
         k_block: if level == SimdLevel::Avx512 {
             avx512_k_block(k)
@@ -179,6 +180,31 @@ impl Job<'_> {
             // SAFETY: B was packed for AVX2, which the CPU has; the run's
             // halves, rows of A and tile of C lie inside B, A and C.
             unsafe { halves_kernel::<false>(blocks.base)(&run) };
+            return;
+        }
+        // The AVX-512 kernels take a whole panel per call and no share of
+        // the next slice: their calls, and nothing else.
+        if self.level == SimdLevel::Avx512 {
+            for rows in self.row_blocks.iter() {
+                let kernel = micro_kernel(self.level, rows.len(), self.prefetch_b);
+                let tile = Tile {
+                    a: self.tile_a(&rows, k0, kb),
+                    rows,
+                    kb,
+                    panel,
+                    j0,
+                    width,
+                    col0: 0,
+                    start: if k0 > 0 { Start::C } else { out.start },
+                    next: PanelSlice::EMPTY,
+                    next_rows: 0..0,
+                    paced_prefetch: false,
+                    read_ahead: false,
+                    out,
+                };
+                // SAFETY: as below.
+                unsafe { kernel(&tile) };
+            }
             return;
         }
         // The next slice's rows shared out over this slice's calls.
