@@ -61,10 +61,13 @@ impl Executor for GemmExecutor {
             ))
             .into());
         }
-        if self.out.len() < n * self.rows {
-            self.out.resize(n * self.rows, 0.0);
+        // `Y` from a cache-line boundary, as an application would allocate
+        // a large output (the kernels may then write it around the caches).
+        if self.out.len() < n * self.rows + 16 {
+            self.out.resize(n * self.rows + 16, 0.0);
         }
-        let out = &mut self.out[..n * self.rows];
+        let skip = self.out.as_ptr().align_offset(64).min(16);
+        let out = &mut self.out[skip..skip + n * self.rows];
         self.weight.apply(
             MatRef::row_major(values, n, self.cols),
             &mut MatMut::row_major(out, n, self.rows),

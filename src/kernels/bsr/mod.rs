@@ -330,6 +330,54 @@ pub(super) struct BlockOut {
     /// Rows of `W` (columns of `Y`): sums past them are dropped.
     rows: usize,
     accumulate: bool,
+    /// Whole passes of 16 rows go to `Y` with non-temporal stores (see
+    /// [`streams_y`]).
+    stream: bool,
+}
+
+/// Bytes of `Y` from which a product writes it around the caches: a `Y`
+/// this large cannot stay in them, and a plain store first reads each
+/// line it writes from memory (DeepBench's n = 1500 problems write 46-64
+/// MB of `Y`; docs/tuning.md, "BSR: `Y` written around the caches").
+const STREAM_Y_BYTES: usize = 32 << 20;
+
+/// Whether a product writes `Y` (at `y`, `rows` rows of `rsy` floats, unit
+/// column stride) with non-temporal stores: overwritten, not added to, and
+/// large, with every 16-float run of a pass on its own cache line.
+fn streams_y(level: SimdLevel, y: *const f32, rsy: usize, rows: usize, accumulate: bool) -> bool {
+    cfg!(target_arch = "x86_64")
+        && level >= SimdLevel::Avx2Fma
+        && !accumulate
+        && (y as usize).is_multiple_of(64)
+        && rsy.is_multiple_of(16)
+        && rows * rsy * std::mem::size_of::<f32>() >= STREAM_Y_BYTES
+}
+
+/// Writes 16 floats to the cache line at `dst` around the caches.
+///
+/// # Safety
+/// AVX must be present; `dst` must be 64-byte aligned and valid for 16 floats.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+unsafe fn stream_line(dst: *mut f32, src: &[f32; 16]) {
+    use std::arch::x86_64::*;
+    // SAFETY: the caller's guarantee.
+    unsafe {
+        _mm256_stream_ps(dst, _mm256_loadu_ps(src.as_ptr()));
+        _mm256_stream_ps(dst.add(8), _mm256_loadu_ps(src.as_ptr().add(8)));
+    }
+}
+
+/// Orders this thread's non-temporal stores before whatever it does next
+/// (the end of its task, which the caller waits for).
+pub(super) fn fence_streamed(out: BlockOut) {
+    #[cfg(target_arch = "x86_64")]
+    if out.stream {
+        // SAFETY: SSE is part of x86_64.
+        unsafe { std::arch::x86_64::_mm_sfence() };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = out;
 }
 
 impl BlockOut {
@@ -383,6 +431,14 @@ impl BlockOut {
             // SAFETY: entry b0 + i < batch and rows r0 .. r0 + N <= rows:
             // inside Y (contiguous columns), in rows only this task writes.
             let dst = unsafe { &mut *self.ptr.get().add((b0 + i) * self.rsy + r0).cast::<[f32; N]>() };
+            #[cfg(target_arch = "x86_64")]
+            if N == 16 && self.stream {
+                // SAFETY: `stream` holds only where the CPU has AVX, `Y`
+                // starts on a cache line and its rows are whole lines; r0
+                // is a multiple of 16 in passes of 16 rows.
+                unsafe { stream_line(dst.as_mut_ptr(), src.first_chunk().expect("16 floats")) };
+                continue;
+            }
             if self.accumulate {
                 dst.iter_mut().zip(src).for_each(|(y, s)| *y += s);
             } else {
@@ -423,6 +479,7 @@ pub fn bsr_matmul(x: MatRef, w: &BsrMatrix, y: &mut MatMut, accumulate: bool) {
         csy,
         rows: w.rows,
         accumulate,
+        stream: csy == 1 && streams_y(w.level, y_ptr, rsy, batch, accumulate),
     };
     run::product(w, x, out);
 }
@@ -474,6 +531,51 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod stream_tests {
+    use super::*;
+
+    /// A `Y` of 32 MiB on a cache-line boundary is written around the
+    /// caches (where the CPU has AVX2) and holds the same bits as the same
+    /// product into a `Y` one float off the boundary, written plainly;
+    /// added to, or small, it is never streamed.
+    #[test]
+    fn a_large_y_streamed_holds_the_plainly_written_product() {
+        let (rows, cols, batch) = (4096usize, 48usize, 2048usize);
+        let w: Vec<f32> = (0..rows * cols)
+            .map(|i| {
+                if (i / cols / 16 + i % cols / 16) % 3 == 0 {
+                    ((i * 7919) % 211) as f32 / 211.0 - 0.5
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let x: Vec<f32> = (0..batch * cols).map(|i| ((i * 104_729) % 997) as f32 / 997.0 - 0.5).collect();
+        let m = BsrMatrix::from_dense(&w, rows, cols, (16, 16)).unwrap();
+        let x = MatRef::row_major(&x, batch, cols);
+        let len = batch * rows;
+        let mut buf = vec![f32::NAN; len + 32];
+        let skip = buf.as_ptr().align_offset(64).min(16);
+        let streamed = streams_y(m.level(), buf[skip..].as_ptr(), rows, batch, false);
+        assert_eq!(streamed, m.level() >= SimdLevel::Avx2Fma && cfg!(target_arch = "x86_64"));
+        assert!(!streams_y(m.level(), buf[skip..].as_ptr(), rows, batch, true), "added to");
+        assert!(!streams_y(m.level(), buf[skip + 1..].as_ptr(), rows, batch, false), "off a line");
+        assert!(!streams_y(m.level(), buf[skip..].as_ptr(), rows, 16, false), "small");
+        bsr_matmul(x, &m, &mut MatMut::row_major(&mut buf[skip..skip + len], batch, rows), false);
+        let got = buf[skip..skip + len].to_vec();
+        let mut plain = vec![f32::NAN; len + 1];
+        bsr_matmul(x, &m, &mut MatMut::row_major(&mut plain[1..], batch, rows), false);
+        assert!(got == plain[1..], "streamed and plain products differ");
+        // Spot checks against the dense definition.
+        for (b, r) in [(0, 0), (batch - 1, rows - 1), (1031, 2063), (7, 17)] {
+            let want: f64 = (0..cols).map(|c| f64::from(w[r * cols + c]) * f64::from(x.at(b, c))).sum();
+            let g = f64::from(got[b * rows + r]);
+            assert!((g - want).abs() <= 1e-4 * want.abs().max(1.0), "Y[{b}, {r}] = {g}, want {want}");
         }
     }
 }

@@ -293,4 +293,5 @@ fn vector_rows(
             }
         }
     }
+    super::fence_streamed(out);
 }
