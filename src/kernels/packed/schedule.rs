@@ -182,33 +182,9 @@ impl Job<'_> {
             unsafe { halves_kernel::<false>(blocks.base)(&run) };
             return;
         }
-        // The AVX-512 kernels take a whole panel per call and no share of
-        // the next slice: their calls, and nothing else.
-        if self.level == SimdLevel::Avx512 {
-            for rows in self.row_blocks.iter() {
-                let kernel = micro_kernel(self.level, rows.len(), self.prefetch_b);
-                let tile = Tile {
-                    a: self.tile_a(&rows, k0, kb),
-                    rows,
-                    kb,
-                    panel,
-                    j0,
-                    width,
-                    col0: 0,
-                    start: if k0 > 0 { Start::C } else { out.start },
-                    next: PanelSlice::EMPTY,
-                    next_rows: 0..0,
-                    paced_prefetch: false,
-                    read_ahead: false,
-                    out,
-                };
-                // SAFETY: as below.
-                unsafe { kernel(&tile) };
-            }
-            return;
-        }
-        // The next slice's rows shared out over this slice's calls.
-        let shares = RowBlocks::new(next.kb, self.row_blocks.count * self.passes);
+        // The next slice's rows shared out over this slice's calls (none
+        // where nothing is prefetched, as on AVX-512).
+        let shares = (next.kb > 0).then(|| RowBlocks::new(next.kb, self.row_blocks.count * self.passes));
         let paced_prefetch = self.paces_prefetch();
         for pass in 0..self.passes {
             let col0 = pass * PANEL / self.passes;
@@ -217,7 +193,7 @@ impl Job<'_> {
             }
             for (i, rows) in self.row_blocks.iter().enumerate() {
                 let kernel = micro_kernel(self.level, rows.len(), self.prefetch_b);
-                let share = shares.block(pass * self.row_blocks.count + i);
+                let share = shares.map_or(0..0, |s| s.block(pass * self.row_blocks.count + i));
                 let tile = Tile {
                     a: self.tile_a(&rows, k0, kb),
                     rows,
