@@ -129,8 +129,6 @@ struct Buffers {
     cell: Vec<Vec<f32>>,
     /// Each layer's outputs `[rows, output]`.
     ys: Vec<Vec<f32>>,
-    /// Per direction: its outputs `[rows, h]` (team forward, bidirectional layers).
-    dir_out: Vec<Vec<f32>>,
     /// Head outputs `[rows, out]`.
     logits: Vec<f32>,
     /// The current layer's input, staged for the products (team forward).
@@ -381,7 +379,6 @@ impl RnnExecutor {
         b.gates.resize_with(most_dirs, Vec::new);
         b.scratch.resize_with(most_dirs, Vec::new);
         b.cell.resize_with(most_dirs, Vec::new);
-        b.dir_out.resize_with(most_dirs, Vec::new);
         for layer in &self.layers {
             if let Some(j) = &layer.joint {
                 grow(&mut b.gates[0], rows * j.cols);
@@ -399,9 +396,6 @@ impl RnnExecutor {
                 };
                 grow(&mut b.scratch[i], scratch);
                 grow(&mut b.cell[i], batch * h);
-                if layer.dirs.len() > 1 {
-                    grow(&mut b.dir_out[i], rows * h);
-                }
             }
         }
         b.ys.resize_with(self.layers.len(), Vec::new);

@@ -81,8 +81,7 @@ fn phases(d: &ExecDir) -> usize {
 struct Plan {
     workers: usize,
     /// Per layer: its counters' start in `progress` (4 for staging, 1 for
-    /// the copy of a bidirectional layer's outputs, 1 for its projection)
-    /// and its projection's claim set in `claims`.
+    /// its projection) and its projection's claim set in `claims`.
     layer_progress: Vec<usize>,
     layer_claims: Vec<usize>,
     /// Per layer and direction: its first claim set and its first progress
@@ -100,7 +99,7 @@ impl Plan {
         let (mut dir_claims, mut dir_progress) = (Vec::new(), Vec::new());
         for layer in layers {
             layer_progress.push(progress);
-            progress += 6;
+            progress += 5;
             layer_claims.push(claims);
             claims += workers;
             let (mut c, mut p) = (Vec::new(), Vec::new());
@@ -139,15 +138,10 @@ impl Plan {
         let s = self.layer_progress[l];
         [&all[s], &all[s + 1], &all[s + 2], &all[s + 3]]
     }
-    /// Layer `l`'s count of workers done copying its directions' outputs
-    /// into the layer's (bidirectional layers).
-    fn copied<'a>(&self, all: &'a [AtomicUsize], l: usize) -> &'a AtomicUsize {
-        &all[self.layer_progress[l] + 4]
-    }
     /// Layer `l`'s input projection: its claim counters and its panels done.
     fn projection<'a>(&self, claims: &'a [AtomicUsize], progress: &'a [AtomicUsize], l: usize) -> (&'a [AtomicUsize], &'a AtomicUsize) {
         let start = self.layer_claims[l];
-        (&claims[start..start + self.workers], &progress[self.layer_progress[l] + 5])
+        (&claims[start..start + self.workers], &progress[self.layer_progress[l] + 4])
     }
 }
 
@@ -157,13 +151,11 @@ struct Shared<'a> {
     staged: Vec<StagedPtrs<'a>>,
     /// The layer's input projection `[rows, joint columns]`.
     gates: SendPtr,
-    /// Per direction slot: scratch, LSTM cell state, and its own outputs
-    /// `[rows, h]` (bidirectional layers; a unidirectional layer's
-    /// direction writes the layer's output).
+    /// Per direction slot: scratch and LSTM cell state.
     scratch: Vec<SendPtr>,
     cell: Vec<SendPtr>,
-    dir_out: Vec<SendPtr>,
-    /// Per layer: its output `[rows, output]`.
+    /// Per layer: its output `[rows, output]`, each direction's units in
+    /// their columns.
     ys: Vec<SendPtr>,
     claims: &'a [AtomicUsize],
     progress: &'a [AtomicUsize],
@@ -218,7 +210,6 @@ pub(super) fn forward(layers: &[ExecLayer], x: &[f32], b: &mut Buffers, seq: usi
     let scratch: Vec<SendPtr> = b.scratch.iter_mut().map(|g| SendPtr(g.as_mut_ptr())).collect();
     let scratch_len: Vec<usize> = b.scratch.iter().map(Vec::len).collect();
     let cell: Vec<SendPtr> = b.cell.iter_mut().map(|g| SendPtr(g.as_mut_ptr())).collect();
-    let dir_out: Vec<SendPtr> = b.dir_out.iter_mut().map(|g| SendPtr(g.as_mut_ptr())).collect();
     let staged_x = &mut b.staged_x;
     let staged: Vec<StagedPtrs> = b.ranges.iter().map(|r| staged_x.ptrs(r)).collect();
     let shared = Shared {
@@ -227,7 +218,6 @@ pub(super) fn forward(layers: &[ExecLayer], x: &[f32], b: &mut Buffers, seq: usi
         gates,
         scratch,
         cell,
-        dir_out,
         ys,
         claims: &b.claims,
         progress: &b.progress,
@@ -253,10 +243,8 @@ pub(super) fn forward(layers: &[ExecLayer], x: &[f32], b: &mut Buffers, seq: usi
             input_projection(joint(layer), x, stagings[li], staged, shared.gates, team, done, claims, w);
             team.wait_done(done, projection_work(rows, joint(layer).cols, stagings[li], workers));
             let most = layer.dirs.iter().map(phases).max().unwrap_or(1);
-            // Each direction writes outputs of its own width: the layer's
-            // when it is alone, else its own buffer, copied in at the end
-            // (two directions never write one row at once).
-            let bidirectional = layer.dirs.len() > 1;
+            // Each direction writes its units' columns of the layer's
+            // output (two directions write one row at once only mid-way).
             // A direction waits only for its own last phase: the two
             // directions of a layer share no state, so neither holds the
             // other up (where one worker does each, they run side by side).
@@ -288,7 +276,9 @@ pub(super) fn forward(layers: &[ExecLayer], x: &[f32], b: &mut Buffers, seq: usi
                             phase,
                             seq,
                             batch,
-                            y: if bidirectional { shared.dir_out[i] } else { shared.ys[li] },
+                            // SAFETY: the direction's units start at its offset in each row.
+                            y: SendPtr(unsafe { shared.ys[li].get().add(d.offset) }),
+                            y_stride: layer.output,
                             gates: shared.gates,
                             gate_stride: joint(layer).cols,
                             scratch: shared.scratch[i],
@@ -307,23 +297,6 @@ pub(super) fn forward(layers: &[ExecLayer], x: &[f32], b: &mut Buffers, seq: usi
             // Every direction's last phase, before its outputs are read.
             for (i, d) in layer.dirs.iter().enumerate().filter(|_| seq > 0) {
                 team.wait_done(plan.progress(shared.progress, li, i, seq * phases(d) - 1), blocks(d));
-            }
-            if bidirectional {
-                // Worker w copies its share of the rows into the layer's output.
-                let share = rows * w / workers..rows * (w + 1) / workers;
-                for (i, d) in layer.dirs.iter().enumerate() {
-                    for r in share.clone() {
-                        // SAFETY: every step of the layer is done (waited
-                        // for); each worker copies its own rows.
-                        unsafe {
-                            let from = std::slice::from_raw_parts(shared.dir_out[i].get().add(r * d.hidden), d.hidden);
-                            let to = std::slice::from_raw_parts_mut(shared.ys[li].get().add(r * layer.output + d.offset), d.hidden);
-                            to.copy_from_slice(from);
-                        }
-                    }
-                }
-                team.complete(plan.copied(shared.progress, li), 1);
-                team.wait_done(plan.copied(shared.progress, li), workers);
             }
         }
     });
@@ -495,8 +468,10 @@ struct Step<'a> {
     phase: usize,
     seq: usize,
     batch: usize,
-    /// The direction's outputs `[rows, h]`.
+    /// The direction's first unit in the layer's output, whose rows are
+    /// `y_stride` apart.
     y: SendPtr,
+    y_stride: usize,
     /// The layer's input projection, `gate_stride` columns per row (this
     /// direction's from `d.gates_at`).
     gates: SendPtr,
@@ -524,7 +499,7 @@ impl Step<'_> {
         let (p, q) = self.positions();
         let (batch, rows) = (self.batch, self.seq * self.batch);
         let blocks = layout.blocks();
-        let width = h;
+        let width = self.y_stride;
         // A small step is one share, claimed whole by whoever comes first.
         let claims = if small_step(d, batch) { &claims[..1] } else { claims };
         let workers = claims.len();
@@ -551,7 +526,7 @@ impl Step<'_> {
         let state = |pos: usize| {
             // SAFETY: position `pos` of y was done in an earlier step
             // (waited for) and nobody writes it during this one.
-            let y = unsafe { std::slice::from_raw_parts(self.y.get().add(pos * batch * width), batch * width) };
+            let y = unsafe { std::slice::from_raw_parts(self.y.get().add(pos * batch * width), (batch - 1) * width + h) };
             state_view(y, 0, batch, width, 0, h)
         };
         let (mut claim, update) = (claim, update);
@@ -631,7 +606,7 @@ impl Step<'_> {
     /// reads was written before (waited for).
     unsafe fn update(&self, layout: GateLayout, units: std::ops::Range<usize>) {
         let d = self.d;
-        let (h, batch, width) = (d.hidden, self.batch, d.hidden);
+        let (h, batch, width) = (d.hidden, self.batch, self.y_stride);
         let (p, q) = self.positions();
         let n = units.len();
         let g0 = layout.block_start(units.start);
