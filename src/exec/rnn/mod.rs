@@ -89,12 +89,7 @@ impl JointProjection {
         let n_in = dirs.first().map_or(0, |(r, _)| r.input());
         let (mut w, mut bias) = (Vec::new(), Vec::new());
         for (r, d) in dirs {
-            let layout = d.layout.expect("team directions have a layout");
-            let rows = GateLayout {
-                gates: d.cell.input_gates(),
-                ..layout
-            }
-            .rows();
+            let rows = gate_rows(d.layout, d.cell.input_gates(), d.hidden);
             w.extend(permute_rows(r.w_ih(), n_in, &rows));
             bias.extend_from_slice(&d.bias);
         }
@@ -160,6 +155,15 @@ fn permute_rows(w: &[f32], cols: usize, order: &[usize]) -> Vec<f32> {
     order.iter().flat_map(|&r| &w[r * cols..(r + 1) * cols]).copied().collect()
 }
 
+/// The order of a product's `gates · h` gate rows: `layout`'s blocks, or
+/// canonical without one.
+fn gate_rows(layout: Option<GateLayout>, gates: usize, h: usize) -> Vec<usize> {
+    match layout {
+        Some(l) => GateLayout { gates, ..l }.rows(),
+        None => (0..gates * h).collect(),
+    }
+}
+
 /// Makes `v` at least `len` long (never shrinks, so steady-state calls do not allocate).
 fn grow(v: &mut Vec<f32>, len: usize) {
     if v.len() < len {
@@ -178,12 +182,7 @@ impl ExecDir {
     ) -> Result<ExecDir, ExecError> {
         let (cell, h, n_in) = (r.cell(), r.hidden(), r.input());
         let layout = team.then(|| GateLayout::of(cell, h));
-        let order = |gates: usize| -> Vec<usize> {
-            match layout {
-                Some(l) => GateLayout { gates, ..l }.rows(),
-                None => (0..gates * h).collect(),
-            }
-        };
+        let order = |gates: usize| gate_rows(layout, gates, h);
         let prep = |w: &[f32], rows: usize, cols: usize| PreparedWeight::at(backend, precision, w, rows, cols);
         let g_in = cell.input_gates();
         let w_ih = if team {
