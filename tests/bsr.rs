@@ -2,8 +2,11 @@
 //! CSR kernel on the same matrix, at every SIMD level the CPU has, and
 //! block magnitude pruning.
 
+use issbench::kernels::bf16::{Bf16PackedMatrix, bf16_gemm, to_bf16};
+use issbench::kernels::int8::{Int8PackedMatrix, int8_gemm};
 use issbench::kernels::{BsrMatrix, CsrMatrix, MatMut, MatRef, SimdLevel, bsr_matmul, csr_matmul, gemm_reference};
 use issbench::model::synthetic::SplitMix64;
+use issbench::precision::Precision;
 
 /// The block shapes the sweeps use, and a few no vector sub-tile fits.
 const BLOCKS: [(usize, usize); 11] = [
@@ -247,4 +250,129 @@ fn block_pruned_matrices_store_their_kept_blocks() {
             "{block:?}: stored {stored}, kept {kept}"
         );
     }
+}
+
+/// Block-sparse `w`, inputs and a start for `Y` for one reduced-precision
+/// check; the inputs are shifted so the int8 zero point is not 128.
+fn lowp_case(block: (usize, usize), batch: usize, rows: usize, cols: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let seed = (batch * 7919 + rows * 31 + cols * 17 + block.0 * 5 + block.1) as u64;
+    let w = block_sparse(rows, cols, block, 0.4, seed);
+    let mut rng = SplitMix64::new(seed ^ 11);
+    let x: Vec<f32> = (0..batch * cols).map(|_| rng.uniform(-0.6, 1.4)).collect();
+    let y0: Vec<f32> = (0..batch * rows).map(|_| rng.uniform(-1.0, 1.0)).collect();
+    (w, x, y0)
+}
+
+/// The shapes of the reduced-precision checks: empty, single, prime and
+/// block-multiple dimensions, batches from 1 past the largest tile.
+const LOWP_SHAPES: [(usize, usize, usize); 9] = [
+    (1, 0, 5),
+    (2, 5, 0),
+    (1, 1, 1),
+    (1, 37, 41),
+    (3, 64, 64),
+    (13, 5, 7),
+    (7, 131, 97),
+    (17, 48, 96),
+    (30, 33, 100),
+];
+
+/// int8 BSR quantizes as the dense int8 kernel (weights per row, inputs
+/// per product) and dequantizes its exact `i32` sums the same way: on the
+/// same block-pruned weights both give the same values, at every level
+/// and block shape (vpdpbusd, the widened AVX2 kernels, plain Rust).
+#[test]
+fn int8_bsr_matches_the_dense_int8_kernel_exactly() {
+    for level in levels() {
+        for block in BLOCKS {
+            for (batch, rows, cols) in LOWP_SHAPES {
+                let (w, x, y0) = lowp_case(block, batch, rows, cols);
+                let m = BsrMatrix::from_dense_with(&w, rows, cols, block, Precision::Int8, level).unwrap();
+                assert_eq!(m.precision(), Precision::Int8);
+                let dense = Int8PackedMatrix::pack_transposed(&w, rows, cols);
+                for accumulate in [false, true] {
+                    let x = MatRef::row_major(&x, batch, cols);
+                    let (mut want, mut got) = (y0.clone(), y0.clone());
+                    int8_gemm(x, &dense, &mut MatMut::row_major(&mut want, batch, rows), accumulate);
+                    bsr_matmul(x, &m, &mut MatMut::row_major(&mut got, batch, rows), accumulate);
+                    let what = format!(
+                        "{level:?} {block:?} ({}) batch {batch} {rows}x{cols} accumulate {accumulate}",
+                        m.kernel()
+                    );
+                    assert_eq!(got, want, "{what}");
+                    // The same inputs as a column-major view.
+                    let cm: Vec<f32> = (0..batch * cols).map(|i| x.at(i % batch, i / batch)).collect();
+                    let mut strided = y0.clone();
+                    let xt = MatRef::new(&cm, batch, cols, 1, batch.max(1));
+                    bsr_matmul(xt, &m, &mut MatMut::row_major(&mut strided, batch, rows), accumulate);
+                    assert_eq!(strided, want, "{what}, X column-major");
+                }
+            }
+        }
+    }
+}
+
+/// bf16 BSR multiplies the bf16-rounded weights and inputs exactly and
+/// sums in f32: it matches that product (in f64) within f32 rounding of
+/// the sums, and the dense bf16 kernel on the same weights likewise.
+#[test]
+fn bf16_bsr_matches_the_rounded_product_and_the_dense_bf16_kernel() {
+    let round = |v: &[f32]| -> Vec<f32> { v.iter().map(|&v| f32::from_bits(u32::from(to_bf16(v)) << 16)).collect() };
+    for level in levels() {
+        for block in BLOCKS {
+            for (batch, rows, cols) in LOWP_SHAPES {
+                let (w, x, y0) = lowp_case(block, batch, rows, cols);
+                let m = BsrMatrix::from_dense_with(&w, rows, cols, block, Precision::Bf16, level).unwrap();
+                let (wr, xr) = (round(&w), round(&x));
+                assert_eq!(m.to_dense(), wr, "{level:?} {block:?}: the stored weights are the rounded ones");
+                let dense = Bf16PackedMatrix::pack_transposed(&w, rows, cols);
+                for accumulate in [false, true] {
+                    let xm = MatRef::row_major(&x, batch, cols);
+                    let (mut got, mut other) = (y0.clone(), y0.clone());
+                    bsr_matmul(xm, &m, &mut MatMut::row_major(&mut got, batch, rows), accumulate);
+                    bf16_gemm(xm, &dense, &mut MatMut::row_major(&mut other, batch, rows), accumulate);
+                    let what = format!(
+                        "{level:?} {block:?} ({}) batch {batch} {rows}x{cols} accumulate {accumulate}",
+                        m.kernel()
+                    );
+                    for b in 0..batch {
+                        for r in 0..rows {
+                            let terms = (0..cols).map(|j| f64::from(wr[r * cols + j]) * f64::from(xr[b * cols + j]));
+                            let start = if accumulate { f64::from(y0[b * rows + r]) } else { 0.0 };
+                            let want = start + terms.clone().sum::<f64>();
+                            let bound = 1e-6 * (start.abs() + terms.map(f64::abs).sum::<f64>()) + 1e-30;
+                            let (g, o) = (f64::from(got[b * rows + r]), f64::from(other[b * rows + r]));
+                            assert!((g - want).abs() <= bound, "{what}: y[{b}, {r}] = {g}, want {want}");
+                            assert!((g - o).abs() <= 2.0 * bound, "{what}: y[{b}, {r}] = {g}, dense bf16 {o}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Reduced-precision values shrink the stored bytes (int8 about a quarter
+/// of fp32's values, bf16 half), count the nonzeros that survive rounding,
+/// and refuse an int8 width whose i32 sums could overflow.
+#[test]
+fn reduced_precision_bsr_stores_narrow_values() {
+    let (rows, cols, block) = (64, 96, (16, 16));
+    let w = block_sparse(rows, cols, block, 0.5, 3);
+    let at = |p| BsrMatrix::from_dense_with(&w, rows, cols, block, p, SimdLevel::detect()).unwrap();
+    let (f, b, i) = (at(Precision::Fp32), at(Precision::Bf16), at(Precision::Int8));
+    assert_eq!((f.nnz_blocks(), f.stored_values()), (b.nnz_blocks(), b.stored_values()));
+    assert_eq!((f.nnz_blocks(), f.stored_values()), (i.nnz_blocks(), i.stored_values()));
+    let values = f.stored_values();
+    assert_eq!(f.bytes() - b.bytes(), values * 2, "bf16 holds 2 bytes a value");
+    assert_eq!(
+        f.bytes() - (i.bytes() - rows * 8),
+        values * 3,
+        "int8 holds 1 byte a value, plus a scale and sum per row"
+    );
+    assert_eq!(b.nonzeros(), f.nonzeros(), "no weight here rounds to zero in bf16");
+    assert!(i.nonzeros() <= f.nonzeros() && i.nonzeros() > f.nonzeros() * 9 / 10);
+    let wide = vec![0.0f32; 65537];
+    let e = BsrMatrix::from_dense_with(&wide, 1, 65537, (1, 4), Precision::Int8, SimdLevel::detect()).unwrap_err();
+    assert!(e.to_string().contains("65537 columns exceed"), "{e}");
 }

@@ -138,6 +138,40 @@ fn reduced_precision_matches_its_own_arithmetic_on_any_team() {
     }
 }
 
+/// The block-sparse backend at bf16 and int8 (every product through the
+/// BSR kernel, its blocks holding the whole model here) does the same
+/// arithmetic: int8 gives the dense int8 kernel's values product by
+/// product, bf16 the same rounded products summed in another order.
+#[test]
+fn block_sparse_reduced_precision_matches_its_own_arithmetic() {
+    use issbench::mode::BlockShape;
+    for precision in [Precision::Bf16, Precision::Int8] {
+        for model in models() {
+            for (seq, batch) in [(1, 1), (3, 2), (6, 11)] {
+                let inputs = Inputs::random(&model, seq, batch, 9);
+                let want = same_arithmetic(&model, &inputs, precision);
+                for (rows, cols) in [(4, 4), (16, 16), (1, 4), (3, 5)] {
+                    for threads in [1, 2] {
+                        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                        let backend = Backend::Bsr(BlockShape { rows, cols });
+                        let got = pool.install(|| {
+                            let mut exec = RnnExecutor::prepare_at(&model, backend, precision, false, "bsr").unwrap();
+                            exec.run(&inputs).unwrap().to_vec()
+                        });
+                        let what = format!(
+                            "{precision} {rows}x{cols} hidden {:?} seq {seq} batch {batch} threads {threads}",
+                            model.hidden_sizes()
+                        );
+                        let e = max_abs(&got, &want);
+                        let bound = if precision == Precision::Int8 { 2e-5 } else { 1e-4 };
+                        assert!(e <= bound, "{what}: {e} from the same arithmetic");
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn reduced_precision_is_refused_off_the_packed_backend() {
     let model = spec(3, &[5], None, 2);

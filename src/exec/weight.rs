@@ -69,7 +69,7 @@ pub enum PreparedWeight {
 
 /// A precision the backend does not run.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("the {backend} backend runs fp32 only, not {precision} (bf16 and int8 run on the packed kernels)")]
+#[error("the {backend} backend runs fp32 only, not {precision} (bf16 and int8 run on the packed and bsr kernels)")]
 pub struct UnsupportedPrecision {
     pub backend: &'static str,
     pub precision: Precision,
@@ -81,7 +81,7 @@ impl PreparedWeight {
         Self::at(backend, Precision::Fp32, w, n, k).expect("every backend runs fp32")
     }
     /// Prepares `w` (`[n, k]`, row-major) for `backend` at `precision`:
-    /// bf16 and int8 run on the packed backend only.
+    /// bf16 and int8 run on the packed and bsr backends only.
     pub fn at(backend: Backend, precision: Precision, w: &[f32], n: usize, k: usize) -> Result<Self, UnsupportedPrecision> {
         Ok(match (backend, precision) {
             (Backend::Packed, Precision::Fp32) => PreparedWeight::Team(TeamWeight::F32(PackedMatrix::pack_transposed(w, n, k))),
@@ -95,11 +95,11 @@ impl PreparedWeight {
                     precision,
                 });
             }
-            (Backend::Bsr(block), Precision::Fp32) => PreparedWeight::Blocks(
-                BsrMatrix::from_dense(w, n, k, block.pair()).expect("blocks of 1 to 64 and model widths fit the index"),
+            (Backend::Bsr(block), precision) => PreparedWeight::Blocks(
+                BsrMatrix::from_dense_with(w, n, k, block.pair(), precision, SimdLevel::detect())
+                    .expect("blocks of 1 to 64 and model widths fit the index and int8's sums"),
             ),
             (Backend::Csr, precision) => return Err(UnsupportedPrecision { backend: "csr", precision }),
-            (Backend::Bsr(_), precision) => return Err(UnsupportedPrecision { backend: "bsr", precision }),
         })
     }
     /// The packed panels at some precision, when prepared for [`Backend::Packed`].

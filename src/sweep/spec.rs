@@ -57,8 +57,9 @@ pub struct Grid {
     pub kept: Vec<f64>,
     /// Modes to run.
     pub modes: Vec<Mode>,
-    /// Precisions of dense and iss (`fp32`, `bf16`, `int8`; packed backend
-    /// only); csr runs fp32 only. All of a point's are timed together.
+    /// Precisions of dense, iss and bsr (`fp32`, `bf16`, `int8`; the packed
+    /// and bsr kernels); csr runs fp32 only. All of a point's are timed
+    /// together.
     #[serde(default = "default_precision")]
     pub precision: Vec<Precision>,
     /// bf16 and int8: the largest output error, relative to the largest
@@ -566,7 +567,7 @@ impl SweepSpec {
                 let mut blocks = g.block.clone();
                 blocks.sort();
                 blocks.dedup();
-                // Sparse modes run fp32 only, bsr once per block shape; a
+                // csr runs fp32 only, bsr once per block shape; a
                 // synthetic model without zeros runs dense only.
                 let runs = |mode: Mode, unplanted: bool| {
                     let modes_ok = !unplanted || mode == Mode::Dense;
@@ -578,7 +579,7 @@ impl SweepSpec {
                     precisions
                         .iter()
                         .copied()
-                        .filter(move |&p| modes_ok && (!mode.is_sparse() || p == Precision::Fp32))
+                        .filter(move |&p| modes_ok && (mode != Mode::Csr || p == Precision::Fp32))
                         .flat_map(move |p| shapes.clone().into_iter().map(move |b| (p, b)))
                 };
                 for source in sources {
@@ -693,12 +694,18 @@ mod tests {
         assert_eq!(rhn.points().len(), 3 * 2 * 2 * 2 * 3);
         let ptb = SweepSpec::preset("ptb").unwrap();
         // 3 batches x 2 seqs x 2 thread counts x 2 head settings; in each
-        // case dense and iss at three precisions, csr at fp32, dense fp32 first.
+        // case dense, iss and bsr (4x4 and 16x16) at three precisions, csr
+        // at fp32, dense fp32 first.
         assert_eq!(ptb.cases().len(), 3 * 2 * 2 * 2);
-        assert_eq!(ptb.points().len(), 3 * 2 * 2 * 2 * 9);
+        assert_eq!(ptb.points().len(), 3 * 2 * 2 * 2 * 13);
         let first: Vec<(Mode, Precision)> = ptb.cases()[0].iter().map(|p| (p.mode, p.precision)).collect();
-        assert_eq!(first.len(), 9, "dense and iss x 3 precisions, csr, bsr in 4x4 and 16x16");
-        assert_eq!(first.iter().filter(|(m, _)| *m == Mode::Bsr).count(), 2);
+        assert_eq!(
+            first.len(),
+            13,
+            "dense and iss x 3 precisions, csr, bsr in 4x4 and 16x16 x 3 precisions"
+        );
+        assert_eq!(first.iter().filter(|(m, _)| *m == Mode::Bsr).count(), 6);
+        assert!(first.contains(&(Mode::Bsr, Precision::Int8)) && first.contains(&(Mode::Bsr, Precision::Bf16)));
         assert_eq!(first[0], (Mode::Dense, Precision::Fp32));
         assert_eq!(first.iter().filter(|(m, _)| *m == Mode::Csr).count(), 1);
         let deep = SweepSpec::preset("deepbench").unwrap();

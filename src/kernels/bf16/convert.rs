@@ -50,6 +50,14 @@ pub(super) fn round_blocks(kernel: Bf16Kernel, a: MatRef, rows: std::ops::Range<
     round_blocks_at(kernel.level(), a, rows, kernel.mr(), dst);
 }
 
+/// `a` rounded into `dst`, row-major, each row padded with a zero to whole
+/// pairs (`m · ⌈k / 2⌉ · 2` values), at the widest level this CPU has: the
+/// inputs of a block-sparse bf16 product.
+pub(crate) fn round_rows(a: MatRef, dst: &mut [u16]) {
+    assert_eq!(dst.len(), a_len(a.rows(), a.cols()), "rounded rows");
+    round_blocks_at(crate::kernels::simd::SimdLevel::detect(), a, 0..a.rows(), 1, dst);
+}
+
 multiversion!(fn round_blocks_at[level](a: MatRef, rows: std::ops::Range<usize>, mr: usize, dst: &mut [u16]) => round_blocks_kernel);
 
 /// Values rounded per pass: 32 pairs.

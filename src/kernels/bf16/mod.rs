@@ -40,6 +40,7 @@ use super::packed::{PANEL, PanelOrder, SharedOutput, Start};
 use blocking::{MIN_CLAIMED_PANELS, PARALLEL_MIN_MACS, PARALLEL_ROUND_MIN};
 use schedule::Job;
 
+pub(crate) use convert::round_rows;
 pub use convert::{from_bf16, to_bf16};
 pub use micro::Bf16Kernel;
 pub use panel::Bf16PackedMatrix;

@@ -34,13 +34,16 @@ mod layout;
 mod pack;
 mod portable;
 mod run;
+mod words;
 
 use thiserror::Error;
 
 use super::csr::{CsrMatrix, csr_matmul};
 use super::matrix::{MatMut, MatRef, SendPtr};
 use super::simd::SimdLevel;
+use crate::precision::Precision;
 use layout::{Family, Layout};
+use words::{Arith, RowDequant, RowScales};
 
 /// Why a BSR matrix could not be built.
 #[derive(Debug, Error, PartialEq)]
@@ -51,6 +54,9 @@ pub enum BsrError {
     /// More block columns than a 32-bit index addresses.
     #[error("{cols} columns in blocks of {c} exceed the 32-bit block column index")]
     TooManyColumns { cols: usize, c: usize },
+    /// More columns than an `i32` sum of int8 products holds.
+    #[error("{cols} columns exceed the {max} an int8 product's i32 sums hold")]
+    TooWideForInt8 { cols: usize, max: usize },
 }
 
 /// A sparse matrix stored as dense `r x c` blocks.
@@ -62,14 +68,22 @@ pub struct BsrMatrix {
     block: (usize, usize),
     /// The SIMD level the products run at (detected when built).
     level: SimdLevel,
-    /// The order of each block's values, chosen for `level` and the shape.
+    /// The order of each block's words, chosen for `level` and the shape
+    /// in words.
     layout: Layout,
+    /// The values' precision and the instructions that multiply them.
+    arith: Arith,
+    /// 32-bit words per row of a block (`c`, or `c` over the values a word
+    /// holds, rounded up: [`words`]).
+    words: usize,
+    /// int8: each row's scale and sum of quantized weights (empty otherwise).
+    row_scales: RowScales,
     /// Blocks of block row `i` are `block_ptr[i]..block_ptr[i + 1]`.
     block_ptr: Vec<usize>,
     /// Each block's block column (its first column over `c`).
     block_col: Vec<u32>,
-    /// `r · c` values per block, in `layout`'s order, from a cache-line
-    /// boundary (a 16-float vector of a block never spans two lines).
+    /// `r · words` words per block, in `layout`'s order, from a cache-line
+    /// boundary (a 16-word vector of a block never spans two lines).
     values: Lines,
     /// The same weights in CSR form, for large batches of one-row blocks
     /// ([`STRIPS_AS_CSR_ABOVE`]).
@@ -185,6 +199,21 @@ impl BsrMatrix {
     /// [`Self::from_dense`] with products at `level` (capped at the level
     /// detected, so tests and comparisons can run the narrower kernels).
     pub fn from_dense_at(w: &[f32], rows: usize, cols: usize, block: (usize, usize), level: SimdLevel) -> Result<BsrMatrix, BsrError> {
+        Self::from_dense_with(w, rows, cols, block, Precision::Fp32, level)
+    }
+
+    /// [`Self::from_dense_at`] with the values stored and multiplied at
+    /// `precision`: bf16 (weights and inputs rounded, f32 sums) or int8
+    /// (weights quantized per row, inputs per product, `i32` sums), as
+    /// the dense kernels of that precision do ([`words`]).
+    pub fn from_dense_with(
+        w: &[f32],
+        rows: usize,
+        cols: usize,
+        block: (usize, usize),
+        precision: Precision,
+        level: SimdLevel,
+    ) -> Result<BsrMatrix, BsrError> {
         let (r, c) = block;
         if r == 0 || c == 0 {
             return Err(BsrError::EmptyBlock { r, c });
@@ -193,21 +222,36 @@ impl BsrMatrix {
         if u32::try_from(block_cols).is_err() {
             return Err(BsrError::TooManyColumns { cols, c });
         }
+        if precision == Precision::Int8 && cols > super::int8::MAX_K {
+            return Err(BsrError::TooWideForInt8 {
+                cols,
+                max: super::int8::MAX_K,
+            });
+        }
         assert_eq!(w.len(), rows * cols, "dense matrix is {} long, not {rows} x {cols}", w.len());
-        let level = level.capped();
-        let layout = Layout::choose(level, r, c);
+        let (arith, level) = Arith::choose(precision, level.capped());
+        let per = arith.per_word();
+        let words = c.div_ceil(per);
+        let layout = Layout::choose(level, r, words);
+        let row_scales = match arith {
+            Arith::Int8 { .. } => RowScales::of(w, rows, cols),
+            _ => RowScales::default(),
+        };
         let mut m = BsrMatrix {
             rows,
             cols,
             block,
             level,
             layout,
+            arith,
+            words,
+            row_scales,
             block_ptr: vec![0],
             block_col: Vec::new(),
             values: Lines::default(),
             strips: None,
         };
-        if r == 1 && cfg!(target_arch = "x86_64") && level >= SimdLevel::Avx2Fma {
+        if r == 1 && arith == Arith::F32 && cfg!(target_arch = "x86_64") && level >= SimdLevel::Avx2Fma {
             let csr = CsrMatrix::from_dense_at(w, rows, cols, 0.0, level).map_err(|_| BsrError::TooManyColumns { cols, c })?;
             m.strips = Some(Box::new(csr));
         }
@@ -221,11 +265,13 @@ impl BsrMatrix {
                 }
                 m.block_col.push(bc as u32);
                 let start = m.values.len();
-                m.values.grow(start + r * c);
+                m.values.grow(start + r * words);
                 let values = m.values.as_mut_slice();
                 for i in 0..height {
+                    let scale = m.row_scales.scales.get(br * r + i).copied().unwrap_or(1.0);
                     for j in 0..width {
-                        values[start + layout.offset(c, i, j)] = at(i, j);
+                        let v = &mut values[start + layout.offset(words, i, j / per)];
+                        *v = f32::from_bits(v.to_bits() | arith.encode(at(i, j), j % per, scale));
                     }
                 }
             }
@@ -246,9 +292,14 @@ impl BsrMatrix {
     pub fn block(&self) -> (usize, usize) {
         self.block
     }
-    /// The SIMD level its products run at.
+    /// The SIMD level its products run at (bf16 and int8: AVX-512 only
+    /// with the CPU's dot-product instructions, [`words`]).
     pub fn level(&self) -> SimdLevel {
         self.level
+    }
+    /// The precision its values are stored and multiplied at.
+    pub fn precision(&self) -> Precision {
+        self.arith.precision()
     }
     /// Stored blocks.
     pub fn nnz_blocks(&self) -> usize {
@@ -257,16 +308,20 @@ impl BsrMatrix {
     /// Stored values: `r · c` per block, zeros inside kept blocks and the
     /// padding of edge blocks included (what the products multiply).
     pub fn stored_values(&self) -> usize {
-        self.values.len()
+        self.nnz_blocks() * self.block.0 * self.block.1
     }
-    /// Stored values that are nonzero.
+    /// Stored values that are nonzero (at the matrix's precision: a weight
+    /// that rounds or quantizes to zero is not counted).
     pub fn nonzeros(&self) -> usize {
-        self.values.as_slice().iter().filter(|&&v| v != 0.0).count()
+        let mut count = 0;
+        self.for_each_weight(|_, _, v| count += usize::from(v != 0.0));
+        count
     }
-    /// Bytes of values, block column indices and block row pointers (not
-    /// the CSR copy one-row blocks keep for large batches).
+    /// Bytes of values, block column indices, block row pointers and int8
+    /// row scales (not the CSR copy one-row blocks keep for large batches).
     pub fn bytes(&self) -> usize {
-        self.values.len() * 4 + self.block_col.len() * 4 + self.block_ptr.len() * std::mem::size_of::<usize>()
+        let scales = self.row_scales.scales.len() * 4 + self.row_scales.sums.len() * 4;
+        self.values.len() * 4 + self.block_col.len() * 4 + self.block_ptr.len() * std::mem::size_of::<usize>() + scales
     }
     /// The kernel its products run (vector width, sub-tile and rows per
     /// pass), for benchmark reports.
@@ -279,7 +334,12 @@ impl BsrMatrix {
             Family::Xmm => "xmm",
         };
         let mut name = format!("{family} {}x{} x{}", l.sub_rows(), l.cp, l.groups);
-        if let Some((cp, rows, _)) = l.entry_shape(self.level) {
+        match self.arith {
+            Arith::F32 => {}
+            Arith::Bf16 { dot } => name += if dot { " bf16 pairs, vdpbf16ps" } else { " bf16 pairs, widened" },
+            Arith::Int8 { dot } => name += if dot { " int8 quads, vpdpbusd" } else { " int8 quads, vpmaddwd" },
+        }
+        if let Some((cp, rows, _)) = l.entry_shape(self.level).filter(|_| self.arith == Arith::F32) {
             name += &format!(", entries {}x{cp} x{rows} from {}", 16 / cp, run::ENTRY_MIN_BATCH);
         }
         if self.strips.is_some() {
@@ -287,21 +347,40 @@ impl BsrMatrix {
         }
         name
     }
-    /// The dense row-major form (for tests and verification).
+    /// The dense row-major form of the weights the products multiply
+    /// (bf16: rounded; int8: quantized times the row's scale), for tests
+    /// and verification.
     pub fn to_dense(&self) -> Vec<f32> {
-        let (r, c) = self.block;
         let mut w = vec![0.0; self.rows * self.cols];
-        for br in 0..self.block_ptr.len() - 1 {
+        self.for_each_weight(|i, j, v| w[i * self.cols + j] = v);
+        w
+    }
+    /// `f(row, column, weight)` for every stored weight inside the matrix.
+    fn for_each_weight(&self, mut f: impl FnMut(usize, usize, f32)) {
+        let (r, c) = self.block;
+        let (per, words) = (self.arith.per_word(), self.words);
+        let values = self.values.as_slice();
+        for br in 0..self.block_rows() {
             for k in self.block_ptr[br]..self.block_ptr[br + 1] {
                 let bc = self.block_col[k] as usize;
                 for i in 0..r.min(self.rows - br * r) {
+                    let row = br * r + i;
+                    let scale = self.row_scales.scales.get(row).copied().unwrap_or(1.0);
                     for j in 0..c.min(self.cols - bc * c) {
-                        w[(br * r + i) * self.cols + bc * c + j] = self.values.as_slice()[k * r * c + self.layout.offset(c, i, j)];
+                        let word = values[k * r * words + self.layout.offset(words, i, j / per)].to_bits();
+                        f(row, bc * c + j, self.arith.decode(word, j % per, scale));
                     }
                 }
             }
         }
-        w
+    }
+    /// Columns of the matrix of words the kernels multiply: whole blocks
+    /// of `words` words (the columns themselves in fp32).
+    fn word_cols(&self) -> usize {
+        match self.arith {
+            Arith::F32 => self.cols,
+            _ => self.cols.div_ceil(self.block.1) * self.words,
+        }
     }
     /// Block rows.
     fn block_rows(&self) -> usize {
@@ -323,7 +402,7 @@ impl BsrMatrix {
 
 /// Where results go: `Y[b, r]` at `ptr + b · rsy + r · csy`.
 #[derive(Clone, Copy)]
-pub(super) struct BlockOut {
+pub(super) struct BlockOut<'a> {
     ptr: SendPtr,
     rsy: usize,
     csy: usize,
@@ -333,6 +412,8 @@ pub(super) struct BlockOut {
     /// Whole passes of 16 rows go to `Y` with non-temporal stores (see
     /// [`streams_y`]).
     stream: bool,
+    /// int8: the sums are `i32` bits, dequantized on the way to `Y`.
+    dequant: Option<RowDequant<'a>>,
 }
 
 /// Bytes of `Y` from which a product writes it around the caches: a `Y`
@@ -370,7 +451,7 @@ unsafe fn stream_line(dst: *mut f32, src: &[f32; 16]) {
 
 /// Orders this thread's non-temporal stores before whatever it does next
 /// (the end of its task, which the caller waits for).
-pub(super) fn fence_streamed(out: BlockOut) {
+pub(super) fn fence_streamed(out: BlockOut<'_>) {
     #[cfg(target_arch = "x86_64")]
     if out.stream {
         // SAFETY: SSE is part of x86_64.
@@ -380,7 +461,7 @@ pub(super) fn fence_streamed(out: BlockOut) {
     let _ = out;
 }
 
-impl BlockOut {
+impl BlockOut<'_> {
     /// Writes (or adds) `sums[i]` to `Y[b, r0 + i]` for the rows that exist.
     #[inline]
     fn write(self, b: usize, r0: usize, sums: &[f32]) {
@@ -410,6 +491,17 @@ impl BlockOut {
     /// as fixed-size copies (a copy of a variable length is a call).
     #[inline]
     fn write_tile(self, b0: usize, count: usize, r0: usize, rp: usize, sums: &[f32]) {
+        if let Some(d) = self.dequant {
+            let mut values = [0.0f32; MAX_ACCUMULATORS * 16];
+            let rows = rp.min(self.rows.saturating_sub(r0));
+            for (dst, src) in values.chunks_exact_mut(rp).zip(sums.chunks_exact(rp)).take(count) {
+                for i in 0..rows {
+                    dst[i] = d.value(r0 + i, src[i]);
+                }
+            }
+            let plain = BlockOut { dequant: None, ..self };
+            return plain.write_tile(b0, count, r0, rp, &values[..count * rp]);
+        }
         if self.csy == 1 && r0 + rp <= self.rows {
             match rp {
                 16 => return self.write_fixed::<16>(b0, count, r0, sums),
@@ -480,8 +572,36 @@ pub fn bsr_matmul(x: MatRef, w: &BsrMatrix, y: &mut MatMut, accumulate: bool) {
         rows: w.rows,
         accumulate,
         stream: csy == 1 && streams_y(w.level, y_ptr, rsy, batch, accumulate),
+        dequant: None,
     };
-    run::product(w, x, out);
+    if w.arith == Arith::F32 {
+        return run::product(w, x, out);
+    }
+    let len = batch * w.word_cols();
+    WORDS_SCRATCH.with(|scratch| {
+        let mut fresh = Vec::new();
+        let mut held = scratch.try_borrow_mut();
+        let buf = match held.as_deref_mut() {
+            Ok(v) => v,
+            Err(_) => &mut fresh,
+        };
+        buf.resize(len, 0.0);
+        let quant = words::inputs_to_words(w.arith, x, w.block.1, w.words, &mut buf[..len]);
+        let out = BlockOut {
+            dequant: quant.map(|q| RowDequant {
+                a_scale: q.scale,
+                zero_point: i32::from(q.zero_point),
+                rows: &w.row_scales,
+            }),
+            ..out
+        };
+        run::product(w, MatRef::row_major(&buf[..len], batch, w.word_cols()), out);
+    });
+}
+
+thread_local! {
+    /// A bf16 or int8 product's inputs in words, reused between calls.
+    static WORDS_SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 #[cfg(test)]
@@ -522,11 +642,14 @@ mod tests {
                 continue;
             }
             for r in 1..=33 {
-                for c in [1, 2, 3, 4, 5, 6, 8, 12, 16, 24, 32] {
-                    let layout = Layout::choose(level, r, c);
-                    if layout.family != Family::Portable {
-                        for tile in layout.tile_sizes() {
-                            run::kernel_for(&layout, tile);
+                for c in [1usize, 2, 3, 4, 5, 6, 8, 12, 16, 24, 32] {
+                    for precision in Precision::ALL {
+                        let (arith, level) = Arith::choose(precision, level);
+                        let layout = Layout::choose(level, r, c.div_ceil(arith.per_word()));
+                        if layout.family != Family::Portable {
+                            for tile in layout.tile_sizes() {
+                                run::kernel_for(&layout, arith, tile);
+                            }
                         }
                     }
                 }

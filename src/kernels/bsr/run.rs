@@ -4,6 +4,7 @@
 use rayon::prelude::*;
 
 use super::layout::{Family, Layout};
+use super::words::Arith;
 use super::{BlockOut, BsrMatrix, Inputs, Job, KernelFn, MAX_ACCUMULATORS, Sums, pack, portable};
 use crate::kernels::matrix::MatRef;
 
@@ -51,9 +52,12 @@ fn with_scratch(len: usize, f: impl FnOnce(&mut [f32])) {
 /// [`PACK_BELOW_COLUMNS`] and for the entry kernel; otherwise they, and the
 /// portable kernel, read `X` in place. Where `X` cannot be read in place
 /// (strided columns, or an edge block column ending inside a step), it is
-/// copied into rows padded with zeros to whole blocks.
+/// copied into rows padded with zeros to whole blocks. A bf16 or int8
+/// matrix multiplies `X` already in words (`super::words`): its columns
+/// and a block's are counted in words here.
 pub(super) fn product(w: &BsrMatrix, x: MatRef, out: BlockOut) {
-    let (r, c) = w.block;
+    let (r, c) = (w.block.0, w.words);
+    let cols = w.word_cols();
     let layout = w.layout;
     let batch = x.rows();
     let job = Job {
@@ -61,7 +65,7 @@ pub(super) fn product(w: &BsrMatrix, x: MatRef, out: BlockOut) {
         block_col: &w.block_col,
         values: w.values.as_slice(),
         c,
-        cols: w.cols,
+        cols,
         block_len: r * c,
         pass_len: layout.pass_rows() * c,
         steps: c / layout.cp,
@@ -73,8 +77,8 @@ pub(super) fn product(w: &BsrMatrix, x: MatRef, out: BlockOut) {
     };
     let plan = (layout.family != Family::Portable).then(|| Plan::new(w, batch));
     if let Some(plan) = plan.as_ref().filter(|p| p.packed) {
-        let padded = w.cols.next_multiple_of(c);
-        let ranges = plan.chunks(batch, w.cols);
+        let padded = cols.next_multiple_of(c);
+        let ranges = plan.chunks(batch, cols);
         // Every chunk but the last is a multiple of the largest tile; each
         // is packed padded to whole granules.
         let chunk = ranges[0].len().next_multiple_of(plan.granule);
@@ -109,7 +113,7 @@ pub(super) fn product(w: &BsrMatrix, x: MatRef, out: BlockOut) {
     let run = |inputs: Inputs| {
         if let Some(plan) = &plan {
             let chunks: Vec<(Inputs, std::ops::Range<usize>)> = plan
-                .chunks(batch, w.cols)
+                .chunks(batch, cols)
                 .into_iter()
                 .map(|range| {
                     let chunk = Inputs {
@@ -122,15 +126,22 @@ pub(super) fn product(w: &BsrMatrix, x: MatRef, out: BlockOut) {
             let task = |part: usize| vector_rows(w, &job, plan, &chunks, w.balanced_block_rows(part, parts), out);
             for_each_task(parts, task);
         } else {
-            let task = |part: usize| portable::block_rows_auto(w.level, &job, &inputs, w.balanced_block_rows(part, parts), r, batch, out);
-            for_each_task(parts, task);
+            let rows = |part: usize| w.balanced_block_rows(part, parts);
+            match w.arith {
+                Arith::F32 => for_each_task(parts, |part| {
+                    portable::block_rows_auto(w.level, &job, &inputs, rows(part), r, batch, out)
+                }),
+                arith => for_each_task(parts, |part| {
+                    portable::block_rows_words(arith, &job, &inputs, rows(part), r, batch, out)
+                }),
+            }
         }
     };
     let simd = plan.is_some();
-    let edge = w.cols % c;
-    if (x.col_stride() == 1 || w.cols == 1) && (!simd || edge.is_multiple_of(layout.cp)) {
+    let edge = cols % c;
+    if (x.col_stride() == 1 || cols == 1) && (!simd || edge.is_multiple_of(layout.cp)) {
         let (edge_col, edge_steps) = if simd && edge != 0 {
-            (w.cols / c, edge / layout.cp)
+            (cols / c, edge / layout.cp)
         } else {
             (usize::MAX, 0)
         };
@@ -143,11 +154,11 @@ pub(super) fn product(w: &BsrMatrix, x: MatRef, out: BlockOut) {
             edge_steps,
         });
     }
-    let width = if simd { w.cols.next_multiple_of(c) } else { w.cols };
+    let width = if simd { cols.next_multiple_of(c) } else { cols };
     with_scratch(batch * width, |padded| {
         for (b, row) in padded.chunks_exact_mut(width).enumerate() {
             for (j, v) in row.iter_mut().enumerate() {
-                *v = if j < w.cols { x.at(b, j) } else { 0.0 };
+                *v = if j < cols { x.at(b, j) } else { 0.0 };
             }
         }
         run(Inputs {
@@ -186,6 +197,7 @@ impl Plan {
     fn new(w: &BsrMatrix, batch: usize) -> Plan {
         let layout = &w.layout;
         if batch >= ENTRY_MIN_BATCH
+            && w.arith == Arith::F32
             && let Some((cp, rows, vectors)) = layout.entry_shape(w.level)
         {
             let granule = 16 / cp;
@@ -200,9 +212,9 @@ impl Plan {
             };
         }
         Plan {
-            kernels: layout.tile_sizes().map(|b| (b, kernel_for(layout, b))).collect(),
+            kernels: layout.tile_sizes().map(|b| (b, kernel_for(layout, w.arith, b))).collect(),
             granule: 1,
-            packed: batch > 1 && w.block.1 < PACK_BELOW_COLUMNS,
+            packed: batch > 1 && w.words < PACK_BELOW_COLUMNS,
         }
     }
 
@@ -233,18 +245,18 @@ impl Plan {
     }
 }
 
-/// The compiled block kernel for `layout` and a batch tile of `tile`.
-pub(super) fn kernel_for(layout: &Layout, tile: usize) -> KernelFn {
+/// The compiled block kernel for `layout`, `arith` and a batch tile of `tile`.
+pub(super) fn kernel_for(layout: &Layout, arith: Arith, tile: usize) -> KernelFn {
     let kernel = match layout.family {
         #[cfg(target_arch = "x86_64")]
-        Family::Zmm => super::avx512::kernel(layout.cp, layout.groups, tile),
+        Family::Zmm => super::avx512::kernel(arith, layout.cp, layout.groups, tile),
         #[cfg(target_arch = "x86_64")]
-        Family::Ymm => super::avx2::kernel8(layout.cp, layout.groups, tile),
+        Family::Ymm => super::avx2::kernel8(arith, layout.cp, layout.groups, tile),
         #[cfg(target_arch = "x86_64")]
-        Family::Xmm => super::avx2::kernel4(layout.cp, layout.groups, tile),
+        Family::Xmm => super::avx2::kernel4(arith, layout.cp, layout.groups, tile),
         _ => None,
     };
-    kernel.unwrap_or_else(|| panic!("no kernel for {layout:?} and a tile of {tile}"))
+    kernel.unwrap_or_else(|| panic!("no {arith:?} kernel for {layout:?} and a tile of {tile}"))
 }
 
 /// The compiled entry kernel for steps of `cp` columns, `rows` rows per

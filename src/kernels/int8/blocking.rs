@@ -9,7 +9,7 @@ pub(super) const GROUP: usize = 4;
 pub(super) const GROUP_ROW_BYTES: usize = super::PANEL * GROUP;
 
 /// Largest `k`: `k · 255 · 127 < 2^31`, so no `i32` accumulator can overflow.
-pub(super) const MAX_K: usize = 1 << 16;
+pub(crate) const MAX_K: usize = 1 << 16;
 
 /// Multiply-adds below which a product runs on the calling thread.
 pub(super) const PARALLEL_MIN_MACS: usize = 1 << 16;

@@ -47,8 +47,11 @@ use super::packed::{PANEL, PanelOrder, SharedOutput, Start};
 use blocking::{MIN_CLAIMED_PANELS, PARALLEL_MIN_MACS, PARALLEL_QUANTIZE_MIN};
 use schedule::{Job, QuantizedA};
 
+pub(crate) use blocking::MAX_K;
 pub use micro::Int8Kernel;
 pub use panel::Int8PackedMatrix;
+pub(crate) use panel::{quantize_weight, weight_scale};
+pub(crate) use quantize::quantize_rows;
 pub use quantize::{AQuant, SharedRange, a_range, quantize_a};
 
 /// `C = A · B` or `C += A · B` with `B` quantized and packed, `A` quantized

@@ -155,6 +155,14 @@ pub fn quantize_a(a: MatRef) -> (AQuant, Vec<u8>) {
     (q, out)
 }
 
+/// `a` quantized at `q` into `dst`, row-major, each row padded with zeros
+/// to whole groups of 4 (`m · ⌈k / 4⌉ · 4` bytes), at the widest level
+/// this CPU has: the inputs of a block-sparse int8 product.
+pub(crate) fn quantize_rows(a: MatRef, q: AQuant, dst: &mut [u8]) {
+    assert_eq!(dst.len(), a.rows() * a.cols().div_ceil(GROUP) * GROUP, "quantized rows");
+    quantize_blocks_at(crate::kernels::simd::SimdLevel::detect(), a, q, 0..a.rows(), 1, false, dst);
+}
+
 /// Bytes of `A` (`m x k`) quantized in the layout of `kernel`.
 pub(super) fn a_len(kernel: Int8Kernel, m: usize, k: usize) -> usize {
     m * k.div_ceil(GROUP) * GROUP * kernel.a_value_bytes()
