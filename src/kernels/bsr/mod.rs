@@ -489,18 +489,16 @@ impl BlockOut<'_> {
     /// Writes a pass's sums for entries `b0 .. b0 + count` (`rp` per entry
     /// in `sums`, rows `r0 ..`): whole passes of 4, 8 or 16 contiguous rows
     /// as fixed-size copies (a copy of a variable length is a call).
+    /// int8 sums are dequantized in place first.
     #[inline]
-    fn write_tile(self, b0: usize, count: usize, r0: usize, rp: usize, sums: &[f32]) {
+    fn write_tile(self, b0: usize, count: usize, r0: usize, rp: usize, sums: &mut [f32]) {
         if let Some(d) = self.dequant {
-            let mut values = [0.0f32; MAX_ACCUMULATORS * 16];
             let rows = rp.min(self.rows.saturating_sub(r0));
-            for (dst, src) in values.chunks_exact_mut(rp).zip(sums.chunks_exact(rp)).take(count) {
-                for i in 0..rows {
-                    dst[i] = d.value(r0 + i, src[i]);
-                }
+            for entry in sums.chunks_exact_mut(rp).take(count) {
+                d.dequantize(r0, &mut entry[..rows]);
             }
             let plain = BlockOut { dequant: None, ..self };
-            return plain.write_tile(b0, count, r0, rp, &values[..count * rp]);
+            return plain.write_tile(b0, count, r0, rp, sums);
         }
         if self.csy == 1 && r0 + rp <= self.rows {
             match rp {

@@ -81,7 +81,7 @@ pub(super) fn block_rows_words(
             if int8 {
                 floats.iter_mut().zip(&ints).for_each(|(f, &s)| *f = f32::from_bits(s as u32));
             }
-            out.write_tile(b, 1, br * r, r, &floats);
+            out.write_tile(b, 1, br * r, r, &mut floats);
         }
     }
 }

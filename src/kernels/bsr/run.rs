@@ -300,7 +300,7 @@ fn vector_rows(
                     // the (padded) chunk.
                     unsafe { kernel(job, inputs, br, pass, b0, &mut sums) };
                     let count = b.min(entries.len().saturating_sub(b0));
-                    out.write_tile(entries.start + b0, count, r0, rp, &sums.0);
+                    out.write_tile(entries.start + b0, count, r0, rp, &mut sums.0);
                 }
             }
         }

@@ -141,11 +141,15 @@ pub(super) struct RowDequant<'a> {
 }
 
 impl RowDequant<'_> {
-    /// Row `r`'s output for the `i32` sum held in `sum`'s bits.
+    /// Rows `r0 ..` of one entry: the `i32` sums held in `sums`' bits
+    /// replaced by their outputs.
     #[inline]
-    pub(super) fn value(&self, r: usize, sum: f32) -> f32 {
-        let t = (sum.to_bits() as i32).wrapping_sub(self.zero_point.wrapping_mul(self.rows.sums[r])) as f32;
-        (self.a_scale * self.rows.scales[r]) * t
+    pub(super) fn dequantize(&self, r0: usize, sums: &mut [f32]) {
+        let rows = r0..r0 + sums.len();
+        for ((s, &scale), &row_sum) in sums.iter_mut().zip(&self.rows.scales[rows.clone()]).zip(&self.rows.sums[rows]) {
+            let t = (s.to_bits() as i32).wrapping_sub(self.zero_point.wrapping_mul(row_sum)) as f32;
+            *s = (self.a_scale * scale) * t;
+        }
     }
 }
 
