@@ -481,15 +481,18 @@ pub(super) fn gflops_vs_weights(rows: &[&Row]) -> Option<Chart> {
     }))
 }
 
-/// How ISS and reduced precision compound on a recurrent model: speedup
-/// over dense fp32 of dense and ISS at each precision measured, and of
-/// ONNX Runtime's rows, one group per threads and head setting, for one
-/// batch size; drawn where a model was measured at more than one precision.
+/// How ISS, block sparsity and reduced precision compound on a recurrent
+/// model: speedup over dense fp32 of dense, ISS and bsr in the default
+/// block at each precision measured, and of ONNX Runtime's rows, one group
+/// per threads and head setting, for one batch size; drawn where a model
+/// was measured at more than one precision.
 pub(super) fn precision_compounding(rows: &[&Row], batch: usize) -> Option<Chart> {
+    let default_block = crate::mode::BlockShape::DEFAULT.to_string();
     let sel: Vec<&Row> = rows
         .iter()
         .copied()
-        .filter(|r| r.batch == batch && r.layers > 0 && matches!(r.mode.model_mode(), Mode::Dense | Mode::Iss))
+        .filter(|r| r.batch == batch && r.layers > 0)
+        .filter(|r| matches!(r.mode.model_mode(), Mode::Dense | Mode::Iss) || (r.mode == Mode::Bsr && r.block == default_block))
         .collect();
     let precisions: BTreeSet<Precision> = sel.iter().map(|r| r.precision).collect();
     if precisions.len() < 2 {
@@ -537,7 +540,7 @@ pub(super) fn precision_compounding(rows: &[&Row], batch: usize) -> Option<Chart
         .unwrap_or_default();
     Some(Chart::Bars(BarChart {
         title: format!(
-            "{model}{sizes}: ISS and precision compounding, batch {batch}, seq {seq} — {}",
+            "{model}{sizes}: ISS, blocks and precision compounding, batch {batch}, seq {seq} — {}",
             provenance(&sel)
         ),
         y: Axis::linear("speedup over dense fp32 (×)"),
@@ -545,7 +548,17 @@ pub(super) fn precision_compounding(rows: &[&Row], batch: usize) -> Option<Chart
             .iter()
             .map(|&(head, t)| format!("t{t}{}", if head { " +head" } else { "" }))
             .collect(),
-        bars: bars.iter().map(|&(m, p)| (format!("{m} {p}"), colour_of(m, p))).collect(),
+        bars: bars
+            .iter()
+            .map(|&(m, p)| {
+                let block = if m == Mode::Bsr {
+                    format!(" {default_block}")
+                } else {
+                    String::new()
+                };
+                (format!("{m}{block} {p}"), colour_of(m, p))
+            })
+            .collect(),
         values,
         value_label,
         x_label: "configuration: threads (t), +head: with embedding and softmax head".into(),
