@@ -110,7 +110,15 @@ impl Session {
                         }),
                     };
                     let mut row = template.completed(&rounds.stats(), rounds.0.len(), speedup);
-                    row.flags = flags(&row, &rounds, load, oversubscribed);
+                    // The template's own flags (`input-cut`) first.
+                    let measured = flags(&row, &rounds, load, oversubscribed);
+                    if !measured.is_empty() {
+                        row.flags = if row.flags.is_empty() {
+                            measured
+                        } else {
+                            format!("{};{measured}", row.flags)
+                        };
+                    }
                     row
                 }
                 Err(e) if matches!(part, Part::Peer(..)) => template.failed(format!("onnxruntime: {e}")),

@@ -3,7 +3,22 @@
 
 use super::host::HostLoad;
 use crate::measure::Rounds;
+use crate::model::Model;
 use crate::report::Row;
+
+/// A pruned model one of whose layers keeps no input weight in any
+/// direction is flagged `input-cut`: its outputs do not depend on the
+/// model's input (global block pruning can leave a whole layer to its
+/// biases), so its verification and precision errors say nothing.
+pub const INPUT_CUT: &str = "input-cut";
+
+/// Whether some layer of `model` keeps no input weight in any direction.
+pub fn input_cut(model: &Model) -> bool {
+    model
+        .layers()
+        .iter()
+        .any(|l| l.directions().all(|(_, r)| r.w_ih().iter().all(|&w| w == 0.0)))
+}
 
 /// A speedup whose whole 95% interval lies above this multiple of its
 /// ideal (the multiply-add ratio) is flagged `above-ideal`. Cache effects
@@ -75,6 +90,20 @@ mod tests {
         r.ideal_speedup = ideal;
         r.cv = cv;
         r
+    }
+
+    #[test]
+    fn a_layer_without_input_weights_cuts_the_input() {
+        use crate::model::synthetic::SynthSpec;
+        use crate::prune::{Scope, magnitude};
+        let spec = SynthSpec {
+            input: 6,
+            layers: vec![5, 4],
+            ..SynthSpec::default()
+        };
+        let model = spec.build().unwrap();
+        assert!(!input_cut(&model));
+        assert!(input_cut(&magnitude(&model, 1.0, Scope::Global).unwrap()));
     }
 
     #[test]

@@ -282,7 +282,9 @@ fn prepare_model(inst: &mut Instance, point: &Point, base: Row) -> Result<Prepar
             (Some(abs), Some(rel))
         }
     };
+    let cut = point.mode.is_sparse() && super::flags::input_cut(inst.model(point)?);
     let row = Row {
+        flags: if cut { super::flags::INPUT_CUT.to_string() } else { String::new() },
         input,
         layers,
         cell,
