@@ -8,8 +8,10 @@ use issbench::kernels::{BsrMatrix, CsrMatrix, MatMut, MatRef, SimdLevel, bsr_mat
 use issbench::model::synthetic::SplitMix64;
 use issbench::precision::Precision;
 
-/// The block shapes the sweeps use, and a few no vector sub-tile fits.
-const BLOCKS: [(usize, usize); 11] = [
+/// The block shapes the sweeps use, a few no vector sub-tile fits, and
+/// 4 x 1 and 4 x 2 (the 128- and 256-bit sub-tiles the entry kernel reads,
+/// as int8 and bf16 4 x 4 blocks do in words).
+const BLOCKS: [(usize, usize); 13] = [
     (1, 4),
     (4, 4),
     (8, 8),
@@ -21,6 +23,8 @@ const BLOCKS: [(usize, usize); 11] = [
     (2, 2),
     (12, 8),
     (2, 16),
+    (4, 1),
+    (4, 2),
 ];
 
 /// The levels to test: each one this CPU has (the matrix caps the rest).

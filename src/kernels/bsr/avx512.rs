@@ -113,6 +113,32 @@ block_kernel!(
 );
 
 entry_kernel!(
+    zmm_entries_bf16,
+    __m512,
+    16,
+    "avx512f,avx512bf16",
+    _mm512_setzero_ps,
+    _mm512_loadu_ps,
+    dot_bf16,
+    _mm512_storeu_ps,
+    bcast,
+    pairsum
+);
+
+entry_kernel!(
+    zmm_entries_i8,
+    __m512,
+    16,
+    "avx512f,avx512vnni",
+    _mm512_setzero_ps,
+    _mm512_loadu_ps,
+    dot_i8,
+    _mm512_storeu_ps,
+    bcast,
+    pairsum_i32
+);
+
+entry_kernel!(
     zmm_entries,
     __m512,
     16,
@@ -125,21 +151,33 @@ entry_kernel!(
     pairsum
 );
 
-/// The entry-vector kernel (`entry_kernel!`) for `CP` columns per step,
-/// `rows` rows per pass and a tile of `vectors` input vectors.
-pub(super) fn entry_kernel(cp: usize, rows: usize, vectors: usize) -> Option<KernelFn> {
+/// The entry-vector kernel (`entry_kernel!`) of `arith` for `CP` columns
+/// per step, `rows` rows per pass and a tile of `vectors` input vectors.
+pub(super) fn entry_kernel(arith: Arith, cp: usize, rows: usize, vectors: usize) -> Option<KernelFn> {
     macro_rules! tiles {
-        ($cp:literal, $r:literal; $($v:literal)*) => {
+        ($f:ident, $cp:literal, $r:literal; $($v:literal)*) => {
             match vectors {
-                $($v => Some(zmm_entries::<$cp, $r, $v> as KernelFn),)*
+                $($v => Some($f::<$cp, $r, $v> as KernelFn),)*
                 _ => None,
             }
         };
     }
-    match (cp, rows) {
-        (4, 4) => tiles!(4, 4; 6 4 3 2 1),
-        (4, 1) => tiles!(4, 1; 8 6 4 3 2 1),
-        (2, 8) => tiles!(2, 8; 3 2 1),
+    macro_rules! shapes {
+        ($f:ident) => {
+            match (cp, rows) {
+                (4, 4) => tiles!($f, 4, 4; 6 4 3 2 1),
+                (4, 1) => tiles!($f, 4, 1; 8 6 4 3 2 1),
+                (2, 8) => tiles!($f, 2, 8; 3 2 1),
+                (1, 4) => tiles!($f, 1, 4; 6 4 3 2 1),
+                (2, 4) => tiles!($f, 2, 4; 6 4 3 2 1),
+                _ => None,
+            }
+        };
+    }
+    match arith {
+        Arith::F32 => shapes!(zmm_entries),
+        Arith::Bf16 { dot: true } => shapes!(zmm_entries_bf16),
+        Arith::Int8 { dot: true } => shapes!(zmm_entries_i8),
         _ => None,
     }
 }

@@ -153,7 +153,23 @@ impl Layout {
             (4, 4) => Some((4, 4, 6)),
             (4, 1) => Some((4, 1, 8)),
             (2, 8) => Some((2, 8, 3)),
+            // 4-row blocks one or two words wide (int8 and bf16 4 x 4),
+            // whose 128- and 256-bit sub-tiles hold 16 multiply-adds.
+            (1, 4) => Some((1, 4, 6)),
+            (2, 4) => Some((2, 4, 6)),
             _ => None,
+        }
+    }
+
+    /// Batches from which the entry kernel runs this layout (where it has
+    /// one): earlier for 4-row passes of 128- and 256-bit sub-tiles, whose
+    /// block kernel does 4 or 8 lanes of work per instruction to the entry
+    /// kernel's 16.
+    pub fn entry_min_batch(&self) -> usize {
+        if self.family != Family::Zmm && self.pass_rows() == 4 {
+            super::run::NARROW_ENTRY_MIN_BATCH
+        } else {
+            super::run::ENTRY_MIN_BATCH
         }
     }
 

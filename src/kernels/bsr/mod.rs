@@ -11,8 +11,10 @@
 //! weights, so each weight vector loaded serves the whole tile (up to 24
 //! entries) and each input broadcast serves one or two weight vectors; the
 //! entry kernel, for blocks of one sub-tile per pass (4 x 4, 8 x 8, 1 x 4)
-//! from batch 16, holds 4 or 8 entries' inputs per vector and broadcasts
-//! the weights. `X` is read in place, or for narrow blocks and the entry
+//! from batch 16 (8 for 4-row passes of narrower sub-tiles, as int8 and
+//! bf16 4 x 4 blocks have in words), holds 4 to 16 entries' inputs per
+//! vector and broadcasts the weights. bf16 and int8 values run the same
+//! layouts and templates on 32-bit words ([`words`]). `X` is read in place, or for narrow blocks and the entry
 //! kernel packed a chunk at a time ([`pack`]); a large batch goes in chunks
 //! whose inputs stay in L2 while every block row of a task passes over them
 //! ([`run`]). Block rows are split over rayon workers in ranges of equal
@@ -339,8 +341,8 @@ impl BsrMatrix {
             Arith::Bf16 { dot } => name += if dot { " bf16 pairs, vdpbf16ps" } else { " bf16 pairs, widened" },
             Arith::Int8 { dot } => name += if dot { " int8 quads, vpdpbusd" } else { " int8 quads, vpmaddwd" },
         }
-        if let Some((cp, rows, _)) = l.entry_shape(self.level).filter(|_| self.arith == Arith::F32) {
-            name += &format!(", entries {}x{cp} x{rows} from {}", 16 / cp, run::ENTRY_MIN_BATCH);
+        if let Some((cp, rows, _)) = l.entry_shape(self.level) {
+            name += &format!(", entries {}x{cp} x{rows} from {}", 16 / cp, l.entry_min_batch());
         }
         if self.strips.is_some() {
             name += &format!(", csr above {STRIPS_AS_CSR_ABOVE}");

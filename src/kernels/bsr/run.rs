@@ -24,6 +24,11 @@ const PACK_BELOW_COLUMNS: usize = 16;
 /// (`template.rs`, `entry_kernel!`) instead of the block kernel.
 pub(super) const ENTRY_MIN_BATCH: usize = 16;
 
+/// [`ENTRY_MIN_BATCH`] for layouts of 128- and 256-bit sub-tiles (int8 and
+/// bf16 4 x 4 blocks, fp32 4 x 1 and 4 x 2): docs/tuning.md, "bf16 and
+/// int8 values".
+pub(super) const NARROW_ENTRY_MIN_BATCH: usize = 8;
+
 thread_local! {
     /// Packed (or padded) inputs, reused between calls.
     static X_SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -196,14 +201,13 @@ impl Plan {
     /// The plan for `w` (a vector layout) and a batch of `batch`.
     fn new(w: &BsrMatrix, batch: usize) -> Plan {
         let layout = &w.layout;
-        if batch >= ENTRY_MIN_BATCH
-            && w.arith == Arith::F32
+        if batch >= layout.entry_min_batch()
             && let Some((cp, rows, vectors)) = layout.entry_shape(w.level)
         {
             let granule = 16 / cp;
             let kernels = (1..=vectors)
                 .rev()
-                .filter_map(|v| entry_kernel_for(cp, rows, v).map(|k| (v * granule, k)))
+                .filter_map(|v| entry_kernel_for(w.arith, cp, rows, v).map(|k| (v * granule, k)))
                 .collect();
             return Plan {
                 kernels,
@@ -261,9 +265,9 @@ pub(super) fn kernel_for(layout: &Layout, arith: Arith, tile: usize) -> KernelFn
 
 /// The compiled entry kernel for steps of `cp` columns, `rows` rows per
 /// pass and `vectors` input vectors.
-pub(super) fn entry_kernel_for(cp: usize, rows: usize, vectors: usize) -> Option<KernelFn> {
+pub(super) fn entry_kernel_for(arith: Arith, cp: usize, rows: usize, vectors: usize) -> Option<KernelFn> {
     #[cfg(target_arch = "x86_64")]
-    return super::avx512::entry_kernel(cp, rows, vectors);
+    return super::avx512::entry_kernel(arith, cp, rows, vectors);
     #[cfg(not(target_arch = "x86_64"))]
     None
 }
