@@ -185,6 +185,24 @@ fn reduced_precision_is_refused_off_the_packed_backend() {
     assert!(exec.backend().ends_with("-bf16"), "{}", exec.backend());
 }
 
+/// A weight wider than an int8 product's i32 sums hold is refused when
+/// prepared, on the packed and block-sparse kernels alike, not a panic.
+#[test]
+fn int8_weights_wider_than_the_i32_sums_are_refused() {
+    use issbench::exec::PreparedWeight;
+    use issbench::mode::BlockShape;
+    let k = 65537;
+    let w = vec![0.5f32; k];
+    for backend in [Backend::Packed, Backend::Bsr(BlockShape { rows: 4, cols: 4 })] {
+        let e = PreparedWeight::at(backend, Precision::Int8, &w, 1, k).err().unwrap();
+        assert!(
+            e.to_string().contains("at most 65536 inputs") && e.to_string().contains("65537"),
+            "{e}"
+        );
+        assert!(PreparedWeight::at(backend, Precision::Bf16, &w, 1, k).is_ok());
+    }
+}
+
 /// Bidirectional layers of every team cell, their directions compacted to
 /// unequal widths (so the backward direction's gates start mid-panel in
 /// the layer's joint projection), stay within the precision's tolerance

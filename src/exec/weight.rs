@@ -67,12 +67,14 @@ pub enum PreparedWeight {
     Blocks(BsrMatrix),
 }
 
-/// A precision the backend does not run.
+/// A precision the backend does not run, or not for this weight.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("the {backend} backend runs fp32 only, not {precision} (bf16 and int8 run on the packed and bsr kernels)")]
-pub struct UnsupportedPrecision {
-    pub backend: &'static str,
-    pub precision: Precision,
+pub enum UnsupportedPrecision {
+    #[error("the {backend} backend runs fp32 only, not {precision} (bf16 and int8 run on the packed and bsr kernels)")]
+    Backend { backend: &'static str, precision: Precision },
+    /// More inputs than an int8 product's `i32` sums hold exactly.
+    #[error("an int8 product sums at most {max} inputs in i32; this weight has {k}")]
+    TooWideForInt8 { k: usize, max: usize },
 }
 
 impl PreparedWeight {
@@ -83,6 +85,10 @@ impl PreparedWeight {
     /// Prepares `w` (`[n, k]`, row-major) for `backend` at `precision`:
     /// bf16 and int8 run on the packed and bsr backends only.
     pub fn at(backend: Backend, precision: Precision, w: &[f32], n: usize, k: usize) -> Result<Self, UnsupportedPrecision> {
+        let max = crate::kernels::int8::MAX_K;
+        if precision == Precision::Int8 && k > max {
+            return Err(UnsupportedPrecision::TooWideForInt8 { k, max });
+        }
         Ok(match (backend, precision) {
             (Backend::Packed, Precision::Fp32) => PreparedWeight::Team(TeamWeight::F32(PackedMatrix::pack_transposed(w, n, k))),
             (Backend::Packed, Precision::Bf16) => PreparedWeight::Team(TeamWeight::Bf16(Bf16PackedMatrix::pack_transposed(w, n, k))),
@@ -90,7 +96,7 @@ impl PreparedWeight {
             (Backend::Matrixmultiply, Precision::Fp32) => PreparedWeight::Plain { w: w.to_vec(), n, k },
             (Backend::Csr, Precision::Fp32) => PreparedWeight::Sparse(CsrMatrix::from_dense(w, n, k, 0.0).expect("model widths fit u32")),
             (Backend::Matrixmultiply, precision) => {
-                return Err(UnsupportedPrecision {
+                return Err(UnsupportedPrecision::Backend {
                     backend: "matrixmultiply",
                     precision,
                 });
@@ -99,7 +105,7 @@ impl PreparedWeight {
                 BsrMatrix::from_dense_with(w, n, k, block.pair(), precision, SimdLevel::detect())
                     .expect("blocks of 1 to 64 and model widths fit the index and int8's sums"),
             ),
-            (Backend::Csr, precision) => return Err(UnsupportedPrecision { backend: "csr", precision }),
+            (Backend::Csr, precision) => return Err(UnsupportedPrecision::Backend { backend: "csr", precision }),
         })
     }
     /// The packed panels at some precision, when prepared for [`Backend::Packed`].
