@@ -73,83 +73,39 @@ fn pairsum_i32(a: __m512, b: __m512) -> __m512 {
     _mm512_castsi512_ps(_mm512_add_epi32(_mm512_castps_si512(lo), _mm512_castps_si512(hi)))
 }
 
-block_kernel!(
-    zmm_bf16,
-    __m512,
-    16,
-    "avx512f,avx512bf16",
-    _mm512_setzero_ps,
-    _mm512_loadu_ps,
-    dot_bf16,
-    _mm512_storeu_ps,
-    bcast,
-    pairsum
-);
+/// Defines the zmm block and entry kernels of one arithmetic.
+macro_rules! zmm_kernels {
+    ($block:ident, $entries:ident, $features:literal, $dot:ident, $pairsum:ident) => {
+        block_kernel!(
+            $block,
+            __m512,
+            16,
+            $features,
+            _mm512_setzero_ps,
+            _mm512_loadu_ps,
+            $dot,
+            _mm512_storeu_ps,
+            bcast,
+            $pairsum
+        );
+        entry_kernel!(
+            $entries,
+            __m512,
+            16,
+            $features,
+            _mm512_setzero_ps,
+            _mm512_loadu_ps,
+            $dot,
+            _mm512_storeu_ps,
+            bcast,
+            $pairsum
+        );
+    };
+}
 
-block_kernel!(
-    zmm_i8,
-    __m512,
-    16,
-    "avx512f,avx512vnni",
-    _mm512_setzero_ps,
-    _mm512_loadu_ps,
-    dot_i8,
-    _mm512_storeu_ps,
-    bcast,
-    pairsum_i32
-);
-
-block_kernel!(
-    zmm,
-    __m512,
-    16,
-    "avx512f",
-    _mm512_setzero_ps,
-    _mm512_loadu_ps,
-    _mm512_fmadd_ps,
-    _mm512_storeu_ps,
-    bcast,
-    pairsum
-);
-
-entry_kernel!(
-    zmm_entries_bf16,
-    __m512,
-    16,
-    "avx512f,avx512bf16",
-    _mm512_setzero_ps,
-    _mm512_loadu_ps,
-    dot_bf16,
-    _mm512_storeu_ps,
-    bcast,
-    pairsum
-);
-
-entry_kernel!(
-    zmm_entries_i8,
-    __m512,
-    16,
-    "avx512f,avx512vnni",
-    _mm512_setzero_ps,
-    _mm512_loadu_ps,
-    dot_i8,
-    _mm512_storeu_ps,
-    bcast,
-    pairsum_i32
-);
-
-entry_kernel!(
-    zmm_entries,
-    __m512,
-    16,
-    "avx512f",
-    _mm512_setzero_ps,
-    _mm512_loadu_ps,
-    _mm512_fmadd_ps,
-    _mm512_storeu_ps,
-    bcast,
-    pairsum
-);
+zmm_kernels!(zmm, zmm_entries, "avx512f", _mm512_fmadd_ps, pairsum);
+zmm_kernels!(zmm_bf16, zmm_entries_bf16, "avx512f,avx512bf16", dot_bf16, pairsum);
+zmm_kernels!(zmm_i8, zmm_entries_i8, "avx512f,avx512vnni", dot_i8, pairsum_i32);
 
 /// The entry-vector kernel (`entry_kernel!`) of `arith` for `CP` columns
 /// per step, `rows` rows per pass and a tile of `vectors` input vectors.
