@@ -14,11 +14,11 @@
 //! from batch 16 (8 for 4-row passes of narrower sub-tiles, as int8 and
 //! bf16 4 x 4 blocks have in words), holds 4 to 16 entries' inputs per
 //! vector and broadcasts the weights. bf16 and int8 values run the same
-//! layouts and templates on 32-bit words ([`words`]). `X` is read in place, or for narrow blocks and the entry
-//! kernel packed a chunk at a time ([`pack`]); a large batch goes in chunks
-//! whose inputs stay in L2 while every block row of a task passes over them
-//! ([`run`]). Block rows are split over rayon workers in ranges of equal
-//! block count. Matrices of 1 x c strips keep a CSR copy for batches above
+//! layouts and templates on 32-bit words ([`words`]). `X` is read in
+//! place, or for narrow blocks and the entry kernel packed a chunk at a
+//! time ([`pack`]); a large batch goes in chunks whose inputs stay in L2
+//! while every block row of a task passes over them ([`run`]). Block rows
+//! are split over rayon workers in ranges of equal block count. Matrices of 1 x c strips keep a CSR copy for batches above
 //! [`STRIPS_AS_CSR_ABOVE`].
 //!
 //! The SIMD level and the layout are resolved once, when the matrix is
@@ -270,7 +270,7 @@ impl BsrMatrix {
                 m.values.grow(start + r * words);
                 let values = m.values.as_mut_slice();
                 for i in 0..height {
-                    let scale = m.row_scales.scales.get(br * r + i).copied().unwrap_or(1.0);
+                    let scale = m.row_scales.scale(br * r + i);
                     for j in 0..width {
                         let v = &mut values[start + layout.offset(words, i, j / per)];
                         *v = f32::from_bits(v.to_bits() | arith.encode(at(i, j), j % per, scale));
@@ -367,7 +367,7 @@ impl BsrMatrix {
                 let bc = self.block_col[k] as usize;
                 for i in 0..r.min(self.rows - br * r) {
                     let row = br * r + i;
-                    let scale = self.row_scales.scales.get(row).copied().unwrap_or(1.0);
+                    let scale = self.row_scales.scale(row);
                     for j in 0..c.min(self.cols - bc * c) {
                         let word = values[k * r * words + self.layout.offset(words, i, j / per)].to_bits();
                         f(row, bc * c + j, self.arith.decode(word, j % per, scale));
@@ -578,15 +578,8 @@ pub fn bsr_matmul(x: MatRef, w: &BsrMatrix, y: &mut MatMut, accumulate: bool) {
         return run::product(w, x, out);
     }
     let len = batch * w.word_cols();
-    WORDS_SCRATCH.with(|scratch| {
-        let mut fresh = Vec::new();
-        let mut held = scratch.try_borrow_mut();
-        let buf = match held.as_deref_mut() {
-            Ok(v) => v,
-            Err(_) => &mut fresh,
-        };
-        buf.resize(len, 0.0);
-        let quant = words::inputs_to_words(w.arith, x, w.block.1, w.words, &mut buf[..len]);
+    run::with_scratch(&run::WORDS_SCRATCH, len, |buf| {
+        let quant = words::inputs_to_words(w.arith, x, w.block.1, w.words, buf);
         let out = BlockOut {
             dequant: quant.map(|q| RowDequant {
                 a_scale: q.scale,
@@ -595,13 +588,8 @@ pub fn bsr_matmul(x: MatRef, w: &BsrMatrix, y: &mut MatMut, accumulate: bool) {
             }),
             ..out
         };
-        run::product(w, MatRef::row_major(&buf[..len], batch, w.word_cols()), out);
+        run::product(w, MatRef::row_major(buf, batch, w.word_cols()), out);
     });
-}
-
-thread_local! {
-    /// A bf16 or int8 product's inputs in words, reused between calls.
-    static WORDS_SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 #[cfg(test)]

@@ -29,15 +29,20 @@ pub(super) const ENTRY_MIN_BATCH: usize = 16;
 /// int8 values".
 pub(super) const NARROW_ENTRY_MIN_BATCH: usize = 8;
 
+/// A thread's reusable buffer of floats.
+pub(super) type Scratch = std::thread::LocalKey<std::cell::RefCell<Vec<f32>>>;
+
 thread_local! {
     /// Packed (or padded) inputs, reused between calls.
     static X_SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// A bf16 or int8 product's inputs in words, reused between calls.
+    pub(super) static WORDS_SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Runs `f` on `len` floats of this thread's scratch (or of a fresh buffer
-/// when a product on this thread already holds the scratch), starting on a
+/// Runs `f` on `len` floats of this thread's `scratch` (or of a fresh
+/// buffer when a product on this thread already holds it), starting on a
 /// cache-line boundary so that packed input vectors never span two lines.
-fn with_scratch(len: usize, f: impl FnOnce(&mut [f32])) {
+pub(super) fn with_scratch(scratch: &'static Scratch, len: usize, f: impl FnOnce(&mut [f32])) {
     let aligned = |v: &mut Vec<f32>| {
         if v.len() < len + 16 {
             v.resize(len + 16, 0.0);
@@ -45,7 +50,7 @@ fn with_scratch(len: usize, f: impl FnOnce(&mut [f32])) {
         let skip = v.as_ptr().align_offset(64).min(16);
         f(&mut v[skip..skip + len])
     };
-    X_SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+    scratch.with(|scratch| match scratch.try_borrow_mut() {
         Ok(mut v) => aligned(&mut v),
         Err(_) => aligned(&mut Vec::new()),
     })
@@ -89,7 +94,7 @@ pub(super) fn product(w: &BsrMatrix, x: MatRef, out: BlockOut) {
         let chunk = ranges[0].len().next_multiple_of(plan.granule);
         let last = ranges[ranges.len() - 1].len();
         let len = ((ranges.len() - 1) * chunk + last.next_multiple_of(plan.granule)) * padded;
-        return with_scratch(len, |buf| {
+        return with_scratch(&X_SCRATCH, len, |buf| {
             let pack_range = |(i, part): (usize, &mut [f32])| pack::pack(x, i * chunk, padded, layout.cp, part);
             if parts > 1 {
                 buf.par_chunks_mut(chunk * padded).enumerate().for_each(pack_range);
@@ -160,7 +165,7 @@ pub(super) fn product(w: &BsrMatrix, x: MatRef, out: BlockOut) {
         });
     }
     let width = if simd { cols.next_multiple_of(c) } else { cols };
-    with_scratch(batch * width, |padded| {
+    with_scratch(&X_SCRATCH, batch * width, |padded| {
         for (b, row) in padded.chunks_exact_mut(width).enumerate() {
             for (j, v) in row.iter_mut().enumerate() {
                 *v = if j < cols { x.at(b, j) } else { 0.0 };

@@ -115,6 +115,11 @@ pub(super) struct RowScales {
 }
 
 impl RowScales {
+    /// Row `row`'s scale (1 where the matrix has no int8 scales).
+    pub(super) fn scale(&self, row: usize) -> f32 {
+        self.scales.get(row).copied().unwrap_or(1.0)
+    }
+
     /// The scales and sums of the row-major `rows x cols` matrix `w`.
     pub(super) fn of(w: &[f32], rows: usize, cols: usize) -> RowScales {
         let (mut scales, mut sums) = (Vec::with_capacity(rows), Vec::with_capacity(rows));
