@@ -119,13 +119,15 @@ unsafe fn steps<const MR: usize, const CHAINS: usize, const PREFETCH: bool, cons
         for _ in 0..t.kb % CHAINS {
             step!(acc[0]);
         }
-        let (first, others) = acc.split_at_mut(1);
+        let (first, others) = acc.split_first_mut().expect("one chain or more");
         for chain in others.iter() {
-            for (sum, part) in first[0].iter_mut().flatten().zip(chain.iter().flatten()) {
-                *sum = _mm512_add_ps(*sum, *part);
+            for (sums, parts) in first.iter_mut().zip(chain) {
+                for (sum, part) in sums.iter_mut().zip(parts) {
+                    *sum = _mm512_add_ps(*sum, *part);
+                }
             }
         }
-        for (r, acc_r) in first[0].iter().enumerate() {
+        for (r, acc_r) in first.iter().enumerate() {
             if t.c_is_contiguous() {
                 let c = t.c_row(r);
                 _mm512_storeu_ps(c, acc_r[0]);
