@@ -258,6 +258,44 @@ fn packed_gemm_matches_reference() {
     }
 }
 
+/// One row of `A` (a recurrent step at batch 1), which AVX-512 runs as one
+/// call over all its panels: last panels no wider than half a panel
+/// (whose zero half it does not read) and just wider, `A` read in place
+/// or packed, several K blocks (k > 4096), a `B` that streams from memory
+/// (the prefetching form), and a strided `C` (the micro-kernel's path).
+#[test]
+fn one_row_products_cover_narrow_panels_k_blocks_and_streamed_b() {
+    let packed = |a: MatRef, b: MatRef, c: &mut MatMut, acc: bool| packed_gemm(a, &PackedMatrix::pack(b), c, acc);
+    for pool in pools() {
+        pool.install(|| {
+            for n in [1usize, 15, 16, 17, 31, 47, 48, 49, 64] {
+                for k in [0usize, 1, 2, 3, 131] {
+                    for lc in [Layout::RowMajor, Layout::PaddedRows, Layout::Strided] {
+                        for (la, acc) in [(Layout::RowMajor, true), (Layout::Strided, false)] {
+                            check("one row", 1, k, n, la, Layout::ColMajor, lc, acc, &packed);
+                        }
+                    }
+                }
+            }
+            for (k, n) in [(4097usize, 33usize), (8200, 16), (1100, 3850)] {
+                for acc in [true, false] {
+                    check(
+                        "one row",
+                        1,
+                        k,
+                        n,
+                        Layout::RowMajor,
+                        Layout::ColMajor,
+                        Layout::RowMajor,
+                        acc,
+                        &packed,
+                    );
+                }
+            }
+        });
+    }
+}
+
 /// `C = bias + A·B` starting the accumulators from the bias gives exactly
 /// the bits of filling `C` with the bias and accumulating (the same sums in
 /// the same order), on partial panels, 1 row, k = 0, the large-A orders and
@@ -268,6 +306,7 @@ fn packed_gemm_bias_equals_filling_c_with_the_bias() {
         pool.install(|| {
             let shapes = [
                 (1usize, 7usize, 33usize),
+                (1, 4100, 49),
                 (5, 0, 31),
                 (6, 13, 32),
                 (13, 37, 97),

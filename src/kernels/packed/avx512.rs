@@ -3,6 +3,9 @@
 use super::PANEL;
 use super::blocking::PREFETCH_AHEAD;
 use super::micro::{KernelFn, MicroKernels};
+use super::output::Start;
+use super::panel::PanelLayout;
+use super::schedule::{Job, JobA, PanelOrder};
 use super::tile::{Tile, TileA};
 
 /// The AVX-512 kernels.
@@ -138,5 +141,106 @@ unsafe fn steps<const MR: usize, const CHAINS: usize, const PREFETCH: bool, cons
                 t.store_c_row(r, &buf);
             }
         }
+    }
+}
+
+/// A product of one row of `A` (a recurrent step at batch 1) over the
+/// panels `range`, run in `order`, K block by K block: the same sums, in
+/// the same order, as the 1-row micro-kernel called panel by panel, but
+/// in one call (no tile per panel), with `C`'s partial last panel masked
+/// rather than copied, and only the first 16 columns of each row read in
+/// a panel no wider than that (its zero half never leaves L2).
+///
+/// # Safety
+/// The CPU has AVX-512F; `job` has one row of `A`, whole-row panels
+/// (`PanelLayout::Rows`) and contiguous columns of `C` (`out.csc == 1`);
+/// `range` lies inside its panels.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn row_product<const PREFETCH: bool>(job: &Job, range: std::ops::Range<usize>, order: PanelOrder) {
+    use std::arch::x86_64::*;
+    let out = job.out;
+    debug_assert!(job.row_blocks.rows == 1 && out.csc == 1 && job.b.layout == PanelLayout::Rows);
+    for p in order.chunks(range, 1).map(|panel| panel.start) {
+        let j0 = p * PANEL;
+        let width = (out.n - j0).min(PANEL);
+        // Lanes of C in each half of the panel.
+        let mask = |half: usize| ((1u32 << width.saturating_sub(half * 16).min(16)) - 1) as __mmask16;
+        let masks = [mask(0), mask(1)];
+        for k0 in (0..job.k.max(1)).step_by(job.k_block) {
+            let kb = (job.k - k0).min(job.k_block);
+            let a = match job.a {
+                JobA::Packed(packed) => packed[k0..].as_ptr(),
+                JobA::InPlace(a) => a.data()[k0..].as_ptr(),
+            };
+            let b = job.b.panel(p)[k0 * PANEL..].as_ptr();
+            // SAFETY: C's row 0 holds `n` floats from `ptr`, the start row
+            // `n` floats, and the masks keep to `width` of them from j0;
+            // the panel holds `k` rows of PANEL floats and A `k` floats.
+            unsafe {
+                let c = out.ptr.get().add(j0);
+                let initial = match if k0 > 0 { Start::C } else { out.start } {
+                    Start::Zero => None,
+                    Start::C => Some(c.cast_const()),
+                    Start::Row(row) => Some(row.get().add(j0).cast_const()),
+                };
+                let mut acc = [_mm512_setzero_ps(); 2];
+                if let Some(src) = initial {
+                    acc = [0, 1].map(|h| _mm512_maskz_loadu_ps(masks[h], src.add(16 * h)));
+                }
+                let sums = if width <= PANEL / 2 {
+                    row_steps::<PREFETCH, true>(a, b, kb, acc)
+                } else {
+                    row_steps::<PREFETCH, false>(a, b, kb, acc)
+                };
+                for h in 0..2 {
+                    _mm512_mask_storeu_ps(c.add(16 * h), masks[h], sums[h]);
+                }
+            }
+        }
+    }
+}
+
+/// `kb` steps of one row of `A` from `a` over a panel's rows from `b`,
+/// added to `acc` (the two halves of the panel) in two chains by turns,
+/// which are then summed, as the 1-row micro-kernel does; `NARROW`: the
+/// first half only.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn row_steps<const PREFETCH: bool, const NARROW: bool>(
+    a: *const f32,
+    b: *const f32,
+    kb: usize,
+    acc: [std::arch::x86_64::__m512; 2],
+) -> [std::arch::x86_64::__m512; 2] {
+    use std::arch::x86_64::*;
+    // SAFETY: the caller guarantees `kb` values of A and `kb` panel rows.
+    unsafe {
+        let mut chains = [acc, [_mm512_setzero_ps(); 2]];
+        let (mut ap, mut bp) = (a, b);
+        macro_rules! step {
+            ($chain:expr) => {
+                if PREFETCH {
+                    _mm_prefetch::<_MM_HINT_T0>(bp.wrapping_add(PREFETCH_AHEAD) as *const i8);
+                    if !NARROW {
+                        _mm_prefetch::<_MM_HINT_T0>(bp.wrapping_add(PREFETCH_AHEAD + 16) as *const i8);
+                    }
+                }
+                let x = _mm512_set1_ps(*ap);
+                $chain[0] = _mm512_fmadd_ps(x, _mm512_loadu_ps(bp), $chain[0]);
+                if !NARROW {
+                    $chain[1] = _mm512_fmadd_ps(x, _mm512_loadu_ps(bp.add(16)), $chain[1]);
+                }
+                bp = bp.add(PANEL);
+                ap = ap.add(1);
+            };
+        }
+        for _ in 0..kb / 2 {
+            step!(chains[0]);
+            step!(chains[1]);
+        }
+        for _ in 0..kb % 2 {
+            step!(chains[0]);
+        }
+        [0, 1].map(|h| _mm512_add_ps(chains[0][h], chains[1][h]))
     }
 }

@@ -12,7 +12,7 @@ use super::blocking::{
 use super::micro::micro_kernel;
 use super::output::{PanelOut, Start};
 use super::pack_a::{RowBlocks, row_blocks};
-use super::panel::{HALF, PackedMatrix, PanelSlice};
+use super::panel::{HALF, PackedMatrix, PanelLayout, PanelSlice};
 use super::tile::{Tile, TileA};
 use crate::kernels::matrix::MatRef;
 use crate::kernels::simd::{FLOATS_PER_LINE, SimdLevel, prefetch_l2};
@@ -382,6 +382,12 @@ impl Job<'_> {
         }
     }
 
+    /// Whether the product is one row of `A` on AVX-512 with contiguous
+    /// columns of `C`, which runs as one [`super::avx512::row_product`].
+    fn is_avx512_row(&self) -> bool {
+        self.level == SimdLevel::Avx512 && self.row_blocks.rows == 1 && self.out.csc == 1 && self.b.layout == PanelLayout::Rows
+    }
+
     /// Whether the large-`A` orders below apply ([`a_leaves_l2`]).
     fn large_a(&self) -> bool {
         a_leaves_l2(self.level, self.row_blocks.rows, self.k, self.passes, self.row_blocks.count)
@@ -396,6 +402,19 @@ impl Job<'_> {
     /// One task: the panels in `range`, all rows of `A`, in `order` (in
     /// the large-`A` orders, their chunks in `order`).
     pub(super) fn run_panels(&self, range: std::ops::Range<usize>, order: PanelOrder) {
+        #[cfg(target_arch = "x86_64")]
+        if self.is_avx512_row() {
+            // SAFETY: B was packed for AVX-512, which the CPU has; one row
+            // of A, whole-row panels and contiguous columns of C (checked).
+            unsafe {
+                if self.prefetch_b {
+                    super::avx512::row_product::<true>(self, range, order)
+                } else {
+                    super::avx512::row_product::<false>(self, range, order)
+                }
+            }
+            return;
+        }
         // At least one K block, even for k = 0 (so C is still written).
         let k_starts = (0..self.k.max(1)).step_by(self.k_block);
         if self.large_a() {
