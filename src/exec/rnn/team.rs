@@ -40,10 +40,22 @@ const PARALLEL_RECURRENCE_MIN_MACS: usize = 1 << 16;
 /// small too, the whole forward runs on one thread.
 const PARALLEL_PROJECTION_MIN_MACS: usize = 1 << 22;
 
+/// Multiply-adds per recurrent step of every direction of a layer below
+/// which, with one worker per direction, direction i is worker i's alone:
+/// its steps then wait for nobody, where splitting each step would cost a
+/// wait per step for a product of a few microseconds. (With more workers
+/// than directions, larger steps are split, to keep every worker busy.)
+const OWNED_DIRECTION_MAX_MACS: usize = 1 << 22;
+
+/// Multiply-adds of one recurrent step of `d`.
+fn step_macs(d: &ExecDir, batch: usize) -> usize {
+    batch * d.hidden * d.cell.recurrent_gates() * d.hidden
+}
+
 /// Whether one worker does each of `d`'s steps (see
 /// [`PARALLEL_RECURRENCE_MIN_MACS`]).
 fn small_step(d: &ExecDir, batch: usize) -> bool {
-    batch * d.hidden * d.cell.recurrent_gates() * d.hidden < PARALLEL_RECURRENCE_MIN_MACS
+    step_macs(d, batch) < PARALLEL_RECURRENCE_MIN_MACS
 }
 
 /// Chunks each worker's share of a recurrent step is cut into, so the
@@ -249,12 +261,14 @@ pub(super) fn forward(layers: &[ExecLayer], x: &[f32], b: &mut Buffers, seq: usi
             // directions of a layer share no state, so neither holds the
             // other up (where one worker does each, they run side by side).
             let blocks = |d: &ExecDir| d.layout.expect("team directions have a layout").blocks();
-            // Where every step is small and each direction can have a
-            // worker of its own, direction i is worker i's alone: claiming
-            // the other's steps too would make each worker wait, every
-            // step, for the other direction's last one.
+            // Where each direction can have a worker of its own and every
+            // step is small (or, with a worker per direction, not large:
+            // [`OWNED_DIRECTION_MAX_MACS`]), direction i is worker i's
+            // alone: claiming the other's steps too would make each worker
+            // wait, every step, for the other direction's last one.
             let n = layer.dirs.len();
-            let own_directions = n > 1 && workers >= n && layer.dirs.iter().all(|d| small_step(d, batch));
+            let owned = |d: &ExecDir| small_step(d, batch) || (workers == n && step_macs(d, batch) < OWNED_DIRECTION_MAX_MACS);
+            let own_directions = n > 1 && workers >= n && layer.dirs.iter().all(owned);
             // One worker runs the directions one after the other, each
             // keeping its recurrent weights in cache for all its steps.
             let passes = if workers == 1 { n } else { 1 };
@@ -284,6 +298,7 @@ pub(super) fn forward(layers: &[ExecLayer], x: &[f32], b: &mut Buffers, seq: usi
                             scratch: shared.scratch[i],
                             scratch_len: scratch_len[i],
                             cell: shared.cell[i],
+                            alone: own_directions || small_step(d, batch),
                         };
                         step.run(
                             team,
@@ -479,6 +494,8 @@ struct Step<'a> {
     scratch: SendPtr,
     scratch_len: usize,
     cell: SendPtr,
+    /// Whether one worker does the whole step.
+    alone: bool,
 }
 
 impl Step<'_> {
@@ -500,8 +517,9 @@ impl Step<'_> {
         let (batch, rows) = (self.batch, self.seq * self.batch);
         let blocks = layout.blocks();
         let width = self.y_stride;
-        // A small step is one share, claimed whole by whoever comes first.
-        let claims = if small_step(d, batch) { &claims[..1] } else { claims };
+        // A step one worker does alone is one share, claimed whole by
+        // whoever comes first.
+        let claims = if self.alone { &claims[..1] } else { claims };
         let workers = claims.len();
         // Chunks that cut each share evenly (12 + 11 of a 23-block share,
         // not 11 + 11 + 1).
