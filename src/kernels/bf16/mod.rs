@@ -104,7 +104,6 @@ pub unsafe fn bf16_gemm_claimed(
 /// # Safety
 /// As [`bf16_gemm_claimed`]; a [`Start::Row`] must point at `c.cols`
 /// floats that stay unchanged meanwhile.
-#[allow(dead_code, reason = "the LSTM executor's team forward calls it (integration pending)")]
 pub(crate) unsafe fn bf16_gemm_claimed_from(
     a: MatRef,
     b: &Bf16PackedMatrix,
@@ -178,7 +177,6 @@ pub unsafe fn round_a_part(b: &Bf16PackedMatrix, a: MatRef, dst: SharedParts<u16
 ///
 /// # Safety
 /// As [`bf16_gemm_claimed_from`].
-#[allow(dead_code, reason = "the LSTM executor's team forward calls it (integration pending)")]
 pub(crate) unsafe fn bf16_gemm_claimed_prepacked(
     rounded: &[u16],
     m: usize,

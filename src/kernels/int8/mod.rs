@@ -114,7 +114,6 @@ pub unsafe fn int8_gemm_claimed(
 /// # Safety
 /// As [`int8_gemm_claimed`]; a [`Start::Row`] must point at `c.cols`
 /// floats that stay unchanged meanwhile.
-#[allow(dead_code, reason = "the LSTM executor's team forward calls it (integration pending)")]
 pub(crate) unsafe fn int8_gemm_claimed_from(
     a: MatRef,
     b: &Int8PackedMatrix,
@@ -191,7 +190,6 @@ pub unsafe fn quantize_a_part(b: &Int8PackedMatrix, a: MatRef, quant: AQuant, ds
 ///
 /// # Safety
 /// As [`int8_gemm_claimed_from`].
-#[allow(dead_code, reason = "the LSTM executor's team forward calls it (integration pending)")]
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn int8_gemm_claimed_prepacked(
     quantized: &[u8],

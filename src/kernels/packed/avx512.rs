@@ -1,4 +1,5 @@
-//! The AVX-512 micro-kernels: up to 12 rows by a whole 32-column panel.
+//! The AVX-512 micro-kernels (up to 12 rows by a whole 32-column panel),
+//! and a product of one row over many panels in one call ([`row_product`]).
 
 use super::PANEL;
 use super::blocking::PREFETCH_AHEAD;

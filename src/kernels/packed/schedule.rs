@@ -384,6 +384,7 @@ impl Job<'_> {
 
     /// Whether the product is one row of `A` on AVX-512 with contiguous
     /// columns of `C`, which runs as one [`super::avx512::row_product`].
+    #[cfg(target_arch = "x86_64")]
     fn is_avx512_row(&self) -> bool {
         self.level == SimdLevel::Avx512 && self.row_blocks.rows == 1 && self.out.csc == 1 && self.b.layout == PanelLayout::Rows
     }
