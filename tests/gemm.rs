@@ -296,6 +296,26 @@ fn one_row_products_cover_narrow_panels_k_blocks_and_streamed_b() {
     }
 }
 
+/// Last panels no wider than half a panel (whose zero half the AVX-512
+/// kernels neither read nor compute) and just wider, read and written
+/// through lane masks, on row blocks of 2 to 13 rows, `A` in place or
+/// packed, `C` contiguous, padded or strided (copied, not masked).
+#[test]
+fn partial_panels_on_every_row_block() {
+    let packed = |a: MatRef, b: MatRef, c: &mut MatMut, acc: bool| packed_gemm(a, &PackedMatrix::pack(b), c, acc);
+    for m in [2usize, 5, 12, 13] {
+        for n in [8usize, 16, 17, 48, 49] {
+            for k in [1usize, 131] {
+                for lc in [Layout::RowMajor, Layout::PaddedRows, Layout::Strided] {
+                    for (la, acc) in [(Layout::RowMajor, true), (Layout::ColMajor, false)] {
+                        check("partial panel", m, k, n, la, Layout::ColMajor, lc, acc, &packed);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// `C = bias + A·B` starting the accumulators from the bias gives exactly
 /// the bits of filling `C` with the bias and accumulating (the same sums in
 /// the same order), on partial panels, 1 row, k = 0, the large-A orders and
@@ -307,6 +327,7 @@ fn packed_gemm_bias_equals_filling_c_with_the_bias() {
             let shapes = [
                 (1usize, 7usize, 33usize),
                 (1, 4100, 49),
+                (7, 19, 16),
                 (5, 0, 31),
                 (6, 13, 32),
                 (13, 37, 97),

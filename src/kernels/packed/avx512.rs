@@ -46,32 +46,81 @@ impl MicroKernels for Avx512 {
 /// step loads one panel row (two vectors) and broadcasts `MR` elements of
 /// `A`, packed or read in place. With `CHAINS > 1`, consecutive steps go to
 /// independent accumulator sets (summed at the end). With `PREFETCH`, each
-/// step prefetches the panel row [`PREFETCH_AHEAD`] ahead.
+/// step prefetches the panel row [`PREFETCH_AHEAD`] ahead. A tile no wider
+/// than 16 columns computes (and reads) the first half of the panel only.
 ///
 /// # Safety
 /// AVX-512F must be present, and the tile must lie inside `A`, the panel and `C`.
 #[target_feature(enable = "avx512f")]
 unsafe fn micro_avx512<const MR: usize, const CHAINS: usize, const PREFETCH: bool>(t: &Tile) {
+    let narrow = t.width <= PANEL / 2;
     // SAFETY: forwarded from the caller.
     unsafe {
-        match t.a {
-            TileA::Packed(a) => {
-                debug_assert_eq!(a.len(), t.kb * MR);
-                steps::<MR, CHAINS, PREFETCH, false>(t, a.as_ptr(), 1)
-            }
-            TileA::InPlace { first, row_stride } => steps::<MR, CHAINS, PREFETCH, true>(t, first, row_stride),
+        match (t.a, narrow) {
+            (TileA::Packed(a), false) => steps::<MR, CHAINS, PREFETCH, false, false>(t, a.as_ptr(), 1),
+            (TileA::Packed(a), true) => steps::<MR, CHAINS, PREFETCH, false, true>(t, a.as_ptr(), 1),
+            (TileA::InPlace { first, row_stride }, false) => steps::<MR, CHAINS, PREFETCH, true, false>(t, first, row_stride),
+            (TileA::InPlace { first, row_stride }, true) => steps::<MR, CHAINS, PREFETCH, true, true>(t, first, row_stride),
+        }
+    }
+}
+
+/// The lanes of `width` columns in each half of a panel.
+fn half_masks(width: usize) -> [u16; 2] {
+    [0, 1].map(|half| ((1u32 << width.saturating_sub(half * 16).min(16)) - 1) as u16)
+}
+
+/// A panel-wide row of `C` (or a start row) from `src`: its first `width`
+/// values, zeros past them.
+///
+/// # Safety
+/// AVX-512F; `src` points at `width` readable floats (all 32 for a whole panel).
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn load_row(src: *const f32, width: usize) -> [std::arch::x86_64::__m512; 2] {
+    use std::arch::x86_64::*;
+    // SAFETY: forwarded from the caller; masked lanes are not read.
+    unsafe {
+        if width == PANEL {
+            return [_mm512_loadu_ps(src), _mm512_loadu_ps(src.add(16))];
+        }
+        let m = half_masks(width);
+        [0, 1].map(|h| _mm512_maskz_loadu_ps(m[h], src.add(16 * h)))
+    }
+}
+
+/// Writes the first `width` values of a panel-wide row to `dst`: a whole
+/// panel by plain moves (a masked store does not forward to the loads of
+/// the cell update that reads it next), a partial one through lane masks.
+///
+/// # Safety
+/// AVX-512F; `dst` points at `width` writable floats (all 32 for a whole panel).
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn store_row(dst: *mut f32, width: usize, v: [std::arch::x86_64::__m512; 2]) {
+    use std::arch::x86_64::*;
+    // SAFETY: forwarded from the caller; masked lanes are not written.
+    unsafe {
+        if width == PANEL {
+            _mm512_storeu_ps(dst, v[0]);
+            _mm512_storeu_ps(dst.add(16), v[1]);
+        } else {
+            let m = half_masks(width);
+            _mm512_mask_storeu_ps(dst, m[0], v[0]);
+            _mm512_mask_storeu_ps(dst.add(16), m[1], v[1]);
         }
     }
 }
 
 /// The body of [`micro_avx512`] for `A` packed (`[kb][MR]` from `a`) or,
-/// with `IN_PLACE`, read in place (row `r`'s steps from `a + r · row_stride`).
+/// with `IN_PLACE`, read in place (row `r`'s steps from `a + r · row_stride`);
+/// `NARROW`: the first 16 columns only.
 ///
 /// # Safety
 /// As [`micro_avx512`].
 #[target_feature(enable = "avx512f")]
 #[inline]
-unsafe fn steps<const MR: usize, const CHAINS: usize, const PREFETCH: bool, const IN_PLACE: bool>(
+unsafe fn steps<const MR: usize, const CHAINS: usize, const PREFETCH: bool, const IN_PLACE: bool, const NARROW: bool>(
     t: &Tile,
     a: *const f32,
     row_stride: usize,
@@ -84,10 +133,17 @@ unsafe fn steps<const MR: usize, const CHAINS: usize, const PREFETCH: bool, cons
         // one chain, blocks of 2+ rows) a step whose A element is zero, an
         // ISS-removed unit, leaves every sum bit for bit unchanged: the
         // compacted model's outputs equal the full model's exactly.
+        // Where C's columns are contiguous, its tile (the partial last
+        // panel's too) is read and written in place; otherwise copied.
+        let in_place = t.out.csc == 1;
         let mut acc = [[[_mm512_setzero_ps(); 2]; MR]; CHAINS];
         let mut buf = [0.0f32; PANEL];
         for (r, acc_r) in acc[0].iter_mut().enumerate() {
-            if let Some(src) = t.initial_row(r, &mut buf) {
+            if in_place {
+                if let Some(src) = t.start_in_place(r) {
+                    *acc_r = load_row(src, t.width);
+                }
+            } else if let Some(src) = t.initial_row(r, &mut buf) {
                 *acc_r = [_mm512_loadu_ps(src), _mm512_loadu_ps(src.add(16))];
             }
         }
@@ -102,14 +158,18 @@ unsafe fn steps<const MR: usize, const CHAINS: usize, const PREFETCH: bool, cons
                 // memory-bound small-batch case overlaps loads with FMAs.
                 if PREFETCH {
                     _mm_prefetch::<_MM_HINT_T0>(bp.wrapping_add(PREFETCH_AHEAD) as *const i8);
-                    _mm_prefetch::<_MM_HINT_T0>(bp.wrapping_add(PREFETCH_AHEAD + 16) as *const i8);
+                    if !NARROW {
+                        _mm_prefetch::<_MM_HINT_T0>(bp.wrapping_add(PREFETCH_AHEAD + 16) as *const i8);
+                    }
                 }
                 let b0 = _mm512_loadu_ps(bp);
-                let b1 = _mm512_loadu_ps(bp.add(16));
+                let b1 = if NARROW { b0 } else { _mm512_loadu_ps(bp.add(16)) };
                 for (r, acc_r) in $chain.iter_mut().enumerate() {
                     let x = _mm512_set1_ps(if IN_PLACE { *ap.add(r * row_stride) } else { *ap.add(r) });
                     acc_r[0] = _mm512_fmadd_ps(x, b0, acc_r[0]);
-                    acc_r[1] = _mm512_fmadd_ps(x, b1, acc_r[1]);
+                    if !NARROW {
+                        acc_r[1] = _mm512_fmadd_ps(x, b1, acc_r[1]);
+                    }
                 }
                 bp = bp.add(PANEL);
                 ap = ap.add(if IN_PLACE { 1 } else { MR });
@@ -132,10 +192,8 @@ unsafe fn steps<const MR: usize, const CHAINS: usize, const PREFETCH: bool, cons
             }
         }
         for (r, acc_r) in first.iter().enumerate() {
-            if t.c_is_contiguous() {
-                let c = t.c_row(r);
-                _mm512_storeu_ps(c, acc_r[0]);
-                _mm512_storeu_ps(c.add(16), acc_r[1]);
+            if in_place {
+                store_row(t.c_row(r), t.width, *acc_r);
             } else {
                 _mm512_storeu_ps(buf.as_mut_ptr(), acc_r[0]);
                 _mm512_storeu_ps(buf.as_mut_ptr().add(16), acc_r[1]);
@@ -148,9 +206,9 @@ unsafe fn steps<const MR: usize, const CHAINS: usize, const PREFETCH: bool, cons
 /// A product of one row of `A` (a recurrent step at batch 1) over the
 /// panels `range`, run in `order`, K block by K block: the same sums, in
 /// the same order, as the 1-row micro-kernel called panel by panel, but
-/// in one call (no tile per panel), with `C`'s partial last panel masked
-/// rather than copied, and only the first 16 columns of each row read in
-/// a panel no wider than that (its zero half never leaves L2).
+/// in one call (no tile per panel). Like that kernel, it reads `C`'s
+/// partial last panel through lane masks, and only the first 16 columns
+/// of a panel no wider than that (whose zero half never leaves L2).
 ///
 /// # Safety
 /// The CPU has AVX-512F; `job` has one row of `A`, whole-row panels
@@ -164,9 +222,6 @@ pub(super) unsafe fn row_product<const PREFETCH: bool>(job: &Job, range: std::op
     for p in order.chunks(range, 1).map(|panel| panel.start) {
         let j0 = p * PANEL;
         let width = (out.n - j0).min(PANEL);
-        // Lanes of C in each half of the panel.
-        let mask = |half: usize| ((1u32 << width.saturating_sub(half * 16).min(16)) - 1) as __mmask16;
-        let masks = [mask(0), mask(1)];
         for k0 in (0..job.k.max(1)).step_by(job.k_block) {
             let kb = (job.k - k0).min(job.k_block);
             let a = match job.a {
@@ -184,18 +239,13 @@ pub(super) unsafe fn row_product<const PREFETCH: bool>(job: &Job, range: std::op
                     Start::C => Some(c.cast_const()),
                     Start::Row(row) => Some(row.get().add(j0).cast_const()),
                 };
-                let mut acc = [_mm512_setzero_ps(); 2];
-                if let Some(src) = initial {
-                    acc = [0, 1].map(|h| _mm512_maskz_loadu_ps(masks[h], src.add(16 * h)));
-                }
+                let acc = initial.map_or([_mm512_setzero_ps(); 2], |src| load_row(src, width));
                 let sums = if width <= PANEL / 2 {
                     row_steps::<PREFETCH, true>(a, b, kb, acc)
                 } else {
                     row_steps::<PREFETCH, false>(a, b, kb, acc)
                 };
-                for h in 0..2 {
-                    _mm512_mask_storeu_ps(c.add(16 * h), masks[h], sums[h]);
-                }
+                store_row(c, width, sums);
             }
         }
     }

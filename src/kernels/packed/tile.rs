@@ -95,6 +95,17 @@ impl Tile<'_> {
             }
         }
     }
+    /// Where tile row `r`'s accumulators start from, read in place (`None`
+    /// for zeros): column `j0` of C's row or of the start row, for a kernel
+    /// that masks the columns past `width` itself.
+    pub(super) fn start_in_place(&self, r: usize) -> Option<*const f32> {
+        match self.start {
+            Start::Zero => None,
+            Start::C => Some(self.c_row(r).cast_const()),
+            // SAFETY: the start row holds `out.n` floats and j0 + width <= n.
+            Start::Row(row) => Some(unsafe { row.get().add(self.j0).cast_const() }),
+        }
+    }
     /// Writes `buf[..width]` to C's tile row `r`.
     pub(super) fn store_c_row(&self, r: usize, buf: &[f32; PANEL]) {
         self.store_c_cols(r, buf, 0..self.width);
