@@ -54,6 +54,9 @@ impl MicroKernels for Avx512 {
 #[target_feature(enable = "avx512f")]
 unsafe fn micro_avx512<const MR: usize, const CHAINS: usize, const PREFETCH: bool>(t: &Tile) {
     let narrow = t.width <= PANEL / 2;
+    if let TileA::Packed(a) = t.a {
+        debug_assert_eq!(a.len(), t.kb * MR);
+    }
     // SAFETY: forwarded from the caller.
     unsafe {
         match (t.a, narrow) {
@@ -61,6 +64,22 @@ unsafe fn micro_avx512<const MR: usize, const CHAINS: usize, const PREFETCH: boo
             (TileA::Packed(a), true) => steps::<MR, CHAINS, PREFETCH, false, true>(t, a.as_ptr(), 1),
             (TileA::InPlace { first, row_stride }, false) => steps::<MR, CHAINS, PREFETCH, true, false>(t, first, row_stride),
             (TileA::InPlace { first, row_stride }, true) => steps::<MR, CHAINS, PREFETCH, true, true>(t, first, row_stride),
+        }
+    }
+}
+
+/// Fetches the panel row [`PREFETCH_AHEAD`] floats past `bp` into L1
+/// (`NARROW`: its first half). The panel is one contiguous stream: where
+/// it comes from memory, this overlaps the memory-bound small-batch
+/// products' loads with their FMAs.
+#[inline(always)]
+fn prefetch_ahead<const NARROW: bool>(bp: *const f32) {
+    use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+    // SAFETY: a prefetch of any address is harmless.
+    unsafe {
+        _mm_prefetch::<_MM_HINT_T0>(bp.wrapping_add(PREFETCH_AHEAD) as *const i8);
+        if !NARROW {
+            _mm_prefetch::<_MM_HINT_T0>(bp.wrapping_add(PREFETCH_AHEAD + 16) as *const i8);
         }
     }
 }
@@ -153,14 +172,8 @@ unsafe fn steps<const MR: usize, const CHAINS: usize, const PREFETCH: bool, cons
         // a closure would not inherit this function's target features).
         macro_rules! step {
             ($chain:expr) => {
-                // The panel is one contiguous stream: where it comes
-                // from memory, fetch its row PREFETCH_AHEAD ahead so the
-                // memory-bound small-batch case overlaps loads with FMAs.
                 if PREFETCH {
-                    _mm_prefetch::<_MM_HINT_T0>(bp.wrapping_add(PREFETCH_AHEAD) as *const i8);
-                    if !NARROW {
-                        _mm_prefetch::<_MM_HINT_T0>(bp.wrapping_add(PREFETCH_AHEAD + 16) as *const i8);
-                    }
+                    prefetch_ahead::<NARROW>(bp);
                 }
                 let b0 = _mm512_loadu_ps(bp);
                 let b1 = if NARROW { b0 } else { _mm512_loadu_ps(bp.add(16)) };
@@ -271,10 +284,7 @@ unsafe fn row_steps<const PREFETCH: bool, const NARROW: bool>(
         macro_rules! step {
             ($chain:expr) => {
                 if PREFETCH {
-                    _mm_prefetch::<_MM_HINT_T0>(bp.wrapping_add(PREFETCH_AHEAD) as *const i8);
-                    if !NARROW {
-                        _mm_prefetch::<_MM_HINT_T0>(bp.wrapping_add(PREFETCH_AHEAD + 16) as *const i8);
-                    }
+                    prefetch_ahead::<NARROW>(bp);
                 }
                 let x = _mm512_set1_ps(*ap);
                 $chain[0] = _mm512_fmadd_ps(x, _mm512_loadu_ps(bp), $chain[0]);
