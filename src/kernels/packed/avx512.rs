@@ -247,11 +247,8 @@ pub(super) unsafe fn row_product<const PREFETCH: bool>(job: &Job, range: std::op
             // the panel holds `k` rows of PANEL floats and A `k` floats.
             unsafe {
                 let c = out.ptr.get().add(j0);
-                let initial = match if k0 > 0 { Start::C } else { out.start } {
-                    Start::Zero => None,
-                    Start::C => Some(c.cast_const()),
-                    Start::Row(row) => Some(row.get().add(j0).cast_const()),
-                };
+                let start = if k0 > 0 { Start::C } else { out.start };
+                let initial = start.in_place(c.cast_const(), j0);
                 let acc = initial.map_or([_mm512_setzero_ps(); 2], |src| load_row(src, width));
                 let sums = if width <= PANEL / 2 {
                     row_steps::<PREFETCH, true>(a, b, kb, acc)

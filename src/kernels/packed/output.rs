@@ -124,4 +124,18 @@ impl Start {
     pub(crate) fn bias(bias: &[f32]) -> Start {
         Start::Row(SendPtr(bias.as_ptr().cast_mut()))
     }
+    /// Where a row of accumulators from column `j0` starts, read in place
+    /// (`None` for zeros): `c`, that row of `C` at `j0`, or column `j0` of
+    /// the start row.
+    ///
+    /// # Safety
+    /// `j0` lies inside the start row.
+    pub(super) unsafe fn in_place(self, c: *const f32, j0: usize) -> Option<*const f32> {
+        match self {
+            Start::Zero => None,
+            Start::C => Some(c),
+            // SAFETY: forwarded from the caller.
+            Start::Row(row) => Some(unsafe { row.get().add(j0).cast_const() }),
+        }
+    }
 }

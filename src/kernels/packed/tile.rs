@@ -99,12 +99,8 @@ impl Tile<'_> {
     /// for zeros): column `j0` of C's row or of the start row, for a kernel
     /// that masks the columns past `width` itself.
     pub(super) fn start_in_place(&self, r: usize) -> Option<*const f32> {
-        match self.start {
-            Start::Zero => None,
-            Start::C => Some(self.c_row(r).cast_const()),
-            // SAFETY: the start row holds `out.n` floats and j0 + width <= n.
-            Start::Row(row) => Some(unsafe { row.get().add(self.j0).cast_const() }),
-        }
+        // SAFETY: the start row holds `out.n` floats and j0 + width <= n.
+        unsafe { self.start.in_place(self.c_row(r).cast_const(), self.j0) }
     }
     /// Writes `buf[..width]` to C's tile row `r`.
     pub(super) fn store_c_row(&self, r: usize, buf: &[f32; PANEL]) {
