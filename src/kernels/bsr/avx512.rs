@@ -73,23 +73,16 @@ fn pairsum_i32(a: __m512, b: __m512) -> __m512 {
     _mm512_castsi512_ps(_mm512_add_epi32(_mm512_castps_si512(lo), _mm512_castps_si512(hi)))
 }
 
-/// Defines the zmm block and entry kernels of one arithmetic.
+/// Defines the zmm block and entry kernels of one arithmetic: both
+/// templates take the same zmm operations.
 macro_rules! zmm_kernels {
     ($block:ident, $entries:ident, $features:literal, $dot:ident, $pairsum:ident) => {
-        block_kernel!(
-            $block,
-            __m512,
-            16,
-            $features,
-            _mm512_setzero_ps,
-            _mm512_loadu_ps,
-            $dot,
-            _mm512_storeu_ps,
-            bcast,
-            $pairsum
-        );
-        entry_kernel!(
-            $entries,
+        zmm_kernels!(@one block_kernel, $block, $features, $dot, $pairsum);
+        zmm_kernels!(@one entry_kernel, $entries, $features, $dot, $pairsum);
+    };
+    (@one $template:ident, $name:ident, $features:literal, $dot:ident, $pairsum:ident) => {
+        $template!(
+            $name,
             __m512,
             16,
             $features,

@@ -18,7 +18,8 @@
 //! place, or for narrow blocks and the entry kernel packed a chunk at a
 //! time ([`pack`]); a large batch goes in chunks whose inputs stay in L2
 //! while every block row of a task passes over them ([`run`]). Block rows
-//! are split over rayon workers in ranges of equal block count. Matrices of 1 x c strips keep a CSR copy for batches above
+//! are split over rayon workers in ranges of equal block count. Matrices
+//! of 1 x c strips keep a CSR copy for batches above
 //! [`STRIPS_AS_CSR_ABOVE`].
 //!
 //! The SIMD level and the layout are resolved once, when the matrix is
